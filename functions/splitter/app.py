@@ -1,0 +1,65 @@
+"""Splitter function: the run-level steps Plan, Split and Summarize.
+
+The state machine names the action in each Task's Parameters; the start input
+only ever arrives nested under ``input``, so it cannot pick the action.
+"""
+
+import os
+from typing import Any, Literal
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+from s3split.config import Deployment
+from s3split.coordinator import plan, split_step, summarize
+from s3split.runinput import parse_event
+from s3split.runspec import RunSpec
+from s3split.storage import Storage
+
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3split"))
+tracer = Tracer()
+storage = Storage()
+deployment = Deployment.from_env()
+# Stop splitting this long before the invocation's end; the state machine calls again.
+SAFETY_MS = int(os.environ.get("S3SPLIT_SPLIT_SAFETY_MS", "60000"))
+
+
+class SplitterEvent(BaseModel):
+    action: Literal["plan", "split", "summarize"]
+    execution: str
+    input: Any = None
+    run: dict[str, Any] | None = None
+    token: dict[str, Any] | None = None
+    lanes: list[dict[str, Any]] = []
+    generation: int = 0
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(correlation_id_path="execution")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request = parse_event(event, SplitterEvent)
+    if request.action == "plan":
+        planned = plan(request.input, deployment, storage)
+        metrics.add_metric("RunsPlanned", MetricUnit.Count, len(planned.get("sources", [1])))
+        logger.info("planned", extra={"mode": planned["mode"]})
+        return planned
+    spec = RunSpec.from_dict(request.run or {})
+    if request.action == "split":
+        result = split_step(spec, request.token, deployment, storage,
+                            lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
+        if result["done"]:
+            metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
+            metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
+        logger.info("split step", extra={"done": result["done"], "source": spec.source})
+        return result
+    summary = summarize(spec, request.lanes, request.generation, deployment, storage)
+    if summary["more"]:
+        metrics.add_metric("ContinuedAsNew", MetricUnit.Count, 1)
+    else:
+        metrics.add_metric("FailedChunks", MetricUnit.Count, summary["chunks_failed"])
+    logger.info("summarized", extra=summary)
+    return summary

@@ -1,0 +1,61 @@
+"""Worker function: process one chunk with the deployment's processor, or record its failure."""
+
+import os
+from typing import Any, Literal
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
+
+from s3split.config import Deployment
+from s3split.iterator import failure_cost, worker_cost
+from s3split.manifest import Manifest
+from s3split.processors import ProcessorConfig, get_processor
+from s3split.runinput import parse_event
+from s3split.runspec import RunSpec
+from s3split.storage import Storage
+from s3split.worker import load_manifest, process_chunk, record_failure
+
+logger = Logger()
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3split"))
+tracer = Tracer()
+storage = Storage()
+deployment = Deployment.from_env()
+processor_config = ProcessorConfig.from_env()
+dynamodb = boto3.client("dynamodb") if processor_config.dynamodb_table else None
+manifests: dict[str, Manifest] = {}  # a warm environment reads each run's manifest once
+
+
+class WorkerEvent(BaseModel):
+    action: Literal["process", "record_failure"]
+    execution: str
+    run: dict[str, Any]
+    index: int = Field(ge=0)
+    retries: int = 0
+    error: dict[str, str] = {}
+
+
+@metrics.log_metrics(raise_on_empty_metrics=False)
+@logger.inject_lambda_context(correlation_id_path="execution")
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
+    """Returns the history events this step used, for the lane's event budget."""
+    request = parse_event(event, WorkerEvent)
+    spec = RunSpec.from_dict(request.run)
+    manifest = load_manifest(spec, storage, manifests)
+    logger.append_keys(chunk=request.index, run=spec.run_id)
+    if request.action == "record_failure":
+        error, cause = request.error.get("Error", "Unknown"), request.error.get("Cause", "")
+        record_failure(spec, request.index, error, cause, storage, manifest)
+        logger.error("chunk failed", extra={"error": error, "cause": cause[:500]})
+        metrics.add_metric("FailedChunks", MetricUnit.Count, 1)
+        return failure_cost()
+    processor = get_processor(spec.processor, processor_config, dynamodb=dynamodb)
+    status = process_chunk(spec, request.index, request.retries + 1, storage, processor,
+                           manifest)
+    metrics.add_metric("ChunksProcessed", MetricUnit.Count, 1)
+    metrics.add_metric("Rows", MetricUnit.Count, status["rows_in"])
+    metrics.add_metric("Bytes", MetricUnit.Bytes, status["bytes"])
+    return worker_cost(request.retries)

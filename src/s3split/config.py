@@ -1,0 +1,57 @@
+"""Deployment configuration: read from the environment only, never from an event."""
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from s3split.errors import InvalidOption
+from s3split.sizes import parse_size
+
+MAX_LANES = 40  # an inline Map's practical concurrency ceiling
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where runs may read and write, and the defaults for a run."""
+
+    work_location: str = "s3split-out"
+    allowed_buckets: frozenset[str] = field(default_factory=frozenset)
+    allow_local: bool = False
+    chunk_size: int = 64 * 1024 * 1024
+    lanes: int = 2
+    wait_seconds: int = 0
+    processor: str = "jsonl"
+    tolerate: str = "0"
+    # History events one execution may spend on lanes before it continues as new (limit 25,000).
+    event_budget: int = 20_000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
+        defaults = cls()
+        buckets = env.get("S3SPLIT_ALLOWED_BUCKETS", "")
+        return cls(
+            work_location=env.get("S3SPLIT_WORK_LOCATION", defaults.work_location),
+            allowed_buckets=frozenset(b.strip() for b in buckets.split(",") if b.strip()),
+            allow_local=env.get("S3SPLIT_ALLOW_LOCAL", "") == "1",
+            chunk_size=parse_size(env.get("S3SPLIT_CHUNK_SIZE", str(defaults.chunk_size))),
+            lanes=int(env.get("S3SPLIT_LANES", defaults.lanes)),
+            wait_seconds=int(env.get("S3SPLIT_WAIT_SECONDS", defaults.wait_seconds)),
+            processor=env.get("S3SPLIT_PROCESSOR", defaults.processor),
+            tolerate=env.get("S3SPLIT_TOLERATE", defaults.tolerate),
+            event_budget=int(env.get("S3SPLIT_EVENT_BUDGET", defaults.event_budget)),
+        )
+
+
+def parse_tolerance(text: str) -> tuple[int | None, float | None]:
+    """``"3"`` -> (3, None): three failed chunks; ``"5%"`` -> (None, 5.0)."""
+    try:
+        if text.endswith("%"):
+            percent = float(text[:-1])
+            if 0 <= percent <= 100:
+                return None, percent
+        elif int(text) >= 0:
+            return int(text), None
+    except ValueError:
+        pass
+    raise InvalidOption(f"invalid tolerance {text!r}: expected a count such as 3 or a "
+                        "percentage such as 5%")

@@ -1,0 +1,87 @@
+"""The run-level steps of the state machine: Plan, Split and Summarize.
+
+Each takes and returns small JSON-able dicts (the state's 256 KiB limit):
+chunk lists, statuses and results stay in storage.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from s3split.config import Deployment
+from s3split.iterator import first_lanes, lane
+from s3split.manifest import Manifest, ResumeToken
+from s3split.report import build_report
+from s3split.runinput import normalize
+from s3split.runspec import RunSpec
+from s3split.splitter import split
+from s3split.storage import Storage, join
+
+
+def plan(event: Any, deployment: Deployment, storage: Storage) -> dict[str, Any]:
+    """Normalize the start input and prepare the run location."""
+    planned = normalize(event, deployment, storage)
+    mode = planned["mode"]
+    if mode == "batch":
+        return planned
+    spec = RunSpec.from_dict(planned["run"])
+    if mode == "continue":
+        return {"mode": mode, "run": planned["run"], "generation": planned["generation"],
+                "split": {"done": True, "lanes": planned["lanes"]}}
+    if mode == "run":
+        _clear_outcomes(spec, storage)
+        storage.write_json(spec.spec, spec.to_dict())
+    storage.delete(spec.report)  # while a run is under way, nothing looks complete
+    return {"mode": mode, "run": planned["run"], "generation": 0,
+            "split": {"done": False, "token": None}}
+
+
+def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
+    for folder in ("status", "results"):
+        directory = join(spec.location, folder)
+        for name in storage.list(directory):
+            storage.delete(join(directory, name))
+
+
+def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployment,
+               storage: Storage, should_stop: Callable[[], bool]) -> dict[str, Any]:
+    """Split (or continue splitting) until done or until ``should_stop``."""
+    manifest = reusable_manifest(spec, storage) if token is None else None
+    if manifest is None:
+        resume = ResumeToken.from_dict(token) if token else None
+        result = split(spec.source, spec.chunks, spec.split_settings, storage,
+                       resume=resume, should_stop=should_stop)
+        if result.token is not None:
+            return {"done": False, "token": result.token.to_dict()}
+        manifest = result.manifest
+        assert manifest is not None
+    return {"done": True, "count": manifest.count, "rows": manifest.rows,
+            "manifest": spec.manifest,
+            "lanes": first_lanes(manifest.count, spec.lanes, deployment.event_budget)}
+
+
+def reusable_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
+    """An existing manifest of the same source version and settings, if there is one."""
+    if not storage.exists(spec.manifest):
+        return None
+    manifest = Manifest.from_dict(storage.read_json(spec.manifest))
+    info = storage.stat(spec.source)
+    same_source = (manifest.source.etag, manifest.source.size) == (info.etag, info.size)
+    return manifest if same_source and manifest.settings == spec.split_settings else None
+
+
+def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int,
+              deployment: Deployment, storage: Storage) -> dict[str, Any]:
+    """Continue as new while lanes have chunks left; else write the report."""
+    unfinished = [state for state in lanes if state["more"]]
+    if unfinished:
+        budget = deployment.event_budget // len(unfinished)
+        return {"more": True, "generation": generation + 1,
+                "lanes": [lane(s["index"] - s["step"], s["step"], s["count"], budget)
+                          for s in unfinished]}
+    manifest = Manifest.from_dict(storage.read_json(spec.manifest))
+    report = build_report(spec, manifest, storage)
+    storage.write_json(spec.report, report)
+    message = (f"{report['chunks_failed']} of {report['chunks']} chunks failed "
+               f"(tolerated: {spec.tolerate}); see {spec.report}")
+    return {"more": False, "succeeded": report["succeeded"], "report": spec.report,
+            "chunks_failed": report["chunks_failed"], "message": message}

@@ -1,0 +1,186 @@
+"""The pipeline on one machine: the real ASL file on moto's interpreter, the real handlers
+in worker processes, storage on local files (or S3 at ``AWS_ENDPOINT_URL``)."""
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+
+from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+REPO = Path(__file__).resolve().parents[3]
+ASL_PATH = REPO / "statemachine" / "pipeline.asl.json"
+REGION, ACCOUNT = "us-east-1", "123456789012"
+FUNCTIONS = {
+    "s3split-splitter": ("SplitterFunctionArn", "functions.splitter.app:lambda_handler", 900),
+    "s3split-iterator": ("IteratorFunctionArn", "functions.iterator.app:lambda_handler", 30),
+    "s3split-worker": ("WorkerFunctionArn", "functions.worker.app:lambda_handler", 900),
+}
+_CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+_PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text))
+
+
+def render_definition(substitutions: Mapping[str, str], text: str | None = None) -> str:
+    """Fill ``${Name}`` placeholders as SAM's DefinitionSubstitutions would; all must be given."""
+    text = ASL_PATH.read_text() if text is None else text
+    missing = placeholders(text) - set(substitutions)
+    if missing:
+        raise KeyError(f"no substitution for {sorted(missing)} in {ASL_PATH.name}")
+    return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+@dataclass
+class Outcome:
+    """How a run's chain of executions (one per continue-as-new) ended."""
+
+    status: str
+    executions: list[str] = field(default_factory=list)
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+
+class LocalEngine:
+    """Create the state machine once, then start and follow runs."""
+
+    def __init__(self, sfn: "SFNClient", state_machine_arn: str,
+                 dispatcher: ProcessDispatcher) -> None:
+        self.sfn = sfn
+        self.state_machine_arn = state_machine_arn
+        self.dispatcher = dispatcher
+
+    @property
+    def busy(self) -> int:
+        """Handler invocations running right now."""
+        return self.dispatcher.busy
+
+    def start(self, run_input: dict[str, Any]) -> str:
+        started = self.sfn.start_execution(stateMachineArn=self.state_machine_arn,
+                                           input=json.dumps(run_input))
+        return started["executionArn"]
+
+    def wait(self, execution_arn: str, timeout_s: float = 24 * 3600,
+             on_poll: Callable[[], None] = lambda: None, poll_s: float = 0.2) -> Outcome:
+        """Follow ``execution_arn`` and the executions it continues as, until the last ends."""
+        deadline = time.monotonic() + timeout_s
+        outcome = Outcome("RUNNING", [execution_arn])
+        while time.monotonic() < deadline:
+            described = self.sfn.describe_execution(executionArn=outcome.executions[-1])
+            status = described["status"]
+            if status == "RUNNING":
+                on_poll()
+                time.sleep(poll_s)
+                continue
+            output = json.loads(described.get("output") or "null")
+            if status == "SUCCEEDED" and isinstance(output, dict) and "execution" in output:
+                outcome.executions.append(output["execution"])  # continued as new
+                continue
+            outcome.status, outcome.output = status, output
+            outcome.error, outcome.cause = described.get("error"), described.get("cause")
+            return outcome
+        raise TimeoutError(f"execution {outcome.executions[-1]} still running after {timeout_s} s")
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+        while True:
+            page = self.sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])  # type: ignore[arg-type]
+            if not page.get("nextToken"):
+                return events
+            kwargs["nextToken"] = page["nextToken"]
+
+
+def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """What the functions see: like the SAM template's environment, for local storage."""
+    # Captured before moto swaps in fake credentials, so a respawned worker still has them.
+    env = {name: os.environ[name] for name in _CREDENTIALS if name in os.environ}
+    env |= {
+        "S3SPLIT_WORK_LOCATION": work_location,
+        "S3SPLIT_ALLOW_LOCAL": "1",
+        "POWERTOOLS_SERVICE_NAME": "s3split",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    }
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str] | None = None,
+                 timeouts: Mapping[str, float] | None = None) -> Iterator[LocalEngine]:
+    """Start worker processes and moto's interpreter; yield an engine to run pipelines on."""
+    with ExitStack() as stack:
+        stack.enter_context(_s3_endpoint_for_children())
+        stack.enter_context(_quiet_interpreter())
+        functions = {name: handler for name, (_, handler, _) in FUNCTIONS.items()}
+        limits: dict[str, float] = {name: float(seconds) for name, (_, _, seconds) in FUNCTIONS.items()}
+        limits.update(timeouts or {})
+        dispatcher = stack.enter_context(ProcessDispatcher(
+            functions, max_workers=workers, timeouts=limits, env=handler_env(work_location, env),
+            extra_sys_path=[str(REPO)], region=REGION, account_id=ACCOUNT))
+        from moto import mock_aws
+
+        config = moto_config()
+        config["core"] = {"passthrough": {"services": ["s3"]}}
+        stack.enter_context(mock_aws(config=config))
+        stack.enter_context(install(dispatcher))
+        sfn = boto3.client("stepfunctions", region_name=REGION,
+                           endpoint_url=f"https://states.{REGION}.amazonaws.com")
+        definition = render_definition(
+            {placeholder: function_arn(name) for name, (placeholder, _, _) in FUNCTIONS.items()})
+        created = sfn.create_state_machine(
+            name="s3split-pipeline", definition=definition, type="STANDARD",
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/s3split-local")
+        yield LocalEngine(sfn, created["stateMachineArn"], dispatcher)
+
+
+@contextmanager
+def _quiet_interpreter() -> Iterator[None]:
+    """moto logs every failed state with its whole parse tree; the outcome is what matters."""
+    moto_logger = logging.getLogger("moto")
+    level = moto_logger.level
+    moto_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        moto_logger.setLevel(level)
+
+
+@contextmanager
+def _s3_endpoint_for_children() -> Iterator[None]:
+    """``AWS_ENDPOINT_URL`` would also redirect the interpreter's own (mocked) clients;
+    narrow it to S3 while the engine runs."""
+    endpoint = os.environ.pop("AWS_ENDPOINT_URL", None)
+    if endpoint:
+        os.environ.setdefault("AWS_ENDPOINT_URL_S3", endpoint)
+    os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    try:
+        yield
+    finally:
+        if endpoint:
+            os.environ["AWS_ENDPOINT_URL"] = endpoint

@@ -1,0 +1,754 @@
+"""Seam between moto's Step Functions interpreter and locally run Lambda handlers.
+
+moto (>=5.2.5,<5.3) can execute real ASL definitions
+(``mock_aws(config=moto_config())``), but every Lambda Task ends in
+``LambdaSimpleBackend.invoke``, which only returns canned bytes. This module
+re-routes that call to a ``dispatch(function_name, event)`` callable -- usually a
+:class:`ProcessDispatcher`, which runs the real handler in a worker process so
+parallel Map lanes really run in parallel -- and fixes two moto bugs that break
+the ``states:startExecution`` integration (continue-as-new).
+
+Typical use::
+
+    with ProcessDispatcher({"Split": "pkg.app:lambda_handler"}, max_workers=2) as dispatcher:
+        with mock_aws(config=moto_config()), install(dispatcher):
+            ...  # create and start state machines with boto3
+
+Everything that touches moto is imported lazily, so the worker processes, which
+import this module to find :func:`_child_invoke`, never import moto.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib
+import inspect
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Final
+from unittest import mock
+
+if TYPE_CHECKING:
+    from botocore.model import OperationModel
+    from moto.awslambda.exceptions import UnknownFunctionException
+    from moto.core.config import DefaultConfig
+
+__all__ = [
+    "CRASH_ERROR_TYPE",
+    "TIMEOUT_ERROR_TYPE",
+    "Dispatch",
+    "FakeLambdaContext",
+    "FunctionError",
+    "ProcessDispatcher",
+    "UnknownFunction",
+    "check_compatible",
+    "function_name_from_ref",
+    "install",
+    "moto_config",
+]
+
+LOG = logging.getLogger(__name__)
+
+Dispatch = Callable[[str, Any], Any]
+"""``dispatch(function_name, event) -> result``: event and result are JSON values."""
+
+CRASH_ERROR_TYPE: Final = "Runtime.ExitError"
+"""errorType AWS Lambda reports when the runtime process dies (SIGKILL, OOM, ``sys.exit``)."""
+
+TIMEOUT_ERROR_TYPE: Final = "Sandbox.Timedout"
+"""errorType AWS Lambda reports when a function exceeds its configured timeout."""
+
+
+def moto_config() -> DefaultConfig:
+    """The ``mock_aws`` config the seam needs.
+
+    ``execute_state_machine`` makes moto interpret the ASL; ``use_docker: False``
+    makes the Lambda API use ``LambdaSimpleBackend`` -- the class we patch.
+    """
+    return {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+class FunctionError(Exception):
+    """A Lambda *function* error (the handler failed, not the Lambda service).
+
+    Raised by a dispatcher; the interpreter sees an ``Unhandled`` function error
+    whose ``errorType`` -- the name ASL ``Retry``/``Catch`` match on -- is
+    ``error_type``.
+    """
+
+    def __init__(self, error_type: str, message: str, stack_trace: Sequence[str] = ()) -> None:
+        super().__init__(error_type, message, tuple(stack_trace))
+        self.error_type = error_type
+        self.message = message
+        self.stack_trace = tuple(stack_trace)
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+    def payload(self) -> dict[str, Any]:
+        """The response body the Lambda Python runtime sends for an unhandled error."""
+        body: dict[str, Any] = {"errorMessage": self.message, "errorType": self.error_type}
+        if self.stack_trace:
+            body["stackTrace"] = list(self.stack_trace)
+        return body
+
+
+class UnknownFunction(LookupError):
+    """Raised by a dispatcher for a function it does not know.
+
+    Surfaces as the Lambda API's ``ResourceNotFoundException`` (Step Functions:
+    ``Lambda.ResourceNotFoundException`` for ``arn:aws:states:::lambda:invoke``).
+    """
+
+
+def function_name_from_ref(ref: str) -> str:
+    """Bare function name from what moto passes to ``invoke``.
+
+    moto passes the URL path segment verbatim: a name, ``name:qualifier``, a
+    partial ARN or a full ARN (``arn:aws:lambda:r:acct:function:name[:q]``).
+    """
+    if ":function:" in ref:
+        ref = ref.split(":function:", 1)[1]
+    return ref.split(":", 1)[0]
+
+
+# --------------------------------------------------------------------------
+# moto internals we patch, and the guard that notices when they change
+# --------------------------------------------------------------------------
+
+_LAMBDA_INVOKE_PARAMS: Final = (
+    "self",
+    "function_name",
+    "qualifier",
+    "body",
+    "headers",
+    "response_headers",
+)
+_NORMALISE_PARAMS: Final = ("self", "parameters", "boto_service_name", "service_action_name")
+_NORMALISE_RESPONSE_PARAMS: Final = ("self", "response", "boto_service_name", "service_action_name")
+_START_EXECUTION_PARAMS: Final = (
+    "self",
+    "state_machine_arn",
+    "name",
+    "execution_input",
+    "trace_header",
+)
+_SFN_TASK_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn"
+)
+
+
+def _params(func: Any) -> tuple[str, ...]:
+    return tuple(inspect.signature(func).parameters)
+
+
+def check_compatible() -> None:
+    """Assert the moto internals the seam patches still look as expected.
+
+    Raises :class:`RuntimeError` naming every mismatch, so a moto upgrade fails
+    loudly instead of silently running the canned "happy path" Lambda.
+    """
+    problems: list[str] = []
+
+    def expect(where: str, getter: Callable[[], Any], params: tuple[str, ...] | None) -> None:
+        try:
+            obj = getter()
+        except (ImportError, AttributeError) as exc:
+            problems.append(f"{where}: missing ({exc})")
+            return
+        if params is not None and _params(obj) != params:
+            problems.append(f"{where}: signature is {_params(obj)}, expected {params}")
+
+    def simple_backend() -> Any:
+        from moto.awslambda_simple.models import LambdaSimpleBackend
+
+        return LambdaSimpleBackend
+
+    def sfn_task() -> Any:
+        return importlib.import_module(_SFN_TASK_MODULE).StateTaskServiceSfn
+
+    def parser_backend() -> Any:
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        return StepFunctionsParserBackend
+
+    def lambda_utils() -> Any:
+        from moto.awslambda import utils
+
+        return utils
+
+    expect("LambdaSimpleBackend.invoke", lambda: simple_backend().invoke, _LAMBDA_INVOKE_PARAMS)
+    expect("moto.awslambda.utils.get_backend", lambda: lambda_utils().get_backend, None)
+    expect("moto.awslambda.exceptions.UnknownFunctionException", _unknown_function_error, None)
+    for attr, params in (
+        ("_normalise_parameters", _NORMALISE_PARAMS),
+        ("_normalise_response", _NORMALISE_RESPONSE_PARAMS),
+        ("_to_boto_request", ("self", "parameters", "structure_shape")),
+        ("_from_boto_response", ("self", "response", "structure_shape")),
+        ("_get_boto_service_name", ("self", "boto_service_name")),
+        ("_get_boto_service_action", ("self", "service_action_name")),
+    ):
+        expect(
+            f"StateTaskServiceSfn.{attr}",
+            functools.partial(lambda a: getattr(sfn_task(), a), attr),
+            params,
+        )
+    expect(
+        "StepFunctionsParserBackend.start_execution",
+        lambda: parser_backend().start_execution,
+        _START_EXECUTION_PARAMS,
+    )
+    if problems:
+        import moto
+
+        raise RuntimeError(
+            f"s3split.engine.moto_seam is not compatible with moto {moto.__version__} "
+            "(written against 5.2.5): " + "; ".join(problems)
+        )
+
+
+def _unknown_function_error() -> type[UnknownFunctionException]:
+    from moto.awslambda.exceptions import UnknownFunctionException
+
+    return UnknownFunctionException
+
+
+# --------------------------------------------------------------------------
+# the patches
+# --------------------------------------------------------------------------
+
+_install_lock = threading.Lock()
+_installed = False
+
+
+@contextmanager
+def install(dispatch: Dispatch) -> Iterator[None]:
+    """Patch moto (process-wide) so Lambda invocations go to ``dispatch``.
+
+    Use together with ``mock_aws(config=moto_config())`` (or a moto server in this
+    process with the same config). Not re-entrant: the patches are class-level.
+    Patches, all undone on exit:
+
+    * ``LambdaSimpleBackend.invoke`` -> :func:`dispatch`; see ``_make_invoke``.
+    * ``StateTaskServiceSfn._normalise_parameters/_normalise_response`` -> map
+      ASL PascalCase to boto3's casing and back; see ``_patch_sfn_casing``.
+    * ``StepFunctionsParserBackend.start_execution`` -> default a missing
+      execution name to a UUID; see ``_patch_execution_name``.
+    """
+    global _installed
+    check_compatible()
+    with _install_lock:
+        if _installed:
+            raise RuntimeError("moto_seam.install() is already active in this process")
+        _installed = True
+    try:
+        with ExitStack() as stack:
+            from moto.awslambda_simple.models import LambdaSimpleBackend
+
+            stack.enter_context(
+                mock.patch.object(LambdaSimpleBackend, "invoke", _make_invoke(dispatch))
+            )
+            _patch_sfn_casing(stack)
+            _patch_execution_name(stack)
+            yield
+    finally:
+        with _install_lock:
+            _installed = False
+
+
+def _make_invoke(dispatch: Dispatch) -> Callable[..., bytes]:
+    """Replacement for ``LambdaSimpleBackend.invoke``.
+
+    Why here: both ``"Resource": "<function arn>"`` (``StateTaskLambda``) and
+    ``"Resource": "arn:aws:states:::lambda:invoke"`` (``StateTaskServiceLambda``)
+    call ``boto3.client("lambda").invoke(FunctionName=..., Payload=...)``; moto's
+    ``LambdaResponse.invoke`` hands the URL-decoded function reference and the
+    JSON body to the backend. The simple backend does not require the function
+    to exist, so no ``create_function`` is needed.
+
+    Errors: setting the ``x-amz-function-error`` response header makes boto3
+    report ``FunctionError``; the interpreter then raises
+    ``LambdaFunctionErrorException`` and names the failure after the payload's
+    ``errorType`` (``lambda_eval_utils`` + ``_from_error`` of both task classes),
+    which is what ``ErrorEquals`` is matched against.
+    """
+
+    def invoke(
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: dict[str, str],
+    ) -> bytes:
+        name = function_name_from_ref(function_name)
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        try:
+            event = json.loads(body) if body else None
+            result = dispatch(name, event)
+            return json.dumps(result).encode("utf-8")
+        except UnknownFunction as exc:
+            raise _unknown_function_error()(function_name) from exc
+        except FunctionError as err:
+            payload = err.payload()
+        except Exception as exc:
+            # An in-process dispatcher's handler raised: report it the way the
+            # Lambda Python runtime reports an unhandled exception.
+            payload = FunctionError(
+                type(exc).__name__, str(exc), traceback.format_tb(exc.__traceback__)
+            ).payload()
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps(payload).encode("utf-8")
+
+    return invoke
+
+
+@functools.cache
+def _boto_operation(service: str, snake_action: str) -> OperationModel | None:
+    import botocore.session
+    from botocore import xform_name
+
+    model = botocore.session.get_session().get_service_model(service)
+    for operation in model.operation_names:
+        if xform_name(operation) == snake_action:
+            return model.operation_model(operation)
+    return None
+
+
+def _patch_sfn_casing(stack: ExitStack) -> None:
+    """Fix ``arn:aws:states:::states:startExecution`` (and its ``.sync`` forms).
+
+    moto 5.2.5 dropped LocalStack's shape-based parameter normalisation
+    (``StateTaskService._normalise_parameters`` is a no-op), so
+    ``StateTaskServiceSfn._eval_service_task`` calls
+    ``sfn_client.start_execution(StateMachineArn=..., Input=...)``; the client has
+    ``parameter_validation=False``, and botocore's serializer then fails with
+    ``KeyError: 'StateMachineArn'`` (reported as ``States.Runtime``). We rename
+    the keys with the class's own ``_to_boto_request`` against the botocore input
+    shape (``stateMachineArn``/``input``/``name``); the original method already
+    serialises a JSON-object ``Input`` to a string. Symmetrically the response
+    (``executionArn``/``startDate``) is renamed to AWS's ``ExecutionArn``/
+    ``StartDate`` (epoch millis), which ``.sync``'s resolver reads and ASL paths expect.
+    Only this class (service ``states``/``sfn``) is patched.
+    """
+    sfn_task = importlib.import_module(_SFN_TASK_MODULE).StateTaskServiceSfn
+    original_parameters = sfn_task._normalise_parameters
+    original_response = sfn_task._normalise_response
+
+    def operation(
+        task: Any, boto_service_name: str | None, service_action_name: str | None
+    ) -> OperationModel | None:
+        return _boto_operation(
+            task._get_boto_service_name(boto_service_name),
+            task._get_boto_service_action(service_action_name),
+        )
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_parameters(
+            self,
+            parameters,
+            boto_service_name=boto_service_name,
+            service_action_name=service_action_name,
+        )
+        op = operation(self, boto_service_name, service_action_name)
+        if op is not None and op.input_shape is not None:
+            self._to_boto_request(parameters, op.input_shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        original_response(
+            self,
+            response,
+            boto_service_name=boto_service_name,
+            service_action_name=service_action_name,
+        )
+        op = operation(self, boto_service_name, service_action_name)
+        if op is not None and op.output_shape is not None:
+            self._from_boto_response(response, op.output_shape)
+            _epoch_millis_in_place(response)
+
+    stack.enter_context(mock.patch.object(sfn_task, "_normalise_parameters", normalise_parameters))
+    stack.enter_context(mock.patch.object(sfn_task, "_normalise_response", normalise_response))
+
+
+def _epoch_millis_in_place(value: Any) -> None:
+    """Replace ``datetime`` values (boto3 timestamps) with epoch milliseconds.
+
+    A ``datetime`` left in state data crashes moto's ``describe_execution``
+    (plain ``json.dumps`` of the output); AWS renders these as epoch millis.
+    """
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(value, dict):
+        items = list(value.items())
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return
+    for key, item in items:
+        if isinstance(item, datetime.datetime):
+            value[key] = int(item.timestamp() * 1000)
+        else:
+            _epoch_millis_in_place(item)
+
+
+def _patch_execution_name(stack: ExitStack) -> None:
+    """Give unnamed executions a UUID name, as AWS does.
+
+    moto 5.2.5's ``StepFunctionsParserBackend.start_execution`` uses ``name``
+    verbatim: an unnamed execution gets the ARN ``...:execution:<sm>:None``, and a
+    second unnamed start on the same state machine hits the name-idempotency
+    check (``ExecutionAlreadyExists``, or silently returns the running one).
+    Continue-as-new starts without ``Name`` would fail from the second hop on.
+    """
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(
+        self: Any,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        trace_header: Any = None,
+    ) -> Any:
+        return original(
+            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
+        )
+
+    stack.enter_context(
+        mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution)
+    )
+
+
+# --------------------------------------------------------------------------
+# process-pool dispatcher
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """The subset of the Lambda Python context object handlers use."""
+
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int
+    deadline_monotonic: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    identity: Any = None
+    client_context: Any = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    handler: str
+    function_name: str
+    function_arn: str
+    request_id: str
+    event_json: str
+    timeout_s: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    body: str = ""
+    error_type: str = ""
+    message: str = ""
+    stack_trace: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _SandboxTimeout(BaseException):
+    """Raised in the worker by SIGALRM; BaseException so ``except Exception`` can't eat it."""
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise _SandboxTimeout
+
+
+def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
+    for path in reversed(extra_sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ.update(env)
+
+
+@functools.cache
+def _load_handler(path: str) -> Callable[[Any, FakeLambdaContext], Any]:
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    module = importlib.import_module(module_name)
+    handler = getattr(module, attr)
+    if not callable(handler):
+        raise TypeError(f"{path} is not callable")
+    return handler  # type: ignore[no-any-return]
+
+
+def _error(error_type: str, message: str, tb: TracebackType | None = None) -> _Outcome:
+    return _Outcome(False, "", error_type, message, tuple(traceback.format_tb(tb)))
+
+
+def _child_invoke(inv: _Invocation) -> _Outcome:
+    """Runs in the worker process: one Lambda invocation, mimicking the runtime."""
+    rid = inv.request_id
+    try:
+        handler = _load_handler(inv.handler)
+    except (ImportError, SyntaxError) as exc:
+        return _error(
+            "Runtime.ImportModuleError", f"Unable to import module '{inv.handler}': {exc}"
+        )
+    except Exception as exc:
+        return _error("Runtime.HandlerNotFound", f"Handler '{inv.handler}' missing: {exc}")
+    os.environ.update(
+        AWS_LAMBDA_FUNCTION_NAME=inv.function_name,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(inv.memory_mb),
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+    )
+    context = FakeLambdaContext(
+        function_name=inv.function_name,
+        invoked_function_arn=inv.function_arn,
+        aws_request_id=rid,
+        memory_limit_in_mb=inv.memory_mb,
+        deadline_monotonic=time.monotonic() + inv.timeout_s,
+        log_group_name=f"/aws/lambda/{inv.function_name}",
+    )
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, inv.timeout_s)
+            result = handler(json.loads(inv.event_json), context)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+    except _SandboxTimeout:
+        return _error(
+            TIMEOUT_ERROR_TYPE,
+            f"RequestId: {rid} Error: Task timed out after {inv.timeout_s:.2f} seconds",
+        )
+    except SystemExit as exc:
+        return _error(
+            CRASH_ERROR_TYPE,
+            f"RequestId: {rid} Error: Runtime exited with error: exit status {exc.code}",
+        )
+    except Exception as exc:
+        return _error(type(exc).__name__, str(exc), exc.__traceback__)
+    try:
+        return _Outcome(True, json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        return _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+
+
+@dataclass
+class _Slot:
+    executor: ProcessPoolExecutor
+    pid: int
+
+
+class ProcessDispatcher:
+    """A :data:`Dispatch` that runs each invocation in a worker process.
+
+    Each worker is its own one-process ``ProcessPoolExecutor`` ("slot"), so a
+    crashed worker only fails the invocation it was running (with one shared pool
+    a SIGKILL breaks every in-flight future) and only that slot is respawned.
+    Invocations beyond ``max_workers`` wait for a free slot (like throttling).
+
+    Workers use the **spawn** start method: ``fork`` would copy the parent's
+    ``mock_aws`` patches (botocore hooks, in-memory backends) -- a handler's boto3
+    call would then silently hit a stale private copy of moto -- plus locks held
+    by the interpreter's threads at fork time (deadlock risk). ``forkserver``
+    would also be clean (its server is a fresh interpreter) but is a lazily
+    started process-wide singleton; spawn is self-contained and costs ~0.1-0.3 s
+    per worker, paid in :meth:`start` and after a crash. Handlers that call AWS
+    must therefore reach moto over HTTP (e.g. ``env={"AWS_ENDPOINT_URL": ...}``
+    pointing at a ``ThreadedMotoServer``).
+
+    ``handlers`` maps function name -> ``"module:function"`` (``"module.function"``
+    is accepted too); the handler is called as ``handler(event, context)``.
+    ``timeouts`` (seconds, per function, default ``default_timeout_s``) feed
+    ``context.get_remaining_time_in_millis()`` and are enforced with SIGALRM in the
+    worker (``Sandbox.Timedout``); a worker that ignores the alarm is SIGKILLed
+    after ``kill_grace_s`` more. A dead worker yields ``FunctionError(crash_error_type)``.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, str],
+        max_workers: int = 2,
+        *,
+        timeouts: Mapping[str, float] | None = None,
+        default_timeout_s: float = 900.0,
+        memory_mb: int = 1024,
+        env: Mapping[str, str] | None = None,
+        extra_sys_path: Sequence[str] = (),
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        crash_error_type: str = CRASH_ERROR_TYPE,
+        kill_grace_s: float = 5.0,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self.handlers = dict(handlers)
+        self.max_workers = max_workers
+        self.timeouts = dict(timeouts or {})
+        self.default_timeout_s = default_timeout_s
+        self.memory_mb = memory_mb
+        self.region = region
+        self.account_id = account_id
+        self.crash_error_type = crash_error_type
+        self.kill_grace_s = kill_grace_s
+        self._initargs = (tuple(extra_sys_path), dict(env or {}))
+        self._lock = threading.Lock()
+        self._slots: list[_Slot] = []
+        self._idle: queue.Queue[_Slot] = queue.Queue()
+        self._started = False
+        self._closed = False
+
+    # lifecycle -----------------------------------------------------------
+
+    def _spawn(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=self._initargs,
+        )
+
+    def start(self) -> ProcessDispatcher:
+        """Spawn and warm up all workers (in parallel). Idempotent."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ProcessDispatcher is closed")
+            if self._started:
+                return self
+            executors = [self._spawn() for _ in range(self.max_workers)]
+            pids = [executor.submit(os.getpid) for executor in executors]
+            for executor, pid in zip(executors, pids, strict=True):
+                slot = _Slot(executor, pid.result(timeout=120))
+                self._slots.append(slot)
+                self._idle.put(slot)
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        """Stop all workers; running invocations are waited for (bounded by their timeouts)."""
+        with self._lock:
+            self._closed = True
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.executor.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessDispatcher:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def busy(self) -> int:
+        """Workers running an invocation right now."""
+        with self._lock:
+            return len(self._slots) - self._idle.qsize()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [slot.pid for slot in self._slots]
+
+    def _replace(self, dead: _Slot) -> _Slot | None:
+        dead.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            if self._closed:
+                return None
+        executor = self._spawn()
+        fresh = _Slot(executor, executor.submit(os.getpid).result(timeout=120))
+        with self._lock:
+            self._slots = [fresh if slot is dead else slot for slot in self._slots]
+        return fresh
+
+    def _acquire(self) -> _Slot:
+        self.start()
+        while True:
+            try:
+                return self._idle.get(timeout=0.5)
+            except queue.Empty:
+                if self._closed:
+                    raise RuntimeError("ProcessDispatcher is closed") from None
+
+    # dispatch ------------------------------------------------------------
+
+    def __call__(self, function_name: str, event: Any) -> Any:
+        handler = self.handlers.get(function_name)
+        if handler is None:
+            raise UnknownFunction(function_name)
+        timeout_s = self.timeouts.get(function_name, self.default_timeout_s)
+        inv = _Invocation(
+            handler=handler,
+            function_name=function_name,
+            function_arn=(
+                f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function_name}"
+            ),
+            request_id=str(uuid.uuid4()),
+            event_json=json.dumps(event),
+            timeout_s=timeout_s,
+            memory_mb=self.memory_mb,
+        )
+        slot = self._acquire()
+        give_back: _Slot | None = slot
+        try:
+            try:
+                outcome = slot.executor.submit(_child_invoke, inv).result(
+                    timeout=timeout_s + self.kill_grace_s
+                )
+            except BrokenProcessPool as exc:
+                give_back = self._replace(slot)
+                raise FunctionError(
+                    self.crash_error_type,
+                    f"RequestId: {inv.request_id} Error: Runtime exited without providing "
+                    f"a reason (worker process died: {exc})",
+                ) from exc
+            except TimeoutError as exc:
+                LOG.warning("%s ignored its timeout; killing worker %d", function_name, slot.pid)
+                os.kill(slot.pid, signal.SIGKILL)
+                give_back = self._replace(slot)
+                raise FunctionError(
+                    TIMEOUT_ERROR_TYPE,
+                    f"RequestId: {inv.request_id} Error: Task timed out after "
+                    f"{timeout_s:.2f} seconds",
+                ) from exc
+        finally:
+            if give_back is not None:
+                self._idle.put(give_back)
+        if not outcome.ok:
+            raise FunctionError(outcome.error_type, outcome.message, outcome.stack_trace)
+        return json.loads(outcome.body)

@@ -1,0 +1,46 @@
+"""Named errors. Each says what was wrong and where; the class name is what a
+Step Functions Retry/Catch matches, so names are part of the interface."""
+
+
+class S3SplitError(Exception):
+    """Bad input or configuration; never retried."""
+
+
+class InvalidOption(S3SplitError):
+    """An option or input field has a value we cannot use."""
+
+
+class SourceNotFound(S3SplitError):
+    """The source file or object does not exist."""
+
+
+class SourceUnreadable(S3SplitError):
+    """The source exists but cannot be read as a file (a directory, no permission, ...)."""
+
+
+class SourceChanged(S3SplitError):
+    """The source changed between two invocations of one split."""
+
+
+class UnterminatedQuote(S3SplitError):
+    """A quoted field is opened and never closed before the end of the source."""
+
+
+class HeaderTooLong(S3SplitError):
+    """The header record is longer than we are willing to buffer."""
+
+
+class ChunkInvalid(S3SplitError):
+    """A chunk cannot be processed as it is (bad encoding, unparseable); retrying won't help."""
+
+
+class TransientError(Exception):
+    """Throttling, a 5xx or a timeout from a dependency: the state machine retries it."""
+
+
+class BucketNotAllowed(S3SplitError):
+    """An input names a bucket outside the deployment's configured ones."""
+
+
+class InvalidInput(S3SplitError):
+    """An execution or invocation input that does not have the expected shape."""

@@ -1,0 +1,110 @@
+"""The manifest: what a split produced, written last and only on success."""
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from s3split.storage import ObjectInfo
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def chunk_name(index: int) -> str:
+    return f"part-{index:05d}.csv"
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    """How to split; part of a manifest's identity (same source + settings = same chunks)."""
+
+    chunk_size: int | None = 64 * 1024 * 1024
+    chunk_rows: int | None = None
+    header: bool = True
+    delimiter: str = ","
+    quotechar: str = '"'
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    index: int
+    uri: str
+    bytes: int
+    rows: int
+    source_offset: int
+    source_line: int  # 1-based line of the chunk's first record in the source
+
+
+@dataclass(frozen=True)
+class ResumeToken:
+    """Where to continue a split: the next chunk starts at a record boundary ``offset``.
+
+    At a record boundary the quote state is always "outside", so offset, the next
+    chunk index and the running counters are the whole state.
+    """
+
+    offset: int
+    next_index: int
+    rows_before: int
+    lines_before: int
+    source_etag: str | None = None
+    source_size: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ResumeToken":
+        return cls(**data)
+
+
+@dataclass
+class Manifest:
+    source: ObjectInfo
+    settings: SplitSettings
+    header: str
+    header_bytes: int
+    bom: bool
+    chunks: list[ChunkEntry] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return len(self.chunks)
+
+    @property
+    def rows(self) -> int:
+        return sum(c.rows for c in self.chunks)
+
+    @property
+    def bytes(self) -> int:
+        return sum(c.bytes for c in self.chunks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": MANIFEST_VERSION,
+            "source": asdict(self.source),
+            "settings": asdict(self.settings),
+            "header": self.header,
+            "header_bytes": self.header_bytes,
+            "bom": self.bom,
+            "count": self.count,
+            "rows": self.rows,
+            "bytes": self.bytes,
+            "chunks": [asdict(c) for c in self.chunks],
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """The manifest without its chunk list: small enough for logs and state payloads."""
+        doc = self.to_dict()
+        del doc["chunks"]
+        return doc
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        return cls(
+            source=ObjectInfo(**data["source"]),
+            settings=SplitSettings(**data["settings"]),
+            header=data["header"],
+            header_bytes=data["header_bytes"],
+            bom=data["bom"],
+            chunks=[ChunkEntry(**c) for c in data["chunks"]],
+        )

@@ -1,0 +1,39 @@
+"""Progress of a run, read from its status records (what the workers wrote)."""
+
+from dataclasses import dataclass, field
+
+from s3split.manifest import MANIFEST_NAME
+from s3split.storage import Storage, join
+from s3split.worker import OK
+
+
+@dataclass
+class RunProgress:
+    """Counts that only grow; each status record is read once."""
+
+    location: str
+    storage: Storage
+    total: int | None = None
+    ok: int = 0
+    failed: int = 0
+    rows: int = 0
+    bytes: int = 0
+    _seen: set[str] = field(default_factory=set)
+
+    def poll(self) -> "RunProgress":
+        manifest = join(self.location, "chunks", MANIFEST_NAME)
+        if self.total is None and self.storage.exists(manifest):
+            self.total = self.storage.read_json(manifest)["count"]
+        status_dir = join(self.location, "status")
+        for name in self.storage.list(status_dir):
+            if name in self._seen or not name.endswith(".json"):
+                continue
+            self._seen.add(name)
+            status = self.storage.read_json(join(status_dir, name))
+            if status["state"] == OK:
+                self.ok += 1
+                self.rows += status["rows_in"]
+                self.bytes += status["bytes"]
+            else:
+                self.failed += 1
+        return self

@@ -1,0 +1,48 @@
+"""Human byte sizes: ``64MiB``, ``500KB``, ``97``."""
+
+import re
+
+from s3split.errors import InvalidOption
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes in ``text``; K/M/G and KiB/MiB/GiB are binary, KB/MB/GB decimal (as GNU split)."""
+    if isinstance(text, int):
+        value = text
+    else:
+        match = _SIZE.fullmatch(text)
+        unit = match.group(2).lower() if match else None
+        if match is None or unit not in _UNITS:
+            raise InvalidOption(f"invalid size {text!r}: expected a number with an optional unit "
+                                "such as 97, 500KB or 64MiB")
+        value = int(float(match.group(1)) * _UNITS[unit])
+    if value < 1:
+        raise InvalidOption(f"invalid size {text!r}: must be at least 1 byte")
+    return value
+
+
+def format_size(n: float) -> str:
+    """``1536`` -> ``1.5 KiB``."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

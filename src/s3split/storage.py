@@ -1,0 +1,166 @@
+"""One way to read and write local paths and ``s3://`` URIs.
+
+Writes are all-or-nothing: a local file is written to a temporary name and
+renamed into place; an S3 object is a multipart upload that only appears when
+it completes (smart-open aborts it when the ``with`` block raises). So a file
+that exists is always complete.
+"""
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING, Any
+
+import boto3
+import smart_open
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from s3split.errors import SourceNotFound, SourceUnreadable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+S3_PART_SIZE = 16 * 1024 * 1024  # S3 wants >= 5 MiB; this bounds the upload buffer
+READ_BUFFER = 8 * 1024 * 1024
+# Throttling and 5xx are retried by botocore with backoff before any of our code sees them.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def split_s3(uri: str) -> tuple[str, str]:
+    """``s3://bucket/key`` -> ``(bucket, key)``."""
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+def join(base: str, *names: str) -> str:
+    """Join path parts the way ``base`` needs (``/`` for S3, os rules locally)."""
+    if is_s3(base):
+        return "/".join([base.rstrip("/"), *names])
+    return os.path.join(base, *names)
+
+
+def basename(uri: str) -> str:
+    return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What identifies one version of a source."""
+
+    uri: str
+    size: int
+    etag: str | None = None
+    version_id: str | None = None
+
+
+class Storage:
+    """Local files and S3 objects behind one small interface."""
+
+    def __init__(self, s3_client: "S3Client | None" = None) -> None:
+        self._s3 = s3_client
+
+    @property
+    def s3(self) -> "S3Client":
+        if self._s3 is None:
+            self._s3 = boto3.client("s3", config=S3_CONFIG)  # honours AWS_ENDPOINT_URL
+        return self._s3
+
+    def stat(self, uri: str) -> ObjectInfo:
+        """Size and identity of a source; a clear error when it is missing or not a file."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            try:
+                head = self.s3.head_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                    raise SourceNotFound(f"source not found: {uri}") from None
+                raise SourceUnreadable(f"cannot read source {uri}: {code or exc}") from None
+            return ObjectInfo(uri, head["ContentLength"], head.get("ETag"), head.get("VersionId"))
+        if not os.path.exists(uri):
+            raise SourceNotFound(f"source not found: {uri}")
+        if not os.path.isfile(uri):
+            raise SourceUnreadable(f"source is not a regular file: {uri}")
+        if not os.access(uri, os.R_OK):
+            raise SourceUnreadable(f"source is not readable (permission denied): {uri}")
+        st = os.stat(uri)
+        # Local files have no ETag; size and modification time identify a version well enough.
+        return ObjectInfo(uri, st.st_size, f'"{st.st_mtime_ns:x}-{st.st_size:x}"')
+
+    def open_read(self, uri: str, version_id: str | None = None) -> IO[bytes]:
+        """A binary stream of the source; ``.gz`` and ``.zst`` are decompressed."""
+        compressed = uri.endswith((".gz", ".zst", ".bz2"))
+        if not is_s3(uri) and not compressed:
+            return open(uri, "rb", buffering=READ_BUFFER)
+        params: dict[str, Any] = {}
+        if is_s3(uri):
+            params = {"client": self.s3, "buffer_size": READ_BUFFER}
+            if version_id:
+                params["version_id"] = version_id
+        stream: IO[bytes] = smart_open.open(uri, "rb", transport_params=params)
+        return stream
+
+    @contextmanager
+    def writer(self, uri: str) -> Iterator[IO[bytes]]:
+        """Write ``uri`` all-or-nothing (see module docstring)."""
+        if is_s3(uri):
+            params = {"client": self.s3, "min_part_size": S3_PART_SIZE}
+            with smart_open.open(uri, "wb", transport_params=params, compression="disable") as f:
+                yield f
+            return
+        directory = os.path.dirname(uri) or "."
+        os.makedirs(directory, exist_ok=True)
+        name = os.path.basename(uri)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+            os.replace(tmp, uri)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    def write_json(self, uri: str, document: Any) -> None:
+        with self.writer(uri) as f:
+            f.write(json.dumps(document, indent=1, ensure_ascii=False).encode())
+
+    def read_json(self, uri: str) -> Any:
+        with self.open_read(uri) as f:
+            return json.loads(f.read())
+
+    def exists(self, uri: str) -> bool:
+        if not is_s3(uri):
+            return os.path.exists(uri)
+        try:
+            self.stat(uri)
+        except SourceNotFound:
+            return False
+        return True
+
+    def list(self, prefix: str) -> list[str]:
+        """Names (not URIs) of the files directly under a directory or S3 prefix, sorted."""
+        if not is_s3(prefix):
+            return sorted(os.listdir(prefix)) if os.path.isdir(prefix) else []
+        bucket, key = split_s3(prefix.rstrip("/") + "/")
+        names: list[str] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            names.extend(obj["Key"][len(key):] for obj in page.get("Contents", []))
+        return sorted(name for name in names if "/" not in name)
+
+    def delete(self, uri: str) -> None:
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            self.s3.delete_object(Bucket=bucket, Key=key)
+        elif os.path.exists(uri):
+            os.unlink(uri)

@@ -1,0 +1,127 @@
+"""Processing one chunk of a run and recording what happened in its status record.
+
+A status record is written once the chunk's outcome is known: ``ok`` after
+the processor's outputs are complete, ``failed`` for a permanent error. A
+transient error writes nothing: the state machine retries, and when retries run
+out it records the failure through ``record_failure``.
+"""
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from s3split.errors import ChunkInvalid, InvalidInput
+from s3split.manifest import ChunkEntry, Manifest
+from s3split.processors import ChunkJob, Processor, ProcessResult
+from s3split.runspec import RunSpec
+from s3split.storage import Storage
+
+OK, FAILED = "ok", "failed"
+
+
+def load_manifest(spec: RunSpec, storage: Storage, cache: dict[str, Manifest]) -> Manifest:
+    """The run's manifest, read once per warm Lambda environment."""
+    key = spec.manifest
+    if key not in cache:
+        if not storage.exists(key):
+            raise InvalidInput(f"run {spec.location} has no manifest at {key}: split it first")
+        cache[key] = Manifest.from_dict(storage.read_json(key))
+    return cache[key]
+
+
+def chunk_entry(manifest: Manifest, index: int, spec: RunSpec) -> ChunkEntry:
+    if not 0 <= index < manifest.count:
+        raise InvalidInput(f"chunk index {index} is outside 0..{manifest.count - 1} of run "
+                           f"{spec.location}")
+    return manifest.chunks[index]
+
+
+def read_status(spec: RunSpec, index: int, storage: Storage) -> dict[str, Any] | None:
+    uri = spec.status(index)
+    return storage.read_json(uri) if storage.exists(uri) else None
+
+
+def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str) -> bool:
+    """A success for the same split and processor: delivering the chunk again changes nothing."""
+    return (status is not None and status["state"] == OK and status["processor"] == processor
+            and status["source_etag"] == manifest.source.etag)
+
+
+def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
+                  processor: Processor, manifest: Manifest) -> dict[str, Any]:
+    """Run ``processor`` on chunk ``index`` and write its status record."""
+    entry = chunk_entry(manifest, index, spec)
+    previous = read_status(spec, index, storage)
+    if already_done(previous, manifest, spec.processor):
+        assert previous is not None
+        return previous
+    job = ChunkJob(
+        index=index,
+        chunk_uri=entry.uri,
+        output_uri=spec.result(index, processor.extension),
+        rejects_uri=spec.rejects(index),
+        source_line=entry.source_line,
+        has_header=manifest.settings.header,
+        delimiter=manifest.settings.delimiter,
+        quotechar=manifest.settings.quotechar,
+        run_id=spec.run_id,
+        manifest_etag=manifest.source.etag or "",
+    )
+    started = time.monotonic()
+    try:
+        result = processor(job, storage)
+    except ChunkInvalid as exc:
+        _write_failure(spec, entry, manifest, storage, "ChunkInvalid", str(exc), attempt)
+        raise
+    status = _base(spec, entry, manifest, attempt) | _result_fields(result) | {
+        "state": OK,
+        "duration_s": round(time.monotonic() - started, 4),
+    }
+    storage.write_json(spec.status(index), status)
+    return status
+
+
+def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: Storage,
+                   manifest: Manifest) -> dict[str, Any]:
+    """Record a chunk whose retries ran out (or that crashed); a success is never overwritten."""
+    entry = chunk_entry(manifest, index, spec)
+    previous = read_status(spec, index, storage)
+    if already_done(previous, manifest, spec.processor):
+        assert previous is not None
+        return previous
+    return _write_failure(spec, entry, manifest, storage, error, cause, attempt=0)
+
+
+def _write_failure(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, storage: Storage,
+                   error: str, message: str, attempt: int) -> dict[str, Any]:
+    status = _base(spec, entry, manifest, attempt) | {
+        "state": FAILED, "error": error, "message": message[:2000],
+        "rows_in": 0, "rows_out": 0, "rows_rejected": 0,
+    }
+    storage.write_json(spec.status(entry.index), status)
+    return status
+
+
+def _base(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, attempt: int) -> dict[str, Any]:
+    return {
+        "index": entry.index,
+        "chunk": entry.uri,
+        "rows": entry.rows,
+        "bytes": entry.bytes,
+        "source_line": entry.source_line,
+        "processor": spec.processor,
+        "source_etag": manifest.source.etag,
+        "attempt": attempt,
+        "finished_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+    }
+
+
+def _result_fields(result: ProcessResult) -> dict[str, Any]:
+    return {
+        "rows_in": result.rows_in,
+        "rows_out": result.rows_out,
+        "rows_rejected": result.rows_rejected,
+        "output": result.output_uri,
+        "rejects_uri": result.rejects_uri,
+        "rejects": result.rejects,
+    }

@@ -1,0 +1,241 @@
+"""Shared helpers for the s3split tests: build CSV bytes, and read a split back and check it.
+
+Test modules import the plain functions with ``from conftest import ...``; the
+directory is put on ``sys.path`` below so that works in any pytest import mode.
+
+The reference functions here walk bytes one at a time with the RFC 4180 parity
+rule (a byte is inside a quoted field when an odd number of quotes precede it),
+deliberately independent of ``s3split.scanner``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from s3split.storage import Storage
+
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+BOM = b"\xef\xbb\xbf"
+LF = 0x0A
+
+
+# -- building CSV ----------------------------------------------------------------------------
+
+
+def quote_field(value: str, quotechar: str = '"') -> str:
+    """``value`` as a quoted field: wrapped in quotes, inner quotes doubled."""
+    return quotechar + value.replace(quotechar, quotechar * 2) + quotechar
+
+
+def make_csv(
+    rows: Sequence[Sequence[str]],
+    *,
+    delimiter: str = ",",
+    quotechar: str = '"',
+    newline: str = "\n",
+    bom: bool = False,
+    trailing_newline: bool = True,
+    quote_all: bool = False,
+) -> bytes:
+    """Encode ``rows`` (the first one is the header, if any) as CSV bytes.
+
+    A field is quoted when ``quote_all`` or when it holds the delimiter, the
+    quote character, CR or LF.
+    """
+
+    def field(value: str) -> str:
+        special = any(c in value for c in (delimiter, quotechar, "\r", "\n"))
+        return quote_field(value, quotechar) if quote_all or special else value
+
+    text = newline.join(delimiter.join(field(v) for v in row) for row in rows)
+    if rows and trailing_newline:
+        text += newline
+    return (BOM if bom else b"") + text.encode()
+
+
+# -- reference parsing (one byte at a time) ---------------------------------------------------
+
+
+def ref_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
+    """Split ``data`` into records, each with its line ending; a last one may lack it."""
+    q = quote[0]
+    records, start, in_quotes = [], 0, False
+    for i, byte in enumerate(data):
+        if byte == q:
+            in_quotes = not in_quotes
+        elif byte == LF and not in_quotes:
+            records.append(data[start:i + 1])
+            start = i + 1
+    if start < len(data):
+        records.append(data[start:])
+    return records
+
+
+def ref_open_quote(data: bytes, quote: bytes = b'"') -> tuple[int, int] | None:
+    """(offset, 1-based line) of the quote that opened the field still open at the end of
+    ``data``, or None when every quoted field is closed.
+
+    A quote right after a closing quote is the second half of an escaped ``""``
+    and does not open a new field.
+    """
+    q = quote[0]
+    in_quotes, opened, last_close = False, -1, -2
+    for i, byte in enumerate(data):
+        if byte != q:
+            continue
+        if in_quotes:
+            in_quotes, last_close = False, i
+        else:
+            in_quotes = True
+            if last_close != i - 1:
+                opened = i
+    if not in_quotes:
+        return None
+    return opened, data.count(b"\n", 0, opened) + 1
+
+
+def csv_rows(data: bytes, delimiter: str = ",", quotechar: str = '"') -> list[list[str]]:
+    """What Python's csv module reads from ``data`` (UTF-8)."""
+    text = data.decode("utf-8")
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                           quotechar=quotechar, strict=True))
+
+
+# -- reading a split back ---------------------------------------------------------------------
+
+
+def read_split(dest: str, storage: Storage | None = None) -> tuple[dict[str, Any], list[bytes]]:
+    """The manifest of a finished split in ``dest`` and the bytes of its chunks, in order."""
+    storage = storage or Storage()
+    manifest = storage.read_json(dest.rstrip("/") + "/manifest.json")
+    chunks = []
+    for entry in manifest["chunks"]:
+        with storage.open_read(entry["uri"]) as f:
+            chunks.append(f.read())
+    return manifest, chunks
+
+
+def local_parts(dest: str | os.PathLike[str]) -> list[str]:
+    """Every file under a local dest directory (temporaries and progress files included),
+    as sorted relative paths; an empty ``_split`` directory left by a resumed split is
+    not a file and does not show."""
+    return sorted(
+        os.path.relpath(os.path.join(root, name), dest)
+        for root, _, names in os.walk(dest) for name in names
+    )
+
+
+@dataclass
+class Checked:
+    """What ``check_split`` worked out: the header and each chunk's records."""
+
+    header: bytes
+    chunk_records: list[list[bytes]]
+
+
+def check_split(
+    source: bytes,
+    manifest: dict[str, Any],
+    chunks: list[bytes],
+    *,
+    header: bool = True,
+    delimiter: str = ",",
+    quotechar: str = '"',
+    records: list[bytes] | None = None,
+    parse_csv: bool = True,
+) -> Checked:
+    """Assert the invariants every split must keep, whatever its settings.
+
+    * the BOM is recorded and not repeated; the header is the first record;
+    * every chunk starts with exactly the header bytes and holds whole records;
+    * chunks minus their header, concatenated, are the source minus BOM and header;
+    * manifest entries: index, uri, bytes, rows, source_offset and source_line;
+    * with ``parse_csv``, the csv module reads the same rows from the chunks as
+      from the source, chunk by chunk as the manifest counts them.
+
+    ``records`` are the source's records after BOM and header when the caller
+    knows them (large inputs); otherwise they come from ``ref_records``.
+    """
+    has_bom = source.startswith(BOM)
+    assert manifest["bom"] is has_bom
+    body_start = len(BOM) if has_bom else 0
+    body = source[body_start:]
+    if records is None:
+        records = ref_records(body, quotechar.encode())
+        head = records.pop(0) if header and records else b""
+    else:
+        head = body[:len(body) - sum(map(len, records))]
+    if not header:
+        assert head == b""
+    assert manifest["header_bytes"] == len(head)
+    assert manifest["header"] == head.decode("utf-8", "replace")
+    assert manifest["count"] == len(chunks) == len(manifest["chunks"])
+
+    data_start = body_start + len(head)
+    assert b"".join(c[len(head):] for c in chunks) == source[data_start:]
+
+    chunk_records: list[list[bytes]] = []
+    offset, rec = data_start, 0
+    for i, (entry, chunk) in enumerate(zip(manifest["chunks"], chunks, strict=True)):
+        assert chunk.startswith(head), f"chunk {i} does not start with the header"
+        assert entry["index"] == i
+        assert entry["uri"].endswith(f"part-{i:05d}.csv")
+        assert entry["bytes"] == len(chunk)
+        assert entry["source_offset"] == offset, f"chunk {i} source_offset"
+        assert entry["source_line"] == source.count(b"\n", 0, offset) + 1, f"chunk {i} line"
+        data = chunk[len(head):]
+        taken, size = [], 0
+        while size < len(data):
+            assert rec < len(records), f"chunk {i} holds more than the source's records"
+            taken.append(records[rec])
+            size += len(records[rec])
+            rec += 1
+        assert size == len(data), f"chunk {i} does not end at a record end"
+        assert entry["rows"] == len(taken) >= 1, f"chunk {i} rows"
+        chunk_records.append(taken)
+        offset += len(data)
+    assert rec == len(records)
+    assert manifest["rows"] == len(records) == sum(e["rows"] for e in manifest["chunks"])
+    assert manifest["bytes"] == sum(map(len, chunks))
+
+    if parse_csv:
+        n_head = len(csv_rows(head, delimiter, quotechar)) if head else 0
+        expected = csv_rows(source[data_start:], delimiter, quotechar)
+        got: list[list[str]] = []
+        for entry, chunk in zip(manifest["chunks"], chunks, strict=True):
+            rows = csv_rows(chunk, delimiter, quotechar)[n_head:]
+            assert entry["rows"] == len(rows)
+            got.extend(rows)
+        assert got == expected
+    return Checked(head, chunk_records)
+
+
+def check_sizes(checked: Checked, chunk_size: int) -> None:
+    """A chunk closes at the first record end at or after ``chunk_size`` bytes."""
+    head = len(checked.header)
+    last = len(checked.chunk_records) - 1
+    for i, recs in enumerate(checked.chunk_records):
+        total = head + sum(map(len, recs))
+        if i < last:
+            assert total >= chunk_size, f"chunk {i} closed early: {total} < {chunk_size}"
+        if len(recs) > 1:
+            before_last = total - len(recs[-1])
+            assert before_last < chunk_size, f"chunk {i} closed late: {before_last} already"
+
+
+def check_rows(checked: Checked, chunk_rows: int) -> None:
+    """Every chunk but the last holds ``chunk_rows`` records; the last 1 to ``chunk_rows``."""
+    counts = [len(r) for r in checked.chunk_records]
+    if counts:
+        assert all(c == chunk_rows for c in counts[:-1]), counts
+        assert 1 <= counts[-1] <= chunk_rows, counts

@@ -1,0 +1,81 @@
+"""Lambda handlers for test_moto_seam.py, run in spawned worker processes.
+
+Workers import this module by name ("seam_handlers:<fn>"): the test passes this
+directory to ``ProcessDispatcher(extra_sys_path=...)``, so the import works
+whatever pytest's import mode and whether or not ``tests`` is a package.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+
+class ChunkInvalid(Exception):
+    """A chunk failed validation (non-retryable)."""
+
+
+class TransientError(Exception):
+    """A failure that succeeds when retried."""
+
+
+def _bump(counter: str) -> int:
+    """Increment the attempt counter file and return the attempt number (1-based)."""
+    path = Path(counter)
+    attempt = int(path.read_text()) + 1 if path.exists() else 1
+    path.write_text(str(attempt))
+    return attempt
+
+
+def echo(event: Any, context: Any) -> dict[str, Any]:
+    return {
+        "echo": event,
+        "pid": os.getpid(),
+        "function_name": context.function_name,
+        "arn": context.invoked_function_arn,
+        "request_id": context.aws_request_id,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
+
+
+def validate(event: Any, context: Any) -> dict[str, Any]:
+    raise ChunkInvalid(f"chunk {event['chunk']} has a bad header")
+
+
+def flaky(event: Any, context: Any) -> dict[str, Any]:
+    attempt = _bump(event["counter"])
+    if attempt <= event.get("failures", 1):
+        raise TransientError(f"attempt {attempt} failed")
+    return {"attempt": attempt}
+
+
+def crash_once(event: Any, context: Any) -> dict[str, Any]:
+    attempt = _bump(event["counter"])
+    if attempt == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"attempt": attempt, "pid": os.getpid()}
+
+
+def lane(event: Any, context: Any) -> dict[str, Any]:
+    start = time.time()
+    time.sleep(event["sleep"])
+    record = {"item": event["item"], "pid": os.getpid(), "start": start, "end": time.time()}
+    Path(event["dir"], f"lane-{event['item']}.json").write_text(json.dumps(record))
+    return record
+
+
+def sleepy(event: Any, context: Any) -> dict[str, Any]:
+    with contextlib.suppress(Exception):  # swallowing everything must not stop the timeout
+        time.sleep(event["sleep"])
+    return {"slept": event["sleep"]}
+
+
+def generation(event: Any, context: Any) -> dict[str, Any]:
+    """Continue-as-new driver: bump the generation, stop after ``last``."""
+    gen = event.get("generation", 0) + 1
+    return {"generation": gen, "last": event["last"], "done": gen >= event["last"]}

@@ -1,0 +1,349 @@
+"""The moto seam: real ASL on moto's interpreter, Lambda Tasks in worker processes.
+
+Handlers live in ``seam_handlers.py`` next to this file. Workers are spawned
+(fresh interpreters), so they import it by module name from ``extra_sys_path``
+below -- independent of pytest's import mode and of ``tests`` being a package.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from s3split.engine.moto_seam import (
+    CRASH_ERROR_TYPE,
+    TIMEOUT_ERROR_TYPE,
+    FunctionError,
+    ProcessDispatcher,
+    check_compatible,
+    install,
+    moto_config,
+)
+
+pytestmark = pytest.mark.timeout(120)
+
+HERE = Path(__file__).resolve().parent
+REGION = "us-east-1"
+ACCOUNT = "123456789012"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
+HANDLERS = {
+    name: f"seam_handlers:{name}"
+    for name in ("echo", "validate", "flaky", "crash_once", "lane", "sleepy", "generation")
+}
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+
+
+def fn_arn(name: str) -> str:
+    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+
+
+def invoke_task(function: str, **extra: Any) -> dict[str, Any]:
+    """An ``arn:aws:states:::lambda:invoke`` Task whose output is the handler result."""
+    return {
+        "Type": "Task",
+        "Resource": LAMBDA_INVOKE,
+        "Parameters": {"FunctionName": function, "Payload.$": "$"},
+        "ResultSelector": {"result.$": "$.Payload"},
+        "OutputPath": "$.result",
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def dispatcher() -> Iterator[ProcessDispatcher]:
+    with ProcessDispatcher(
+        HANDLERS,
+        max_workers=3,
+        timeouts={"sleepy": 1.0, "echo": 30.0},
+        extra_sys_path=[str(HERE)],
+    ) as d:
+        yield d
+
+
+@pytest.fixture
+def sfn(dispatcher: ProcessDispatcher) -> Iterator[Any]:
+    with mock_aws(config=moto_config()), install(dispatcher):
+        yield boto3.client("stepfunctions", region_name=REGION)
+
+
+def create(sfn: Any, definition: dict[str, Any], name: str = "seam") -> str:
+    created = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
+    arn: str = created["stateMachineArn"]
+    return arn
+
+
+def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn)["events"]
+    return events
+
+
+def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
+    """Poll until the execution leaves RUNNING; fail with its history after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if described["status"] != "RUNNING":
+            return described
+        if time.monotonic() > deadline:
+            tail = [e["type"] for e in history(sfn, execution_arn)[-10:]]
+            raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s; last: {tail}")
+        time.sleep(0.05)
+
+
+def run(sfn: Any, definition: dict[str, Any], payload: Any, timeout: float = 30) -> dict[str, Any]:
+    arn = create(sfn, definition)
+    execution = sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload))
+    return wait_for_execution(sfn, execution["executionArn"], timeout)
+
+
+def succeeded(described: dict[str, Any]) -> Any:
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    return json.loads(described["output"])
+
+
+def failures(sfn: Any, execution_arn: str) -> list[str]:
+    """Error names of failed task attempts, in order."""
+    names = []
+    for event in history(sfn, execution_arn):
+        for key in ("taskFailedEventDetails", "lambdaFunctionFailedEventDetails"):
+            if key in event:
+                names.append(event[key]["error"])
+    return names
+
+
+# (a) -----------------------------------------------------------------------
+
+
+def test_payload_round_trips_through_a_worker_process(
+    sfn: Any, dispatcher: ProcessDispatcher
+) -> None:
+    definition = {
+        "StartAt": "ByArn",
+        "States": {
+            # Resource = function ARN style ...
+            "ByArn": {
+                "Type": "Task",
+                "Resource": fn_arn("echo"),
+                "ResultPath": "$.by_arn",
+                "Next": "ByInvoke",
+            },
+            # ... and the optimised lambda:invoke integration (name:qualifier form).
+            "ByInvoke": {
+                "Type": "Task",
+                "Resource": LAMBDA_INVOKE,
+                "Parameters": {"FunctionName": "echo:live", "Payload": {"chunk.$": "$.chunk"}},
+                "ResultSelector": {"result.$": "$.Payload"},
+                "ResultPath": "$.by_invoke",
+                "End": True,
+            },
+        },
+    }
+    output = succeeded(run(sfn, definition, {"chunk": 7}))
+
+    by_arn, by_invoke = output["by_arn"], output["by_invoke"]["result"]
+    assert by_arn["echo"] == {"chunk": 7}
+    assert by_invoke["echo"] == {"chunk": 7}
+    for result in (by_arn, by_invoke):
+        assert result["function_name"] == "echo"
+        assert result["arn"] == fn_arn("echo")
+        assert result["pid"] != os.getpid()
+        assert result["pid"] in dispatcher.worker_pids
+        assert 0 < result["remaining_ms"] <= 30_000
+
+
+# (b) -----------------------------------------------------------------------
+
+
+def test_custom_exception_is_caught_by_name(sfn: Any) -> None:
+    definition = {
+        "StartAt": "Validate",
+        "States": {
+            "Validate": invoke_task(
+                "validate",
+                Catch=[{"ErrorEquals": ["ChunkInvalid"], "ResultPath": "$.error", "Next": "Bad"}],
+                End=True,
+            ),
+            "Bad": {"Type": "Pass", "End": True},
+        },
+    }
+    output = succeeded(run(sfn, definition, {"chunk": 7}))
+
+    assert output["error"]["Error"] == "ChunkInvalid"
+    cause = json.loads(output["error"]["Cause"])
+    assert cause["errorType"] == "ChunkInvalid"
+    assert cause["errorMessage"] == "chunk 7 has a bad header"
+    assert cause["stackTrace"]  # the worker's traceback travels in the Cause
+
+
+# (c) -----------------------------------------------------------------------
+
+
+def test_transient_error_is_retried_then_succeeds(sfn: Any, tmp_path: Path) -> None:
+    retry = [{"ErrorEquals": ["TransientError"], "IntervalSeconds": 1, "MaxAttempts": 2}]
+    definition = {
+        "StartAt": "Flaky",
+        "States": {
+            "Flaky": {"Type": "Task", "Resource": fn_arn("flaky"), "Retry": retry, "End": True}
+        },
+    }
+    described = run(sfn, definition, {"counter": str(tmp_path / "n"), "failures": 1})
+
+    assert succeeded(described) == {"attempt": 2}
+    assert failures(sfn, described["executionArn"]) == ["TransientError"]
+
+
+# (d) -----------------------------------------------------------------------
+
+
+def test_map_lanes_run_concurrently_in_distinct_processes(sfn: Any, tmp_path: Path) -> None:
+    definition = {
+        "StartAt": "Lanes",
+        "States": {
+            "Lanes": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "MaxConcurrency": 2,
+                "ItemSelector": {
+                    "item.$": "$$.Map.Item.Value",
+                    "dir.$": "$.dir",
+                    "sleep.$": "$.sleep",
+                },
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Lane",
+                    "States": {"Lane": invoke_task("lane", End=True)},
+                },
+                "End": True,
+            }
+        },
+    }
+    payload = {"items": [0, 1, 2, 3], "dir": str(tmp_path), "sleep": 0.8}
+    output = succeeded(run(sfn, definition, payload))
+
+    assert [lane["item"] for lane in output] == [0, 1, 2, 3]
+    lanes = [json.loads(p.read_text()) for p in sorted(tmp_path.glob("lane-*.json"))]
+    assert len(lanes) == 4
+
+    def running_at(t: float) -> list[dict[str, Any]]:
+        return [lane for lane in lanes if lane["start"] <= t < lane["end"]]
+
+    peak = max(len(running_at(lane["start"])) for lane in lanes)
+    # The dispatcher has 3 workers, so a peak of exactly 2 is moto honouring MaxConcurrency.
+    assert peak == 2
+    for lane in lanes:
+        for other in running_at(lane["start"]):
+            if other is not lane:
+                assert other["pid"] != lane["pid"]
+
+
+# (e) -----------------------------------------------------------------------
+
+
+def test_start_execution_with_pascal_case_parameters_continues_as_new(sfn: Any) -> None:
+    definition = {
+        "StartAt": "Work",
+        "States": {
+            "Work": invoke_task("generation", Next="Done?"),
+            "Done?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "Finished"}],
+                "Default": "ContinueAsNew",
+            },
+            "ContinueAsNew": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution",
+                "Parameters": {
+                    "StateMachineArn.$": "$$.StateMachine.Id",
+                    # A JSON object, as in real ASL; AWS serialises it.
+                    "Input": {"generation.$": "$.generation", "last.$": "$.last"},
+                },
+                "End": True,
+            },
+            "Finished": {"Type": "Succeed"},
+        },
+    }
+    arn = create(sfn, definition)
+    # Unnamed executions: moto would name every one "None" and reject the second.
+    first = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"last": 3}))
+    chain = [first["executionArn"]]
+    while True:
+        output = succeeded(wait_for_execution(sfn, chain[-1]))
+        if "ExecutionArn" not in output:
+            break
+        assert isinstance(output["StartDate"], int)  # epoch millis, JSON-safe
+        chain.append(output["ExecutionArn"])
+
+    assert output == {"generation": 3, "last": 3, "done": True}
+    assert len(chain) == len(set(chain)) == 3
+    executions = sfn.list_executions(stateMachineArn=arn)["executions"]
+    assert {e["executionArn"] for e in executions} == set(chain)
+    assert all(not e["executionArn"].endswith(":None") for e in executions)
+
+
+# (f) -----------------------------------------------------------------------
+
+
+def test_killed_worker_is_a_retryable_lambda_failure(
+    sfn: Any, dispatcher: ProcessDispatcher, tmp_path: Path
+) -> None:
+    pids_before = set(dispatcher.worker_pids)
+    retry = [{"ErrorEquals": [CRASH_ERROR_TYPE], "IntervalSeconds": 1, "MaxAttempts": 1}]
+    definition = {
+        "StartAt": "Crash",
+        "States": {"Crash": invoke_task("crash_once", Retry=retry, End=True)},
+    }
+    described = run(sfn, definition, {"counter": str(tmp_path / "n")})
+
+    output = succeeded(described)
+    assert output["attempt"] == 2
+    assert failures(sfn, described["executionArn"]) == [CRASH_ERROR_TYPE]
+    pids_after = set(dispatcher.worker_pids)
+    assert len(pids_after) == 3
+    assert len(pids_before - pids_after) == 1  # exactly the killed worker was replaced
+    assert output["pid"] in pids_after
+
+
+# (g) -----------------------------------------------------------------------
+
+
+def test_check_compatible_passes() -> None:
+    check_compatible()
+
+
+def test_check_compatible_names_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def invoke(self: Any, function_name: str, body: Any) -> bytes:
+        return b""
+
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
+    with pytest.raises(RuntimeError, match=r"LambdaSimpleBackend\.invoke: signature"):
+        check_compatible()
+
+
+# extras ----------------------------------------------------------------------
+
+
+def test_timeout_is_enforced_in_the_worker(dispatcher: ProcessDispatcher) -> None:
+    started = time.monotonic()
+    with pytest.raises(FunctionError) as caught:
+        dispatcher("sleepy", {"sleep": 10})
+    assert caught.value.error_type == TIMEOUT_ERROR_TYPE
+    assert time.monotonic() - started < 5
+    assert dispatcher("echo", {"after": "timeout"})["echo"] == {"after": "timeout"}
+
+
+def test_unknown_function_is_resource_not_found(sfn: Any) -> None:
+    definition = {"StartAt": "Nope", "States": {"Nope": invoke_task("nope", End=True)}}
+    described = run(sfn, definition, {})
+
+    assert described["status"] == "FAILED"
+    assert described["error"] == "Lambda.ResourceNotFoundException"

@@ -1,0 +1,221 @@
+"""Properties of split() over random valid CSV sources, chunk targets and block sizes."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from conftest import (
+    BOM,
+    check_rows,
+    check_sizes,
+    check_split,
+    local_parts,
+    quote_field,
+    read_split,
+    ref_open_quote,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from s3split.errors import UnterminatedQuote
+from s3split.manifest import ResumeToken, SplitSettings
+from s3split.splitter import BLOCK, split
+from s3split.storage import Storage
+
+SETTINGS = settings(max_examples=3000, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+@dataclass(frozen=True)
+class Source:
+    data: bytes
+    delimiter: str
+    quotechar: str
+    header: bool
+
+
+DIALECTS = [(",", '"'), (";", '"'), ("\t", '"'), (",", "'"), (";", "'")]
+
+
+@st.composite
+def sources(draw: st.DrawFn) -> Source:
+    """An RFC 4180-valid CSV: plain or quoted fields, LF or CRLF, maybe a BOM."""
+    delimiter, quotechar = draw(st.sampled_from(DIALECTS))
+    other_quote = "'" if quotechar == '"' else '"'
+    plain = st.text(st.sampled_from(["a", "b", "7", " ", "é", "€", "中", other_quote]),
+                    max_size=5)
+    inside = st.lists(st.sampled_from(["a", "é", delimiter, quotechar, "\r", "\n", "\r\n", " "]),
+                      max_size=6).map("".join)
+    field = st.one_of(plain, inside.map(lambda v: quote_field(v, quotechar)))
+    columns = draw(st.integers(1, 4))
+    record = st.lists(field, min_size=columns, max_size=columns).map(delimiter.join)
+    header = draw(st.booleans())
+    records = draw(st.lists(record, max_size=25))
+    if header:
+        records.insert(0, draw(record))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(records)
+    if records and draw(st.booleans()):
+        text += newline
+    data = (BOM if draw(st.booleans()) else b"") + text.encode()
+    return Source(data, delimiter, quotechar, header)
+
+
+@st.composite
+def split_settings(draw: st.DrawFn, source: Source) -> SplitSettings:
+    by_rows = draw(st.booleans())
+    return SplitSettings(
+        chunk_size=None if by_rows else draw(st.integers(1, 300)),
+        chunk_rows=draw(st.integers(1, 150)) if by_rows else None,
+        header=source.header,
+        delimiter=source.delimiter,
+        quotechar=source.quotechar,
+    )
+
+
+block_sizes = st.one_of(st.integers(1, 64), st.just(BLOCK))
+
+
+def write_source(tmp: str, data: bytes) -> str:
+    path = os.path.join(tmp, "source.csv")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def check(source: Source, settings_: SplitSettings, dest: str) -> None:
+    manifest, chunks = read_split(dest)
+    checked = check_split(source.data, manifest, chunks, header=source.header,
+                          delimiter=source.delimiter, quotechar=source.quotechar)
+    if settings_.chunk_size is not None:
+        check_sizes(checked, settings_.chunk_size)
+    else:
+        assert settings_.chunk_rows is not None
+        check_rows(checked, settings_.chunk_rows)
+    names = local_parts(dest)
+    assert names == ["manifest.json", *(f"part-{i:05d}.csv" for i in range(len(chunks)))]
+
+
+@SETTINGS
+@given(data=st.data(), source=sources(), block_size=block_sizes)
+def test_split_invariants(data: st.DataObject, source: Source, block_size: int) -> None:
+    settings_ = data.draw(split_settings(source))
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = os.path.join(tmp, "out")
+        result = split(write_source(tmp, source.data), dest, settings_, Storage(),
+                       block_size=block_size)
+        assert result.done and result.token is None
+        assert result.manifest_uri == os.path.join(dest, "manifest.json")
+        check(source, settings_, dest)
+        assert result.manifest is not None
+        assert json.loads(open(result.manifest_uri, "rb").read()) == result.manifest.to_dict()
+
+
+def run_in_steps(path: str, dest: str, settings_: SplitSettings, block_size: int,
+                 stop_after: Callable[[int], bool], max_calls: int) -> int:
+    """Split, stopping whenever ``stop_after(chunks so far)``; resume until done.
+
+    Returns the number of invocations. Each token goes through JSON, as it would
+    between two Lambda invocations.
+    """
+    closed = 0
+
+    def should_stop() -> bool:
+        nonlocal closed
+        closed += 1
+        return stop_after(closed)
+
+    token: ResumeToken | None = None
+    for calls in range(1, max_calls + 1):
+        result = split(path, dest, settings_, Storage(), resume=token, should_stop=should_stop,
+                       block_size=block_size)
+        if result.done:
+            assert result.token is None
+            return calls
+        assert result.manifest is None and result.token is not None
+        assert not os.path.exists(os.path.join(dest, "manifest.json")), "paused split looks done"
+        token = ResumeToken.from_dict(json.loads(json.dumps(result.token.to_dict())))
+    raise AssertionError(f"not done after {max_calls} invocations")
+
+
+def same_split(one: str, other: str) -> None:
+    """Both dests hold the same chunks and the same manifest (apart from where they are)."""
+    m1, c1 = read_split(one)
+    m2, c2 = read_split(other)
+    assert c1 == c2
+    for m in (m1, m2):
+        for entry in m["chunks"]:
+            entry["uri"] = os.path.basename(entry["uri"])
+    assert m1 == m2
+    assert local_parts(one) == local_parts(other)  # no progress files left behind
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(data=st.data(), source=sources(), block_size=block_sizes)
+def test_resume_after_every_chunk(data: st.DataObject, source: Source, block_size: int) -> None:
+    settings_ = data.draw(split_settings(source))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_source(tmp, source.data)
+        once = os.path.join(tmp, "once")
+        split(path, once, settings_, Storage(), block_size=block_size)
+        count = read_split(once)[0]["count"]
+        steps = os.path.join(tmp, "steps")
+        calls = run_in_steps(path, steps, settings_, block_size, lambda n: True, count + 2)
+        assert calls in (count, count + 1)  # one per chunk, maybe one to find the end
+        check(source, settings_, steps)
+        same_split(once, steps)
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(data=st.data(), source=sources(), block_size=block_sizes)
+def test_resume_after_a_random_chunk(data: st.DataObject, source: Source,
+                                     block_size: int) -> None:
+    settings_ = data.draw(split_settings(source))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_source(tmp, source.data)
+        once = os.path.join(tmp, "once")
+        split(path, once, settings_, Storage(), block_size=block_size)
+        count = read_split(once)[0]["count"]
+        stop_at = data.draw(st.integers(1, max(count, 1)))
+        steps = os.path.join(tmp, "steps")
+        calls = run_in_steps(path, steps, settings_, block_size, lambda n: n == stop_at, 3)
+        assert calls <= 2
+        same_split(once, steps)
+
+
+@settings(SETTINGS, max_examples=1500)
+@given(source=sources(), block_size=block_sizes, chunk_size=st.integers(1, 300),
+       unterminated=st.lists(st.sampled_from(["a", "\n", "\r\n", "''", '""', ","]), max_size=6))
+def test_unterminated_quote_is_located(source: Source, block_size: int, chunk_size: int,
+                                       unterminated: list[str]) -> None:
+    """A quoted field left open at the end: the error names the quote's offset and line."""
+    q = source.quotechar
+    tail = (q + "".join(unterminated)).encode()  # pairs of quotes keep the field open
+    data = source.data
+    if data and not data.endswith(b"\n"):
+        data += b"\n"
+    data += tail
+    where = ref_open_quote(data, q.encode())
+    assert where is not None
+    offset, line = where
+    settings_ = SplitSettings(chunk_size=chunk_size, header=source.header,
+                              delimiter=source.delimiter, quotechar=q)
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = os.path.join(tmp, "out")
+        path = write_source(tmp, data)
+        try:
+            split(path, dest, settings_, Storage(), block_size=block_size)
+        except UnterminatedQuote as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("no UnterminatedQuote")
+        assert message == (f"{path}: unterminated quoted field: the quote at byte {offset} "
+                           f"(line {line}) is never closed")
+        names = local_parts(dest)
+        assert "manifest.json" not in names
+        assert not [n for n in names if n.endswith(".tmp")]
+
