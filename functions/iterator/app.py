@@ -15,4 +15,4 @@ tracer = Tracer()
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return advance(parse_event(event, LaneState).model_dump(exclude={"continue_", "more"}))
+    return advance(parse_event(event, LaneState).state())

@@ -51,6 +51,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.action == "split":
         result = split_step(spec, request.token, deployment, storage,
                             lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
+        metrics.add_metric("SplitInvocations", MetricUnit.Count, 1)
         if result["done"]:
             metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
             metrics.add_metric("Rows", MetricUnit.Count, result["rows"])

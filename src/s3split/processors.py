@@ -21,13 +21,14 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, localcontext
 from functools import cache, partial
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, cast
+from weakref import WeakKeyDictionary
 
 import boto3
 from botocore.config import Config
@@ -108,8 +109,6 @@ class Row(NamedTuple):
     fields: list[str]
 
 
-
-
 class ChunkRows(Iterator[Row]):
     """The records of one chunk, streamed; ``header`` holds the header's fields (or None)."""
 
@@ -167,13 +166,27 @@ class ChunkRows(Iterator[Row]):
             where = self._where(self._reader.line_num)
             raise ChunkInvalid(f"{self._job.chunk_uri}: unreadable CSV at {where}: {exc}") from None
 
-    def _source_line(self, chunk_line: int) -> int:
-        return self._job.source_line + chunk_line - 1 - (self._header_lines or 0)
+    def _source_line(self, chunk_line: int, header_lines: int | None = None) -> int:
+        header_lines = self._header_lines if header_lines is None else header_lines
+        return self._job.source_line + chunk_line - 1 - (header_lines or 0)
 
     def _where(self, chunk_line: int) -> str:
-        if self._header_lines is None or chunk_line <= self._header_lines:
+        header_lines = self._header_lines
+        if header_lines is None:
+            header_lines = self._count_header_lines()
+        if chunk_line <= header_lines:
             return f"line {chunk_line} of the chunk (the header)"
-        return f"source line {self._source_line(chunk_line)}"
+        return f"source line {self._source_line(chunk_line, header_lines)}"
+
+    def _count_header_lines(self) -> int:
+        """Lines of the header, for errors found before it is read (decoding reads ahead)."""
+        job = self._job
+        with self._storage.open_read(job.chunk_uri) as stream:
+            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
+            reader = csv.reader(text, delimiter=job.delimiter, quotechar=job.quotechar)
+            with suppress(csv.Error):
+                next(reader, None)
+            return reader.line_num
 
     def _invalid_utf8(self, exc: UnicodeDecodeError) -> ChunkInvalid:
         uri = self._job.chunk_uri
@@ -208,8 +221,6 @@ def find_invalid_utf8(stream: IO[bytes], block: int = SCAN_BLOCK) -> tuple[int, 
             return None
         offset += len(data)
         newlines += data.count(b"\n")
-
-
 
 
 class Reject(Exception):
@@ -276,8 +287,6 @@ def _write_jsonl(
     return rejects.result(rows.count, written, job.output_uri)
 
 
-
-
 @cache
 def column_names(count: int) -> tuple[str, ...]:
     """Names of the columns of a chunk without a header: ``col1`` .. ``colN``."""
@@ -298,8 +307,6 @@ def unique_names(header: list[str]) -> list[str]:
 
 def _ragged(expected: int, got: int) -> Reject:
     return Reject(f"expected {expected} fields, got {got}")
-
-
 
 
 def _object_converter(header: list[str] | None) -> Convert:
@@ -335,8 +342,6 @@ class NoopProcessor:
         with storage.writer(job.output_uri):
             pass
         return ProcessResult(rows_in, rows_in, 0, job.output_uri, None, [])
-
-
 
 
 def _parse_int(value: str) -> int:
@@ -470,8 +475,6 @@ class ValidateProcessor:
         return _write_jsonl(job, storage, partial(_validator, self.schema, job.chunk_uri))
 
 
-
-
 def _dynamodb_number(text: str) -> str:
     """``text`` as a DynamoDB number (38 digits, 1e-130 .. 1e126); ValueError if it is not."""
     if not _NUMBER.fullmatch(text):
@@ -541,6 +544,14 @@ def _dynamodb_error(exc: ClientError, table: str) -> Exception:
     return exc
 
 
+_KEY_TYPES: WeakKeyDictionary[DynamoDBClient, dict[str, dict[str, str]]] = WeakKeyDictionary()
+
+
+@cache
+def default_dynamodb_client() -> DynamoDBClient:
+    return boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+
+
 class DynamoDBProcessor:
     """Imports the rows into a DynamoDB table, 25 puts per BatchWriteItem; reruns overwrite.
 
@@ -561,12 +572,11 @@ class DynamoDBProcessor:
         self.types = dict(types)
         self._client = client
         self._sleep = sleep
-        self._key_types: dict[str, str] | None = None
 
     @property
     def client(self) -> DynamoDBClient:
         if self._client is None:
-            self._client = boto3.client("dynamodb", config=DYNAMODB_CONFIG)
+            self._client = default_dynamodb_client()
         return self._client
 
     def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
@@ -580,10 +590,13 @@ class DynamoDBProcessor:
         return rejects.result(rows.count, imported, job.output_uri)
 
     def key_types(self) -> dict[str, str]:
-        """The table's key attributes (partition first) and their types; asked once."""
-        if self._key_types is None:
-            self._key_types = self._describe_keys()
-        return self._key_types
+        """The table's key attributes (partition first) and their types; asked once per client."""
+        known = _KEY_TYPES.setdefault(self.client, {})
+        if self.table not in known:
+            known[self.table] = self._describe_keys()
+        for name, kind in known[self.table].items():
+            self._check_key_type(name, kind)
+        return known[self.table]
 
     def _describe_keys(self) -> dict[str, str]:
         try:
@@ -594,10 +607,7 @@ class DynamoDBProcessor:
             raise TransientError(f"DynamoDB table {self.table}: {exc}") from None
         defined = {a["AttributeName"]: a["AttributeType"] for a in table["AttributeDefinitions"]}
         keys = sorted(table["KeySchema"], key=lambda k: k["KeyType"] != "HASH")
-        key_types: dict[str, str] = {k["AttributeName"]: defined[k["AttributeName"]] for k in keys}
-        for name, kind in key_types.items():
-            self._check_key_type(name, kind)
-        return key_types
+        return {k["AttributeName"]: defined[k["AttributeName"]] for k in keys}
 
     def _check_key_type(self, name: str, kind: str) -> None:
         where = f"DynamoDB table {self.table}: key {name} is of type {kind}"
@@ -640,8 +650,6 @@ class DynamoDBProcessor:
         except (BotoConnectionError, HTTPClientError) as exc:
             raise TransientError(f"DynamoDB table {self.table}: {exc}") from None
         return response.get("UnprocessedItems", {}).get(self.table, [])
-
-
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ class LaneState(_Strict):
     continue_: bool | None = Field(default=None, alias="continue")
     more: bool | None = None
 
+    def state(self) -> dict[str, Any]:
+        return self.model_dump(exclude={"continue_", "more"})
+
 
 class Continuation(_Strict):
     run: dict[str, Any]
@@ -94,7 +97,7 @@ def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str,
         _check_allowed(spec.source, deployment)
         _check_location(spec.location, deployment)
         return {"mode": "continue", "run": spec.to_dict(),
-                "lanes": [lane.model_dump() for lane in cont.lanes],
+                "lanes": [lane.state() for lane in cont.lanes],
                 "generation": cont.generation}
     if "source" in event:
         return _single(parse_event(event, ManualStart), deployment)

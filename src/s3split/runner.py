@@ -1,6 +1,5 @@
 """``s3split run``: start the pipeline on the local engine, show progress, report."""
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from s3split.engine.local import Outcome, local_engine
 from s3split.progress import RunProgress
 from s3split.runinput import default_location, normalize
 from s3split.storage import Storage, is_s3, join, split_s3
+from s3split.worker import lambda_error_message
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,6 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
             console.print(f"  chunk {failure['chunk']} (source line {failure['source_line']}): "
                           f"{failure['error']}: {failure['message']}", style="red")
     if not outcome.succeeded and outcome.error != "ToleratedFailuresExceeded":
-        Console(stderr=True).print(f"s3split: error: {outcome.error}: {error_message(outcome)}",
-                                   style="red", highlight=False)
-
-
-def error_message(outcome: Outcome) -> str:
-    """A Lambda error's cause is JSON with ``errorMessage``; other causes are plain text."""
-    try:
-        return str(json.loads(outcome.cause or "")["errorMessage"])
-    except (ValueError, KeyError, TypeError):
-        return outcome.cause or ""
+        message = lambda_error_message(outcome.cause or "")
+        Console(stderr=True).print(f"s3split: error: {outcome.error}: {message}", style="red",
+                                   highlight=False)

@@ -6,6 +6,7 @@ transient error writes nothing: the state machine retries, and when retries run
 out it records the failure through ``record_failure``.
 """
 
+import json
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -89,7 +90,16 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
     if already_done(previous, manifest, spec.processor):
         assert previous is not None
         return previous
-    return _write_failure(spec, entry, manifest, storage, error, cause, attempt=0)
+    return _write_failure(spec, entry, manifest, storage, error, lambda_error_message(cause),
+                          attempt=0)
+
+
+def lambda_error_message(cause: str) -> str:
+    """A Lambda error's cause is JSON with ``errorMessage`` (and a stack trace); keep the message."""
+    try:
+        return str(json.loads(cause)["errorMessage"])
+    except (ValueError, KeyError, TypeError):
+        return cause
 
 
 def _write_failure(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, storage: Storage,
