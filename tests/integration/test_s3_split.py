@@ -10,9 +10,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import check_sizes, check_split, read_split
 from moto import mock_aws
 
+from conftest import check_sizes, check_split, read_split
 from s3split import storage as storage_module
 from s3split.errors import SourceChanged, SourceNotFound
 from s3split.manifest import ResumeToken, SplitSettings
@@ -121,7 +121,8 @@ def test_large_split_uploads_chunks_as_multipart(
     on_call(s3, "CreateMultipartUpload", created.append)
 
     def record_part(params: dict[str, Any], **_: Any) -> None:
-        part_sizes.setdefault(name_of(params["url_path"]), []).append(params["body"].getbuffer().nbytes)
+        size = params["body"].getbuffer().nbytes
+        part_sizes.setdefault(name_of(params["url_path"]), []).append(size)
 
     s3.meta.events.register("before-call.s3.UploadPart", record_part)
 
@@ -242,7 +243,7 @@ def test_missing_s3_source(s3: Any, key: str) -> None:
 
 
 def test_missing_bucket(s3: Any) -> None:
-    with pytest.raises(SourceNotFound, match="s3://no-such-bucket-here/x.csv"):
+    with pytest.raises(SourceNotFound, match=r"^source not found: s3://no-such-bucket-here/x\.csv$"):
         split("s3://no-such-bucket-here/x.csv", uri("out/m"), SplitSettings(), Storage(s3))
 
 

@@ -1,10 +1,10 @@
 """Scanner.count / find_record_end / find_nth_record_end against a byte-at-a-time reference."""
 
 import pytest
-from conftest import csv_rows, make_csv, quote_field
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import csv_rows, make_csv, quote_field
 from s3split.errors import InvalidOption
 from s3split.scanner import BlockCount, Dialect, Scanner
 
@@ -174,7 +174,7 @@ def test_records_match_csv_module(rows: list[list[str]], newline: str) -> None:
     assert Scanner().count(data, False) == BlockCount(len(rows), data.count(b"\n"), False)
 
 
-# -- the dialect ------------------------------------------------------------------------------------
+# -- the dialect ------------------------------------------------------------------------------
 
 
 def test_dialect_of_encodes() -> None:

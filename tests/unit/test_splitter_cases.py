@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BOM, check_rows, check_sizes, check_split, local_parts, make_csv, read_split
 
+from conftest import BOM, check_rows, check_sizes, check_split, local_parts, make_csv, read_split
 from s3split import splitter
 from s3split.errors import (
     HeaderTooLong,
@@ -49,6 +49,7 @@ def run(tmp_path: Path, data: bytes, settings: SplitSettings = ROWS, dest: str =
 @pytest.mark.parametrize("header", [True, False])
 def test_empty_file(tmp_path: Path, header: bool) -> None:
     manifest, chunks = run(tmp_path, b"", SplitSettings(chunk_size=10, header=header))
+    assert chunks == []
     assert (manifest["count"], manifest["rows"], manifest["bytes"]) == (0, 0, 0)
     assert (manifest["header"], manifest["header_bytes"], manifest["bom"]) == ("", 0, False)
     assert manifest["source"]["size"] == 0
@@ -77,6 +78,7 @@ def test_bom_is_recorded_not_repeated(tmp_path: Path) -> None:
 
 def test_bom_only(tmp_path: Path) -> None:
     manifest, chunks = run(tmp_path, BOM)
+    assert chunks == []
     assert (manifest["bom"], manifest["header"], manifest["count"]) == (True, "", 0)
 
 
@@ -146,6 +148,7 @@ def test_crlf_and_quoted_newlines(tmp_path: Path) -> None:
     rows = [["id", "note"], ["1", "a\r\nb"], ["2", 'say "hi", bye'], ["3", "\r"], ["4", ""]]
     data = make_csv(rows, newline="\r\n")
     manifest, chunks = run(tmp_path, data, SplitSettings(chunk_size=None, chunk_rows=3))
+    assert chunks[1] == b'id,note\r\n4,\r\n'
     assert [c["rows"] for c in manifest["chunks"]] == [3, 1]
     assert [c["source_line"] for c in manifest["chunks"]] == [2, 6]
 
@@ -154,7 +157,7 @@ def test_other_dialect(tmp_path: Path) -> None:
     rows = [["a", "b"], ["x;y", "it's"], ["\n", '"']]
     data = make_csv(rows, delimiter=";", quotechar="'")
     settings = SplitSettings(chunk_size=None, chunk_rows=1, delimiter=";", quotechar="'")
-    manifest, chunks = run(tmp_path, data, settings)
+    _, chunks = run(tmp_path, data, settings)
     assert chunks == [b"a;b\n'x;y';'it''s'\n", b"a;b\n'\n';\"\n"]
 
 
@@ -189,11 +192,12 @@ def test_resplit_removes_stale_parts(tmp_path: Path) -> None:
     data = b"h\n" + b"".join(b"%d\n" % i for i in range(7))
     first, _ = run(tmp_path, data, SplitSettings(chunk_size=None, chunk_rows=1))
     assert first["count"] == 7
-    second, chunks = run(tmp_path, data, SplitSettings(chunk_size=None, chunk_rows=3))
+    second, _ = run(tmp_path, data, SplitSettings(chunk_size=None, chunk_rows=3))
     assert second["count"] == 3
     assert local_parts(tmp_path / "out") == [
         "manifest.json", "part-00000.csv", "part-00001.csv", "part-00002.csv"]
     third, _ = run(tmp_path, b"h\n", SplitSettings(chunk_size=5))
+    assert third["count"] == 0
     assert local_parts(tmp_path / "out") == ["manifest.json"]
 
 
@@ -297,12 +301,12 @@ def test_unterminated_quote(tmp_path: Path, data: bytes, marker: bytes, header: 
         (SplitSettings(delimiter="ab"), "invalid delimiter 'ab'"),
         (SplitSettings(delimiter="\n"), "invalid delimiter '\\n'"),
         (SplitSettings(quotechar="\r"), "invalid quotechar '\\r'"),
-        (SplitSettings(quotechar="’"), "invalid quotechar '’'"),
+        (SplitSettings(quotechar="\u2019"), "invalid quotechar '\u2019'"),
         (SplitSettings(delimiter="|", quotechar="|"), "delimiter and quotechar must differ"),
         (SplitSettings(chunk_size=None, chunk_rows=0), "invalid chunk rows 0: must be at least 1"),
         (SplitSettings(chunk_size=None, chunk_rows=-2), "invalid chunk rows -2"),
         (SplitSettings(chunk_size=0), "invalid chunk size 0: must be at least 1"),
-        (SplitSettings(chunk_size=5, chunk_rows=5), "give exactly one of chunk size and chunk rows"),
+        (SplitSettings(chunk_size=5, chunk_rows=5), "give exactly one of chunk size and chunk"),
         (SplitSettings(chunk_size=None), "give exactly one of chunk size and chunk rows"),
     ],
 )

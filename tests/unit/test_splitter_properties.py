@@ -8,6 +8,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from conftest import (
     BOM,
     check_rows,
@@ -18,9 +21,6 @@ from conftest import (
     read_split,
     ref_open_quote,
 )
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from s3split.errors import UnterminatedQuote
 from s3split.manifest import ResumeToken, SplitSettings
 from s3split.splitter import BLOCK, split
@@ -112,7 +112,8 @@ def test_split_invariants(data: st.DataObject, source: Source, block_size: int) 
         assert result.manifest_uri == os.path.join(dest, "manifest.json")
         check(source, settings_, dest)
         assert result.manifest is not None
-        assert json.loads(open(result.manifest_uri, "rb").read()) == result.manifest.to_dict()
+        with open(result.manifest_uri, "rb") as f:
+            assert json.loads(f.read()) == result.manifest.to_dict()
 
 
 def run_in_steps(path: str, dest: str, settings_: SplitSettings, block_size: int,

@@ -1,0 +1,175 @@
+"""The installed ``s3split`` console script, run as a subprocess on local files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import BOM, check_rows, check_sizes, check_split, make_csv, read_split
+
+S3SPLIT = Path(sys.executable).parent / "s3split"
+ROWS = [["id", "name", "note"],
+        *([str(i), f"name {i}", "multi\nline, \"quoted\"" if i % 3 == 0 else "plain"]
+          for i in range(10))]
+
+
+def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # nothing here may reach for AWS
+    return subprocess.run([str(S3SPLIT), *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=60, check=False)
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_console_script_is_installed() -> None:
+    assert S3SPLIT.is_file() and os.access(S3SPLIT, os.X_OK)
+
+
+def test_split_prints_a_summary(tmp_path: Path) -> None:
+    data = make_csv(ROWS)
+    dest = tmp_path / "out"
+    done = cli("split", write(tmp_path, data), dest, "--chunk-rows", "4")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    line = done.stdout.strip()
+    assert "\n" not in line
+    match = re.fullmatch(r"3 chunks, 10 rows, \d+ B in \d+\.\d\d s \([\d,]+ MB/s\) -> (.+)", line)
+    assert match, line
+    assert match.group(1) == str(dest / "manifest.json")
+    manifest, chunks = read_split(str(dest))
+    check_rows(check_split(data, manifest, chunks), 4)
+
+
+def test_split_json(tmp_path: Path) -> None:
+    data = BOM + make_csv(ROWS, newline="\r\n")
+    dest = tmp_path / "out"
+    done = cli("split", write(tmp_path, data), dest, "--chunk-size", "60", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    manifest, chunks = read_split(str(dest))
+    check_sizes(check_split(data, manifest, chunks), 60)
+    assert summary["manifest_uri"] == str(dest / "manifest.json")
+    assert summary["count"] == manifest["count"] == len(chunks) > 1
+    assert summary["rows"] == 10
+    assert summary["bom"] is True
+    assert summary["settings"]["chunk_size"] == 60
+    assert "chunks" not in summary
+    assert isinstance(summary["seconds"], float | int)
+
+
+def test_dialect_and_no_header_options(tmp_path: Path) -> None:
+    rows = [["1", "a\tb", "it's"], ["2", "x", "y"], ["3", "line\nbreak", ""]]
+    data = make_csv(rows, delimiter="\t", quotechar="'")
+    dest = tmp_path / "out"
+    done = cli("split", write(tmp_path, data), dest, "--chunk-rows", "2", "--no-header",
+               "--delimiter", "tab", "--quotechar", "'", "--json")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert (summary["count"], summary["rows"], summary["header_bytes"]) == (2, 3, 0)
+    assert summary["settings"]["delimiter"] == "\t"
+    manifest, chunks = read_split(str(dest))
+    check_split(data, manifest, chunks, header=False, delimiter="\t", quotechar="'")
+    assert chunks[0].startswith(b"1\t")
+
+
+@pytest.mark.parametrize("data", [b"", b"id,name\n", b"id,name"], ids=["empty", "header",
+                                                                      "header-no-newline"])
+def test_nothing_to_split_is_success(tmp_path: Path, data: bytes) -> None:
+    dest = tmp_path / "out"
+    done = cli("split", write(tmp_path, data), dest)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("0 chunks, 0 rows, ")
+    assert json.loads((dest / "manifest.json").read_text())["count"] == 0
+    assert sorted(os.listdir(dest)) == ["manifest.json"]
+
+
+# -- failures: exit 1 and one line on stderr ---------------------------------------------------
+
+
+def fails(done: subprocess.CompletedProcess[str], message: str, code: int = 1) -> None:
+    assert done.returncode == code, (done.returncode, done.stderr)
+    assert done.stdout == ""
+    assert done.stderr == f"s3split: error: {message}\n"
+
+
+def test_missing_source(tmp_path: Path) -> None:
+    path = tmp_path / "no such.csv"
+    fails(cli("split", path, tmp_path / "out"), f"source not found: {path}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_directory_source(tmp_path: Path) -> None:
+    fails(cli("split", tmp_path, tmp_path / "out"), f"source is not a regular file: {tmp_path}")
+
+
+def test_unterminated_quote(tmp_path: Path) -> None:
+    data = b'id,note\n1,"fine\nhere"\n2,"say ""hi""\nand never close\n3,x\n'
+    at = data.index(b'"say')
+    line = data.count(b"\n", 0, at) + 1
+    assert (at, line) == (24, 4)
+    path = write(tmp_path, data)
+    dest = tmp_path / "out"
+    fails(cli("split", path, dest, "--chunk-size", "1"),
+          f"{path}: unterminated quoted field: the quote at byte {at} (line {line}) "
+          "is never closed")
+    assert not (dest / "manifest.json").exists()
+    assert not [n for n in os.listdir(dest) if n.startswith(".")]  # no temporaries
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--chunk-size", "lots"], "invalid size 'lots': expected a number with an optional "
+                                   "unit such as 97, 500KB or 64MiB"),
+        (["--chunk-size", "12XB"], "invalid size '12XB': expected a number with an optional "
+                                   "unit such as 97, 500KB or 64MiB"),
+        (["--chunk-size", "0"], "invalid size '0': must be at least 1 byte"),
+        (["--chunk-rows", "0"], "invalid chunk rows 0: must be at least 1"),
+        (["--delimiter", "ab"], "invalid delimiter 'ab': must be one ASCII character, "
+                                "not CR or LF"),
+        (["--quotechar", ","], "delimiter and quotechar must differ (both ',')"),
+    ],
+)
+def test_invalid_options(tmp_path: Path, args: list[str], message: str) -> None:
+    fails(cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "out", *args), message)
+    assert not (tmp_path / "out").exists()
+
+
+def test_both_chunk_size_and_rows(tmp_path: Path) -> None:
+    """A usage error: click's usage text, exit 2, and the message as the last line."""
+    done = cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "out", "--chunk-size", "10",
+               "--chunk-rows", "2")
+    assert done.returncode == 2
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert lines[0].startswith("Usage: s3split split")
+    assert lines[-1] == "Error: give --chunk-size or --chunk-rows, not both"
+    assert not (tmp_path / "out").exists()
+
+
+# -- help -----------------------------------------------------------------------------------------
+
+
+def test_split_help_mentions_the_options() -> None:
+    done = cli("split", "--help")
+    assert done.returncode == 0
+    for option in ("SOURCE", "DEST", "--chunk-size", "--chunk-rows", "--no-header",
+                   "--delimiter", "--quotechar", "--json", "64MiB"):
+        assert option in done.stdout, option
+
+
+def test_top_level_help_lists_split() -> None:
+    done = cli("--help")
+    assert done.returncode == 0
+    assert re.search(r"^\s+split\s", done.stdout, re.MULTILINE), done.stdout

@@ -1,0 +1,147 @@
+"""The pipeline with S3 storage: a moto server on loopback stands in for S3, reached by the
+handlers in their worker processes over HTTP; the three ways a run is started."""
+
+import csv
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from pipeline_support import make_csv
+
+from s3split.engine.local import LocalEngine, local_engine
+
+EVENTS = Path(__file__).parents[1] / "events"
+BUCKET = "data"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        server.kill()
+        pytest.fail("moto server did not start within 30 s")
+    yield f"http://127.0.0.1:{port}"
+    server.terminate()
+    server.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str) -> Any:
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture(scope="module")
+def engine(s3_endpoint: str, s3: Any, tmp_path_factory: pytest.TempPathFactory,
+           ) -> Iterator[LocalEngine]:
+    env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
+    with local_engine(f"s3://{BUCKET}/runs", workers=2, env=env) as started:
+        yield started
+
+
+def put_csv(s3: Any, tmp: Path, key: str, rows: int = 30) -> str:
+    text = make_csv(tmp / "upload.csv", rows)
+    s3.put_object(Bucket=BUCKET, Key=key, Body=text.encode())
+    return text
+
+
+def result_rows(s3: Any, prefix: str) -> list[dict[str, Any]]:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=f"{prefix}/results/")
+    keys = sorted(o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith(".jsonl"))
+    rows = []
+    for key in keys:
+        body = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode()
+        rows += [json.loads(line) for line in body.splitlines()]
+    return rows
+
+
+def report(s3: Any, prefix: str) -> dict[str, Any]:
+    body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/report.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def source_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def test_manual_start_with_spaces_and_unicode_in_the_key(engine: LocalEngine, s3: Any,
+                                                         tmp_path: Path) -> None:
+    key = "incoming/a b/ünïcode.csv"
+    text = put_csv(s3, tmp_path, key)
+    outcome = engine.wait(engine.start({"source": f"s3://{BUCKET}/{key}", "chunk_size": 1000}),
+                          timeout_s=120)
+    assert outcome.succeeded, outcome
+    prefix = f"runs/{key}"
+    assert report(s3, prefix)["chunks_ok"] > 1
+    assert result_rows(s3, prefix) == source_rows(text)
+
+
+def test_eventbridge_object_created_event(engine: LocalEngine, s3: Any, tmp_path: Path) -> None:
+    event = json.loads((EVENTS / "s3_object_created.json").read_text())
+    key = event["detail"]["object"]["key"]
+    text = put_csv(s3, tmp_path, key)
+    outcome = engine.wait(engine.start(event), timeout_s=120)
+    assert outcome.succeeded, outcome
+    assert result_rows(s3, f"runs/{key}") == source_rows(text)
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/{key}/chunks/manifest.json")
+                          ["Body"].read())
+    assert manifest["source"]["etag"] == s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+
+
+def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, s3: Any,
+                                                           tmp_path: Path) -> None:
+    start = json.loads((EVENTS / "batch_start.json").read_text())
+    prefix = start["prefix"].removeprefix(f"s3://{BUCKET}/")
+    texts = {f"{prefix}{name}": put_csv(s3, tmp_path, f"{prefix}{name}", rows)
+             for name, rows in (("one.csv", 10), ("two.csv", 25))}
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}readme.txt", Body=b"not a csv")
+    outcome = engine.wait(engine.start(start), timeout_s=60)
+    assert outcome.succeeded, outcome
+    children = [item["execution"] for item in outcome.output["started"]]
+    assert len(children) == 2
+    for child in children:
+        assert engine.wait(child, timeout_s=120).succeeded
+    for key, text in texts.items():
+        assert result_rows(s3, f"runs/{key}") == source_rows(text)
+    again = engine.wait(engine.start(start), timeout_s=60)
+    assert again.succeeded and again.output["started"] == []  # completed runs are skipped
+
+
+def test_source_in_a_bucket_outside_the_deployment(engine: LocalEngine) -> None:
+    outcome = engine.wait(engine.start({"source": "s3://other-bucket/x.csv"}), timeout_s=60)
+    assert outcome.error == "BucketNotAllowed"
+
+
+def test_missing_object(engine: LocalEngine) -> None:
+    outcome = engine.wait(engine.start({"source": f"s3://{BUCKET}/incoming/missing.csv"}),
+                          timeout_s=60)
+    assert outcome.error == "SourceNotFound"
+    assert f"s3://{BUCKET}/incoming/missing.csv" in (outcome.cause or "")
