@@ -42,6 +42,8 @@ class SplitterEvent(BaseModel):
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_event(event, SplitterEvent)
+    metrics.add_dimension("action", request.action)
+    metrics.add_metric("Invocations", MetricUnit.Count, 1)
     if request.action == "plan":
         planned = plan(request.input, deployment, storage)
         metrics.add_metric("RunsPlanned", MetricUnit.Count, len(planned.get("sources", [1])))
@@ -51,7 +53,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.action == "split":
         result = split_step(spec, request.token, deployment, storage,
                             lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
-        metrics.add_metric("SplitInvocations", MetricUnit.Count, 1)
         if result["done"]:
             metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
             metrics.add_metric("Rows", MetricUnit.Count, result["rows"])

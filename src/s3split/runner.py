@@ -5,6 +5,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -124,5 +125,4 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
                           f"{failure['error']}: {failure['message']}", style="red")
     if not outcome.succeeded and outcome.error != "ToleratedFailuresExceeded":
         message = lambda_error_message(outcome.cause or "")
-        Console(stderr=True).print(f"s3split: error: {outcome.error}: {message}", style="red",
-                                   highlight=False)
+        click.echo(f"s3split: error: {outcome.error}: {message}", err=True)

@@ -95,7 +95,7 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
 
 
 def lambda_error_message(cause: str) -> str:
-    """A Lambda error's cause is JSON with ``errorMessage`` (and a stack trace); keep the message."""
+    """A Lambda error's cause is JSON with ``errorMessage`` and a stack trace: keep the message."""
     try:
         return str(json.loads(cause)["errorMessage"])
     except (ValueError, KeyError, TypeError):

@@ -22,10 +22,23 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[3]
 ASL_PATH = REPO / "statemachine" / "pipeline.asl.json"
 REGION, ACCOUNT = "us-east-1", "123456789012"
+
+
+@dataclass(frozen=True)
+class Function:
+    """One Lambda function as the template defines it: ASL placeholder, handler, timeout."""
+
+    placeholder: str
+    handler: str
+    timeout_s: float
+
+
 FUNCTIONS = {
-    "s3split-splitter": ("SplitterFunctionArn", "functions.splitter.app:lambda_handler", 900),
-    "s3split-iterator": ("IteratorFunctionArn", "functions.iterator.app:lambda_handler", 30),
-    "s3split-worker": ("WorkerFunctionArn", "functions.worker.app:lambda_handler", 900),
+    "s3split-splitter": Function("SplitterFunctionArn", "functions.splitter.app:lambda_handler",
+                                 900),
+    "s3split-iterator": Function("IteratorFunctionArn", "functions.iterator.app:lambda_handler",
+                                 30),
+    "s3split-worker": Function("WorkerFunctionArn", "functions.worker.app:lambda_handler", 900),
 }
 _CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
@@ -137,9 +150,8 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
     with ExitStack() as stack:
         stack.enter_context(_s3_endpoint_for_children())
         stack.enter_context(_quiet_interpreter())
-        functions = {name: handler for name, (_, handler, _) in FUNCTIONS.items()}
-        limits: dict[str, float] = {name: float(seconds) for name, (_, _, seconds) in FUNCTIONS.items()}
-        limits.update(timeouts or {})
+        functions = {name: f.handler for name, f in FUNCTIONS.items()}
+        limits = {name: f.timeout_s for name, f in FUNCTIONS.items()} | dict(timeouts or {})
         dispatcher = stack.enter_context(ProcessDispatcher(
             functions, max_workers=workers, timeouts=limits, env=handler_env(work_location, env),
             extra_sys_path=[str(REPO)], region=REGION, account_id=ACCOUNT))
@@ -152,7 +164,7 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
         sfn = boto3.client("stepfunctions", region_name=REGION,
                            endpoint_url=f"https://states.{REGION}.amazonaws.com")
         definition = render_definition(
-            {placeholder: function_arn(name) for name, (placeholder, _, _) in FUNCTIONS.items()})
+            {f.placeholder: function_arn(name) for name, f in FUNCTIONS.items()})
         created = sfn.create_state_machine(
             name="s3split-pipeline", definition=definition, type="STANDARD",
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/s3split-local")

@@ -1,0 +1,80 @@
+"""``s3split run`` as a user runs it: the real CLI in a subprocess."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+S3SPLIT = str(Path(sys.executable).parent / "s3split")
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([S3SPLIT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def write_source(path: Path, rows: int) -> str:
+    lines = ["id,city,note\r\n"]
+    lines += [f'{i},"Kraków, PL","line one\r\nline ""two"" {i}"\r\n' for i in range(rows)]
+    text = "".join(lines)
+    path.write_bytes(text.encode())
+    return text
+
+
+def results(out: Path) -> list[dict[str, str]]:
+    rows = []
+    for path in sorted((out / "results").glob("part-*.jsonl")):
+        rows += [json.loads(line) for line in path.read_text().splitlines()]
+    return rows
+
+
+def test_every_source_row_appears_exactly_once(tmp_path: Path) -> None:
+    text = write_source(tmp_path / "big.csv", 500)
+    done = run_cli("run", "big.csv", "--chunk-size", "4KiB", "--lanes", "2", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "s3split-out" / "big"
+    source = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert results(out) == source
+    report = json.loads((out / "report.json").read_text())
+    assert report["succeeded"] and report["chunks"] == report["chunks_ok"] > 5
+    assert "succeeded" in done.stdout and "500" in done.stdout
+
+
+def test_bad_input_fails_with_what_and_where(tmp_path: Path) -> None:
+    (tmp_path / "bad.csv").write_bytes(b'id,note\n1,"fine"\n2,"never closed\n3,x\n')
+    done = run_cli("run", "bad.csv", "--out", "out", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "UnterminatedQuote" in done.stderr and "byte 19 (line 3)" in done.stderr
+    assert not (tmp_path / "out" / "report.json").exists()
+    assert not (tmp_path / "out" / "chunks" / "manifest.json").exists()
+
+
+def test_resume_after_a_fix_runs_the_failed_chunks(tmp_path: Path) -> None:
+    text = write_source(tmp_path / "data.csv", 200)
+    processor = tmp_path / "fragile.py"
+    processor.write_text(
+        "from pathlib import Path\n"
+        "from s3split.errors import ChunkInvalid\n"
+        "from s3split.processors import JsonlProcessor\n"
+        "def process(job, storage):\n"
+        "    fixed = Path(job.output_uri).parents[1] / 'fixed'\n"
+        "    if job.index == 2 and not fixed.exists():\n"
+        "        raise ChunkInvalid('chunk 2 is not supported yet')\n"
+        "    return JsonlProcessor()(job, storage)\n")
+    env_args = ["--chunk-size", "4KiB", "--processor", "fragile", "--out", "out"]
+    env = {"S3SPLIT_PROCESSORS": "fragile=fragile:process", "PYTHONPATH": str(tmp_path)}
+    first = subprocess.run([S3SPLIT, "run", "data.csv", *env_args], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=300, env=_env(env))
+    assert first.returncode == 1
+    assert "chunk 2" in first.stdout and "ChunkInvalid" in first.stdout
+    (tmp_path / "out" / "fixed").touch()
+    second = subprocess.run([S3SPLIT, "run", "--resume", "out"], cwd=tmp_path, text=True,
+                            capture_output=True, timeout=300, env=_env(env))
+    assert second.returncode == 0, second.stderr
+    assert results(tmp_path / "out") == list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def _env(extra: dict[str, str]) -> dict[str, str]:
+    return dict(os.environ) | extra
