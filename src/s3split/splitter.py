@@ -197,7 +197,8 @@ class _Split:
         return end, True
 
     def _emit_rest(self, block: bytes, pos: int) -> tuple[int, bool]:
-        self._emit(block[pos:] if pos else block)
+        for start in range(pos, len(block), self.span):  # cache-sized pieces write faster
+            self._emit(block[start:start + self.span])
         return len(block), False
 
     # -- writing -------------------------------------------------------------------------------

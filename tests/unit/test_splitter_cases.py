@@ -66,9 +66,10 @@ def test_header_only(tmp_path: Path, data: bytes) -> None:
     assert local_parts(tmp_path / "out") == ["manifest.json"]
 
 
-def test_bom_is_recorded_not_repeated(tmp_path: Path) -> None:
+@pytest.mark.parametrize("block_size", [1, 2, 3, 4, splitter.BLOCK])
+def test_bom_is_recorded_not_repeated(tmp_path: Path, block_size: int) -> None:
     data = BOM + b"id,name\n1,a\n2,b\n3,c\n"
-    manifest, chunks = run(tmp_path, data)
+    manifest, chunks = run(tmp_path, data, block_size=block_size)
     assert manifest["bom"] is True
     assert manifest["header"] == "id,name\n"
     assert chunks == [b"id,name\n1,a\n2,b\n", b"id,name\n3,c\n"]
@@ -119,6 +120,22 @@ def test_chunk_closes_at_first_record_end_at_or_after_target(tmp_path: Path) -> 
         expected_records = max(1, -(-(size - 2) // 3))  # ceil((size - header) / 3), at least 1
         assert manifest["chunks"][0]["rows"] == min(expected_records, 30), size
         assert all(len(c) >= size for c in chunks[:-1])
+
+
+def test_rows_mode_span_boundaries(tmp_path: Path) -> None:
+    """Targets above 64 rows are counted a span (an eighth of a block) at a time: choose
+    block sizes whose first span ends just before, at and just after the target's record end."""
+    records = [(b"1\n", b"22\n", b'"a\nb"\n', b"\n", b"q,r\r\n")[i * 7 % 5] for i in range(400)]
+    data = b"h\n" + b"".join(records)
+    path = source_file(tmp_path, data)
+    for chunk_rows in (65, 70, 101):
+        settings = SplitSettings(chunk_size=None, chunk_rows=chunk_rows)
+        target = sum(map(len, records[:chunk_rows]))
+        for span in range(target - 2, target + 3):
+            out = str(tmp_path / "out")
+            split(path, out, settings, Storage(), block_size=8 * span)
+            checked = check_split(data, *read_split(out), parse_csv=False)
+            check_rows(checked, chunk_rows)
 
 
 def test_no_header(tmp_path: Path) -> None:

@@ -116,6 +116,28 @@ def test_split_invariants(data: st.DataObject, source: Source, block_size: int) 
             assert json.loads(f.read()) == result.manifest.to_dict()
 
 
+@st.composite
+def many_records(draw: st.DrawFn) -> Source:
+    """Hundreds of short records, so that targets of more than 64 rows are reached
+    (the splitter counts such rows a span at a time instead of one by one)."""
+    record = st.sampled_from(["1", "22", "", '"a\nb"', '"x,""y"""', '"\r\n",z', "q,r"])
+    records = ["h", *draw(st.lists(record, min_size=60, max_size=400))]
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    text = newline.join(records) + (newline if draw(st.booleans()) else "")
+    return Source(text.encode(), ",", '"', True)
+
+
+@settings(SETTINGS, max_examples=60)
+@given(source=many_records(), chunk_rows=st.integers(60, 150),
+       block_size=st.one_of(st.integers(8, 2048), st.just(BLOCK)))
+def test_rows_mode_with_many_records(source: Source, chunk_rows: int, block_size: int) -> None:
+    settings_ = SplitSettings(chunk_size=None, chunk_rows=chunk_rows)
+    with tempfile.TemporaryDirectory() as tmp:
+        dest = os.path.join(tmp, "out")
+        split(write_source(tmp, source.data), dest, settings_, Storage(), block_size=block_size)
+        check(source, settings_, dest)
+
+
 def run_in_steps(path: str, dest: str, settings_: SplitSettings, block_size: int,
                  stop_after: Callable[[int], bool], max_calls: int) -> int:
     """Split, stopping whenever ``stop_after(chunks so far)``; resume until done.
