@@ -42,8 +42,8 @@ class SplitterEvent(BaseModel):
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_event(event, SplitterEvent)
-    metrics.add_dimension("action", request.action)
-    metrics.add_metric("Invocations", MetricUnit.Count, 1)
+    metrics.add_metric(f"{request.action.title().replace('_', '')}Invocations",
+                       MetricUnit.Count, 1)
     if request.action == "plan":
         planned = plan(request.input, deployment, storage)
         metrics.add_metric("RunsPlanned", MetricUnit.Count, len(planned.get("sources", [1])))

@@ -43,8 +43,8 @@ class WorkerEvent(BaseModel):
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
     """Returns the history events this step used, for the lane's event budget."""
     request = parse_event(event, WorkerEvent)
-    metrics.add_dimension("action", request.action)
-    metrics.add_metric("Invocations", MetricUnit.Count, 1)
+    metrics.add_metric(f"{request.action.title().replace('_', '')}Invocations",
+                       MetricUnit.Count, 1)
     spec = RunSpec.from_dict(request.run)
     manifest = load_manifest(spec, storage, manifests)
     logger.append_keys(chunk=request.index, run=spec.run_id)

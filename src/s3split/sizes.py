@@ -1,6 +1,7 @@
 """Human byte sizes: ``64MiB``, ``500KB``, ``97``."""
 
 import re
+from decimal import Decimal
 
 from s3split.errors import InvalidOption
 
@@ -33,7 +34,7 @@ def parse_size(text: str | int) -> int:
         if match is None or unit not in _UNITS:
             raise InvalidOption(f"invalid size {text!r}: expected a number with an optional unit "
                                 "such as 97, 500KB or 64MiB")
-        value = int(float(match.group(1)) * _UNITS[unit])
+        value = int(Decimal(match.group(1)) * _UNITS[unit])
     if value < 1:
         raise InvalidOption(f"invalid size {text!r}: must be at least 1 byte")
     return value
