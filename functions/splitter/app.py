@@ -17,6 +17,7 @@ from s3split.coordinator import plan, split_step, summarize
 from s3split.runinput import parse_event
 from s3split.runspec import RunSpec
 from s3split.storage import Storage
+from s3split.transient import transient_errors
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3split"))
@@ -51,8 +52,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return planned
     spec = RunSpec.from_dict(request.run or {})
     if request.action == "split":
-        result = split_step(spec, request.token, deployment, storage,
-                            lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
+        with transient_errors(f"splitting {spec.source}"):
+            result = split_step(spec, request.token, deployment, storage,
+                                lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
         if result["done"]:
             metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
             metrics.add_metric("Rows", MetricUnit.Count, result["rows"])

@@ -16,6 +16,7 @@ from s3split.processors import ProcessorConfig, get_processor
 from s3split.runinput import parse_event
 from s3split.runspec import RunSpec
 from s3split.storage import Storage
+from s3split.transient import transient_errors
 from s3split.worker import load_manifest, process_chunk, record_failure
 
 logger = Logger()
@@ -46,7 +47,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
     metrics.add_metric(f"{request.action.title().replace('_', '')}Invocations",
                        MetricUnit.Count, 1)
     spec = RunSpec.from_dict(request.run)
-    manifest = load_manifest(spec, storage, manifests)
+    with transient_errors(f"reading the manifest of {spec.location}"):
+        manifest = load_manifest(spec, storage, manifests)
     logger.append_keys(chunk=request.index, run=spec.run_id)
     if request.action == "record_failure":
         error, cause = request.error.get("Error", "Unknown"), request.error.get("Cause", "")
@@ -55,8 +57,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
         metrics.add_metric("FailedChunks", MetricUnit.Count, 1)
         return failure_cost()
     processor = get_processor(spec.processor, processor_config, dynamodb=dynamodb)
-    status = process_chunk(spec, request.index, request.retries + 1, storage, processor,
-                           manifest)
+    with transient_errors(f"chunk {request.index} of {spec.location}"):
+        status = process_chunk(spec, request.index, request.retries + 1, storage, processor,
+                               manifest)
     metrics.add_metric("ChunksProcessed", MetricUnit.Count, 1)
     metrics.add_metric("Rows", MetricUnit.Count, status["rows_in"])
     metrics.add_metric("Bytes", MetricUnit.Bytes, status["bytes"])

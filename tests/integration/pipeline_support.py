@@ -1,62 +1,114 @@
-"""Shared pieces of the pipeline tests: a CSV maker and a run on the local engine."""
+"""Shared pieces of the pipeline tests: a CSV maker, a moto S3 server, a run on the engine."""
 
 import csv
 import io
 import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from s3split.engine.local import LocalEngine, Outcome
+from s3split.storage import Storage, join
 
 PROBE = "probe=tests.integration.pipeline_processors:probe"
 HEADER = "id,name,note,pad\r\n"
+BUCKET = "data"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
 
 
-def make_csv(path: Path, rows: int) -> str:
-    """A CSV whose records are about 100 bytes, with quoted commas, quotes and newlines."""
+def csv_text(rows: int) -> str:
+    """Records of about 110 bytes, with quoted commas, doubled quotes and embedded newlines."""
     lines = [HEADER]
     for i in range(rows):
         lines.append(f'{i},"name, {i}","say ""hi""\r\nline two {i}",{"x" * 80}\r\n')
-    text = "".join(lines)
+    return "".join(lines)
+
+
+def make_csv(path: Path, rows: int) -> str:
+    text = csv_text(rows)
     path.write_bytes(text.encode())
     return text
 
 
-class Run:
-    """One pipeline run in its own directory under the engine's work location."""
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    def __init__(self, engine: LocalEngine, work: Path, name: str, rows: int = 20,
-                 control: dict[str, Any] | None = None) -> None:
-        self.engine, self.dir = engine, work / name
-        self.dir.mkdir()
-        self.source = self.dir / "in.csv"
-        self.text = make_csv(self.source, rows)
-        self.location = self.dir / "run"
-        self.location.mkdir()
+
+@contextmanager
+def moto_s3_server() -> Iterator[str]:
+    """A moto server on loopback, in its own process (handlers reach it over HTTP)."""
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("moto server did not start within 30 s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+class Run:
+    """One pipeline run in its own place under ``base`` (a directory or an s3:// prefix)."""
+
+    def __init__(self, engine: LocalEngine, storage: Storage, base: str, name: str,
+                 rows: int = 20, control: dict[str, Any] | None = None) -> None:
+        self.engine, self.storage = engine, storage
+        self.source = join(base, name, "in.csv")
+        self.text = csv_text(rows)
+        with storage.writer(self.source) as f:
+            f.write(self.text.encode())
+        self.location = join(base, name, "run")
         if control is not None:
-            (self.location / "control.json").write_text(json.dumps(control))
+            storage.write_json(join(self.location, "control.json"), control)
 
     def start(self, **overrides: Any) -> Outcome:
-        run_input = {"source": str(self.source), "run": str(self.location),
-                     "chunk_size": 1000, "processor": "probe"} | overrides
+        run_input = {"source": self.source, "run": self.location, "chunk_size": 1000,
+                     "processor": "probe"} | overrides
         return self.engine.wait(self.engine.start(run_input), timeout_s=120)
 
     def resume(self) -> Outcome:
-        return self.engine.wait(self.engine.start({"resume": str(self.location)}), timeout_s=120)
+        return self.engine.wait(self.engine.start({"resume": self.location}), timeout_s=120)
+
+    def set_control(self, control: dict[str, Any]) -> None:
+        self.storage.write_json(join(self.location, "control.json"), control)
 
     @property
     def report(self) -> dict[str, Any]:
-        return json.loads((self.location / "report.json").read_text())
+        return dict(self.storage.read_json(join(self.location, "report.json")))
+
+    def status(self, index: int) -> dict[str, Any]:
+        return dict(self.storage.read_json(join(self.location, "status",
+                                                f"part-{index:05d}.json")))
 
     def probes(self) -> list[dict[str, Any]]:
-        log = self.location / "probe.log"
-        return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        folder = join(self.location, "probe")
+        return [self.storage.read_json(join(folder, name)) for name in self.storage.list(folder)]
 
     def result_rows(self) -> list[dict[str, Any]]:
+        folder = join(self.location, "results")
         rows = []
-        for path in sorted((self.location / "results").glob("part-*.jsonl")):
-            if not path.name.endswith(".rejects.jsonl"):
-                rows += [json.loads(line) for line in path.read_text().splitlines()]
+        for name in self.storage.list(folder):
+            if name.endswith(".jsonl") and not name.endswith(".rejects.jsonl"):
+                with self.storage.open_read(join(folder, name)) as f:
+                    rows += [json.loads(line) for line in f.read().decode().splitlines()]
         return rows
 
     def source_rows(self) -> list[dict[str, str]]:
@@ -66,19 +118,6 @@ class Run:
         return [self.engine.history(arn) for arn in outcome.executions]
 
 
-def _types(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
-
-def _max_overlap(probes: list[dict[str, Any]]) -> int:
-    edges = sorted([(p["start"], 1) for p in probes] + [(p["end"], -1) for p in probes])
-    peak = current = 0
-    for _, step in edges:
-        current += step
-        peak = max(peak, current)
-    return peak
-
-
 def max_overlap(probes: list[dict[str, Any]]) -> int:
     edges = sorted([(p["start"], 1) for p in probes] + [(p["end"], -1) for p in probes])
     peak = current = 0
@@ -86,3 +125,30 @@ def max_overlap(probes: list[dict[str, Any]]) -> int:
         current += step
         peak = max(peak, current)
     return peak
+
+
+def s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@contextmanager
+def pipeline_backend(kind: str, tmp: Path, env: dict[str, str],
+                     ) -> Iterator[tuple[LocalEngine, Storage, str]]:
+    """The engine with local storage under ``tmp``, or with S3 on a moto server."""
+    from s3split.engine.local import local_engine
+
+    if kind == "local":
+        with local_engine(str(tmp), workers=2, env=env) as engine:
+            yield engine, Storage(), str(tmp)
+        return
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        s3_env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": endpoint,
+                                "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
+        base = f"s3://{BUCKET}/runs"
+        with local_engine(base, workers=2, env=s3_env | env) as engine:
+            yield engine, Storage(s3), base

@@ -7,6 +7,7 @@ import pytest
 from pipeline_support import PROBE, Run
 
 from s3split.engine.local import LocalEngine, local_engine
+from s3split.storage import Storage
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +27,7 @@ def test_continue_as_new_and_split_across_invocations(budget_engine: LocalEngine
                                                       work: Path) -> None:
     """A small event budget forces several executions; a huge safety margin makes every
     Split invocation stop after one chunk."""
-    run = Run(budget_engine, work, "continue", rows=200)
+    run = Run(budget_engine, Storage(), str(work), "continue", rows=200)
     outcome = run.start(lanes=2)
     assert outcome.succeeded, outcome
     histories = run.events(outcome)
