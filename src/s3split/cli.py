@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from s3split.config import MAX_LANES
-from s3split.errors import S3SplitError
+from s3split.errors import InvalidOption, S3SplitError
 from s3split.manifest import SplitSettings
 from s3split.sizes import format_size, parse_size
 from s3split.splitter import split as split_source
@@ -81,7 +81,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
     """
     try:
         if chunk_size is not None and chunk_rows is not None:
-            raise click.UsageError("give --chunk-size or --chunk-rows, not both")
+            raise InvalidOption("give --chunk-size or --chunk-rows, not both")
         settings = SplitSettings(
             chunk_size=None if chunk_rows is not None else parse_size(chunk_size or "64MiB"),
             chunk_rows=chunk_rows,

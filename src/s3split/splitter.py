@@ -60,6 +60,7 @@ def split(
 ) -> SplitResult:
     """Split ``source`` into ``dest`` (see module docstring)."""
     validate_settings(settings)
+    storage.check_directory(dest)
     info = storage.stat(source)
     if resume is not None:
         _check_same_source(info, resume)
@@ -358,6 +359,7 @@ class _Split:
         progress = join(self.dest, PROGRESS_DIR)
         for name in self.storage.list(progress):
             self.storage.delete(join(progress, name))
+        self.storage.remove_empty_directory(progress)
         for name in self.storage.list(self.dest):
             match = _PART.fullmatch(name)
             if match and int(match.group(1)) >= count:

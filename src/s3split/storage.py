@@ -19,7 +19,7 @@ import smart_open
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3split.errors import SourceNotFound, SourceUnreadable
+from s3split.errors import InvalidOption, SourceNotFound, SourceUnreadable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -157,6 +157,21 @@ class Storage:
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
             names.extend(obj["Key"][len(key):] for obj in page.get("Contents", []))
         return sorted(name for name in names if "/" not in name)
+
+    def check_directory(self, uri: str) -> None:
+        """A local destination must be a directory or creatable as one (S3 prefixes always are)."""
+        if is_s3(uri):
+            return
+        path = os.path.abspath(uri)
+        while not os.path.exists(path):
+            path = os.path.dirname(path)
+        if not os.path.isdir(path):
+            raise InvalidOption(f"destination {uri} is not a directory")
+
+    def remove_empty_directory(self, uri: str) -> None:
+        """Local directories outlive their files; S3 prefixes do not."""
+        if not is_s3(uri) and os.path.isdir(uri) and not os.listdir(uri):
+            os.rmdir(uri)
 
     def delete(self, uri: str) -> None:
         if is_s3(uri):

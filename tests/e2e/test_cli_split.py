@@ -147,15 +147,18 @@ def test_invalid_options(tmp_path: Path, args: list[str], message: str) -> None:
 
 
 def test_both_chunk_size_and_rows(tmp_path: Path) -> None:
-    """A usage error: click's usage text, exit 2, and the message as the last line."""
     done = cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "out", "--chunk-size", "10",
                "--chunk-rows", "2")
-    assert done.returncode == 2
-    assert done.stdout == ""
-    lines = done.stderr.strip().splitlines()
-    assert lines[0].startswith("Usage: s3split split")
-    assert lines[-1] == "Error: give --chunk-size or --chunk-rows, not both"
+    fails(done, "give --chunk-size or --chunk-rows, not both")
     assert not (tmp_path / "out").exists()
+
+
+def test_destination_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("x")
+    fails(cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "afile"),
+          f"destination {tmp_path / 'afile'} is not a directory")
+    fails(cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "afile" / "sub"),
+          f"destination {tmp_path / 'afile' / 'sub'} is not a directory")
 
 
 # -- help -----------------------------------------------------------------------------------------

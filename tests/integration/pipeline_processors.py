@@ -1,11 +1,14 @@
 """A processor for pipeline tests, steered by ``control.json`` in the run's location.
 
-control.json: {"sleep": seconds, "transient": {"<index>": times}, "invalid": [index, ...]}
-Every call writes {"pid", "index", "start", "end"} to ``probe/<index>-<attempt>.json``.
+control.json: {"sleep": seconds, "transient": {"<index>": times}, "invalid": [index, ...],
+               "kill": {"<index>": times}}  (kill: SIGKILL itself halfway through the output)
+Every call writes {"pid", "index", "start", "end"} to ``probe/<index>-<attempt>.json``
+("end" stays null when the process was killed).
 Everything goes through ``Storage``, so it works on local files and on S3 alike.
 """
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -23,18 +26,28 @@ def _control(job: ChunkJob, storage: Storage) -> dict[str, Any]:
     return dict(storage.read_json(uri)) if storage.exists(uri) else {}
 
 
+def _die_while_writing(job: ChunkJob, storage: Storage) -> None:
+    with storage.writer(job.output_uri) as out:
+        out.write(b'{"half": "an output"}\n')
+        out.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def probe(job: ChunkJob, storage: Storage) -> ProcessResult:
     control = _control(job, storage)
     probes = join(run_location(job), "probe")
     attempt = sum(name.startswith(f"{job.index}-") for name in storage.list(probes))
-    start = time.time()
+    record = {"pid": os.getpid(), "index": job.index, "start": time.time(), "end": None}
+    storage.write_json(join(probes, f"{job.index}-{attempt}.json"), record)  # counts the attempt
     time.sleep(control.get("sleep", 0))
     try:
         if attempt < control.get("transient", {}).get(str(job.index), 0):
             raise TransientError(f"injected throttling on chunk {job.index}")
+        if attempt < control.get("kill", {}).get(str(job.index), 0):
+            _die_while_writing(job, storage)
         if job.index in control.get("invalid", []):
             raise ChunkInvalid(f"injected bad chunk {job.index}")
         return JsonlProcessor()(job, storage)
     finally:
-        record = {"pid": os.getpid(), "index": job.index, "start": start, "end": time.time()}
-        storage.write_json(join(probes, f"{job.index}-{attempt}.json"), record)
+        storage.write_json(join(probes, f"{job.index}-{attempt}.json"),
+                           record | {"end": time.time()})

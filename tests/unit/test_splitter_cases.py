@@ -365,4 +365,4 @@ def test_stopped_split_is_not_complete_until_resumed(tmp_path: Path) -> None:
     done = split(path, str(out), settings, Storage(), resume=stopped.token)
     assert done.manifest is not None and done.manifest.count == 2
     assert local_parts(out) == ["manifest.json", "part-00000.csv", "part-00001.csv"]
-    assert not os.listdir(out / "_split")
+    assert not (out / "_split").exists()
