@@ -1,0 +1,125 @@
+"""Bad input across the whole pipeline, through the state machine and through ``s3split run``.
+
+Each case either processes correctly or fails with a named error whose message says what
+and where; none leaves a run that looks complete (report.json only when all is accounted).
+"""
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipeline_support import pipeline_backend
+
+from s3split.engine.local import LocalEngine, Outcome
+from s3split.storage import Storage
+from s3split.worker import lambda_error_message
+
+S3SPLIT = str(Path(sys.executable).parent / "s3split")
+BIG = b"x" * 5000
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    data: bytes | None  # None: the source does not exist
+    error: str | None = None  # the execution's error, None when the run succeeds
+    message: list[str] = field(default_factory=list)  # parts of the error or failure message
+    report: dict[str, Any] = field(default_factory=dict)  # report fields expected
+    file_name: str = "in.csv"
+
+
+CASES = [
+    Case("missing object", None, "SourceNotFound", ["source not found", "in.csv"]),
+    Case("empty object", b"", report={"chunks": 0, "source_rows": 0, "succeeded": True}),
+    Case("header only", b"id,name\r\n", report={"chunks": 0, "source_rows": 0}),
+    Case("unterminated quote", b'id,name\n1,"open\n2,b\n', "UnterminatedQuote",
+         ["unterminated quoted field", "byte 10 (line 2)"]),
+    Case("ragged rows", b"id,name\n1,a\n2\n3,b,c\n4,d\n",
+         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": True}),
+    Case("invalid UTF-8", b"id,name\n1,caf\xe9\n", "ToleratedFailuresExceeded",
+         ["invalid UTF-8", "line 2"], report={"chunks_failed": 1, "rows_in_failed_chunks": 1}),
+    Case("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
+         "ToleratedFailuresExceeded", ["invalid UTF-8 at byte 0", "the header"],
+         report={"chunks_failed": 1}),
+    Case("record larger than the chunk size", b"id,blob\n1,a\n2," + BIG + b"\n3,c\n",
+         report={"source_rows": 3, "rows_ok": 3, "chunks": 2}),
+    Case("spaces and unicode in the name", b"id\n1\n2\n", report={"rows_ok": 2},
+         file_name="zażółć gęślą.csv"),
+]
+
+
+def check(case: Case, outcome: Outcome, report: dict[str, Any] | None) -> None:
+    if case.error is None:
+        assert outcome.succeeded, outcome
+    else:
+        assert outcome.error == case.error, outcome
+    failures = " ".join(f["message"] for f in report["failed"]) if report else ""
+    text = lambda_error_message(outcome.cause or "") + " " + failures
+    for part in case.message:
+        assert part in text, (part, text)
+    if case.report:
+        assert report is not None
+        assert {k: report[k] for k in case.report} == case.report
+    if report is not None:
+        assert report["accounted"]
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalEngine]:
+    with pipeline_backend("local", tmp_path_factory.mktemp("work"), {}) as (started, _, _):
+        yield started
+
+
+def _write(case: Case, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    source = folder / case.file_name
+    if case.data is not None:
+        source.write_bytes(case.data)
+    return source
+
+
+def _report(location: Path) -> dict[str, Any] | None:
+    path = location / "report.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_through_the_state_machine(case: Case, engine: LocalEngine, tmp_path: Path) -> None:
+    source = _write(case, tmp_path / "in")
+    location = tmp_path / "run"
+    outcome = engine.wait(engine.start({"source": str(source), "run": str(location),
+                                        "chunk_size": 100}), timeout_s=120)
+    check(case, outcome, _report(location))
+    if case.error and case.error != "ToleratedFailuresExceeded":
+        assert not (location / "report.json").exists()
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_through_the_cli(case: Case, tmp_path: Path) -> None:
+    source = _write(case, tmp_path / "in")
+    done = subprocess.run([S3SPLIT, "run", str(source), "--out", "run", "--chunk-size", "100"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    report = _report(tmp_path / "run")
+    assert done.returncode == (0 if case.error is None else 1), done.stderr
+    shown = done.stdout + done.stderr
+    if case.error:
+        assert case.error in shown
+    for part in case.message:
+        assert part in shown.replace("\n", " ") or (report and part in json.dumps(report,
+                                                                                  ensure_ascii=False))
+    if report is not None:
+        assert report["accounted"]
+        assert Storage().exists(str(tmp_path / "run" / "report.json"))
+
+
+def test_bad_inputs_the_cli_cannot_express(engine: LocalEngine) -> None:
+    """A bucket outside the deployment and a malformed input: state machine only."""
+    refused = engine.wait(engine.start({"source": "s3://not-ours/x.csv"}), timeout_s=60)
+    assert refused.error == "BucketNotAllowed" and "not-ours" in (refused.cause or "")
+    malformed = engine.wait(engine.start({"source": 42}), timeout_s=60)
+    assert malformed.error == "InvalidInput" and "source" in (malformed.cause or "")

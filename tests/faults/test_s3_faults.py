@@ -1,0 +1,122 @@
+"""S3 failing under the splitter: injected at the HTTP layer, never by mocking our code.
+
+503 SlowDown and 500 answers come from botocore event hooks (botocore's retry config must
+absorb them); a connection reset mid-body comes from a proxy in front of a moto server
+(smart-open must reopen the stream at the right offset). The split must stay byte-exact.
+"""
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from faulty_proxy import FaultyProxy
+from pipeline_support import BUCKET, moto_s3_server, s3_client
+
+from s3split.manifest import SplitSettings
+from s3split.splitter import split
+from s3split.storage import Storage
+
+MiB = 1024 * 1024
+
+
+def source_bytes() -> bytes:
+    rng = random.Random(5)
+    lines = [b"id,text,n\r\n"]
+    size = 0
+    while size < 13 * MiB:
+        line = f'{len(lines)},"a, ""b""\r\nc {rng.random()}",{rng.randint(0, 10**9)}\r\n'.encode()
+        lines.append(line)
+        size += len(line)
+    return b"".join(lines)
+
+
+DATA = source_bytes()
+
+
+@pytest.fixture(scope="module")
+def endpoint() -> Iterator[str]:
+    with moto_s3_server() as url:
+        client = s3_client(url)
+        client.create_bucket(Bucket=BUCKET)
+        client.put_object(Bucket=BUCKET, Key="in/big.csv", Body=DATA)
+        yield url
+
+
+def reassemble(s3: Any, prefix: str) -> tuple[bytes, int]:
+    manifest_key = f"{prefix}/manifest.json"
+    import json
+
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
+    header = manifest["header"].encode()
+    body = b""
+    for chunk in manifest["chunks"]:
+        key = chunk["uri"].removeprefix(f"s3://{BUCKET}/")
+        data = s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+        assert data.startswith(header)
+        body += data[len(header):]
+    return header + body, manifest["count"]
+
+
+class FailFirst:
+    """A botocore ``before-send`` hook answering the first ``times`` calls with ``status``."""
+
+    def __init__(self, status: int, code: str, times: int) -> None:
+        self.status, self.code, self.left, self.seen = status, code, times, 0
+
+    def __call__(self, request: Any, **kwargs: Any) -> AWSResponse | None:
+        self.seen += 1
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        body = (f"<Error><Code>{self.code}</Code><Message>injected</Message></Error>").encode()
+
+        class Raw:
+            def stream(self, **_: Any) -> Iterator[bytes]:
+                yield body
+
+        return AWSResponse(request.url, self.status, {}, Raw())
+
+
+@pytest.mark.parametrize(("operation", "status", "code"), [
+    ("GetObject", 503, "SlowDown"),
+    ("GetObject", 500, "InternalError"),
+    ("UploadPart", 500, "InternalError"),
+    ("UploadPart", 503, "SlowDown"),
+    ("CompleteMultipartUpload", 500, "InternalError"),
+])
+def test_s3_errors_are_retried_and_the_split_stays_exact(endpoint: str, operation: str,
+                                                         status: int, code: str) -> None:
+    s3 = s3_client(endpoint)
+    hook = FailFirst(status, code, times=2)
+    s3.meta.events.register(f"before-send.s3.{operation}", hook)
+    prefix = f"out/{operation}-{status}"
+    result = split(f"s3://{BUCKET}/in/big.csv", f"s3://{BUCKET}/{prefix}",
+                   SplitSettings(chunk_size=6 * MiB), Storage(s3))
+    assert result.done and hook.left == 0 and hook.seen > 2
+    s3.meta.events.unregister(f"before-send.s3.{operation}", hook)
+    rebuilt, count = reassemble(s3, prefix)
+    assert rebuilt == DATA and count == 3
+
+
+def test_connection_reset_mid_body_is_resumed_at_the_right_offset(endpoint: str) -> None:
+    port = int(endpoint.rsplit(":", 1)[1])
+    with FaultyProxy(port, cut_after=3 * MiB) as proxy:
+        s3 = s3_client(f"http://127.0.0.1:{proxy.port}")
+        result = split(f"s3://{BUCKET}/in/big.csv", f"s3://{BUCKET}/out/reset",
+                       SplitSettings(chunk_size=6 * MiB), Storage(s3))
+        assert result.done and proxy.cut_done == 1
+    rebuilt, _ = reassemble(s3_client(endpoint), "out/reset")
+    assert rebuilt == DATA
+
+
+def test_persistent_errors_fail_the_split_and_leave_no_manifest(endpoint: str) -> None:
+    s3 = s3_client(endpoint)
+    hook = FailFirst(500, "InternalError", times=1000)
+    s3.meta.events.register("before-send.s3.UploadPart", hook)
+    with pytest.raises(Exception, match="InternalError"):
+        split(f"s3://{BUCKET}/in/big.csv", f"s3://{BUCKET}/out/broken",
+              SplitSettings(chunk_size=6 * MiB), Storage(s3))
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="out/broken/")
+    assert [o["Key"] for o in listed.get("Contents", [])] == []
