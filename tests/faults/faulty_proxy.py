@@ -1,9 +1,9 @@
-"""A TCP proxy on loopback that resets a connection once it has passed N response bytes:
-a connection dropped mid-body, as S3 sometimes does, at the HTTP layer."""
+"""A TCP proxy on loopback that drops a connection once it has passed N response bytes:
+a response cut off mid-body, as S3 sometimes does, at the HTTP layer."""
 
 import socket
-import struct
 import threading
+from contextlib import suppress
 from types import TracebackType
 
 
@@ -37,20 +37,15 @@ class FaultyProxy:
 
     def _pump(self, source: socket.socket, sink: socket.socket, downstream: bool) -> None:
         passed = 0
-        try:
+        with suppress(OSError):
             while data := source.recv(65536):
                 sink.sendall(data)
                 passed += len(data)
                 if downstream and passed > self.cut_after and self._take_cut():
-                    sink.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     break
-        except OSError:
-            pass
         for sock in (source, sink):
-            try:
+            with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the other direction's blocked recv
-            except OSError:
-                pass
             sock.close()
 
     def _take_cut(self) -> bool:
