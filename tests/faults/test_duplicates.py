@@ -1,0 +1,31 @@
+"""The same chunk delivered twice (a retry after a success whose response was lost)."""
+
+import os
+from pathlib import Path
+
+from pipeline_support import csv_text
+
+from s3split.manifest import Manifest
+from s3split.processors import JsonlProcessor
+from s3split.runspec import RunSpec
+from s3split.splitter import split
+from s3split.storage import Storage
+from s3split.worker import process_chunk
+
+
+def test_second_delivery_changes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text(csv_text(30), newline="")
+    spec = RunSpec(run_id="r", source=str(source), location=str(tmp_path / "run"),
+                   chunk_size=1000, lanes=1, wait_seconds=0, processor="jsonl", tolerate="0")
+    storage = Storage()
+    result = split(spec.source, spec.chunks, spec.split_settings, storage)
+    manifest = result.manifest
+    assert isinstance(manifest, Manifest)
+    first = process_chunk(spec, 1, 1, storage, JsonlProcessor(), manifest)
+    output = Path(spec.result(1, "jsonl"))
+    written = output.read_bytes(), os.stat(output).st_mtime_ns
+    second = process_chunk(spec, 1, 2, storage, JsonlProcessor(), manifest)
+    assert second == first  # the recorded success, not a new attempt
+    assert (output.read_bytes(), os.stat(output).st_mtime_ns) == written
+    assert sorted(p.name for p in output.parent.iterdir()) == ["part-00001.jsonl"]
