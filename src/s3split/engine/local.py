@@ -137,7 +137,8 @@ def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> d
         "POWERTOOLS_SERVICE_NAME": "s3split",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "CRITICAL"),  # the CLI reports
+        # Quiet by default: the CLI reports failures itself.
+        "POWERTOOLS_LOG_LEVEL": os.environ.get("POWERTOOLS_LOG_LEVEL", "CRITICAL"),
     }
     env.update(extra or {})
     return env
