@@ -130,3 +130,14 @@ def test_missing_source_fails_the_split_with_its_path(backend: Backend) -> None:
     outcome = engine.wait(engine.start({"source": missing, "run": location}), timeout_s=60)
     assert outcome.error == "SourceNotFound" and missing in (outcome.cause or "")
     assert not storage.exists(join(location, "report.json"))
+
+
+def test_a_second_run_of_the_same_source_reuses_its_split(backend: Backend) -> None:
+    run = new_run(backend, "rerun", rows=30)
+    assert run.start(lanes=2).succeeded
+    _, storage, _ = backend
+    part = join(run.location, "chunks", "part-00000.csv")
+    with storage.writer(part) as f:  # a re-split would overwrite this; a reuse processes it
+        f.write(b"id,name,note,pad\r\nmarker,a,b,c\r\n")
+    assert run.start(lanes=2).succeeded
+    assert {"id": "marker", "name": "a", "note": "b", "pad": "c"} in run.result_rows()
