@@ -32,7 +32,8 @@ test: lint
 
 bench: $(STAMP)
 	bash bench/setup.sh
-	$(BIN)/python bench/bench_split.py
+	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
+	$(BIN)/python bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache

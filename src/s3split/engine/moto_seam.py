@@ -210,6 +210,11 @@ def check_compatible() -> None:
             params,
         )
     expect(
+        "lambda_eval_utils.boto_client_for",
+        lambda: importlib.import_module(_LAMBDA_EVAL_MODULE).boto_client_for,
+        ("region", "service", "state_credentials"),
+    )
+    expect(
         "StepFunctionsParserBackend.start_execution",
         lambda: parser_backend().start_execution,
         _START_EXECUTION_PARAMS,
@@ -250,6 +255,8 @@ def install(dispatch: Dispatch) -> Iterator[None]:
       ASL PascalCase to boto3's casing and back; see ``_patch_sfn_casing``.
     * ``StepFunctionsParserBackend.start_execution`` -> default a missing
       execution name to a UUID; see ``_patch_execution_name``.
+    * ``lambda_eval_utils.boto_client_for`` -> one cached client per region and
+      service; see ``_patch_client_cache``.
     """
     global _installed
     check_compatible()
@@ -266,10 +273,34 @@ def install(dispatch: Dispatch) -> Iterator[None]:
             )
             _patch_sfn_casing(stack)
             _patch_execution_name(stack)
+            _patch_client_cache(stack)
             yield
     finally:
         with _install_lock:
             _installed = False
+
+
+_LAMBDA_EVAL_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
+)
+
+
+def _patch_client_cache(stack: ExitStack) -> None:
+    """moto builds a new boto3 client for every Lambda task (~15 ms, serialized on boto3's
+    default session). Its ``boto_client_for`` ignores ``state_credentials`` and the clients
+    carry no per-call state, so one client per region and service serves every task."""
+    module = importlib.import_module(_LAMBDA_EVAL_MODULE)
+    original = module.boto_client_for
+    from moto.core.models import botocore_stubber
+
+    @functools.cache
+    def cached(region: str, service: str, intercepted: bool) -> Any:
+        return original(region, service, None)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        return cached(region, service, botocore_stubber.enabled)
+
+    stack.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
 
 
 def _make_invoke(dispatch: Dispatch) -> Callable[..., bytes]:
