@@ -37,3 +37,45 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache
+
+# -- AWS: the SAM template (template.yaml) ----------------------------------------------------
+# SAM CLI and cfn-lint pin their own boto3 and friends, so they get a venv of their own.
+SAM_VENV := $(VENV)/sam-cli
+SAM_CLI_VERSION := 1.170.0
+CFN_LINT_VERSION := 1.58.0
+SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)
+# Offline: no telemetry; the linter only needs a region name. No credentials are used.
+SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
+
+.PHONY: template-check sam-build build-SharedLayer
+test: template-check
+
+$(SAM_STAMP):
+	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SAM_VENV)/bin/python -m pip install --quiet \
+		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+	touch $@
+
+# No rule is silenced, informational ones included.
+template-check: $(SAM_STAMP)
+	$(SAM_ENV) $(SAM_VENV)/bin/sam validate --lint --template template.yaml
+	$(SAM_VENV)/bin/cfn-lint --include-checks I -- template.yaml
+
+# What `sam build` does; it needs the runtime's python3.13 on PATH (for the functions' copy).
+sam-build: $(SAM_STAMP)
+	$(SAM_ENV) $(SAM_VENV)/bin/sam build
+
+# `sam build` runs this for SharedLayer (BuildMethod: makefile) with ARTIFACTS_DIR set: the
+# project's wheel (src/s3split) and its dependencies from pyproject.toml, as Lambda layers
+# want them (python/), for the runtime's Python on Linux arm64. The handler test runs it with
+# LAYER_PIP_FLAGS for this machine's Python instead.
+LAYER_PIP ?= $(PYTHON) -m pip
+LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 \
+	--only-binary=:all: --no-compile
+build-SharedLayer:
+	rm -rf "$(ARTIFACTS_DIR)/wheel"
+	$(LAYER_PIP) wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/wheel" .
+	$(LAYER_PIP) install --quiet --target "$(ARTIFACTS_DIR)/python" $(LAYER_PIP_FLAGS) \
+		"$(ARTIFACTS_DIR)"/wheel/*.whl
+	rm -rf "$(ARTIFACTS_DIR)/wheel"

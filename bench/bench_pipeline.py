@@ -1,105 +1,461 @@
-"""Pipeline benchmark: lanes speed-up, orchestration overhead per chunk, history events per chunk.
+"""Benchmark `s3split run`: lane speed-up, orchestration overhead per chunk, history events.
 
-    .venv/bin/python bench/bench_pipeline.py [--size 1GiB] [--chunks 10000] [--quick]
+    python bench/bench_pipeline.py [--size 256MiB] [--chunks 10000] [--quick]
 
-Everything runs `s3split run` (the real ASL on moto's interpreter, handlers in worker
-processes) as a subprocess, except the history count, which needs the engine in-process.
+1. Lanes: `s3split run` (jsonl processor) of a generated CSV (bench/data/, shared with
+   bench_split.py) with ``--chunk-size 8MiB``, ``--lanes 1`` vs ``--lanes 2``; median wall of
+   ``--repeat`` runs each, plus `s3split split` of the same file for the split's share.
+2. Overhead: a CSV of N tiny records run with ``--chunk-size 1`` (one chunk per record),
+   ``--processor noop --lanes 2``; (run wall - `s3split split` wall) / N.
+3. History events per chunk: two small runs in-process on ``local_engine`` (noop, 2 lanes),
+   events from the execution histories; marginal events per chunk from the difference.
+
+Every CLI run is its own subprocess with a fresh --out directory under a temporary dir in
+--data-dir. The table is printed and written as Markdown to bench/results/pipeline.md.
+See bench/README.md.
 """
+
+from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
+import shutil
+import signal
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-S3SPLIT = str(Path(sys.executable).parent / "s3split")
-sys.path.insert(0, str(BENCH))
+from bench_split import BENCH_DIR, Dataset, ensure_data, machine_info, s3split_exe, table, warm
+from gen_csv import format_size, parse_size
 
-from bench_split import ensure_data, machine_info  # noqa: E402
-from gen_csv import parse_size  # noqa: E402
-
-DATA_DIR = BENCH / "data"
+SPEEDUP_TARGET = 1.6
+OVERHEAD_TARGET_MS = 30.0
+EXECUTIONS_RE = re.compile(r"(\d+) execution\(s\)")
 
 
-def timed(args: list[str]) -> tuple[float, str]:
-    started = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
-    return time.perf_counter() - started, done.stdout
+# --------------------------------------------------------------------------- measuring
 
 
-def lanes_speedup(source: Path, chunk: str) -> list[str]:
-    walls = {}
-    with tempfile.TemporaryDirectory(dir=BENCH / "data") as tmp:
-        for lanes in (1, 2):
-            walls[lanes], _ = timed([S3SPLIT, "run", str(source), "--out", f"{tmp}/l{lanes}",
-                                     "--chunk-size", chunk, "--lanes", str(lanes)])
-    size = source.stat().st_size / 1e6
-    return [f"| jsonl, {chunk} chunks, lanes 1 | {walls[1]:.1f} s | {size / walls[1]:.1f} MB/s |",
-            f"| jsonl, {chunk} chunks, lanes 2 | {walls[2]:.1f} s | {size / walls[2]:.1f} MB/s |",
-            f"| speed-up lanes 2 / lanes 1 | {walls[1] / walls[2]:.2f}x | target >= 1.6x |"]
+@dataclass
+class Timed:
+    wall: float
+    cpu: float  # user + sys of the process and the children it reaped (the worker pool)
+    rc: int
+    stdout: str
+    stderr: str
+
+    def fail_reason(self) -> str:
+        lines = [ln for ln in (self.stderr or self.stdout).strip().splitlines() if ln.strip()]
+        return f"exit {self.rc}: {lines[-1][:200] if lines else ''}".strip()
 
 
-def orchestration_overhead(chunks: int) -> list[str]:
-    with tempfile.TemporaryDirectory(dir=BENCH / "data") as tmp:
-        source = Path(tmp) / "tiny.csv"
-        source.write_text("id,v\n" + "".join(f"{i},x\n" for i in range(chunks)))
-        split_s, _ = timed([S3SPLIT, "split", str(source), f"{tmp}/split", "--chunk-size", "1"])
-        run_s, out = timed([S3SPLIT, "run", str(source), "--out", f"{tmp}/run",
-                            "--chunk-size", "1", "--processor", "noop", "--lanes", "2"])
-        report = json.loads((Path(tmp) / "run" / "report.json").read_text())
-    assert report["chunks"] == report["chunks_ok"] == chunks, report
-    executions = re.search(r"(\d+) execution", out)
-    per_chunk = (run_s - split_s) / chunks * 1000
-    return [f"| {chunks} no-op chunks, lanes 2 | {run_s:.1f} s "
-            f"({executions.group(1) if executions else '?'} executions) | split alone "
-            f"{split_s:.1f} s |",
-            f"| orchestration overhead per chunk | {per_chunk:.1f} ms | target <= 30 ms |"]
+def timed(argv: Sequence[str], cwd: Path, timeout: float) -> Timed:
+    """Run argv; wall clock from spawn to reap, CPU time from wait4's rusage."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        os.sync()  # untimed: no writeback from the previous run competes with this one
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+        killer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            _, status, ru = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        out.seek(0)
+        err.seek(0)
+        return Timed(
+            wall,
+            ru.ru_utime + ru.ru_stime,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
-def events_per_chunk(small: int, large: int) -> list[str]:
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class RunResult:
+    timed: Timed
+    report: dict[str, Any]
+    executions: int | None
+
+
+def cli_run(
+    exe: str,
+    source: Path,
+    work: Path,
+    tag: str,
+    timeout: float,
+    *options: str,
+) -> RunResult:
+    """`s3split run SOURCE --out <fresh dir> OPTIONS...`; the report is read, the dir removed."""
+    base = Path(tempfile.mkdtemp(prefix=f"{tag}-", dir=work))
+    out = base / "out"
+    try:
+        t = timed([exe, "run", str(source), "--out", str(out), *options], base, timeout)
+        if t.rc != 0:
+            raise BenchError(f"s3split run {' '.join(options)}: {t.fail_reason()}")
+        report = json.loads((out / "report.json").read_text())
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    found = EXECUTIONS_RE.search(t.stdout)
+    return RunResult(t, report, int(found.group(1)) if found else None)
+
+
+def cli_split(exe: str, source: Path, work: Path, timeout: float, *options: str) -> Timed:
+    base = Path(tempfile.mkdtemp(prefix="split-", dir=work))
+    try:
+        t = timed([exe, "split", str(source), str(base / "out"), *options], base, timeout)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    if t.rc != 0:
+        raise BenchError(f"s3split split {' '.join(options)}: {t.fail_reason()}")
+    return t
+
+
+def median_wall(runs: Sequence[Timed]) -> float:
+    return statistics.median(r.wall for r in runs)
+
+
+def walls(runs: Sequence[Timed]) -> str:
+    return ", ".join(f"{r.wall:.2f}" for r in runs)
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def tiny_csv(path: Path, records: int) -> Path:
+    """Header ``id,v`` and ``records`` records ``i,x`` (LF endings)."""
+    with path.open("w", newline="") as fh:
+        fh.write("id,v\n")
+        fh.writelines(f"{i},x\n" for i in range(records))
+    return path
+
+
+# --------------------------------------------------------------------------- the three parts
+
+
+def bench_lanes(
+    exe: str, ds: Dataset, chunk: int, repeat: int, work: Path, timeout: float
+) -> tuple[list[list[str]], list[str]]:
+    mb = ds.nbytes / 1e6
+    warm(ds.path)
+    runs: dict[int, list[Timed]] = {1: [], 2: []}
+    chunks: set[int] = set()
+    for i in range(repeat):
+        for lanes in (1, 2) if i % 2 == 0 else (2, 1):  # alternate the order against drift
+            r = cli_run(
+                exe,
+                ds.path,
+                work,
+                f"lanes{lanes}",
+                timeout,
+                "--chunk-size",
+                format_size(chunk),
+                "--lanes",
+                str(lanes),
+                "--processor",
+                "jsonl",
+            )
+            rep = r.report
+            if not (rep["succeeded"] and rep["rows_ok"] == rep["source_rows"] == ds.rows):
+                raise BenchError(f"lanes {lanes}: report does not add up: {rep}")
+            chunks.add(rep["chunks"])
+            runs[lanes].append(r.timed)
+            print(
+                f"  run --lanes {lanes} ({i + 1}/{repeat}): {r.timed.wall:7.2f} s wall, "
+                f"{r.timed.cpu:7.2f} s CPU, {rep['chunks']} chunks",
+                flush=True,
+            )
+    splits = []
+    for i in range(repeat):
+        t = cli_split(exe, ds.path, work, timeout, "--chunk-size", format_size(chunk))
+        splits.append(t)
+        print(f"  split ({i + 1}/{repeat}): {t.wall:7.2f} s", flush=True)
+    w1, w2, ws = median_wall(runs[1]), median_wall(runs[2]), median_wall(splits)
+    ratio = w1 / w2
+    what = f"jsonl, {format_size(ds.nbytes)} CSV, {format_size(chunk)} chunks"
+    n_chunks = "/".join(str(c) for c in sorted(chunks))
+    cpu1 = statistics.median(r.cpu for r in runs[1])
+    cpu2 = statistics.median(r.cpu for r in runs[2])
+    rows = [
+        [
+            f"run --lanes 1 ({what})",
+            f"{w1:.2f} s",
+            "",
+            f"{mb / w1:.1f} MB/s; {n_chunks} chunks; CPU {cpu1:.1f} s; runs {walls(runs[1])}",
+        ],
+        [
+            "run --lanes 2 (same)",
+            f"{w2:.2f} s",
+            "",
+            f"{mb / w2:.1f} MB/s; CPU {cpu2:.1f} s; runs {walls(runs[2])}",
+        ],
+        [
+            "speed-up lanes 1 / lanes 2",
+            f"{ratio:.2f}x",
+            f">= {SPEEDUP_TARGET}x {verdict(ratio >= SPEEDUP_TARGET)}",
+            "",
+        ],
+        [
+            f"split alone (s3split split --chunk-size {format_size(chunk)})",
+            f"{ws:.2f} s",
+            "",
+            f"{mb / ws:.0f} MB/s; {ws / w1:.0%} of the lanes-1 wall, {ws / w2:.0%} of lanes-2; "
+            f"runs {walls(splits)}",
+        ],
+    ]
+    notes = [
+        f"lanes: runs (s) lanes 1: {walls(runs[1])}; lanes 2: {walls(runs[2])}; "
+        f"split: {walls(splits)}"
+    ]
+    return rows, notes
+
+
+def bench_overhead(
+    exe: str, n: int, repeat: int, work: Path, timeout: float
+) -> tuple[list[list[str]], list[str]]:
+    source = tiny_csv(work / f"tiny-{n}.csv", n)
+    one = tiny_csv(work / "tiny-1.csv", 1)
+    options = ("--chunk-size", "1", "--processor", "noop", "--lanes", "2")
+    start = cli_run(exe, one, work, "tiny1", timeout, *options)
+    print(f"  run of 1 record: {start.timed.wall:.2f} s (start-up and teardown)", flush=True)
+    r = cli_run(exe, source, work, f"tiny{n}", timeout, *options)
+    rep = r.report
+    if rep["chunks"] != n or rep["chunks_ok"] != n or not rep["succeeded"]:
+        raise BenchError(f"expected {n} chunks ok, report says {rep['chunks_ok']}/{rep['chunks']}")
+    print(
+        f"  run of {n} records: {r.timed.wall:.2f} s wall, {r.timed.cpu:.2f} s CPU, "
+        f"{rep['chunks']} chunks, {r.executions} execution(s)",
+        flush=True,
+    )
+    splits = [cli_split(exe, source, work, timeout, "--chunk-size", "1") for _ in range(repeat)]
+    ws = median_wall(splits)
+    print(f"  split --chunk-size 1: {walls(splits)} s", flush=True)
+    per_chunk_ms = (r.timed.wall - ws) / n * 1000
+    net_ms = (r.timed.wall - start.timed.wall - ws) / n * 1000
+    execs = "?" if r.executions is None else str(r.executions)
+    per_exec = f"~{n / r.executions:.0f} chunks each" if r.executions else ""
+    rows = [
+        [
+            f"run, {n} one-record chunks (noop, 2 lanes, --chunk-size 1)",
+            f"{r.timed.wall:.2f} s",
+            "",
+            f"report: {rep['chunks']} chunks == N; CPU {r.timed.cpu:.1f} s "
+            f"({r.timed.cpu / n * 1000:.1f} ms/chunk)",
+        ],
+        ["executions (continue-as-new)", execs, "", per_exec],
+        [
+            "split alone (s3split split --chunk-size 1)",
+            f"{ws:.2f} s",
+            "",
+            f"runs {walls(splits)}",
+        ],
+        [
+            "overhead per chunk = (run - split) / N",
+            f"{per_chunk_ms:.1f} ms",
+            f"<= {OVERHEAD_TARGET_MS:.0f} ms {verdict(per_chunk_ms <= OVERHEAD_TARGET_MS)}",
+            "",
+        ],
+        [
+            "run of 1 record (start-up + teardown)",
+            f"{start.timed.wall:.2f} s",
+            "",
+            f"overhead per chunk without it: {net_ms:.1f} ms",
+        ],
+    ]
+    return rows, []
+
+
+def bench_events(sizes: Sequence[int], work: Path) -> tuple[list[list[str]], list[str]]:
+    """Two or more runs in-process; total history events (all executions) per run."""
+    from s3split.config import Deployment
     from s3split.engine.local import local_engine
+    from s3split.storage import Storage
 
-    rows = []
-    with tempfile.TemporaryDirectory(dir=BENCH / "data") as tmp, \
-            local_engine(tmp, workers=2) as engine:
-        for chunks in (small, large):
-            source = Path(tmp) / f"in{chunks}.csv"
-            source.write_text("id,v\n" + "".join(f"{i},x\n" for i in range(chunks)))
-            run_input = {"source": str(source), "run": f"{tmp}/run{chunks}", "chunk_size": 1,
-                         "processor": "noop", "lanes": 2}
-            outcome = engine.wait(engine.start(run_input), timeout_s=3600)
-            assert outcome.succeeded, outcome
+    storage = Storage()
+    points: list[tuple[int, int, int]] = []  # chunks, events, executions
+    events_dir = work / "events"
+    events_dir.mkdir()
+    with local_engine(str(events_dir), workers=2) as engine:
+        for n in sizes:
+            source = tiny_csv(events_dir / f"in-{n}.csv", n)
+            location = events_dir / f"run-{n}"
+            run_input = {
+                "source": str(source),
+                "run": str(location),
+                "chunk_size": 1,
+                "processor": "noop",
+                "lanes": 2,
+            }
+            outcome = engine.wait(engine.start(run_input), timeout_s=600)
+            if not outcome.succeeded:
+                raise BenchError(f"events run of {n}: {outcome.error}: {outcome.cause}")
+            report = storage.read_json(str(location / "report.json"))
             events = sum(len(engine.history(arn)) for arn in outcome.executions)
-            rows.append((chunks, events))
-    (c1, e1), (c2, e2) = rows
-    return [f"| history events, {c} chunks | {e} ({e / c:.1f} per chunk) | |" for c, e in rows] + [
-        f"| marginal history events per chunk | {(e2 - e1) / (c2 - c1):.1f} | target <= 15 |"]
+            points.append((int(report["chunks"]), events, len(outcome.executions)))
+            print(f"  {n} chunks: {events} events, {len(outcome.executions)} execution(s)")
+    rows = [
+        [
+            f"history events, {c} chunks (noop, 2 lanes)",
+            f"{e / c:.1f} /chunk",
+            "",
+            f"{e} events in {x} execution(s)",
+        ]
+        for c, e, x in points
+    ]
+    (c1, e1, _), (c2, e2, _) = points[0], points[-1]
+    marginal = (e2 - e1) / (c2 - c1)
+    budget = Deployment().event_budget
+    rows.append(
+        [
+            f"marginal history events per chunk ({c1} -> {c2} chunks)",
+            f"{marginal:.1f} /chunk",
+            "",
+            f"fixed part ~{e1 - marginal * c1:.0f} events; event budget {budget:,} / marginal "
+            f"= ~{budget / marginal:,.0f} chunks per execution",
+        ]
+    )
+    return rows, []
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--size", default="1GiB")
-    parser.add_argument("--chunks", type=int, default=10_000)
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    args = parser.parse_args()
-    size, chunks = ("32MiB", 500) if args.quick else (args.size, args.chunks)
-    source = ensure_data(DATA_DIR, parse_size(size), 42, lf=False).path
-    lines = ["| measurement | value | note |", "|---|---:|---|"]
-    lines += lanes_speedup(source, "8MiB")
-    lines += orchestration_overhead(chunks)
-    lines += events_per_chunk(20, 100)
-    machine = "; ".join(f"{k} {v}" for k, v in machine_info(DATA_DIR))
-    text = "\n".join(["# Pipeline benchmark", "", *lines, "", f"Machine: {machine}", "",
-                      f"Generated by `python bench/bench_pipeline.py --size {size} "
-                      f"--chunks {chunks}`."])
-    print(text)
-    (BENCH / "results" / "pipeline.md").write_text(text + "\n")
+# --------------------------------------------------------------------------- main
+
+HEADERS = ("measurement", "value", "target", "notes")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--size", type=parse_size, help="lanes input size (default 256MiB)")
+    ap.add_argument(
+        "--chunk",
+        type=parse_size,
+        default=parse_size("8MiB"),
+        help="lanes chunk size (default 8MiB)",
+    )
+    ap.add_argument("--chunks", type=int, help="overhead run: records = chunks (default 10000)")
+    ap.add_argument("--events", default=None, help="chunks of the event runs (default 20,100)")
+    ap.add_argument("--repeat", type=int, help="lanes runs per lane count (default 2)")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke test: 32MiB, 500 chunks, events 10,40, 1 run each",
+    )
+    ap.add_argument(
+        "--parts", default="lanes,overhead,events", help="comma list of parts to run (default all)"
+    )
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per run")
+    ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    ap.add_argument(
+        "--md",
+        type=Path,
+        default=BENCH_DIR / "results" / "pipeline.md",
+        help="Markdown report path (default bench/results/pipeline.md)",
+    )
+    ap.add_argument("--s3split", help="s3split executable (default: the venv's, else PATH)")
+    args = ap.parse_args(argv)
+    q = args.quick
+    size: int = args.size or parse_size("32MiB" if q else "256MiB")
+    n_chunks: int = args.chunks or (500 if q else 10_000)
+    repeat: int = args.repeat or (1 if q else 2)
+    events = [int(x) for x in (args.events or ("10,40" if q else "20,100")).split(",")]
+    parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    if unknown := parts - {"lanes", "overhead", "events"}:
+        ap.error(f"unknown part(s): {', '.join(sorted(unknown))}")
+    if len(events) < 2 or len(set(events)) != len(events):
+        ap.error("--events needs two or more different chunk counts")
+    exe = s3split_exe(args.s3split)
+    if exe is None:
+        ap.error("s3split executable not found (venv bin or PATH); pass --s3split")
+
+    data_dir: Path = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    info = machine_info(data_dir)
+    print("machine:")
+    for k, v in info:
+        print(f"  {k:<12} {v}")
+
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="pipeline-", dir=data_dir))
+    started = time.monotonic()
+    try:
+        if "lanes" in parts:
+            ds = ensure_data(data_dir, size, args.seed, False)
+            print(f"1. lanes: {ds.path.name} ({ds.nbytes} bytes, {ds.rows} rows)", flush=True)
+            r, n = bench_lanes(exe, ds, args.chunk, repeat, work, args.timeout)
+            rows += r
+            notes += n
+        if "overhead" in parts:
+            print(f"2. overhead: {n_chunks} one-record chunks", flush=True)
+            r, n = bench_overhead(exe, n_chunks, repeat, work, args.timeout)
+            rows += r
+            notes += n
+        if "events" in parts:
+            print(f"3. history events: runs of {', '.join(map(str, events))} chunks", flush=True)
+            r, n = bench_events(events, work)
+            rows += r
+            notes += n
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    elapsed = time.monotonic() - started
+
+    print()
+    print(table(HEADERS, rows, md=False))
+    for line in notes:
+        print(line)
+    print(f"benchmark took {elapsed:.0f} s")
+
+    cmd = "python bench/bench_pipeline.py" + (" --quick" if q else "")
+    if args.size:
+        cmd += f" --size {format_size(size)}"
+    if args.chunks:
+        cmd += f" --chunks {n_chunks}"
+    md = [
+        "# Pipeline benchmark",
+        "",
+        "`s3split run` end to end: the real state machine on moto's Step Functions "
+        "interpreter, the Lambda handlers in worker processes, local files. Walls are from "
+        "spawning `s3split` to its exit (Python start-up and worker pool included); CPU is "
+        "user+sys of the CLI and its worker processes.",
+        "",
+        table(HEADERS, rows, md=True),
+        "",
+        *[f"- {line}" for line in notes],
+        "",
+        "Machine: " + "; ".join(f"{k} {v}" for k, v in info),
+        "",
+        f"Generated by `{cmd}` on {time.strftime('%Y-%m-%d')} (took {elapsed:.0f} s).",
+        "",
+    ]
+    args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.write_text("\n".join(md))
+    print(f"\nwrote {args.md}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

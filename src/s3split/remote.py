@@ -1,0 +1,277 @@
+"""Runs on AWS: start an execution of the deployed state machine and follow it.
+
+The state machine is the one ``template.yaml`` deploys. A run is followed by
+what it leaves behind: the executions (one, or a chain when it continued as new
+before the history limit), and the run location's status records and
+``report.json``. Clients come from boto3's standard chain (credentials, region,
+``AWS_ENDPOINT_URL``); the Step Functions region is the one in the ARN.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from s3split.errors import InvalidOption
+from s3split.progress import RunProgress
+from s3split.runinput import BatchStart, ManualStart, parse_event
+from s3split.storage import Storage, basename, is_s3, join, split_s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+NAME_MAX = 80  # Step Functions execution names: 1-80 of [A-Za-z0-9_-]
+RUNNING = "RUNNING"
+# PENDING_REDRIVE: a redrive was asked for and the execution is about to run again.
+ACTIVE = frozenset({RUNNING, "PENDING_REDRIVE"})
+PLAN_STATE = "Plan"
+WORK_PREFIX = "runs"  # template.yaml: S3SPLIT_WORK_LOCATION = s3://<data bucket>/runs
+MAX_CHAIN = 10_000  # continue-as-new generations followed before giving up
+HISTORY_PAGES = 3  # Plan is among an execution's first events
+MAX_FAILURES = 20  # failed chunks listed by status(); report.json has up to 100
+
+
+def execution_name(source: str, now: datetime | None = None, token: str | None = None) -> str:
+    """``orders-20261123T100000-1a2b``: the file's stem, when, and 4 random hex digits."""
+    now = now or datetime.now(UTC)
+    token = token or secrets.token_hex(2)
+    stem = re.sub(r"(\.csv)?(\.gz|\.zst)?$", "", basename(source), flags=re.IGNORECASE)
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_") or "run"
+    suffix = f"-{now:%Y%m%dT%H%M%S}-{token}"
+    return stem[:NAME_MAX - len(suffix)] + suffix
+
+
+def run_input(source: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The execution input for ``source``, checked as the state machine's Plan step will.
+
+    An object starts one run (``{"source": ..., overrides}``); a prefix ending in
+    ``/`` starts a batch of every CSV under it that has no successful run yet.
+    """
+    given = {key: value for key, value in (overrides or {}).items() if value is not None}
+    bucket, key = split_s3(source) if is_s3(source) else ("", "")
+    if not bucket:
+        raise InvalidOption(f"{source} is not an s3://bucket/key URI: runs on AWS read S3 "
+                            "objects (use `s3split run` for local files)")
+    if not key or key.endswith("/"):
+        if given:
+            raise InvalidOption(f"{', '.join(sorted(given))}: a batch over a prefix uses the "
+                                "deployment's settings; start single files to override them")
+        return parse_event({"prefix": source}, BatchStart).model_dump()
+    start = {"source": source, **given}
+    parse_event(start, ManualStart)
+    return start
+
+
+def start(source: str, state_machine_arn: str, overrides: Mapping[str, Any] | None,
+          sfn: SFNClient, *, name: str | None = None) -> str:
+    """Start an execution for ``source``; returns its ARN."""
+    document = run_input(source, overrides)
+    started = sfn.start_execution(stateMachineArn=state_machine_arn,
+                                  name=name or execution_name(source),
+                                  input=json.dumps(document))
+    return started["executionArn"]
+
+
+def region_of(arn: str) -> str | None:
+    """``arn:aws:states:REGION:ACCOUNT:...`` -> REGION."""
+    parts = arn.split(":")
+    return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
+
+
+class RemoteRun:
+    """One run on AWS as seen from outside: its executions, its run location, its progress.
+
+    ``poll()`` reads only what changed since the last poll: the newest execution,
+    and status records not seen yet.
+    """
+
+    def __init__(self, execution_arn: str, sfn: SFNClient, storage: Storage,
+                 work_location: str | None = None) -> None:
+        self.sfn = sfn
+        self.storage = storage
+        self.work_location = work_location
+        self.executions = [execution_arn]
+        self.first: dict[str, Any] = {}
+        self.last: dict[str, Any] = {}
+        self.mode = "run"
+        self.source: str | None = None
+        self.location: str | None = None
+        self.location_from = ""
+        self.planned: dict[str, Any] | None = None
+        self.progress: RunProgress | None = None
+
+    @property
+    def state(self) -> str:
+        return str(self.last.get("status", RUNNING))
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.last) and self.state not in ACTIVE
+
+    def poll(self) -> dict[str, Any]:
+        self._follow()
+        self._locate()
+        if self.location and self.mode != "batch":
+            if self.progress is None or self.progress.location != self.location:
+                self.progress = RunProgress(self.location, self.storage)
+            self.progress.poll()
+        return self.summary()
+
+    def _follow(self) -> None:
+        """Describe the newest execution; step to the next one while it continued as new."""
+        while True:
+            described = dict(self.sfn.describe_execution(executionArn=self.executions[-1]))
+            if not self.first:
+                self.first = described
+            self.last = described
+            following = _loads(described.get("output")) if described["status"] == "SUCCEEDED" \
+                else None
+            if (isinstance(following, dict) and isinstance(following.get("execution"), str)
+                    and len(self.executions) < MAX_CHAIN):
+                self.executions.append(following["execution"])  # continued as new
+                continue
+            return
+
+    def _locate(self) -> None:
+        """The run location: from an input that names it, else the Plan step's output,
+        else the template's convention ``s3://<bucket>/runs/<key>`` until Plan has run."""
+        if self.location_from in ("input", "plan"):
+            return
+        given = _loads(self.first.get("input"))
+        given = given if isinstance(given, dict) else {}
+        if isinstance(given.get("continue"), dict):  # a run carried on by continue-as-new
+            run = given["continue"].get("run") or {}
+            self.source, self.location = run.get("source"), run.get("location")
+            self.location_from = "input"
+            return
+        if "prefix" in given:
+            self.mode, self.source = "batch", str(given["prefix"])
+        elif "resume" in given:
+            self.location, self.location_from = str(given["resume"]), "input"
+        elif "source" in given:
+            self.source = str(given["source"])
+        elif isinstance(given.get("detail"), dict):  # an S3 "Object Created" event
+            bucket = (given["detail"].get("bucket") or {}).get("name")
+            key = (given["detail"].get("object") or {}).get("key")
+            if bucket and key:
+                self.source = f"s3://{bucket}/{key}"
+        self.planned = self.planned or self._plan_output()
+        if self.planned:
+            self.mode = str(self.planned.get("mode", self.mode))
+            run = self.planned.get("run") or {}
+            self.source = run.get("source", self.source)
+            if self.mode == "batch" or run.get("location"):
+                self.location = run.get("location", self.location)
+                self.location_from = "plan"
+                return
+        if self.location_from != "input" and self.source and self.mode != "batch":
+            self.location = default_location(self.source, self.work_location)
+            self.location_from = "convention"
+
+    def _plan_output(self) -> dict[str, Any] | None:
+        """What the first execution's Plan step returned, from its history."""
+        kwargs: dict[str, Any] = {"executionArn": self.executions[0], "maxResults": 100}
+        for _ in range(HISTORY_PAGES):
+            page = self.sfn.get_execution_history(**kwargs)
+            for event in page.get("events", []):
+                details: Mapping[str, Any] = event.get("stateExitedEventDetails") or {}
+                if details.get("name") == PLAN_STATE:
+                    output = _loads(details.get("output"))
+                    return output if isinstance(output, dict) else None
+            if not page.get("nextToken"):
+                return None
+            kwargs["nextToken"] = page["nextToken"]
+        return None
+
+    def summary(self) -> dict[str, Any]:
+        last = self.last
+        result: dict[str, Any] = {
+            "execution": self.executions[0],
+            "executions": list(self.executions),
+            "state": self.state,
+            "started": _iso(self.first.get("startDate")),
+            "stopped": _iso(last.get("stopDate")) if self.finished else None,
+            "error": last.get("error"),
+            "cause": last.get("cause"),
+            "mode": self.mode,
+            "source": self.source,
+            "location": self.location,
+        }
+        if self.mode == "batch":
+            output = _loads(last.get("output"))
+            started = output.get("started", []) if isinstance(output, dict) else []
+            result["started_executions"] = [s.get("execution") for s in started
+                                             if isinstance(s, dict)]
+            result["succeeded"] = self.state == "SUCCEEDED" if self.finished else None
+            return result
+        progress = self.progress
+        result["progress"] = {
+            "chunks": progress.total if progress else None,
+            "done": progress.ok if progress else 0,
+            "failed": progress.failed if progress else 0,
+            "rows": progress.rows if progress else 0,
+            "bytes": progress.bytes if progress else 0,
+        }
+        report = join(self.location, "report.json") if self.location else None
+        result["report"] = report
+        result["succeeded"] = None
+        result["failures"] = []
+        # While a run is under way its report.json is being rewritten; read it once it ends.
+        if report and self.finished and self.storage.exists(report):
+            document = self.storage.read_json(report)
+            result["succeeded"] = bool(document.get("succeeded")) and self.state == "SUCCEEDED"
+            result["failures"] = document.get("failed", [])[:MAX_FAILURES]
+            result["chunks_failed"] = document.get("chunks_failed")
+            result["report_summary"] = {k: document.get(k) for k in (
+                "chunks", "chunks_ok", "chunks_failed", "tolerate", "source_rows", "rows_ok",
+                "rows_rejected", "rows_in_failed_chunks", "accounted")}
+        elif report and self.finished:
+            result["report"] = None  # the run ended before Summarize wrote one
+            result["succeeded"] = False if self.state != "SUCCEEDED" else None
+        return result
+
+
+def default_location(source: str, work_location: str | None = None) -> str:
+    """Where the template's deployment puts the run of ``source``: ``<work>/<key>``."""
+    bucket, key = split_s3(source)
+    return join(work_location or f"s3://{bucket}/{WORK_PREFIX}", key)
+
+
+def status(execution_arn: str, sfn: SFNClient, storage: Storage,
+           work_location: str | None = None) -> dict[str, Any]:
+    """State, progress, failures and report location of the run ``execution_arn`` started."""
+    return RemoteRun(execution_arn, sfn, storage, work_location).poll()
+
+
+def wait(run: RemoteRun, timeout_s: float, *, poll_s: float = 5.0,
+         on_poll: Callable[[dict[str, Any]], None] = lambda summary: None,
+         sleep: Callable[[float], None] = time.sleep,
+         clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Poll ``run`` until its last execution ends; TimeoutError after ``timeout_s``."""
+    deadline = clock() + timeout_s
+    while True:
+        summary = run.poll()
+        on_poll(summary)
+        if run.finished:
+            return summary
+        if clock() >= deadline:
+            raise TimeoutError(f"{run.executions[-1]} is still {run.state} after {timeout_s:g} s")
+        sleep(max(0.0, min(poll_s, deadline - clock())))
+
+
+def _loads(text: Any) -> Any:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if isinstance(value, datetime) else None
