@@ -74,8 +74,13 @@ LAYER_PIP ?= $(PYTHON) -m pip
 LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 \
 	--only-binary=:all: --no-compile
 build-SharedLayer:
-	rm -rf "$(ARTIFACTS_DIR)/wheel"
-	$(LAYER_PIP) wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/wheel" .
-	$(LAYER_PIP) install --quiet --target "$(ARTIFACTS_DIR)/python" $(LAYER_PIP_FLAGS) \
-		"$(ARTIFACTS_DIR)"/wheel/*.whl
-	rm -rf "$(ARTIFACTS_DIR)/wheel"
+	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel"
+	mkdir -p "$(ARTIFACTS_DIR)/project"
+	# A clean copy: setuptools' in-tree build/ can carry files deleted from src/.
+	cp -R pyproject.toml README.md src "$(ARTIFACTS_DIR)/project/"
+	rm -rf "$(ARTIFACTS_DIR)"/project/src/*.egg-info
+	$(LAYER_PIP) wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/wheel" \
+		"$(ARTIFACTS_DIR)/project"
+	$(LAYER_PIP) install --quiet --no-warn-conflicts --root-user-action=ignore \
+		--target "$(ARTIFACTS_DIR)/python" $(LAYER_PIP_FLAGS) "$(ARTIFACTS_DIR)"/wheel/*.whl
+	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel" "$(ARTIFACTS_DIR)/python/bin"

@@ -196,7 +196,7 @@ def bench_lanes(
         print(f"  split ({i + 1}/{repeat}): {t.wall:7.2f} s", flush=True)
     w1, w2, ws = median_wall(runs[1]), median_wall(runs[2]), median_wall(splits)
     ratio = w1 / w2
-    what = f"jsonl, {format_size(ds.nbytes)} CSV, {format_size(chunk)} chunks"
+    what = f"jsonl, {ds.nbytes / 2**20:.0f} MiB CSV, {format_size(chunk)} chunks"
     n_chunks = "/".join(str(c) for c in sorted(chunks))
     cpu1 = statistics.median(r.cpu for r in runs[1])
     cpu2 = statistics.median(r.cpu for r in runs[2])

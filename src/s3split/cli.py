@@ -147,3 +147,191 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     except S3SplitError as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)
+
+
+# -- runs on AWS (the deployment template.yaml describes) --------------------------------------
+
+_STILL_RUNNING = 3  # `start --wait` gave up following a run that goes on
+
+
+def _aws(arn: str) -> tuple[Any, Storage]:
+    """Step Functions in the ARN's region, S3 from boto3's chain; AWS_ENDPOINT_URL honoured."""
+    import boto3
+
+    from s3split.remote import region_of
+    from s3split.storage import S3_CONFIG
+
+    session = boto3.session.Session()
+    region = session.region_name or region_of(arn)
+    sfn = session.client("stepfunctions", region_name=region_of(arn) or region)
+    return sfn, Storage(session.client("s3", region_name=region, config=S3_CONFIG))
+
+
+@contextmanager
+def _aws_errors() -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except (S3SplitError, BotoCoreError, ClientError) as exc:
+        _fail(exc)
+
+
+def _status_lines(summary: dict[str, Any]) -> list[str]:
+    rows: list[tuple[str, str]] = [("execution", summary["execution"])]
+    executions = summary["executions"]
+    if len(executions) > 1:
+        rows.append(("continued as", f"{executions[-1]} ({len(executions) - 1} generations on)"))
+    state = summary["state"]
+    if summary.get("error"):
+        state += f" ({summary['error']}: {summary.get('cause') or ''})".replace(": )", ")")
+    rows.append(("state", state))
+    rows.append(("started", summary.get("started") or "-"))
+    if summary.get("stopped"):
+        rows.append(("stopped", summary["stopped"]))
+    if summary.get("source"):
+        rows.append(("source", summary["source"]))
+    if summary["mode"] == "batch":
+        started = summary.get("started_executions") or []
+        rows.append(("batch", f"{len(started)} runs started"))
+        rows.extend(("", arn) for arn in started)
+        return [f"{label:<13}{value}" for label, value in rows]
+    rows.append(("run", summary.get("location") or "not planned yet"))
+    progress = summary["progress"]
+    of = f" of {progress['chunks']:,}" if progress["chunks"] is not None else ""
+    rows.append(("progress", f"{progress['done']:,}{of} chunks done, {progress['failed']:,} "
+                             f"failed, {progress['rows']:,} rows"))
+    report = summary.get("report")
+    if summary["state"] == "RUNNING":
+        rows.append(("report", f"{report} (when the run ends)" if report else "-"))
+    else:
+        rows.append(("report", report or "none: the run ended before writing one"))
+    if summary.get("succeeded") is not None:
+        rows.append(("result", "succeeded" if summary["succeeded"] else "failed"))
+    for failure in summary.get("failures") or []:
+        where = f"line {failure.get('source_line', '?'):,}" \
+            if isinstance(failure.get("source_line"), int) else "line ?"
+        rows.append(("failed chunk", f"{failure.get('chunk')} ({where}, {failure.get('rows')} "
+                                     f"rows): {failure.get('error')}: {failure.get('message')}"))
+    more = (summary.get("chunks_failed") or 0) - len(summary.get("failures") or [])
+    if more > 0:
+        rows.append(("", f"... and {more} more in the report"))
+    return [f"{label:<13}{value}" for label, value in rows]
+
+
+def _echo_status(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, indent=1, ensure_ascii=False, default=str))
+    else:
+        click.echo("\n".join(_status_lines(summary)))
+
+
+@contextmanager
+def _run_progress() -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A chunk progress bar on a terminal; a line a minute when output is piped."""
+    if not sys.stderr.isatty():
+        last_at, last_line = [float("-inf")], [""]
+
+        def note(summary: dict[str, Any]) -> None:
+            progress = summary.get("progress") or {}
+            line = (f"{summary['state']}: {progress.get('done', 0)} of "
+                    f"{progress.get('chunks') or '?'} chunks done, {progress.get('failed', 0)} "
+                    "failed")
+            if line != last_line[0] and time.monotonic() - last_at[0] >= 60:
+                click.echo(line, err=True)
+                last_at[0], last_line[0] = time.monotonic(), line
+
+        yield note
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (BarColumn(), MofNCompleteColumn(),
+               TextColumn("chunks, {task.fields[failed]} failed"), TimeElapsedColumn())
+    with Progress("[bold]{task.description}", *columns, console=Console(stderr=True),
+                  transient=True) as bar:
+        task = bar.add_task("starting", total=None, failed=0)
+
+        def update(summary: dict[str, Any]) -> None:
+            progress = summary.get("progress") or {}
+            bar.update(task, description=summary["state"].lower(), total=progress.get("chunks"),
+                       completed=progress.get("done", 0) + progress.get("failed", 0),
+                       failed=progress.get("failed", 0))
+
+        yield update
+
+
+@main.command()
+@click.argument("source")
+@click.option("--state-machine", "state_machine_arn", required=True, metavar="ARN",
+              envvar="S3SPLIT_STATE_MACHINE",
+              help="The deployed pipeline (the stack's StateMachineArn output); "
+                   "or set S3SPLIT_STATE_MACHINE.")
+@click.option("--wait", is_flag=True,
+              help="Follow the run with a progress bar and exit with its result.")
+@click.option("--chunk-size", metavar="SIZE", help="Target chunk size (default: the stack's).")
+@click.option("--lanes", type=click.IntRange(1, MAX_LANES), help="Parallel lanes.")
+@click.option("--wait-seconds", type=click.IntRange(0, 86_400), metavar="SECONDS",
+              help="Pause between a lane's chunks.")
+@click.option("--processor", metavar="NAME", help="jsonl, validate, dynamodb, noop, ...")
+@click.option("--tolerate", metavar="N|P%",
+              help="Failed chunks tolerated: a count or a percentage.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=24 * 3600.0, show_default=True,
+              metavar="SECONDS", help="With --wait: stop following after this long (exit 3).")
+@click.option("--poll-interval", type=click.FloatRange(min=0), default=5.0, hidden=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def start(source: str, state_machine_arn: str, wait: bool, chunk_size: str | None,
+          lanes: int | None, wait_seconds: int | None, processor: str | None,
+          tolerate: str | None, timeout: float, poll_interval: float, as_json: bool) -> None:
+    """Start a run of SOURCE (s3://bucket/key) on the deployed state machine.
+
+    Prints the execution ARN. A SOURCE ending in / starts a batch: every CSV
+    under the prefix without a successful run. With --wait, exits 0 when the run
+    succeeded, 1 when it failed, 3 when still running after --timeout.
+    """
+    from s3split import remote
+
+    overrides = {"chunk_size": chunk_size, "lanes": lanes, "wait_seconds": wait_seconds,
+                 "processor": processor, "tolerate": tolerate}
+    with _aws_errors():
+        sfn, storage = _aws(state_machine_arn)
+        execution_arn = remote.start(source, state_machine_arn, overrides, sfn)
+    if not wait:
+        if as_json:
+            click.echo(json.dumps({"executionArn": execution_arn,
+                                   "input": remote.run_input(source, overrides)}, indent=1))
+        else:
+            click.echo(execution_arn)
+        return
+    click.echo(f"started {execution_arn}", err=True)
+    run = remote.RemoteRun(execution_arn, sfn, storage)
+    with _aws_errors():
+        try:
+            with _run_progress() as on_poll:
+                summary = remote.wait(run, timeout, poll_s=poll_interval, on_poll=on_poll)
+        except TimeoutError as exc:
+            click.echo(f"s3split: {exc}; follow it with: s3split status {execution_arn}",
+                       err=True)
+            sys.exit(_STILL_RUNNING)
+    _echo_status(summary, as_json)
+    sys.exit(0 if summary.get("succeeded") else 1)
+
+
+@main.command()
+@click.argument("execution_arn")
+@click.option("--work-location", metavar="S3URI",
+              help="Where the stack keeps runs, for a run whose Plan step has not run yet. "
+                   "Default s3://<source bucket>/runs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def status(execution_arn: str, work_location: str | None, as_json: bool) -> None:
+    """State, progress, failures and report location of the run EXECUTION_ARN started.
+
+    Follows the executions a long run continued as; progress comes from the run's
+    status records, failures from its report.json.
+    """
+    from s3split import remote
+
+    with _aws_errors():
+        sfn, storage = _aws(execution_arn)
+        summary = remote.status(execution_arn, sfn, storage, work_location)
+    _echo_status(summary, as_json)

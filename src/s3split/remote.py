@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from s3split.config import parse_tolerance
 from s3split.errors import InvalidOption
 from s3split.progress import RunProgress
 from s3split.runinput import BatchStart, ManualStart, parse_event
+from s3split.sizes import parse_size
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 if TYPE_CHECKING:
@@ -63,7 +65,11 @@ def run_input(source: str, overrides: Mapping[str, Any] | None = None) -> dict[s
                                 "deployment's settings; start single files to override them")
         return parse_event({"prefix": source}, BatchStart).model_dump()
     start = {"source": source, **given}
-    parse_event(start, ManualStart)
+    checked = parse_event(start, ManualStart)
+    if checked.tolerate is not None:
+        parse_tolerance(checked.tolerate)
+    if checked.chunk_size is not None:
+        parse_size(checked.chunk_size)
     return start
 
 
