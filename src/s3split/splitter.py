@@ -31,6 +31,7 @@ HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 RECORD_LOOP_LIMIT = 64  # below this many records, walk them one by one; above, count spans
 PROGRESS_DIR = "_split"
+CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
 _PART = re.compile(r"part-(\d+)\.csv")
 
 
@@ -232,7 +233,7 @@ class _Split:
     def _open_chunk(self) -> None:
         self.chunk_stack = ExitStack()
         uri = join(self.dest, chunk_name(self.index))
-        self.chunk_file = self.chunk_stack.enter_context(self.storage.writer(uri))
+        self.chunk_file = self.chunk_stack.enter_context(self.storage.writer(uri, CHUNK_TAGS))
         self.chunk_file.write(self.header)
         self.chunk_bytes, self.chunk_rows = len(self.header), 0
         self.chunk_offset, self.chunk_line = self.offset, self.lines_before + 1

@@ -9,10 +9,11 @@ that exists is always complete.
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import boto3
 import smart_open
@@ -111,10 +112,14 @@ class Storage:
         return stream
 
     @contextmanager
-    def writer(self, uri: str) -> Iterator[IO[bytes]]:
-        """Write ``uri`` all-or-nothing (see module docstring)."""
+    def writer(self, uri: str, tags: Mapping[str, str] | None = None) -> Iterator[IO[bytes]]:
+        """Write ``uri`` all-or-nothing (see module docstring); S3 objects get ``tags``."""
         if is_s3(uri):
-            params = {"client": self.s3, "min_part_size": S3_PART_SIZE}
+            params: dict[str, Any] = {"client": self.s3, "min_part_size": S3_PART_SIZE}
+            if tags:
+                tagging = {"Tagging": urlencode(dict(tags))}
+                params["client_kwargs"] = {"S3.Client.create_multipart_upload": tagging,
+                                           "S3.Client.put_object": tagging}
             with smart_open.open(uri, "wb", transport_params=params, compression="disable") as f:
                 yield f
             return

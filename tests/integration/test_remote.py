@@ -9,16 +9,21 @@ chain of continue-as-new executions, status records and report.json.
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from click.testing import CliRunner, Result
 from moto import mock_aws
+from pipeline_support import CREDENTIALS, moto_s3_server
 
 from s3split import remote
 from s3split.cli import main
@@ -398,3 +403,32 @@ def test_wait_polls_until_the_end(idle: tuple[Any, Any]) -> None:
     summary = remote.wait(run, timeout_s=30, poll_s=0.01, on_poll=on_poll)
     assert seen == ["RUNNING", "RUNNING", "RUNNING", "ABORTED"]
     assert summary["state"] == "ABORTED"
+
+
+# -- AWS_ENDPOINT_URL --------------------------------------------------------------------------
+
+
+def test_the_commands_use_aws_endpoint_url() -> None:
+    """The installed command, in a process of its own, against a moto server."""
+    command = str(Path(sys.executable).parent / "s3split")
+    with moto_s3_server() as endpoint:
+        clients = {"endpoint_url": endpoint, "region_name": REGION,
+                   "aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+        sfn, s3 = boto3.client("stepfunctions", **clients), boto3.client("s3", **clients)
+        s3.create_bucket(Bucket=BUCKET)
+        machine = pipeline(sfn)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env |= CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        started = subprocess.run([command, "start", SOURCE, "--state-machine", machine],
+                                 env=env, capture_output=True, text=True, timeout=60)
+        assert started.returncode == 0, started.stderr
+        arn = started.stdout.strip()
+        assert json.loads(sfn.describe_execution(executionArn=arn)["input"]) == \
+            {"source": SOURCE}
+        put_run(s3, LOCATION, ok=1, failed=1, chunks=3)
+        shown = subprocess.run([command, "status", arn, "--json"], env=env,
+                               capture_output=True, text=True, timeout=60)
+        assert shown.returncode == 0, shown.stderr
+        summary = json.loads(shown.stdout)
+        assert summary["progress"] == {"chunks": 3, "done": 1, "failed": 1, "rows": 10,
+                                       "bytes": 100}

@@ -179,6 +179,18 @@ def test_unversioned_source_has_no_version(s3: Any) -> None:
     assert (result.manifest.source.etag, result.manifest.source.version_id) == (put["ETag"], None)
 
 
+def test_chunks_are_tagged_for_the_lifecycle_rule_and_the_manifest_is_not(s3: Any) -> None:
+    s3.put_object(Bucket=BUCKET, Key="in/t.csv", Body=small_source(50))
+    result = split(uri("in/t.csv"), uri("out/t"), SplitSettings(chunk_size=500), Storage(s3))
+    assert result.manifest is not None and result.manifest.count > 1
+    for chunk in result.manifest.chunks:
+        key = chunk.uri.removeprefix(f"s3://{BUCKET}/")
+        tags = s3.get_object_tagging(Bucket=BUCKET, Key=key)["TagSet"]
+        assert tags == [{"Key": "s3split-object", "Value": "chunk"}]
+    manifest_tags = s3.get_object_tagging(Bucket=BUCKET, Key="out/t/manifest.json")["TagSet"]
+    assert manifest_tags == []
+
+
 def test_gzip_source_is_decompressed(s3: Any) -> None:
     data = small_source(200)
     compressed = gzip.compress(data)
