@@ -451,7 +451,7 @@ STAR_ONLY = {
     "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
 }
 S3_READ = {"s3:GetObject", "s3:GetObjectVersion"}
-S3_WRITE = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
+S3_WRITE = {"s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortMultipartUpload"}
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 INPUT = f"{BUCKET_ARN}/incoming/*"
 RUNS = f"{BUCKET_ARN}/runs/*"
