@@ -37,7 +37,7 @@ FUNCTIONS = {
     "s3split-splitter": Function("SplitterFunctionArn", "functions.splitter.app:lambda_handler",
                                  900),
     "s3split-iterator": Function("IteratorFunctionArn", "functions.iterator.app:lambda_handler",
-                                 30),
+                                 10),
     "s3split-worker": Function("WorkerFunctionArn", "functions.worker.app:lambda_handler", 900),
 }
 _CREDENTIALS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
