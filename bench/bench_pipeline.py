@@ -1,6 +1,6 @@
 """Benchmark `s3split run`: lane speed-up, orchestration overhead per chunk, history events.
 
-    python bench/bench_pipeline.py [--size 256MiB] [--chunks 10000] [--quick]
+    python bench/bench_pipeline.py [--size 1GiB] [--chunks 10000] [--quick]
 
 1. Lanes: `s3split run` (jsonl processor) of a generated CSV (bench/data/, shared with
    bench_split.py) with ``--chunk-size 8MiB``, ``--lanes 1`` vs ``--lanes 2``; median wall of
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_split import BENCH_DIR, Dataset, ensure_data, machine_info, s3split_exe, table, warm
+from bench_split import BENCH_DIR, PY, Dataset, ensure_data, machine_info, s3split_exe, table, warm
 from gen_csv import format_size, parse_size
 
 SPEEDUP_TARGET = 1.6
@@ -157,14 +157,34 @@ def tiny_csv(path: Path, records: int) -> Path:
 # --------------------------------------------------------------------------- the three parts
 
 
+SPIN = "x = 0\nfor i in range(20_000_000):\n    x += i\n"
+
+
+def cpu_scaling() -> float:
+    """How much two CPU-bound processes get done at once vs one alone (2.0 = two full cores).
+
+    Shared vCPUs often deliver less; that is the ceiling for a 2-lane speed-up here."""
+
+    def spin(n: int) -> float:
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([PY, "-S", "-c", SPIN]) for _ in range(n)]
+        for proc in procs:
+            proc.wait()
+        return time.perf_counter() - t0
+
+    return 2 * spin(1) / spin(2)
+
+
 def bench_lanes(
     exe: str, ds: Dataset, chunk: int, repeat: int, work: Path, timeout: float
 ) -> tuple[list[list[str]], list[str]]:
     mb = ds.nbytes / 1e6
     warm(ds.path)
-    runs: dict[int, list[Timed]] = {1: [], 2: []}
-    chunks: set[int] = set()
+    runs: dict[int, list[RunResult]] = {1: [], 2: []}
+    scaling: list[float] = []
     for i in range(repeat):
+        scaling.append(cpu_scaling())
+        print(f"  CPU scaling, 2 busy processes: {scaling[-1]:.2f}x", flush=True)
         for lanes in (1, 2) if i % 2 == 0 else (2, 1):  # alternate the order against drift
             r = cli_run(
                 exe,
@@ -172,52 +192,78 @@ def bench_lanes(
                 work,
                 f"lanes{lanes}",
                 timeout,
-                "--chunk-size",
-                format_size(chunk),
-                "--lanes",
-                str(lanes),
-                "--processor",
-                "jsonl",
+                *("--chunk-size", format_size(chunk), "--lanes", str(lanes)),
+                *("--processor", "jsonl"),
             )
             rep = r.report
             if not (rep["succeeded"] and rep["rows_ok"] == rep["source_rows"] == ds.rows):
                 raise BenchError(f"lanes {lanes}: report does not add up: {rep}")
-            chunks.add(rep["chunks"])
-            runs[lanes].append(r.timed)
+            runs[lanes].append(r)
             print(
                 f"  run --lanes {lanes} ({i + 1}/{repeat}): {r.timed.wall:7.2f} s wall, "
-                f"{r.timed.cpu:7.2f} s CPU, {rep['chunks']} chunks",
+                f"{r.timed.cpu:7.2f} s CPU, {rep['chunks']} chunks, "
+                f"handler time {rep['duration_s']['sum']:.1f} s",
                 flush=True,
             )
+    scaling.append(cpu_scaling())
+    print(f"  CPU scaling, 2 busy processes: {scaling[-1]:.2f}x", flush=True)
+    one = tiny_csv(work / "one-record.csv", 1)
+    startup = {}
+    for lanes in (1, 2):
+        options = ("--chunk-size", format_size(chunk), "--lanes", str(lanes))
+        startup[lanes] = cli_run(exe, one, work, "one", timeout, *options).timed.wall
+        print(f"  run of 1 record, --lanes {lanes}: {startup[lanes]:.2f} s", flush=True)
     splits = []
     for i in range(repeat):
         t = cli_split(exe, ds.path, work, timeout, "--chunk-size", format_size(chunk))
         splits.append(t)
         print(f"  split ({i + 1}/{repeat}): {t.wall:7.2f} s", flush=True)
-    w1, w2, ws = median_wall(runs[1]), median_wall(runs[2]), median_wall(splits)
+
+    def med(lanes: int, key: str) -> float:
+        values = {
+            "wall": [r.timed.wall for r in runs[lanes]],
+            "cpu": [r.timed.cpu for r in runs[lanes]],
+            "handler": [float(r.report["duration_s"]["sum"]) for r in runs[lanes]],
+        }[key]
+        return statistics.median(values)
+
+    w1, w2, ws = med(1, "wall"), med(2, "wall"), median_wall(splits)
     ratio = w1 / w2
+    net = (w1 - startup[1]) / (w2 - startup[2])
+    n_chunks = "/".join(sorted({str(r.report["chunks"]) for r in runs[1] + runs[2]}))
     what = f"jsonl, {ds.nbytes / 2**20:.0f} MiB CSV, {format_size(chunk)} chunks"
-    n_chunks = "/".join(str(c) for c in sorted(chunks))
-    cpu1 = statistics.median(r.cpu for r in runs[1])
-    cpu2 = statistics.median(r.cpu for r in runs[2])
+
+    def walls_of(lanes: int) -> str:
+        return walls([r.timed for r in runs[lanes]])
+
     rows = [
         [
             f"run --lanes 1 ({what})",
             f"{w1:.2f} s",
             "",
-            f"{mb / w1:.1f} MB/s; {n_chunks} chunks; CPU {cpu1:.1f} s; runs {walls(runs[1])}",
+            f"{mb / w1:.1f} MB/s; {n_chunks} chunks; CPU {med(1, 'cpu'):.1f} s; "
+            f"chunk handler time {med(1, 'handler'):.1f} s; runs {walls_of(1)}",
         ],
         [
             "run --lanes 2 (same)",
             f"{w2:.2f} s",
             "",
-            f"{mb / w2:.1f} MB/s; CPU {cpu2:.1f} s; runs {walls(runs[2])}",
+            f"{mb / w2:.1f} MB/s; CPU {med(2, 'cpu'):.1f} s; "
+            f"chunk handler time {med(2, 'handler'):.1f} s; runs {walls_of(2)}",
         ],
         [
             "speed-up lanes 1 / lanes 2",
             f"{ratio:.2f}x",
             f">= {SPEEDUP_TARGET}x {verdict(ratio >= SPEEDUP_TARGET)}",
+            f"{net:.2f}x without start-up (1-record run: {startup[1]:.2f} s / "
+            f"{startup[2]:.2f} s at 1 / 2 lanes)",
+        ],
+        [
+            "CPU scaling of this machine, 2 busy processes",
+            f"{statistics.median(scaling):.2f}x",
             "",
+            "2.00x = two full cores; the ceiling for the 2-lane speed-up; measured before "
+            "each pair of runs and after: " + ", ".join(f"{x:.2f}" for x in scaling),
         ],
         [
             f"split alone (s3split split --chunk-size {format_size(chunk)})",
@@ -227,11 +273,7 @@ def bench_lanes(
             f"runs {walls(splits)}",
         ],
     ]
-    notes = [
-        f"lanes: runs (s) lanes 1: {walls(runs[1])}; lanes 2: {walls(runs[2])}; "
-        f"split: {walls(splits)}"
-    ]
-    return rows, notes
+    return rows, []
 
 
 def bench_overhead(
@@ -257,7 +299,11 @@ def bench_overhead(
     per_chunk_ms = (r.timed.wall - ws) / n * 1000
     net_ms = (r.timed.wall - start.timed.wall - ws) / n * 1000
     execs = "?" if r.executions is None else str(r.executions)
-    per_exec = f"~{n / r.executions:.0f} chunks each" if r.executions else ""
+    per_exec = (
+        f"{n / r.executions:.0f} chunks per execution on average (the last one is partial)"
+        if r.executions
+        else ""
+    )
     rows = [
         [
             f"run, {n} one-record chunks (noop, 2 lanes, --chunk-size 1)",
@@ -348,7 +394,7 @@ HEADERS = ("measurement", "value", "target", "notes")
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--size", type=parse_size, help="lanes input size (default 256MiB)")
+    ap.add_argument("--size", type=parse_size, help="lanes input size (default 1GiB)")
     ap.add_argument(
         "--chunk",
         type=parse_size,
@@ -378,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--s3split", help="s3split executable (default: the venv's, else PATH)")
     args = ap.parse_args(argv)
     q = args.quick
-    size: int = args.size or parse_size("32MiB" if q else "256MiB")
+    size: int = args.size or parse_size("32MiB" if q else "1GiB")
     n_chunks: int = args.chunks or (500 if q else 10_000)
     repeat: int = args.repeat or (1 if q else 2)
     events = [int(x) for x in (args.events or ("10,40" if q else "20,100")).split(",")]
@@ -444,8 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         table(HEADERS, rows, md=True),
         "",
-        *[f"- {line}" for line in notes],
-        "",
+        *([f"- {line}" for line in notes] + [""] if notes else []),
         "Machine: " + "; ".join(f"{k} {v}" for k, v in info),
         "",
         f"Generated by `{cmd}` on {time.strftime('%Y-%m-%d')} (took {elapsed:.0f} s).",
