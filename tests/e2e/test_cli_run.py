@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline_support import local_results
+
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 
 
@@ -23,20 +25,13 @@ def write_source(path: Path, rows: int) -> str:
     return text
 
 
-def results(out: Path) -> list[dict[str, str]]:
-    rows = []
-    for path in sorted((out / "results").glob("part-*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines()]
-    return rows
-
-
 def test_every_source_row_appears_exactly_once(tmp_path: Path) -> None:
     text = write_source(tmp_path / "big.csv", 500)
     done = run_cli("run", "big.csv", "--chunk-size", "4KiB", "--lanes", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     out = tmp_path / "s3split-out" / "big"
     source = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert results(out) == source
+    assert local_results(out) == source
     report = json.loads((out / "report.json").read_text())
     assert report["succeeded"] and report["chunks"] == report["chunks_ok"] > 5
     assert "succeeded" in done.stdout and "500" in done.stdout
@@ -73,7 +68,7 @@ def test_resume_after_a_fix_runs_the_failed_chunks(tmp_path: Path) -> None:
     second = subprocess.run([S3SPLIT, "run", "--resume", "out"], cwd=tmp_path, text=True,
                             capture_output=True, timeout=300, env=_env(env))
     assert second.returncode == 0, second.stderr
-    assert results(tmp_path / "out") == list(csv.DictReader(io.StringIO(text, newline="")))
+    assert local_results(tmp_path / "out") == list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def _env(extra: dict[str, str]) -> dict[str, str]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import PROBE, Run, pipeline_backend
+from pipeline_support import PROBE, Run, local_results, pipeline_backend
 
 from s3split.engine.local import LocalEngine
 from s3split.storage import Storage
@@ -43,13 +43,6 @@ def test_worker_killed_mid_chunk_is_retried_and_its_partial_output_never_counts(
     assert report["accounted"] and report["rows_ok"] == report["source_rows"]
 
 
-def _results(out: Path) -> list[dict[str, str]]:
-    rows = []
-    for path in sorted((out / "results").glob("part-*.jsonl")):
-        rows += [json.loads(line) for line in path.read_text().splitlines()]
-    return rows
-
-
 def test_run_killed_mid_run_then_resumed_gives_the_same_results(tmp_path: Path) -> None:
     lines = ["id,city,note\n"] + [f'{i},"Kraków, PL","a\nb ""{i}"""\n' for i in range(3000)]
     text = "".join(lines)
@@ -74,6 +67,6 @@ def test_run_killed_mid_run_then_resumed_gives_the_same_results(tmp_path: Path) 
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     expected = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert _results(tmp_path / "out") == expected
+    assert local_results(tmp_path / "out") == expected
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["chunks_ok"] == manifest["count"] and report["accounted"]

@@ -118,6 +118,15 @@ class Run:
         return [self.engine.history(arn) for arn in outcome.executions]
 
 
+def local_results(run_dir: Path) -> list[dict[str, Any]]:
+    """The JSON Lines results of a run in a local directory, in chunk order."""
+    rows = []
+    for path in sorted((run_dir / "results").glob("part-*.jsonl")):
+        if not path.name.endswith(".rejects.jsonl"):
+            rows += [json.loads(line) for line in path.read_text().splitlines()]
+    return rows
+
+
 def max_overlap(probes: list[dict[str, Any]]) -> int:
     edges = sorted([(p["start"], 1) for p in probes] + [(p["end"], -1) for p in probes])
     peak = current = 0
