@@ -13,7 +13,7 @@ buckets: an event can pick neither code to run nor a bucket to touch.
 import hashlib
 import os
 import re
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
@@ -75,7 +75,6 @@ class ContinueStart(_Strict):
     continue_: Continuation = Field(alias="continue")
 
 
-Mode = Literal["run", "batch", "resume", "continue"]
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -61,12 +61,9 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     console = console or Console()
     run_input, location = start_input(options)
     storage = Storage()
-    deployment = local_deployment(location, *([options.source] if options.source else []))
-    if options.resume is None:
-        spec = normalize(run_input, deployment, storage)["run"]  # fail fast on bad options
-    else:
-        spec = storage.read_json(join(location, "run.json")) if storage.exists(
-            join(location, "run.json")) else normalize(run_input, deployment, storage)["run"]
+    source = options.source or _recorded_source(location, storage)
+    deployment = local_deployment(location, *([source] if source else []))
+    spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
     started = time.monotonic()
     with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
@@ -78,6 +75,12 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
             outcome = engine.wait(execution)
     _print_summary(console, outcome, location, storage, time.monotonic() - started)
     return outcome
+
+
+def _recorded_source(location: str, storage: Storage) -> str | None:
+    """The source of the run being resumed, so its bucket is allowed too."""
+    spec_uri = join(location, "run.json")
+    return str(storage.read_json(spec_uri)["source"]) if storage.exists(spec_uri) else None
 
 
 def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: int,

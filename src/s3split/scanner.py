@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from s3split.errors import InvalidOption
 
 NEWLINE = b"\n"
-CACHE_SPAN = 1024 * 1024  # count large data in spans that stay in the CPU cache
 
 
 @dataclass(frozen=True)
@@ -53,15 +52,6 @@ class Scanner:
 
     def count(self, data: bytes, in_quotes: bool) -> BlockCount:
         """Count the record ends in ``data``, which starts in quote state ``in_quotes``."""
-        if len(data) <= CACHE_SPAN:
-            return self._count(data, in_quotes)
-        records = lines = 0
-        for start in range(0, len(data), CACHE_SPAN):
-            span = self._count(data[start:start + CACHE_SPAN], in_quotes)
-            records, lines, in_quotes = records + span.records, lines + span.lines, span.in_quotes
-        return BlockCount(records, lines, in_quotes)
-
-    def _count(self, data: bytes, in_quotes: bool) -> BlockCount:
         if self.quote not in data:
             lines = data.count(NEWLINE)
             return BlockCount(0 if in_quotes else lines, lines, in_quotes)

@@ -199,8 +199,7 @@ class _Split:
         return end, True
 
     def _emit_rest(self, block: bytes, pos: int) -> tuple[int, bool]:
-        for start in range(pos, len(block), self.span):  # cache-sized pieces write faster
-            self._emit(block[start:start + self.span])
+        self._emit(block[pos:] if pos else block)
         return len(block), False
 
     # -- writing -------------------------------------------------------------------------------
@@ -208,6 +207,10 @@ class _Split:
     def _emit(self, data: bytes, counted: BlockCount | None = None) -> None:
         """Append ``data`` to the current chunk (opening it if needed) and account for it."""
         if not data:
+            return
+        if len(data) > self.span:  # cache-sized pieces scan and write faster
+            for start in range(0, len(data), self.span):
+                self._emit(data[start:start + self.span])
             return
         if self.chunk_file is None:
             self._open_chunk()
