@@ -1,12 +1,14 @@
-"""Splitter function: the run-level steps Plan, Split and Summarize.
+"""Splitter function: the run-level steps Plan, Split and Summarize, and Release on failure.
 
 The state machine names the action in each Task's Parameters; the start input
 only ever arrives nested under ``input``, so it cannot pick the action.
 """
 
 import os
+from functools import cache, partial
 from typing import Any, Literal
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -15,6 +17,7 @@ from pydantic import BaseModel
 from s3split.config import Deployment
 from s3split.coordinator import plan, split_step, summarize
 from s3split.runinput import parse_event
+from s3split.runlock import holder_alive, release
 from s3split.runspec import RunSpec
 from s3split.storage import Storage
 from s3split.transient import transient_errors
@@ -24,15 +27,18 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3sp
 tracer = Tracer()
 storage = Storage()
 deployment = Deployment.from_env()
+# Only asked whether a stale lock's holder still runs, so created on first use.
+alive = partial(holder_alive, sfn=cache(lambda: boto3.client("stepfunctions")))
 # Stop splitting this long before the invocation's end; the state machine calls again.
 SAFETY_MS = int(os.environ.get("S3SPLIT_SPLIT_SAFETY_MS", "60000"))
 
 
 class SplitterEvent(BaseModel):
-    action: Literal["plan", "split", "summarize"]
+    action: Literal["plan", "split", "summarize", "release"]
     execution: str
     input: Any = None
     run: dict[str, Any] | None = None
+    lease: str = ""
     token: dict[str, Any] | None = None
     lanes: list[dict[str, Any]] = []
     generation: int = 0
@@ -46,11 +52,16 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     metrics.add_metric(f"{request.action.title().replace('_', '')}Invocations",
                        MetricUnit.Count, 1)
     if request.action == "plan":
-        planned = plan(request.input, deployment, storage)
+        with transient_errors("planning the run"):
+            planned = plan(request.input, request.execution, deployment, storage, alive)
         metrics.add_metric("RunsPlanned", MetricUnit.Count, len(planned.get("sources", [1])))
         logger.info("planned", extra={"mode": planned["mode"]})
         return planned
     spec = RunSpec.from_dict(request.run or {})
+    if request.action == "release":
+        with transient_errors(f"releasing the lock of {spec.location}"):
+            release(spec.location, request.lease, storage)
+        return {"released": spec.location}
     if request.action == "split":
         with transient_errors(f"splitting {spec.source}"):
             result = split_step(spec, request.token, deployment, storage,
@@ -60,7 +71,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
         logger.info("split step", extra={"done": result["done"], "source": spec.source})
         return result
-    summary = summarize(spec, request.lanes, request.generation, deployment, storage)
+    summary = summarize(spec, request.lanes, request.generation, request.lease, deployment,
+                        storage)
     if summary["more"]:
         metrics.add_metric("ContinuedAsNew", MetricUnit.Count, 1)
     else:

@@ -10,6 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from s3split.config import Deployment
+from s3split.idempotency import ChunkIdempotency
 from s3split.iterator import failure_cost, worker_cost
 from s3split.manifest import Manifest
 from s3split.processors import ProcessorConfig, get_processor
@@ -26,6 +27,7 @@ storage = Storage()
 deployment = Deployment.from_env()
 processor_config = ProcessorConfig.from_env()
 dynamodb = boto3.client("dynamodb") if processor_config.dynamodb_table else None
+idempotency = ChunkIdempotency.from_config(processor_config)  # None unless the table is set
 manifests: dict[str, Manifest] = {}  # a warm environment reads each run's manifest once
 
 
@@ -57,6 +59,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
         metrics.add_metric("FailedChunks", MetricUnit.Count, 1)
         return failure_cost()
     processor = get_processor(spec.processor, processor_config, dynamodb=dynamodb)
+    if idempotency is not None:  # custom processors only; built-ins are idempotent already
+        processor = idempotency.guard(spec.processor, processor, context)
     with transient_errors(f"chunk {request.index} of {spec.location}"):
         status = process_chunk(spec, request.index, request.retries + 1, storage, processor,
                                manifest)

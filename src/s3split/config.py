@@ -24,6 +24,8 @@ class Deployment:
     tolerate: str = "0"
     # History events one execution may spend on lanes before it continues as new (limit 25,000).
     event_budget: int = 20_000
+    # Set by the local engine: the process whose life a run's lock is tied to.
+    engine_pid: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -39,6 +41,7 @@ class Deployment:
             processor=env.get("S3SPLIT_PROCESSOR", defaults.processor),
             tolerate=env.get("S3SPLIT_TOLERATE", defaults.tolerate),
             event_budget=int(env.get("S3SPLIT_EVENT_BUDGET", defaults.event_budget)),
+            engine_pid=int(env["S3SPLIT_ENGINE_PID"]) if env.get("S3SPLIT_ENGINE_PID") else None,
         )
 
 

@@ -5,33 +5,45 @@ chunk lists, statuses and results stay in storage.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from s3split.config import Deployment
 from s3split.iterator import first_lanes, lane
 from s3split.manifest import Manifest, ResumeToken
 from s3split.report import build_report
-from s3split.runinput import normalize
+from s3split.runinput import normalize, short_hash
+from s3split.runlock import Alive, Holder, acquire, carry, release
 from s3split.runspec import RunSpec
 from s3split.splitter import split
 from s3split.storage import Storage, join
 
 
-def plan(event: Any, deployment: Deployment, storage: Storage) -> dict[str, Any]:
-    """Normalize the start input and prepare the run location."""
+def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
+         alive: Alive) -> dict[str, Any]:
+    """Normalize the start input, lock the run location and prepare it.
+
+    The lock's lease travels in the state (and to continuations) so that the run's
+    end releases only its own lock.
+    """
     planned = normalize(event, deployment, storage)
     mode = planned["mode"]
     if mode == "batch":
         return planned
     spec = RunSpec.from_dict(planned["run"])
     if mode == "continue":
-        return {"mode": mode, "run": planned["run"], "generation": planned["generation"],
+        carry(spec.location, planned["lease"], execution, storage)
+        return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
+                "generation": planned["generation"],
                 "split": {"done": True, "lanes": planned["lanes"]}}
+    acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
     if mode == "run":
+        # One start and its resumes share a run id (it keys idempotency records).
+        spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
         _clear_outcomes(spec, storage)
         storage.write_json(spec.spec, spec.to_dict())
     storage.delete(spec.report)  # while a run is under way, nothing looks complete
-    return {"mode": mode, "run": planned["run"], "generation": 0,
+    return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None}}
 
 
@@ -69,9 +81,9 @@ def reusable_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
     return manifest if same_source and manifest.settings == spec.split_settings else None
 
 
-def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int,
+def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease: str,
               deployment: Deployment, storage: Storage) -> dict[str, Any]:
-    """Continue as new while lanes have chunks left; else write the report."""
+    """Continue as new while lanes have chunks left; else write the report and unlock."""
     unfinished = [state for state in lanes if state["more"]]
     if unfinished:
         budget = deployment.event_budget // len(unfinished)
@@ -81,6 +93,7 @@ def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int,
     manifest = Manifest.from_dict(storage.read_json(spec.manifest))
     report = build_report(spec, manifest, storage)
     storage.write_json(spec.report, report)
+    release(spec.location, lease, storage)
     message = (f"{report['chunks_failed']} of {report['chunks']} chunks failed "
                f"(tolerated: {spec.tolerate}); see {spec.report}")
     return {"more": False, "succeeded": report["succeeded"], "report": spec.report,

@@ -44,3 +44,16 @@ class BucketNotAllowed(S3SplitError):
 
 class InvalidInput(S3SplitError):
     """An execution or invocation input that does not have the expected shape."""
+
+
+class RunInProgress(S3SplitError):
+    """Another execution holds the run location's lock and is still running."""
+
+
+class RunTakenOver(S3SplitError):
+    """A continue-as-new execution found its run's lock taken over by another start."""
+
+
+class ChunkInProgress(TransientError):
+    """Another attempt at the chunk holds its idempotency record: retried until that attempt
+    ends or its time limit passes (a Retry of its own, longer than the worker's timeout)."""

@@ -660,6 +660,7 @@ class ProcessorConfig:
     dynamodb_types: dict[str, str] = field(default_factory=dict)
     schema: dict[str, Any] | None = None
     custom: dict[str, str] = field(default_factory=dict)
+    idempotency_table: str | None = None  # custom processors run idempotently (idempotency.py)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ProcessorConfig:
@@ -671,6 +672,7 @@ class ProcessorConfig:
             dynamodb_types=_parse_types(env.get("S3SPLIT_DYNAMODB_TYPES", "").strip()),
             schema=schema,
             custom=_parse_custom(env.get("S3SPLIT_PROCESSORS", "")),
+            idempotency_table=env.get("S3SPLIT_IDEMPOTENCY_TABLE", "").strip() or None,
         )
 
 

@@ -67,6 +67,7 @@ class LaneState(_Strict):
 
 class Continuation(_Strict):
     run: dict[str, Any]
+    lease: str = Field(min_length=1)
     lanes: list[LaneState] = Field(max_length=MAX_LANES)
     generation: int = Field(ge=1)
 
@@ -95,7 +96,7 @@ def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str,
         spec = RunSpec.from_dict(cont.run)
         _check_allowed(spec.source, deployment)
         _check_location(spec.location, deployment)
-        return {"mode": "continue", "run": spec.to_dict(),
+        return {"mode": "continue", "run": spec.to_dict(), "lease": cont.lease,
                 "lanes": [lane.state() for lane in cont.lanes],
                 "generation": cont.generation}
     if "source" in event:
@@ -167,9 +168,13 @@ def default_location(source: str, deployment: Deployment) -> str:
 
 
 def run_id(source: str) -> str:
-    """Stable id of a run of one source: a readable name plus a hash of the full URI."""
+    """A readable name plus a hash of the full URI (Plan adds one of the start)."""
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", basename(source))[:40].strip("-") or "run"
-    return f"{name}-{hashlib.sha256(source.encode()).hexdigest()[:8]}"
+    return f"{name}-{short_hash(source)}"
+
+
+def short_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _check_allowed(uri: str, deployment: Deployment) -> None:

@@ -6,6 +6,8 @@ it completes (smart-open aborts it when the ``with`` block raises). So a file
 that exists is always complete.
 """
 
+import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -31,6 +33,14 @@ READ_BUFFER = 8 * 1024 * 1024
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+# S3's answers to a conditional write that lost: the version changed, or a write is under way.
+_LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+
+
+def _version(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def is_s3(uri: str) -> bool:
@@ -143,6 +153,55 @@ class Storage:
     def read_json(self, uri: str) -> Any:
         with self.open_read(uri) as f:
             return json.loads(f.read())
+
+    def read_json_version(self, uri: str) -> tuple[Any, str] | None:
+        """A JSON document and a version token for ``put_json_if``; None when it is absent."""
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            try:
+                response = self.s3.get_object(Bucket=bucket, Key=key)
+            except self.s3.exceptions.NoSuchKey:
+                return None
+            return json.loads(response["Body"].read()), response["ETag"]
+        try:
+            with open(uri, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return None
+        return json.loads(data), _version(data)
+
+    def put_json_if(self, uri: str, document: Any, version: str | None) -> bool:
+        """Write ``document`` only if ``uri`` is still at ``version`` (None: still absent).
+
+        False when another writer got there first. On S3 a conditional PUT; locally the
+        compare and the rename happen under an exclusive ``flock`` of the directory.
+        """
+        data = json.dumps(document, indent=1, ensure_ascii=False).encode()
+        if is_s3(uri):
+            bucket, key = split_s3(uri)
+            try:
+                if version is None:
+                    self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                else:
+                    self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=version)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in _LOST_RACE:
+                    return False
+                raise
+            return True
+        directory = os.path.dirname(uri) or "."
+        os.makedirs(directory, exist_ok=True)
+        guard = os.open(directory, os.O_RDONLY)
+        try:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            current = self.read_json_version(uri)
+            if (current[1] if current else None) != version:
+                return False
+            with self.writer(uri) as f:
+                f.write(data)
+        finally:
+            os.close(guard)  # and with it the flock
+        return True
 
     def exists(self, uri: str) -> bool:
         if not is_s3(uri):

@@ -73,3 +73,23 @@ def test_resume_after_a_fix_runs_the_failed_chunks(tmp_path: Path) -> None:
 
 def _env(extra: dict[str, str]) -> dict[str, str]:
     return dict(os.environ) | extra
+
+
+def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
+    text = write_source(tmp_path / "data.csv", 120)
+    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--wait", "1"]
+    both = [subprocess.Popen(argv, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE) for _ in range(2)]
+    done = []
+    for proc in both:
+        out, err = proc.communicate(timeout=300)
+        done.append((proc.returncode, out, err))
+
+    assert sorted(code for code, _, _ in done) == [0, 1], done
+    (_, _, refused), = [d for d in done if d[0] == 1]
+    out = tmp_path / "s3split-out" / "data"
+    assert "RunInProgress" in refused and f"run location {out} is in use" in refused, refused
+    assert local_results(out) == list(csv.DictReader(io.StringIO(text, newline="")))
+    report = json.loads((out / "report.json").read_text())
+    assert report["succeeded"] and report["rows_ok"] == report["source_rows"] == 120
+    assert not (out / "lock.json").exists()

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from s3split.engine.local import LocalEngine, Outcome
+from s3split.processors import MAX_REJECT_SAMPLES
+from s3split.report import MAX_LISTED
 from s3split.storage import Storage, join
 
 PROBE = "probe=tests.integration.pipeline_processors:probe"
@@ -114,8 +116,66 @@ class Run:
     def source_rows(self) -> list[dict[str, str]]:
         return list(csv.DictReader(io.StringIO(self.text, newline="")))
 
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self.storage.read_json(join(self.location, "chunks", "manifest.json")))
+
     def events(self, outcome: Outcome) -> list[list[dict[str, Any]]]:
         return [self.engine.history(arn) for arn in outcome.executions]
+
+
+def assert_accounted(report: dict[str, Any], source_rows: int,
+                     manifest: dict[str, Any] | None = None) -> None:
+    """Every source record counted exactly once: ``source_rows = rows_ok + rows_rejected +
+    rows_in_failed_chunks``, worked out here from the listed numbers, not taken from the
+    report's own ``accounted`` flag. ``source_rows`` is what the test knows the source holds.
+
+    Failed chunks must be listed with chunk, source line, rows and error, rejected rows with
+    chunk and source line (in full while there are few enough). With the run's ``manifest``,
+    each listed failure is checked against its chunk entry and each rejected line against the
+    lines its chunk spans.
+    """
+    ok, rejected, failed = (report["rows_ok"], report["rows_rejected"],
+                            report["rows_in_failed_chunks"])
+    assert all(isinstance(n, int) and n >= 0 for n in (ok, rejected, failed)), report
+    assert report["source_rows"] == source_rows, (report["source_rows"], source_rows)
+    assert ok + rejected + failed == source_rows, (ok, rejected, failed, source_rows)
+    assert report["accounted"] is True
+    chunks = report["chunks"]
+    assert report["chunks_ok"] + report["chunks_failed"] == chunks, report
+
+    listed_failed = report["failed"]
+    assert len(listed_failed) == min(report["chunks_failed"], MAX_LISTED), listed_failed
+    failed_chunks = [f["chunk"] for f in listed_failed]
+    assert len(set(failed_chunks)) == len(failed_chunks), failed_chunks
+    for f in listed_failed:
+        assert 0 <= f["chunk"] < chunks and f["source_line"] >= 1 and f["rows"] >= 0, f
+        assert f["error"] and f["message"], f
+    if report["chunks_failed"] <= MAX_LISTED:
+        assert sum(f["rows"] for f in listed_failed) == failed, (listed_failed, failed)
+
+    listed_rejected = report["rejected"]
+    places = [(r["chunk"], r["line"]) for r in listed_rejected]
+    assert len(set(places)) == len(places), places
+    assert len(places) <= min(rejected, MAX_LISTED), (places, rejected)
+    if rejected <= MAX_REJECT_SAMPLES:  # fewer than one chunk keeps: every one is listed
+        assert len(places) == rejected, (places, rejected)
+    for r in listed_rejected:
+        assert 0 <= r["chunk"] < chunks and r["chunk"] not in failed_chunks, r
+        assert r["line"] >= 1 and r["reason"], r
+
+    if manifest is None:
+        return
+    entries = manifest["chunks"]
+    assert manifest["count"] == len(entries) == chunks
+    assert manifest["rows"] == sum(e["rows"] for e in entries) == source_rows
+    for f in listed_failed:
+        entry = entries[f["chunk"]]
+        assert (f["source_line"], f["rows"]) == (entry["source_line"], entry["rows"]), f
+    for r in listed_rejected:
+        first = entries[r["chunk"]]["source_line"]
+        after = entries[r["chunk"] + 1]["source_line"] if r["chunk"] + 1 < chunks else None
+        assert first <= r["line"] and (after is None or r["line"] < after), (r, first, after)
 
 
 def local_results(run_dir: Path) -> list[dict[str, Any]]:

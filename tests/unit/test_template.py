@@ -142,8 +142,10 @@ class Stack:
         return name
 
     def getatt(self, name: str, attribute: str) -> str:
-        assert attribute == "Arn", attribute
         kind = self.template["Resources"][name]["Type"]
+        if (kind, attribute) == ("AWS::Serverless::StateMachine", "Name"):
+            return name
+        assert attribute == "Arn", attribute
         arns = {
             "AWS::S3::Bucket": f"arn:aws:s3:::{BUCKET}",
             "AWS::Serverless::Function": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}",
@@ -308,6 +310,17 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(
     assert resources == {*substitutions.values(), "arn:aws:states:::states:startExecution"}
 
 
+def test_a_chunk_in_progress_is_retried_past_the_workers_timeout(stack: Stack) -> None:
+    """An attempt killed mid-chunk holds its idempotency record until its time limit."""
+    asl = json.loads((REPO / stack.props("PipelineStateMachine")["DefinitionUri"]).read_text())
+    work = asl["States"]["Lanes"]["ItemProcessor"]["States"]["Work"]
+    (retrier,) = [r for r in work["Retry"] if "ChunkInProgress" in r["ErrorEquals"]]
+    assert retrier["ErrorEquals"] == ["ChunkInProgress"]
+    waited = sum(retrier["IntervalSeconds"] * retrier.get("BackoffRate", 2.0) ** attempt
+                 for attempt in range(retrier["MaxAttempts"]))
+    assert waited > stack.props("WorkerFunction")["Timeout"], waited
+
+
 def test_the_layer_is_built_once_for_the_runtime_and_architecture(stack: Stack) -> None:
     function_globals = TEMPLATE_DOC["Globals"]["Function"]
     assert function_globals["Layers"] == [{"Ref": "SharedLayer"}]
@@ -455,6 +468,7 @@ S3_WRITE = {"s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject", "s3:AbortM
 BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 INPUT = f"{BUCKET_ARN}/incoming/*"
 RUNS = f"{BUCKET_ARN}/runs/*"
+EXECUTIONS = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:PipelineStateMachine:*"
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -527,9 +541,9 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_has_no_narrower(
             assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", action), (role, action)
             if resource == "*":
                 assert action in STAR_ONLY, (role, action)
-            elif "*" in resource:  # object prefixes and log streams only
-                assert re.fullmatch(rf"{BUCKET_ARN}/[\w./-]+/\*|arn:aws:logs:.*:log-group:\w+:\*",
-                                    resource), (role, resource)
+            elif "*" in resource:  # object prefixes, log streams, this machine's executions
+                allowed = rf"{BUCKET_ARN}/[\w./-]+/\*|arn:aws:logs:.*:log-group:\w+:\*"
+                assert re.fullmatch(allowed, resource) or resource == EXECUTIONS, (role, resource)
 
 
 def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
@@ -586,6 +600,16 @@ def test_the_state_machine_invokes_only_its_functions_and_starts_only_itself(
     assert "PipelineStateMachine" not in json.dumps(TEMPLATE_DOC["Resources"]["StateMachineRole"])
     policy = TEMPLATE_DOC["Resources"]["StateMachineStartSelfPolicy"]["Properties"]
     assert policy["RoleName"] == {"Ref": "StateMachineRole"}
+
+
+def test_only_the_splitter_describes_executions_and_only_this_machines(
+        granted: tuple[Stack, dict[str, list[tuple[str, str, str]]]]) -> None:
+    _, by_role = granted
+    describing = {(role, resource) for role, role_grants in by_role.items()
+                  for resource, _ in on(role_grants, {"states:DescribeExecution"})}
+    assert describing == {("SplitterRole", EXECUTIONS)}
+    # Attached by a policy of its own: the role does not name the state machine.
+    assert "PipelineStateMachine" not in json.dumps(TEMPLATE_DOC["Resources"]["SplitterRole"])
 
 
 def test_dynamodb_only_for_the_worker_and_only_on_the_import_table(
@@ -770,3 +794,74 @@ def test_the_handler_imports_with_only_the_packaged_code(
         f"(python {python}):\n{done.stderr[-3000:]}")
     report = json.loads(done.stdout)
     assert report["outside"] == [], report
+
+
+# -- idempotency of custom processors (src/s3split/idempotency.py) -------------------------------
+
+
+def test_the_idempotency_table_exists_only_when_enabled_and_fits_powertools(stack: Stack) -> None:
+    from s3split.idempotency import ChunkIdempotency
+    from s3split.processors import ProcessorConfig
+
+    assert stack.params["Idempotency"] == "Disabled"
+    assert "IdempotencyTable" not in stack.resources()
+    assert ProcessorConfig.from_env(stack.function_env("WorkerFunction")).idempotency_table \
+        is None
+    enabled = Stack(TEMPLATE_DOC, Idempotency="Enabled")
+    assert set(enabled.resources("AWS::DynamoDB::Table")) == {"IdempotencyTable"}
+    table = enabled.props("IdempotencyTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["SSESpecification"] == {"SSEEnabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    client = boto3.client("dynamodb", region_name=REGION, aws_access_key_id="testing",
+                          aws_secret_access_key="testing")  # made, never called
+    persistence = ChunkIdempotency(table["TableName"], client).persistence
+    assert table["KeySchema"] == [{"AttributeName": persistence.key_attr, "KeyType": "HASH"}]
+    assert table["AttributeDefinitions"] == [
+        {"AttributeName": persistence.key_attr, "AttributeType": "S"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": persistence.expiry_attr,
+                                                "Enabled": True}
+    env = enabled.function_env("WorkerFunction")
+    assert ProcessorConfig.from_env(env).idempotency_table == table["TableName"] == \
+        enabled.ref("IdempotencyTable")
+    for name in ("SplitterFunction", "IteratorFunction"):
+        assert "S3SPLIT_IDEMPOTENCY_TABLE" not in enabled.function_env(name)
+
+
+def test_the_worker_idempotency_env_var_is_conditional() -> None:
+    variables = TEMPLATE_DOC["Resources"]["WorkerFunction"]["Properties"]["Environment"][
+        "Variables"]
+    assert variables["S3SPLIT_IDEMPOTENCY_TABLE"] == {
+        "Fn::If": ["HasIdempotency", {"Ref": "IdempotencyTable"}, ""]}
+    assert TEMPLATE_DOC["Conditions"]["HasIdempotency"] == {
+        "Fn::Equals": [{"Ref": "Idempotency"}, "Enabled"]}
+    assert TEMPLATE_DOC["Resources"]["IdempotencyTable"]["Condition"] == "HasIdempotency"
+
+
+IDEMPOTENCY_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                       "dynamodb:DeleteItem"}
+
+
+@pytest.mark.parametrize("parameters", [
+    {}, {"Idempotency": "Enabled"}, {"Idempotency": "Enabled", "ImportTableName": "orders"}])
+def test_only_the_worker_reads_and_writes_idempotency_records_on_that_table_only(
+        parameters: dict[str, str]) -> None:
+    stack = Stack(TEMPLATE_DOC, **parameters)
+    by_role = grants(stack)
+    idempotency = {(role, a, r, c) for role, role_grants in by_role.items()
+                   for a, r, c in role_grants if a in IDEMPOTENCY_ACTIONS}
+    if "Idempotency" not in parameters:
+        assert idempotency == set()
+        return
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{STACK}-idempotency"
+    assert stack.getatt("IdempotencyTable", "Arn") == table
+    assert idempotency == {("WorkerRole", a, table, "null") for a in IDEMPOTENCY_ACTIONS}
+    on_table = {a for role_grants in by_role.values() for a, r, _ in role_grants if r == table}
+    assert on_table == IDEMPOTENCY_ACTIONS  # no scans, queries or batches on it
+    import_table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders"
+    dynamodb = {(a, r) for a, r, _ in by_role["WorkerRole"] if a.startswith("dynamodb:")}
+    expected = {(a, table) for a in IDEMPOTENCY_ACTIONS}
+    if "ImportTableName" in parameters:
+        expected |= {("dynamodb:DescribeTable", import_table),
+                     ("dynamodb:BatchWriteItem", import_table)}
+    assert dynamodb == expected

@@ -1,0 +1,136 @@
+"""One execution at a time per run location: the lock object ``<location>/lock.json``.
+
+Plan takes the lock (a conditional create), each continue-as-new execution carries it
+on, and the run's end releases it: Summarize after writing the report, or the state
+machine's failure path. A lock whose holder has ended is stale and is taken over, so a
+crash never blocks a location for good: on AWS the holder is an execution that is no
+longer RUNNING; on the local engine it is an engine process that has exited.
+"""
+
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from s3split.errors import RunInProgress, RunTakenOver
+from s3split.storage import Storage, join
+
+if TYPE_CHECKING:
+    from mypy_boto3_stepfunctions import SFNClient
+
+LOCK_NAME = "lock.json"
+ATTEMPTS = 3  # a lost race re-reads the lock; the winner is then alive and we refuse
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a run location: ``lease`` is the execution that took the lock (its
+    continuations keep it), ``execution`` the one running now."""
+
+    lease: str
+    execution: str
+    since: str
+    pid: int | None = None  # the local engine's process, and its host
+    host: str | None = None
+
+    @classmethod
+    def new(cls, execution: str, engine_pid: int | None = None) -> "Holder":
+        since = datetime.now(UTC).isoformat(timespec="seconds")
+        host = socket.gethostname() if engine_pid is not None else None
+        return cls(execution, execution, since, engine_pid, host)
+
+    def describe(self) -> str:
+        where = f", engine process {self.pid} on {self.host}" if self.pid is not None else ""
+        return f"execution {self.execution} (since {self.since}{where})"
+
+
+Alive = Callable[[Holder], bool]
+
+
+def lock_uri(location: str) -> str:
+    return join(location, LOCK_NAME)
+
+
+def acquire(location: str, holder: Holder, storage: Storage, alive: Alive) -> None:
+    """Take the lock, or take over a stale one; RunInProgress while its holder runs."""
+    uri = lock_uri(location)
+    for _ in range(ATTEMPTS):
+        current = storage.read_json_version(uri)
+        if current is None:
+            if storage.put_json_if(uri, asdict(holder), None):
+                return
+            continue
+        document, version = current
+        other = Holder(**document)
+        if other.lease == holder.lease:
+            return  # our own Plan, retried
+        if alive(other):
+            raise RunInProgress(
+                f"run location {location} is in use by {other.describe()}; wait for that run "
+                f"to end (or stop it), then start again or resume with "
+                f'{{"resume": "{location}"}} (s3split run --resume {location})')
+        if storage.put_json_if(uri, asdict(holder), version):
+            return
+    raise RunInProgress(f"run location {location}: {ATTEMPTS} attempts to take {uri} lost to "
+                        "other starts")
+
+
+def carry(location: str, lease: str, execution: str, storage: Storage) -> None:
+    """A continue-as-new ``execution`` takes the lock on from its parent."""
+    uri = lock_uri(location)
+    current = storage.read_json_version(uri)
+    if current is not None and current[0]["lease"] == lease:
+        document, version = current
+        if document["execution"] == execution or storage.put_json_if(
+                uri, document | {"execution": execution}, version):
+            return
+        current = storage.read_json_version(uri)
+    now = Holder(**current[0]).describe() if current else "nobody"
+    raise RunTakenOver(f"run location {location} was taken over while execution {execution} "
+                       f"was starting (the lock of {lease} is now held by {now}); this "
+                       "continuation stops without touching the run")
+
+
+def release(location: str, lease: str, storage: Storage) -> None:
+    """Drop the lock if ``lease`` still holds it (never someone else's)."""
+    uri = lock_uri(location)
+    current = storage.read_json_version(uri)
+    if current is not None and current[0]["lease"] == lease:
+        storage.delete(uri)
+
+
+def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:
+    """Whether a lock's holder may still be running; when we cannot tell, it may."""
+    if holder.pid is not None:
+        return holder.host != socket.gethostname() or _process_alive(holder.pid)
+    try:
+        status = sfn().describe_execution(executionArn=holder.execution)["status"]
+    except ClientError as exc:
+        return exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist"
+    except BotoCoreError:
+        return True
+    return status == "RUNNING"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """A killed process its parent has not reaped yet still answers ``kill(pid, 0)``."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
