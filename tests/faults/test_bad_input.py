@@ -2,6 +2,8 @@
 
 Each case either processes correctly or fails with a named error whose message says what
 and where; none leaves a run that looks complete (report.json only when all is accounted).
+Where there is a report, ``assert_accounted`` checks that it counts every source record once
+and lists each failed chunk and rejected row where it is in the source.
 """
 
 import json
@@ -13,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import pipeline_backend
+from pipeline_support import assert_accounted, pipeline_backend
 
 from s3split.engine.local import LocalEngine, Outcome
-from s3split.storage import Storage
 from s3split.worker import lambda_error_message
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
@@ -31,24 +32,30 @@ class Case:
     message: list[str] = field(default_factory=list)  # parts of the error or failure message
     report: dict[str, Any] = field(default_factory=dict)  # report fields expected
     file_name: str = "in.csv"
+    rows: int | None = None  # records in the source; None: no report.json may be written
+    rejected: list[tuple[int, int]] = field(default_factory=list)  # (chunk, source line)
+    failed: list[tuple[int, int]] = field(default_factory=list)  # (chunk, its source line)
 
 
 CASES = [
     Case("missing object", None, "SourceNotFound", ["source not found", "in.csv"]),
-    Case("empty object", b"", report={"chunks": 0, "source_rows": 0, "succeeded": True}),
-    Case("header only", b"id,name\r\n", report={"chunks": 0, "source_rows": 0}),
+    Case("empty object", b"", report={"chunks": 0, "source_rows": 0, "succeeded": True},
+         rows=0),
+    Case("header only", b"id,name\r\n", report={"chunks": 0, "source_rows": 0}, rows=0),
     Case("unterminated quote", b'id,name\n1,"open\n2,b\n', "UnterminatedQuote",
          ["unterminated quoted field", "byte 10 (line 2)"]),
     Case("ragged rows", b"id,name\n1,a\n2\n3,b,c\n4,d\n",
-         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": True}),
+         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": True},
+         rows=4, rejected=[(0, 3), (0, 4)]),
     Case("invalid UTF-8", b"id,name\n1,caf\xe9\n", "ToleratedFailuresExceeded",
-         ["invalid UTF-8", "line 2"], report={"chunks_failed": 1, "rows_in_failed_chunks": 1}),
+         ["invalid UTF-8", "line 2"], report={"chunks_failed": 1, "rows_in_failed_chunks": 1},
+         rows=1, failed=[(0, 2)]),
     Case("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
          "ToleratedFailuresExceeded", ["invalid UTF-8 at byte 0", "the header"],
-         report={"chunks_failed": 1}),
+         report={"chunks_failed": 1}, rows=2, failed=[(0, 2)]),
     Case("record larger than the chunk size", b"id,blob\n1,a\n2," + BIG + b"\n3,c\n",
-         report={"source_rows": 3, "rows_ok": 3, "chunks": 2}),
-    Case("spaces and unicode in the name", b"id\n1\n2\n", report={"rows_ok": 2},
+         report={"source_rows": 3, "rows_ok": 3, "chunks": 2}, rows=3),
+    Case("spaces and unicode in the name", b"id\n1\n2\n", report={"rows_ok": 2}, rows=2,
          file_name="zażółć gęślą.csv"),
 ]
 
@@ -65,8 +72,18 @@ def check(case: Case, outcome: Outcome, report: dict[str, Any] | None) -> None:
     if case.report:
         assert report is not None
         assert {k: report[k] for k in case.report} == case.report
-    if report is not None:
-        assert report["accounted"]
+
+
+def check_accounted(case: Case, location: Path) -> None:
+    """report.json exactly when the case expects one, counting and listing every record."""
+    report = _report(location)
+    assert (report is None) == (case.rows is None), report
+    if report is None or case.rows is None:
+        return
+    manifest = json.loads((location / "chunks" / "manifest.json").read_text())
+    assert_accounted(report, case.rows, manifest)
+    assert [(r["chunk"], r["line"]) for r in report["rejected"]] == case.rejected
+    assert [(f["chunk"], f["source_line"]) for f in report["failed"]] == case.failed
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +112,7 @@ def test_through_the_state_machine(case: Case, engine: LocalEngine, tmp_path: Pa
     outcome = engine.wait(engine.start({"source": str(source), "run": str(location),
                                         "chunk_size": 100}), timeout_s=120)
     check(case, outcome, _report(location))
-    if case.error and case.error != "ToleratedFailuresExceeded":
-        assert not (location / "report.json").exists()
+    check_accounted(case, location)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -112,9 +128,7 @@ def test_through_the_cli(case: Case, tmp_path: Path) -> None:
     for part in case.message:
         assert part in shown.replace("\n", " ") or (report and part in json.dumps(report,
                                                                                   ensure_ascii=False))
-    if report is not None:
-        assert report["accounted"]
-        assert Storage().exists(str(tmp_path / "run" / "report.json"))
+    check_accounted(case, tmp_path / "run")
 
 
 def test_bad_inputs_the_cli_cannot_express(engine: LocalEngine) -> None:

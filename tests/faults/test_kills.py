@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import PROBE, Run, local_results, pipeline_backend
+from pipeline_support import PROBE, Run, assert_accounted, local_results, pipeline_backend
 
 from s3split.engine.local import LocalEngine
 from s3split.storage import Storage
@@ -40,7 +40,8 @@ def test_worker_killed_mid_chunk_is_retried_and_its_partial_output_never_counts(
     assert run.status(1)["attempt"] == 2
     assert run.result_rows() == run.source_rows()  # the half-written output is not there
     report = run.report
-    assert report["accounted"] and report["rows_ok"] == report["source_rows"]
+    assert_accounted(report, 30, run.manifest)
+    assert report["rows_ok"] == 30 and report["chunks_ok"] == report["chunks"]
 
 
 def test_run_killed_mid_run_then_resumed_gives_the_same_results(tmp_path: Path) -> None:
@@ -69,4 +70,5 @@ def test_run_killed_mid_run_then_resumed_gives_the_same_results(tmp_path: Path) 
     expected = list(csv.DictReader(io.StringIO(text, newline="")))
     assert local_results(tmp_path / "out") == expected
     report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["chunks_ok"] == manifest["count"] and report["accounted"]
+    assert_accounted(report, 3000, manifest)
+    assert report["chunks_ok"] == manifest["count"] and report["rows_ok"] == 3000

@@ -1,0 +1,74 @@
+"""The load test: 10,000 chunks on the embedded engine, continuing as new as often as needed,
+with no execution over Step Functions' 25,000 history events.
+
+One record per chunk (``chunk_size`` 1 byte), the noop processor, 2 lanes, the default event
+budget. Every execution of the run is followed and its history counted. Run with ``-s`` to see
+the wall time, executions and events per chunk.
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pipeline_support import assert_accounted
+
+from s3split.engine.local import local_engine
+from s3split.storage import Storage
+
+pytestmark = pytest.mark.timeout(900)
+
+RECORDS = 10_000
+HISTORY_LIMIT = 25_000  # a Standard execution fails at 25,000 events
+
+
+def tiny_csv(path: Path, records: int) -> Path:
+    """Header ``id,v`` and ``records`` records ``i,x``: record i is on source line i + 2."""
+    path.write_text("id,v\n" + "".join(f"{i},x\n" for i in range(records)))
+    return path
+
+
+def test_ten_thousand_chunks_continue_as_new_within_the_history_limit(tmp_path: Path) -> None:
+    source = tiny_csv(tmp_path / "in.csv", RECORDS)
+    location = tmp_path / "run"
+    run_input = {"source": str(source), "run": str(location), "chunk_size": 1,
+                 "processor": "noop", "lanes": 2}
+    with local_engine(str(tmp_path), workers=2) as engine:
+        started = time.monotonic()
+        outcome = engine.wait(engine.start(run_input), timeout_s=840)
+        wall = time.monotonic() - started
+        assert outcome.succeeded, outcome
+        histories = {arn: engine.history(arn) for arn in outcome.executions}
+        statuses = [engine.sfn.describe_execution(executionArn=arn)["status"]
+                    for arn in outcome.executions]
+
+    report: dict[str, Any] = Storage().read_json(str(location / "report.json"))
+    chunks = report["chunks"]
+    assert chunks >= RECORDS
+    assert_accounted(report, RECORDS, Storage().read_json(str(location / "chunks" /
+                                                               "manifest.json")))
+    assert report["succeeded"] and report["rows_ok"] == RECORDS
+    assert report["chunks_ok"] == chunks and report["chunks_failed"] == 0
+
+    # One status record per chunk, nothing else; chunk i holds exactly record i.
+    names = sorted(p.name for p in (location / "status").iterdir())
+    assert names == [f"part-{i:05d}.json" for i in range(chunks)]
+    for i, name in enumerate(names):
+        status = json.loads((location / "status" / name).read_text())
+        assert (status["index"], status["state"]) == (i, "ok"), status
+        assert (status["rows"], status["rows_out"], status["source_line"]) == (1, 1, i + 2), status
+
+    # Continued as new, every execution ended on its own, none near the history limit.
+    assert len(outcome.executions) > 1
+    assert len(set(outcome.executions)) == len(outcome.executions)
+    assert statuses == ["SUCCEEDED"] * len(statuses)
+    counts = [len(events) for events in histories.values()]
+    assert max(counts) < HISTORY_LIMIT, counts
+    for events in histories.values():
+        assert events[0]["type"] == "ExecutionStarted"
+        assert events[-1]["type"] == "ExecutionSucceeded"
+    total = sum(counts)
+    print(f"\nload: {chunks:,} chunks in {wall:.1f} s ({wall / chunks * 1000:.1f} ms/chunk), "
+          f"{len(counts)} executions, events per execution {counts}, max {max(counts):,}, "
+          f"total {total:,}, {total / chunks:.2f} events per chunk")
