@@ -14,7 +14,7 @@ from s3split.errors import InvalidOption, S3SplitError
 from s3split.manifest import SplitSettings
 from s3split.sizes import format_size, parse_size
 from s3split.splitter import split as split_source
-from s3split.storage import Storage
+from s3split.storage import Storage, is_compressed
 
 _ESCAPES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 
@@ -91,7 +91,8 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         )
         storage = Storage()
         started = time.perf_counter()
-        with _progress(storage.stat(source).size, "splitting") as advance:
+        size = storage.stat(source).size
+        with _progress(0 if is_compressed(source) else size, "splitting") as advance:
             result = split_source(source, dest, settings, storage, on_progress=advance)
         seconds = time.perf_counter() - started
     except S3SplitError as exc:

@@ -137,6 +137,7 @@ class _Split:
                 rest = self._read_header(f)
                 if resume is not None:
                     rest = self._seek(f, rest, resume)
+                self.on_progress(self.offset)  # the header (and what a resume skips)
                 if self._consume(f, rest):
                     return self._stopped()
             self._finish_last_chunk()

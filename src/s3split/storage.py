@@ -47,6 +47,11 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def is_compressed(uri: str) -> bool:
+    """Read decompressed: sizes and offsets in the stream are not the object's."""
+    return uri.endswith((".gz", ".zst", ".bz2"))
+
+
 def split_s3(uri: str) -> tuple[str, str]:
     """``s3://bucket/key`` -> ``(bucket, key)``."""
     bucket, _, key = uri[len("s3://"):].partition("/")
@@ -110,8 +115,7 @@ class Storage:
 
     def open_read(self, uri: str, version_id: str | None = None) -> IO[bytes]:
         """A binary stream of the source; ``.gz`` and ``.zst`` are decompressed."""
-        compressed = uri.endswith((".gz", ".zst", ".bz2"))
-        if not is_s3(uri) and not compressed:
+        if not is_s3(uri) and not is_compressed(uri):
             return open(uri, "rb", buffering=READ_BUFFER)
         params: dict[str, Any] = {}
         if is_s3(uri):

@@ -80,6 +80,11 @@ class Context:
         return int((self.deadline - time.time()) * 1000)
 
 
+def invocation(seconds: float = 900) -> Any:
+    """The context of an invocation just started with the worker's timeout."""
+    return Context(time.time() + seconds)
+
+
 @dataclass(frozen=True)
 class Custom:
     """A function as a processor, as ``get_processor`` makes one of a custom target."""
@@ -117,7 +122,7 @@ class Run:
         processor = get_processor(self.spec.processor, config)
         idempotency = ChunkIdempotency.from_config(config, self.dynamodb)
         if idempotency is not None:
-            processor = idempotency.guard(self.spec.processor, processor, context)
+            processor = idempotency.guard(self.spec.processor, processor, context or invocation())
         return processor
 
     def deliver(self, processor: Processor, *, spec: RunSpec | None = None,
@@ -248,7 +253,7 @@ def test_a_delivery_while_another_is_in_progress_is_transient(run: Run) -> None:
     inner = DeliverAgainMidway(lambda: run.deliver(guarded, attempt=2))
     idempotency = ChunkIdempotency.from_config(ProcessorConfig.from_env(ENV), run.dynamodb)
     assert idempotency is not None
-    outer = idempotency.guard(NAME, inner)
+    outer = idempotency.guard(NAME, inner, invocation())
     status = run.deliver(outer)
     (message,) = seen
     assert f"chunk {CHUNK} of run orders-1234abcd (processor {NAME})" in message
@@ -287,7 +292,7 @@ def test_a_failed_attempt_leaves_no_record(run: Run) -> None:
 
     idempotency = ChunkIdempotency("idempotency", run.dynamodb)
     with pytest.raises(TransientError, match="downstream throttled"):
-        run.deliver(idempotency.guard(NAME, Custom(fails)))
+        run.deliver(idempotency.guard(NAME, Custom(fails), invocation()))
     assert run.records() == []
     assert run.deliver(run.processor(), attempt=2)["state"] == "ok"
     assert len(run.calls) == 1

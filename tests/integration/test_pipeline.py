@@ -6,7 +6,7 @@ well as the run's outputs.
 from collections.abc import Iterator
 
 import pytest
-from pipeline_support import PROBE, Run, max_overlap, pipeline_backend
+from pipeline_support import PROBE, Run, assert_accounted, max_overlap, pipeline_backend
 
 from s3split.engine.local import LocalEngine
 from s3split.storage import Storage, join
@@ -35,7 +35,8 @@ def test_happy_path_two_lanes_every_row_once(backend: Backend) -> None:
     assert outcome.succeeded, outcome
     report = run.report
     assert report["chunks"] == report["chunks_ok"] > 2
-    assert report["rows_ok"] == report["source_rows"] == 40 and report["accounted"]
+    assert report["rows_ok"] == 40
+    assert_accounted(report, 40, run.manifest)
     assert run.result_rows() == run.source_rows()
     probes = run.probes()
     assert sorted(p["index"] for p in probes) == list(range(report["chunks"]))
@@ -50,6 +51,7 @@ def test_transient_failure_is_retried_then_succeeds(backend: Backend) -> None:
     failed = [e for e in run.events(outcome)[0] if e["type"] == "LambdaFunctionFailed"]
     assert [e["lambdaFunctionFailedEventDetails"]["error"] for e in failed] == ["TransientError"]
     assert run.report["chunks_failed"] == 0
+    assert_accounted(run.report, 20, run.manifest)
     assert run.status(1)["state"] == "ok" and run.status(1)["attempt"] == 2
 
 
@@ -61,14 +63,14 @@ def test_permanent_failure_is_recorded_and_the_lane_goes_on(backend: Backend) ->
     assert report["chunks_failed"] == 1 and report["chunks_ok"] == report["chunks"] - 1
     assert report["failed"][0]["chunk"] == 1 and report["failed"][0]["error"] == "ChunkInvalid"
     assert report["failed"][0]["message"] == "injected bad chunk 1"
-    assert report["rows_ok"] + report["rows_in_failed_chunks"] == report["source_rows"]
-    assert report["accounted"]
+    assert_accounted(report, 20, run.manifest)
 
 
 def test_failures_within_tolerance_succeed(backend: Backend) -> None:
     run = new_run(backend, "tolerated", rows=20, control={"invalid": [0, 2]})
     assert run.start(lanes=2, tolerate="2").succeeded
     assert run.report["chunks_failed"] == 2 and run.report["succeeded"]
+    assert_accounted(run.report, 20, run.manifest)
 
 
 def test_resume_runs_only_chunks_without_success(backend: Backend) -> None:
@@ -82,6 +84,7 @@ def test_resume_runs_only_chunks_without_success(backend: Backend) -> None:
     again = sorted(p["index"] for p in run.probes() if (p["index"], p["start"]) not in before)
     assert again == [1, 3]
     assert run.report["chunks_ok"] == chunks
+    assert_accounted(run.report, 40, run.manifest)
     assert run.result_rows() == run.source_rows()
 
 

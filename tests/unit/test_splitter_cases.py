@@ -239,6 +239,14 @@ def test_failed_split_keeps_only_complete_chunks(tmp_path: Path) -> None:
     assert (dest / "part-00001.csv").read_bytes() == b"h\n3\n4\n"
 
 
+@pytest.mark.parametrize("data", [b"h\n1\n2\n3\n", b"\xef\xbb\xbfh\r\n1\r\n", b"h\n"])
+def test_progress_adds_up_to_the_source_size(tmp_path: Path, data: bytes) -> None:
+    reported: list[int] = []
+    split(source_file(tmp_path, data), str(tmp_path / "out"), SplitSettings(chunk_size=4),
+          Storage(), on_progress=reported.append, block_size=3)
+    assert sum(reported) == len(data)
+
+
 def test_error_while_writing_aborts_the_chunk(tmp_path: Path) -> None:
     data = b"h\n" + b"".join(b"%d\n" % i for i in range(100))
     calls = 0
