@@ -30,6 +30,7 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
     return {
         "run_id": spec.run_id,
         "source": spec.source,
+        "source_etag": manifest.source.etag,
         "location": spec.location,
         "processor": spec.processor,
         "succeeded": succeeded,

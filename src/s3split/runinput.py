@@ -140,14 +140,19 @@ def _batch(start: BatchStart, deployment: Deployment, storage: Storage) -> dict[
     for page in storage.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             source = f"s3://{bucket}/{obj['Key']}"
-            if obj["Key"].endswith(CSV_SUFFIXES) and not _completed(source, deployment, storage):
+            if obj["Key"].endswith(CSV_SUFFIXES) and not _completed(source, obj["ETag"],
+                                                                    deployment, storage):
                 pending.append({"source": source})
     return {"mode": "batch", "sources": pending}
 
 
-def _completed(source: str, deployment: Deployment, storage: Storage) -> bool:
-    report = join(default_location(source, deployment), "report.json")
-    return storage.exists(report) and bool(storage.read_json(report).get("succeeded"))
+def _completed(source: str, etag: str, deployment: Deployment, storage: Storage) -> bool:
+    """A successful run of this version of the source (a new upload is pending again)."""
+    uri = join(default_location(source, deployment), "report.json")
+    if not storage.exists(uri):
+        return False
+    report = storage.read_json(uri)
+    return bool(report.get("succeeded")) and report.get("source_etag") == etag
 
 
 def _resume(start: ResumeStart, deployment: Deployment, storage: Storage) -> dict[str, Any]:

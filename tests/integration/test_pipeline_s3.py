@@ -103,6 +103,11 @@ def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, 
         assert result_rows(s3, f"runs/{key}") == source_rows(text)
     again = engine.wait(engine.start(start), timeout_s=60)
     assert again.succeeded and again.output["started"] == []  # completed runs are skipped
+    texts[f"{prefix}two.csv"] = put_csv(s3, tmp_path, f"{prefix}two.csv", 7)  # a new version
+    changed = engine.wait(engine.start(start), timeout_s=60)
+    (child,) = [item["execution"] for item in changed.output["started"]]
+    assert engine.wait(child, timeout_s=120).succeeded
+    assert result_rows(s3, f"runs/{prefix}two.csv") == source_rows(texts[f"{prefix}two.csv"])
 
 
 def test_source_in_a_bucket_outside_the_deployment(engine: LocalEngine) -> None:
