@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# How long a completed record answers repeated deliveries: far beyond the state machine's
-# retries, short enough that a deliberate new run of an unchanged source soon runs again.
-EXPIRES_AFTER_SECONDS = 60 * 60
+# How long a completed record answers repeated deliveries: beyond the state machine's retries
+# and a resume the same day. A new start never reuses it: its run id is its own.
+EXPIRES_AFTER_SECONDS = 24 * 60 * 60
 _RESULTS = DataclassSerializer(ProcessResult)
 
 
