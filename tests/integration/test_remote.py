@@ -53,22 +53,23 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture
-def idle(aws: None) -> Iterator[tuple[Any, Any]]:
-    """moto that records executions without running them (they stay RUNNING)."""
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
+def _moto(execute: bool) -> Iterator[tuple[Any, Any]]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         yield boto3.client("stepfunctions", region_name=REGION), s3
+
+
+@pytest.fixture
+def idle(aws: None) -> Iterator[tuple[Any, Any]]:
+    """moto that records executions without running them (they stay RUNNING)."""
+    yield from _moto(execute=False)
 
 
 @pytest.fixture
 def running(aws: None) -> Iterator[tuple[Any, Any]]:
     """moto that runs the (Pass-state) state machines it is given."""
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        s3 = boto3.client("s3", region_name=REGION)
-        s3.create_bucket(Bucket=BUCKET)
-        yield boto3.client("stepfunctions", region_name=REGION), s3
+    yield from _moto(execute=True)
 
 
 def pipeline(sfn: Any) -> str:

@@ -4,6 +4,7 @@ local files and with S3 on a moto server."""
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Any
 
 import pytest
@@ -70,7 +71,7 @@ def test_the_lock_of_an_engine_that_died_is_taken_over(backend: Backend) -> None
     crashed.wait(timeout=30)
     stale = Holder.new("arn:aws:states:us-east-1:123456789012:execution:s3split-pipeline:gone",
                        engine_pid=crashed.pid)
-    storage.write_json(lock_uri(run.location), stale.__dict__)
+    storage.write_json(lock_uri(run.location), asdict(stale))
     outcome = run.start()
     assert outcome.succeeded, outcome
     assert_accounted(run.report, 20, run.manifest)
