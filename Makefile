@@ -71,7 +71,8 @@ sam-build: $(SAM_STAMP)
 # want them (python/), for the runtime's Python on Linux arm64. The handler test runs it with
 # LAYER_PIP_FLAGS for this machine's Python instead.
 LAYER_PIP ?= $(PYTHON) -m pip
-LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --implementation cp --python-version 3.13 \
+LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
+	--implementation cp --python-version 3.13 \
 	--only-binary=:all: --no-compile
 build-SharedLayer:
 	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel"

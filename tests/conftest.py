@@ -3,9 +3,9 @@
 Test modules import the plain functions with ``from conftest import ...``; the
 directory is put on ``sys.path`` below so that works in any pytest import mode.
 
-The reference functions here walk bytes one at a time with the RFC 4180 parity
-rule (a byte is inside a quoted field when an odd number of quotes precede it),
-deliberately independent of ``s3split.scanner``.
+The reference functions here walk bytes one at a time with csv.reader's own states
+(a quote opens a field only at its start, ``"a"b`` continues unquoted, LF, CRLF and bare CR
+end records), deliberately independent of ``s3split.scanner``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
 
 BOM = b"\xef\xbb\xbf"
-LF = 0x0A
+LF, CR = 0x0A, 0x0D
 
 
 # -- building CSV ----------------------------------------------------------------------------
@@ -66,49 +66,66 @@ def make_csv(
 # -- reference parsing (one byte at a time) ---------------------------------------------------
 
 
-def ref_records(data: bytes, quote: bytes = b'"') -> list[bytes]:
-    """Split ``data`` into records, each with its line ending; a last one may lack it."""
-    q = quote[0]
-    records, start, in_quotes = [], 0, False
-    for i, byte in enumerate(data):
-        if byte == q:
-            in_quotes = not in_quotes
-        elif byte == LF and not in_quotes:
-            records.append(data[start:i + 1])
-            start = i + 1
-    if start < len(data):
-        records.append(data[start:])
-    return records
-
-
-def ref_open_quote(data: bytes, quote: bytes = b'"') -> tuple[int, int] | None:
-    """(offset, 1-based line) of the quote that opened the field still open at the end of
-    ``data``, or None when every quoted field is closed.
-
-    A quote right after a closing quote is the second half of an escaped ``""``
-    and does not open a new field.
-    """
-    q = quote[0]
-    in_quotes, opened, last_close = False, -1, -2
-    for i, byte in enumerate(data):
-        if byte != q:
-            continue
-        if in_quotes:
-            in_quotes, last_close = False, i
+def _lenient_walk(data: bytes, delimiter: bytes = b",",
+                  quote: bytes = b'"') -> tuple[list[int], str, int]:
+    """csv.reader's states (strict=False), one byte at a time: record ends (exclusive), the
+    final state (R record start, S field start, F unquoted, Q quoted, E after a quote in a
+    quoted field) and where the quoted field open at the end began (-1 if none)."""
+    d, q = delimiter[0], quote[0]
+    ends: list[int] = []
+    state, opened, i, n = "R", -1, 0, len(data)
+    while i < n:
+        c = data[i]
+        if state == "Q":
+            state = "E" if c == q else "Q"
+        elif state in ("R", "S") and c == q:
+            state, opened = "Q", i
+        elif state == "E" and c == q:
+            state = "Q"
+        elif c == d and state != "Q":
+            state = "S"
+        elif c in (LF, CR):
+            if c == CR and data[i + 1:i + 2] == b"\n":
+                i += 1
+            ends.append(i + 1)
+            state = "R"
         else:
-            in_quotes = True
-            if last_close != i - 1:
-                opened = i
-    if not in_quotes:
+            state = "F"
+        i += 1
+    return ends, state, opened if state in ("Q", "E") else -1
+
+
+def ref_records(data: bytes, quote: bytes = b'"', delimiter: bytes = b",") -> list[bytes]:
+    """Split ``data`` into records as csv.reader does, each with its line end; a last one
+    may lack it."""
+    ends, _, _ = _lenient_walk(data, delimiter, quote)
+    bounds = [0, *ends]
+    if bounds[-1] < len(data):
+        bounds.append(len(data))
+    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+def line_ends_before(data: bytes, offset: int) -> int:
+    """Line ends as csv.reader counts them (LF, CRLF, bare CR) in ``data[:offset]``."""
+    head = data[:offset]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+
+
+def ref_open_quote(data: bytes, quote: bytes = b'"',
+                   delimiter: bytes = b",") -> tuple[int, int] | None:
+    """(offset, 1-based line) of the quote that opened the field still open at the end of
+    ``data``, or None when every quoted field is closed."""
+    _, state, opened = _lenient_walk(data, delimiter, quote)
+    if state != "Q":
         return None
-    return opened, data.count(b"\n", 0, opened) + 1
+    return opened, line_ends_before(data, opened) + 1
 
 
 def csv_rows(data: bytes, delimiter: str = ",", quotechar: str = '"') -> list[list[str]]:
-    """What Python's csv module reads from ``data`` (UTF-8)."""
+    """What Python's csv module reads from ``data`` (UTF-8), as the workers read chunks."""
     text = data.decode("utf-8")
     return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                           quotechar=quotechar, strict=True))
+                           quotechar=quotechar, strict=False))
 
 
 # -- reading a split back ---------------------------------------------------------------------
@@ -171,7 +188,7 @@ def check_split(
     body_start = len(BOM) if has_bom else 0
     body = source[body_start:]
     if records is None:
-        records = ref_records(body, quotechar.encode())
+        records = ref_records(body, quotechar.encode(), delimiter.encode())
         head = records.pop(0) if header and records else b""
     else:
         head = body[:len(body) - sum(map(len, records))]
@@ -192,7 +209,7 @@ def check_split(
         assert entry["uri"].endswith(f"part-{i:05d}.csv")
         assert entry["bytes"] == len(chunk)
         assert entry["source_offset"] == offset, f"chunk {i} source_offset"
-        assert entry["source_line"] == source.count(b"\n", 0, offset) + 1, f"chunk {i} line"
+        assert entry["source_line"] == line_ends_before(source, offset) + 1, f"chunk {i} line"
         data = chunk[len(head):]
         taken, size = [], 0
         while size < len(data):
@@ -221,16 +238,17 @@ def check_split(
 
 
 def check_sizes(checked: Checked, chunk_size: int) -> None:
-    """A chunk closes at the first record end at or after ``chunk_size`` bytes."""
-    head = len(checked.header)
-    last = len(checked.chunk_records) - 1
+    """A chunk closes at the first record end at or after the next multiple of ``chunk_size``
+    bytes, counted from the end of the header (so a split's chunks do not depend on the order
+    in which the source is scanned)."""
+    start, last = 0, len(checked.chunk_records) - 1
     for i, recs in enumerate(checked.chunk_records):
-        total = head + sum(map(len, recs))
+        end = start + sum(map(len, recs))
+        target = (start // chunk_size + 1) * chunk_size
         if i < last:
-            assert total >= chunk_size, f"chunk {i} closed early: {total} < {chunk_size}"
-        if len(recs) > 1:
-            before_last = total - len(recs[-1])
-            assert before_last < chunk_size, f"chunk {i} closed late: {before_last} already"
+            assert end >= target, f"chunk {i} closed early: {end} < {target}"
+        assert end - len(recs[-1]) < target, f"chunk {i} closed late: a record ended before it"
+        start = end
 
 
 def check_rows(checked: Checked, chunk_rows: int) -> None:

@@ -26,12 +26,25 @@ class UnterminatedQuote(S3SplitError):
     """A quoted field is opened and never closed before the end of the source."""
 
 
+class MalformedCsv(S3SplitError):
+    """With ``--strict``: a quote in an unquoted field, or text after a closing quote."""
+
+
 class HeaderTooLong(S3SplitError):
     """The header record is longer than we are willing to buffer."""
 
 
 class ChunkInvalid(S3SplitError):
     """A chunk cannot be processed as it is (bad encoding, unparseable); retrying won't help."""
+
+
+class ChunkMisaligned(S3SplitError):
+    """A chunk holds a different number of records than the manifest says: the split and the
+    parser disagree, so its output would be wrong; nothing is written for it."""
+
+
+class AccountingMismatch(S3SplitError):
+    """A run's records do not add up (source rows != ok + rejected + in failed chunks)."""
 
 
 class TransientError(Exception):

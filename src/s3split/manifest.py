@@ -22,6 +22,7 @@ class SplitSettings:
     header: bool = True
     delimiter: str = ","
     quotechar: str = '"'
+    strict: bool = False  # refuse what RFC 4180 forbids instead of reading it as csv.reader does
 
 
 @dataclass(frozen=True)

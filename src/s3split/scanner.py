@@ -1,17 +1,41 @@
-"""Finding CSV record boundaries in raw bytes, a block at a time.
+"""Finding CSV record ends in raw bytes, exactly where Python's ``csv.reader`` finds them.
 
-A record ends at a newline that is not inside a quoted field. In RFC 4180 a
-byte is inside a quoted field exactly when an odd number of quote characters
-precede it (a doubled quote ``""`` toggles twice), so the whole scan state at
-any byte offset is one bool, and a block can be scanned with C-level bytes
-methods and no per-row Python loop.
+``csv.reader`` (``strict=False``, the default) is lenient, and the splitter must agree with
+it on every byte string:
+
+* a quote opens a quoted field only at the start of a field; inside an unquoted field it is
+  data (``5'10"``);
+* inside a quoted field a doubled quote is one quote; after the closing quote, other text
+  continues the field unquoted (``"a"b`` is ``ab``), and a quote there is data again;
+* outside quoted fields LF, CRLF and a bare CR each end a record.
+
+**The fast path.** In a file that quotes by RFC 4180, a byte is inside a quoted field exactly
+when an odd number of quotes precede it, so record ends are the line ends with an even number
+of quotes before them. That parity rule and the lenient rules disagree only at a quote that the
+parity rule would take as opening a field but that follows other text in the field (a quote in
+an unquoted field, or text after a closing quote followed by a quote). Such quotes are found
+with a few vectorised numpy passes over the block (the quote positions and the byte before
+each); where one occurs the parser is inside an unquoted field, which ends at the next delimiter
+or line end, and the parity rule resumes from there. So a block costs a handful of C-level
+passes plus a few Python steps per anomaly, never a Python step per byte or per record.
+
+``--strict`` refuses what RFC 4180 forbids instead: a quote in an unquoted field, or text after
+a closing quote, fails ``MalformedCsv`` naming the byte and line.
 """
 
+import enum
+import re
 from dataclasses import dataclass
 
-from s3split.errors import InvalidOption
+import numpy as np
+import numpy.typing as npt
 
-NEWLINE = b"\n"
+from s3split.errors import InvalidOption, MalformedCsv
+
+LF, CR = 0x0A, 0x0D
+
+Positions = npt.NDArray[np.int64]
+_EMPTY: Positions = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True)
@@ -33,76 +57,227 @@ class Dialect:
         return cls(delimiter.encode(), quotechar.encode())
 
 
-@dataclass(frozen=True)
-class BlockCount:
-    """What a span of bytes holds: record ends, newlines, and the quote state after it."""
+class State(enum.IntEnum):
+    """Where the parser stands between two bytes (the states of ``csv.reader``)."""
 
-    records: int
-    lines: int
-    in_quotes: bool
+    RECORD = 0  # at the start of a record
+    FIELD = 1  # at the start of a field, after a delimiter
+    UNQUOTED = 2  # inside an unquoted field: quotes are data
+    QUOTED = 3  # inside a quoted field
+    CLOSED = 4  # right after a quote in a quoted field: a quote next is an escaped one
+
+    @property
+    def in_record(self) -> bool:
+        """Whether bytes of an unfinished record lie before this point."""
+        return self is not State.RECORD
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one block holds, with offsets relative to the block's start.
+
+    ``ends``: the end (exclusive) of every record that ends in the block;
+    ``line_ends``: the offset of every line end (each LF, and each CR not followed by LF),
+    inside quoted fields too, for line numbers; ``state``: the parser's state after the
+    block; ``open_quote``: for a block that ends inside a quoted field or right after its
+    closing quote, where that field began, or -1 when it began before the block.
+    """
+
+    ends: Positions
+    line_ends: Positions
+    state: State
+    open_quote: int = -1
 
 
 class Scanner:
-    """Counts and finds record ends (newlines outside quoted fields)."""
+    """Scans blocks of one source in order; each ``scan`` continues from a given state.
 
-    def __init__(self, quote: bytes = b'"') -> None:
-        self.quote = quote
-        self._pair = quote + quote
-        self._not_marks = bytes(range(256)).translate(None, quote + NEWLINE)
+    A block must not end between the CR and LF of a CRLF unless it is the last one: the
+    caller keeps a trailing CR for the next block.
+    """
 
-    def count(self, data: bytes, in_quotes: bool) -> BlockCount:
-        """Count the record ends in ``data``, which starts in quote state ``in_quotes``."""
-        if self.quote not in data:
-            lines = data.count(NEWLINE)
-            return BlockCount(0 if in_quotes else lines, lines, in_quotes)
-        # Keep only quotes and newlines, then drop adjacent quote pairs: that
-        # keeps the parity at every newline, and what is left is mostly newlines.
-        marks = data.translate(None, self._not_marks)
-        lines = marks.count(NEWLINE)
-        quotes = len(marks) - lines
-        pieces = marks.replace(self._pair, b"").split(self.quote)
-        quoted = pieces[0::2] if in_quotes else pieces[1::2]
-        quoted_newlines = sum(map(len, quoted))
-        return BlockCount(lines - quoted_newlines, lines, in_quotes ^ bool(quotes & 1))
+    def __init__(self, dialect: Dialect = Dialect(), *, strict: bool = False,
+                 uri: str = "source") -> None:
+        self.delimiter = dialect.delimiter[0]
+        self.quote = dialect.quote[0]
+        self.strict = strict
+        self.uri = uri
+        # Bytes that may stand right before a quote that opens a field (or an escaped one).
+        self.boundary = np.zeros(256, bool)
+        self.boundary[[self.delimiter, LF, CR, self.quote]] = True
+        self.unquoted_rest = re.compile(b"[^" + re.escape(bytes([self.delimiter])) + b"\r\n]*")
+        self._mask = self._work = np.empty(0, bool)
 
-    def find_record_end(self, data: bytes, start: int, in_quotes: bool) -> int:
-        """Index just past the first record end at or after ``start``, or -1 if none."""
-        quote, pos = self.quote, start
+    def scan(self, data: bytes, state: State, base: int = 0, lines_before: int = 0) -> Scan:
+        """Scan ``data``, which starts in ``state``; ``base`` and ``lines_before`` (the source
+        offset of ``data`` and the line ends before it) only place errors."""
+        if not data:
+            return Scan(_EMPTY, _EMPTY, state)
+        a = np.frombuffer(data, np.uint8)
+        # One pass finds every byte that matters to the parity rule: quotes and line ends.
+        special = np.flatnonzero(self._special_mask(a))
+        kinds = a[special]
+        quotes = special[kinds == self.quote]
+        line_ends = special[kinds == LF]
+        if CR in kinds:
+            line_ends = self._with_bare_crs(a, line_ends, special[kinds == CR])
+        if state is State.CLOSED and a[0] != self.quote:
+            state = State.UNQUOTED  # the quoted part ended; a quote now would be data
+            if self.strict and not self.boundary[a[0]]:
+                self.malformed("text after a closing quote", base, data, 0, lines_before)
+        if not len(quotes):
+            return self._without_quotes(a, line_ends, state)
+        rank_at_line_end = np.searchsorted(quotes, line_ends)
+        return _Walk(self, data, a, quotes, line_ends, rank_at_line_end, state, base,
+                     lines_before).run()
+
+    def _special_mask(self, a: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+        """Quotes, LFs and CRs, in buffers reused across blocks (fresh megabyte-sized arrays
+        for every block would cost more in page faults than the comparisons do)."""
+        if len(self._mask) < len(a):
+            self._mask, self._work = np.empty(len(a), bool), np.empty(len(a), bool)
+        mask, work = self._mask[:len(a)], self._work[:len(a)]
+        np.equal(a, self.quote, out=mask)
+        np.logical_or(mask, np.equal(a, LF, out=work), out=mask)
+        np.logical_or(mask, np.equal(a, CR, out=work), out=mask)
+        return mask
+
+    @staticmethod
+    def _with_bare_crs(a: npt.NDArray[np.uint8], lfs: Positions, crs: Positions) -> Positions:
+        """Line ends: the LFs, and the CRs not followed by an LF (each a line end of its own)."""
+        after = crs + 1
+        bare = crs[(after >= len(a)) | (a[np.minimum(after, len(a) - 1)] != LF)]
+        return np.union1d(lfs, bare) if len(bare) else lfs
+
+    def field_end(self, data: bytes, start: int) -> int:
+        """Where the unquoted field at ``start`` ends: its next delimiter or line end."""
+        found = self.unquoted_rest.match(data, start)
+        assert found is not None  # a pattern that may match nothing always matches
+        return found.end()
+
+    def _without_quotes(self, a: npt.NDArray[np.uint8], line_ends: Positions,
+                        state: State) -> Scan:
+        if state is State.QUOTED:
+            return Scan(_EMPTY, line_ends, state)
+        ends = line_ends + 1
+        return Scan(ends, line_ends, self._state_after(a, ends))
+
+    def _state_after(self, a: npt.NDArray[np.uint8], ends: Positions) -> State:
+        """The state at the end of a block that ends outside quoted fields."""
+        if len(ends) and ends[-1] == len(a):
+            return State.RECORD
+        last = a[-1]
+        if last == self.quote:
+            return State.CLOSED  # a closing quote: the next byte may make it an escaped one
+        if last == self.delimiter:
+            return State.FIELD
+        return State.UNQUOTED
+
+    def malformed(self, what: str, base: int, data: bytes, at: int, lines_before: int) -> None:
+        line = lines_before + _line_count(data, at) + 1
+        raise MalformedCsv(f"{self.uri}: {what} at byte {base + at} (line {line}); "
+                           "without --strict such input is read as Python's csv module reads it")
+
+
+def _line_count(data: bytes, end: int) -> int:
+    """Line ends (LF, or CR not followed by LF) in ``data[:end]``."""
+    head = data[:end]
+    return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
+
+
+class _Walk:
+    """One block with quotes: parity segments between anomalies (see the module docstring)."""
+
+    def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8],
+                 quotes: Positions, line_ends: Positions, rank_at_line_end: Positions,
+                 state: State, base: int, lines_before: int) -> None:
+        self.s, self.data, self.a, self.quotes, self.line_ends = scanner, data, a, quotes, line_ends
+        self.state, self.base, self.lines_before = state, base, lines_before
+        ok_before = scanner.boundary[a[quotes - 1]]  # (quotes[0] - 1 may be -1: fixed below)
+        if quotes[0] == 0:  # the byte before the block is what the state says it was
+            ok_before[0] = state is not State.UNQUOTED
+        # Quotes that follow other text, by the parity of their rank: where one has the rank
+        # of an opening quote, the parity rule and csv.reader part ways.
+        self.bad_by_parity = (np.flatnonzero(~ok_before[0::2]) * 2,
+                              np.flatnonzero(~ok_before[1::2]) * 2 + 1)
+        self.rank_at_line_end = rank_at_line_end
+
+    def run(self) -> Scan:
+        quotes, n = self.quotes, len(self.a)
+        # Quotes whose rank has the parity ``opener_rank`` open a field; a segment starts
+        # outside quoted fields (inside for a block that starts in one).
+        start = first_quote = 0
+        opener_rank = 1 if self.state is State.QUOTED else 0
+        pieces: list[Positions] = []
         while True:
-            if in_quotes:
-                close = data.find(quote, pos)
-                if close < 0:
-                    return -1
-                pos, in_quotes = close + 1, False
-                continue
-            newline = data.find(NEWLINE, pos)
-            if newline < 0:
+            anomaly = self._first_anomaly(first_quote, opener_rank)
+            stop = int(quotes[anomaly]) if anomaly >= 0 else n
+            if self.s.strict:
+                self._check_closers(first_quote, opener_rank, stop)
+            pieces.append(self._record_ends(start, stop, opener_rank))
+            if anomaly < 0:
+                break
+            if self.s.strict:
+                self.s.malformed("quote in an unquoted field", self.base, self.data, stop,
+                                 self.lines_before)
+            # Inside an unquoted field: its quotes are data up to the next delimiter or line end.
+            field_end = self.s.field_end(self.data, stop)
+            if field_end >= n:
+                ends = np.concatenate(pieces)
+                return Scan(ends, self.line_ends, State.UNQUOTED)
+            start = field_end
+            first_quote = int(np.searchsorted(quotes, field_end))
+            opener_rank = first_quote % 2
+        ends = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
+        state = State.QUOTED if len(quotes) % 2 != opener_rank else \
+            self.s._state_after(self.a, ends)
+        opened = self._last_opening(first_quote, opener_rank) \
+            if state in (State.QUOTED, State.CLOSED) else -1
+        return Scan(ends, self.line_ends, state, opened)
+
+    def _first_anomaly(self, first_quote: int, opener_rank: int) -> int:
+        candidates = self.bad_by_parity[opener_rank]
+        at = int(np.searchsorted(candidates, first_quote))
+        return int(candidates[at]) if at < len(candidates) else -1
+
+    def _record_ends(self, start: int, stop: int, opener_rank: int) -> Positions:
+        """Line ends in ``[start, stop)`` outside quoted fields, as record ends (exclusive)."""
+        lo, hi = np.searchsorted(self.line_ends, [start, stop])
+        if lo == hi:
+            return _EMPTY
+        ranks = self.rank_at_line_end[lo:hi]
+        found: Positions = self.line_ends[lo:hi][ranks % 2 == opener_rank] + 1
+        return found
+
+    def _ranked(self, first_quote: int) -> tuple[Positions, Positions]:
+        quotes = self.quotes[first_quote:]
+        return quotes, np.arange(first_quote, first_quote + len(quotes))
+
+    def _last_opening(self, first_quote: int, opener_rank: int) -> int:
+        """Where the quoted field open at the end began: the segment's last opening quote that
+        does not follow a quote (one that does is an escaped quote in the same field).
+        Looks back from the end in growing windows: the answer is almost always near it."""
+        window = 64
+        while True:
+            lo = max(first_quote, len(self.quotes) - window)
+            quotes, ranks = self._ranked(lo)
+            fresh = (ranks % 2 == opener_rank) & (self.a[quotes - 1] != self.s.quote)
+            if len(quotes) and quotes[0] == 0:
+                fresh[0] = self.state is not State.CLOSED and opener_rank == 0
+            found = np.flatnonzero(fresh)
+            if len(found):
+                return int(quotes[found[-1]])
+            if lo == first_quote:
                 return -1
-            opening = data.find(quote, pos, newline)
-            if opening < 0:
-                return newline + 1
-            pos, in_quotes = opening + 1, True
+            window *= 4
 
-    def find_nth_record_end(self, data: bytes, start: int, n: int, in_quotes: bool) -> int:
-        """Index just past the ``n``-th record end at or after ``start``, or -1."""
-        pos = start
-        for _ in range(n):
-            pos = self.find_record_end(data, pos, in_quotes)
-            if pos < 0:
-                return -1
-            in_quotes = False
-        return pos
-
-    def last_opening_quote(self, data: bytes, in_quotes: bool = True) -> int:
-        """Where the last quoted field in ``data`` began, or -1 if it began before ``data``.
-
-        ``in_quotes`` is the state at the end of ``data``. A quote right after a
-        closing quote is the second half of an escaped ``""`` and opens nothing.
-        """
-        quote = self.quote
-        at = data.rfind(quote)
-        if at >= 0 and not in_quotes:
-            at = data.rfind(quote, 0, at)  # the last quote closed; the one before it opened
-        while at > 0 and data[at - 1:at] == quote:
-            at = data.rfind(quote, 0, at - 1)
-        return at
+    def _check_closers(self, first_quote: int, opener_rank: int, stop: int) -> None:
+        """``--strict``: a closing quote before ``stop`` must be followed by a delimiter, a line
+        end, an escaped quote or the block's end."""
+        quotes, ranks = self._ranked(first_quote)
+        closers = quotes[(ranks % 2 != opener_rank) & (quotes + 1 < min(stop, len(self.a)))]
+        bad = np.flatnonzero(~self.s.boundary[self.a[closers + 1]])
+        if len(bad):
+            at = int(closers[bad[0]]) + 1
+            self.s.malformed("text after a closing quote", self.base, self.data, at,
+                             self.lines_before)

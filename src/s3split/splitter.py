@@ -7,12 +7,15 @@ after any chunk and hand back a ``ResumeToken``; ``split(..., resume=token)``
 continues from there, and the chunks are the same as in one pass.
 """
 
+import itertools
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import IO
+
+import numpy as np
 
 from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
 from s3split.manifest import (
@@ -23,13 +26,13 @@ from s3split.manifest import (
     SplitSettings,
     chunk_name,
 )
-from s3split.scanner import NEWLINE, BlockCount, Dialect, Scanner
+from s3split.scanner import Dialect, Positions, Scan, Scanner, State
 from s3split.storage import ObjectInfo, Storage, join
 
 BLOCK = 8 * 1024 * 1024
+SPAN = 1024 * 1024  # scanned at a time: the scanner's work arrays stay cache-sized
 HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
-RECORD_LOOP_LIMIT = 64  # below this many records, walk them one by one; above, count spans
 PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
 _PART = re.compile(r"part-(\d+)\.csv")
@@ -111,17 +114,20 @@ class _Split:
         self.source, self.dest, self.settings, self.storage, self.info = (
             source, dest, settings, storage, info)
         self.should_stop, self.on_progress = should_stop, on_progress
-        self.block_size, self.span = block_size, max(1, block_size // 8)
-        self.scanner = Scanner(settings.quotechar.encode())
+        self.block_size, self.span = block_size, min(SPAN, block_size)
+        dialect = Dialect.of(settings.delimiter, settings.quotechar)
+        self.scanner = Scanner(dialect, strict=settings.strict, uri=source)
         self.header = b""
         self.bom = False
-        # Position and counters at the end of what has been consumed so far.
+        self.data_start = 0  # where the first record after the header begins
+        # Position, parser state and counters at the end of what has been consumed so far.
         self.offset = 0
+        self.state = State.RECORD
         self.lines_before = 0
         self.rows_before = 0
-        self.in_quotes = False
-        self.last_byte = NEWLINE
-        self.open_quote = (0, 0)  # (offset, line) of the quote that opened the current field
+        self.open_quote = (-1, 0)  # (offset, line) of the quote that opened the current field
+        self.next_target = 0  # size mode: the chunk closes at the first record end from here
+        self.pending_close = -1  # a boundary waiting to see the byte after it (see _close_at)
         # The chunk being written.
         self.index = 0
         self.chunk_file: IO[bytes] | None = None
@@ -134,105 +140,117 @@ class _Split:
     def run(self, resume: ResumeToken | None) -> SplitResult:
         try:
             with self.storage.open_read(self.source, self.info.version_id) as f:
-                rest = self._read_header(f)
+                blocks = _blocks(f, self.block_size)
+                rest: bytes | None = self._read_header(blocks)
                 if resume is not None:
-                    rest = self._seek(f, rest, resume)
+                    rest = self._seek(f, rest or b"", resume)
+                    if rest is None:
+                        blocks = _blocks(f, self.block_size)  # from the new position
+                self._after_boundary(self.offset)
                 self.on_progress(self.offset)  # the header (and what a resume skips)
-                if self._consume(f, rest):
-                    return self._stopped()
+                for block in itertools.chain([rest] if rest else [], blocks):
+                    if self._feed(block):
+                        return self._stopped()
+                    self.on_progress(len(block))
             self._finish_last_chunk()
             return self._finished()
         except BaseException:
             self.chunk_stack.__exit__(*sys.exc_info())  # abort the half-written chunk
             raise
 
-    def _consume(self, f: IO[bytes], first: bytes) -> bool:
-        """Feed blocks until the end (False) or until asked to stop after a chunk (True)."""
-        block = first
-        while True:
-            if block and self._feed(block):
-                return True
-            self.on_progress(len(block))
-            block = f.read(self.block_size)
-            if not block:
-                return False
-
     def _feed(self, block: bytes) -> bool:
-        pos, n = 0, len(block)
-        fill = self._fill_by_rows if self.settings.chunk_rows else self._fill_by_size
-        while pos < n:
-            pos, complete = fill(block, pos)
-            if complete:
-                self._close_chunk()
-                if self.should_stop():
-                    return True
+        """Scan ``block`` span by span and write it into chunks; True when asked to stop after
+        a chunk (the rest of the block is read again by the next invocation)."""
+        pos = 0
+        while pos < len(block):
+            end = _cut(block, pos + self.span)
+            if self._feed_span(block, pos, end):
+                return True
+            pos = end
         return False
 
-    def _fill_by_size(self, block: bytes, pos: int) -> tuple[int, bool]:
-        """Add to the chunk until the first record end that brings it to its target size."""
-        assert self.settings.chunk_size is not None
-        written = self.chunk_bytes if self.chunk_file else len(self.header)
-        search_from = pos + max(self.settings.chunk_size - written - 1, 0)
-        if search_from >= len(block):
-            return self._emit_rest(block, pos)
-        if search_from > pos:
-            self._emit(block[pos:search_from])
-        end = self.scanner.find_record_end(block, search_from, self.in_quotes)
-        if end < 0:
-            return self._emit_rest(block, search_from)
-        self._emit(block[search_from:end])
-        return end, True
+    def _feed_span(self, block: bytes, start: int, end: int) -> bool:
+        data = block[start:end] if (start, end) != (0, len(block)) else block
+        base, lines = self.offset, self.lines_before
+        scan = self.scanner.scan(data, self.state, base, lines)
+        ends = scan.ends + base
+        if self.pending_close >= 0:
+            boundary, self.pending_close = self.pending_close, -1
+            if data[:1] != b"\n" and self._end_chunk(boundary):
+                return True
+        taken = 0  # record ends in this span already counted
+        while (at := self._next_boundary(ends, taken)) >= 0:
+            boundary = int(ends[at])
+            self._write(data, self.offset - base, boundary - base)
+            self._account(at + 1 - taken, scan.line_ends, base, lines, boundary)
+            taken = at + 1
+            if self._header_swallows_lf(data, boundary - base):
+                if boundary - base == len(data):
+                    self.pending_close = boundary  # decided by the next span's first byte
+                    break
+                continue
+            if self._end_chunk(boundary):
+                return True
+        self._write(data, self.offset - base, len(data))
+        self._account(len(ends) - taken, scan.line_ends, base, lines, base + len(data))
+        self._note_state(scan, base, lines)
+        return False
 
-    def _fill_by_rows(self, block: bytes, pos: int) -> tuple[int, bool]:
-        """Add to the chunk until it holds its target number of records."""
-        assert self.settings.chunk_rows is not None
-        wanted = self.settings.chunk_rows - self.chunk_rows
-        if wanted > RECORD_LOOP_LIMIT:
-            span = block[pos:pos + self.span]
-            counted = self.scanner.count(span, self.in_quotes)
-            if counted.records < wanted:
-                self._emit(span, counted)
-                return pos + len(span), False
-        end = self.scanner.find_nth_record_end(block, pos, wanted, self.in_quotes)
-        if end < 0:
-            return self._emit_rest(block, pos)
-        self._emit(block[pos:end])
-        return end, True
+    def _next_boundary(self, ends: Positions, taken: int) -> int:
+        """Index in ``ends`` of the record end where the current chunk closes, or -1."""
+        if self.settings.chunk_rows:
+            at = taken + max(self.settings.chunk_rows - self.chunk_rows, 1) - 1
+        else:
+            at = max(taken, int(np.searchsorted(ends, self.next_target)))
+        return at if at < len(ends) else -1
 
-    def _emit_rest(self, block: bytes, pos: int) -> tuple[int, bool]:
-        self._emit(block[pos:] if pos else block)
-        return len(block), False
+    def _end_chunk(self, boundary: int) -> bool:
+        """Close the chunk at ``boundary``; True when asked to stop there."""
+        self._close_chunk()
+        self._after_boundary(boundary)
+        return self.should_stop()
+
+    def _after_boundary(self, boundary: int) -> None:
+        """Size mode: the next chunk closes at the first record end at or after the next
+        multiple of the chunk size, counted from the end of the header."""
+        if self.settings.chunk_size is not None:
+            size = self.settings.chunk_size
+            self.next_target = self.data_start + ((boundary - self.data_start) // size + 1) * size
+
+    def _header_swallows_lf(self, data: bytes, at: int) -> bool:
+        """A header that ends in a bare CR would swallow a chunk's first LF (csv.reader reads
+        CR, LF as one line end), so no chunk may start with one: the chunk goes on past it
+        (an LF at a record's start is an empty record). At the span's end: not known yet."""
+        return self.header.endswith(b"\r") and data[at:at + 1] in (b"\n", b"")
 
     # -- writing -------------------------------------------------------------------------------
 
-    def _emit(self, data: bytes, counted: BlockCount | None = None) -> None:
-        """Append ``data`` to the current chunk (opening it if needed) and account for it."""
-        if not data:
-            return
-        if len(data) > self.span:  # cache-sized pieces scan and write faster
-            for start in range(0, len(data), self.span):
-                self._emit(data[start:start + self.span])
+    def _write(self, data: bytes, start: int, end: int) -> None:
+        """Append ``data[start:end]`` to the current chunk, opening it if needed."""
+        if end <= start:
             return
         if self.chunk_file is None:
             self._open_chunk()
         assert self.chunk_file is not None
-        c = counted or self.scanner.count(data, self.in_quotes)
-        quote = self.scanner.quote
-        if c.in_quotes or data.endswith(quote):  # (the latter for a "" split between spans)
-            opened = self.scanner.last_opening_quote(data, c.in_quotes)
-            if opened == 0 and self.last_byte == quote:
-                opened = -1  # escaped: the field opened before ``data``
-            if opened >= 0:
-                self.open_quote = (self.offset + opened,
-                                   self.lines_before + data.count(NEWLINE, 0, opened) + 1)
-        self.chunk_file.write(data)
-        self.chunk_bytes += len(data)
-        self.chunk_rows += c.records
-        self.offset += len(data)
-        self.lines_before += c.lines
-        self.rows_before += c.records
-        self.in_quotes = c.in_quotes
-        self.last_byte = data[-1:]
+        self.chunk_file.write(memoryview(data)[start:end])
+        self.chunk_bytes += end - start
+        self.offset += end - start
+
+    def _account(self, rows: int, line_ends: Positions, base: int, lines: int, upto: int) -> None:
+        """Rows the current chunk gained, and the line ends before ``upto``."""
+        self.chunk_rows += rows
+        self.rows_before += rows
+        self.lines_before = lines + int(np.searchsorted(line_ends, upto - base))
+
+    def _note_state(self, scan: Scan, base: int, lines: int) -> None:
+        self.state = scan.state
+        if scan.state in (State.QUOTED, State.CLOSED):
+            if scan.open_quote >= 0:
+                at = scan.open_quote
+                self.open_quote = (base + at,
+                                   lines + int(np.searchsorted(scan.line_ends, at)) + 1)
+        else:
+            self.open_quote = (-1, 0)
 
     def _open_chunk(self) -> None:
         self.chunk_stack = ExitStack()
@@ -258,62 +276,69 @@ class _Split:
         self.index += 1
 
     def _finish_last_chunk(self) -> None:
-        if self.in_quotes:
+        if self.state is State.QUOTED:
             offset, line = self.open_quote
             raise UnterminatedQuote(
                 f"{self.source}: unterminated quoted field: the quote at byte {offset} "
                 f"(line {line}) is never closed")
+        self.pending_close = -1
         if self.chunk_file is not None:
-            if self.last_byte != NEWLINE:  # a last record without a trailing newline
+            if self.state.in_record:  # a last record without a line end
                 self.chunk_rows += 1
                 self.rows_before += 1
             self._close_chunk()
 
     # -- the source's start ----------------------------------------------------------------------
 
-    def _read_header(self, f: IO[bytes]) -> bytes:
+    def _read_header(self, blocks: Iterator[bytes]) -> bytes:
         """Read the BOM and header record; return the bytes read past them."""
-        buf = f.read(self.block_size)
-        while len(buf) < len(BOM) and (more := f.read(self.block_size)):
+        buf = b""
+        while len(buf) < len(BOM) and (more := next(blocks, b"")):
             buf += more  # a block smaller than the BOM (or a short read) must not hide it
         self.bom = buf.startswith(BOM)
-        start = len(BOM) if self.bom else 0
-        end = start
+        start = end = len(BOM) if self.bom else 0
         if self.settings.header:
-            end = self.scanner.find_record_end(buf, start, False)
-            while end < 0:
-                more = f.read(self.block_size)
-                if not more:
-                    self._check_header_closed(buf, start)
-                    end = len(buf)
-                    break
-                if len(buf) > HEADER_LIMIT:
-                    raise HeaderTooLong(f"{self.source}: no end of the header record in the "
-                                        f"first {len(buf)} bytes")
-                buf += more
-                end = self.scanner.find_record_end(buf, start, False)
+            buf, end = self._header_end(blocks, buf, start)
         self.header = buf[start:end]
-        self.offset = end
-        self.lines_before = self.header.count(NEWLINE)
+        self.offset = self.data_start = end
+        self.lines_before = _line_ends_in(self.header)
+        self.state = State.RECORD
         return buf[end:]
 
-    def _check_header_closed(self, buf: bytes, start: int) -> None:
-        if self.scanner.count(buf[start:], False).in_quotes:
-            at = start + self.scanner.last_opening_quote(buf[start:])
-            raise UnterminatedQuote(
-                f"{self.source}: unterminated quoted field: the quote at byte {at} "
-                f"(line {buf.count(NEWLINE, 0, at) + 1}) is never closed")
+    def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int) -> tuple[bytes, int]:
+        """The buffer read so far and where the header record ends in it (each byte scanned
+        once, however many blocks the header takes)."""
+        state, scanned = State.RECORD, start
+        while True:
+            scan = self.scanner.scan(buf[scanned:], state, scanned)
+            if len(scan.ends):
+                return buf, scanned + int(scan.ends[0])
+            if scan.open_quote >= 0:
+                at = scanned + scan.open_quote
+                self.open_quote = (at, 1 + _line_ends_in(buf[start:at]))
+            state, scanned = scan.state, len(buf)
+            more = next(blocks, b"")
+            if not more:
+                self.state = state
+                if state is State.QUOTED:
+                    self._finish_last_chunk()  # raises UnterminatedQuote
+                return buf, len(buf)
+            if len(buf) > HEADER_LIMIT:
+                raise HeaderTooLong(f"{self.source}: no end of the header record in the "
+                                    f"first {len(buf)} bytes")
+            buf += more
 
-    def _seek(self, f: IO[bytes], rest: bytes, token: ResumeToken) -> bytes:
-        """Move to the token's offset; return what is already read beyond it."""
+    def _seek(self, f: IO[bytes], rest: bytes, token: ResumeToken) -> bytes | None:
+        """Move to the token's offset; return what is already read beyond it, or None when
+        the stream was moved (its blocks are then read anew)."""
         if token.offset < self.offset:
             raise InvalidOption(f"resume offset {token.offset} lies inside the header")
         read_to = self.offset + len(rest)
+        remaining: bytes | None = None
         if token.offset <= read_to:
-            rest = rest[token.offset - self.offset:]
+            remaining = rest[token.offset - self.offset:]
         elif f.seekable():
             f.seek(token.offset)
-            rest = b""
         else:  # a compressed stream: decompress and drop
             skip = token.offset - read_to
             while skip > 0:
@@ -321,12 +346,11 @@ class _Split:
                 if not dropped:
                     raise SourceChanged(f"{self.source} ends before resume offset {token.offset}")
                 skip -= dropped
-            rest = b""
         self.offset = token.offset
         self.index = token.next_index
         self.rows_before = token.rows_before
         self.lines_before = token.lines_before
-        return rest
+        return remaining
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -369,3 +393,32 @@ class _Split:
             match = _PART.fullmatch(name)
             if match and int(match.group(1)) >= count:
                 self.storage.delete(join(self.dest, name))
+
+
+def _blocks(f: IO[bytes], size: int) -> Iterator[bytes]:
+    """The stream's blocks, none ending in the CR of a CRLF: the last CR of a block waits for
+    the next (the scanner must see what follows a CR to know whether it ends a line)."""
+    carry = b""
+    while True:
+        block = f.read(size)
+        if not block:
+            if carry:
+                yield carry
+            return
+        block = carry + block if carry else block
+        carry = b""
+        if block.endswith(b"\r"):
+            block, carry = block[:-1], b"\r"
+        if block:
+            yield block
+
+
+def _cut(block: bytes, at: int) -> int:
+    """A span end at or after ``at`` (the block's end at most) that does not cut a CRLF."""
+    if at >= len(block):
+        return len(block)
+    return at + 1 if block[at - 1:at + 1] == b"\r\n" else at
+
+
+def _line_ends_in(data: bytes) -> int:
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")

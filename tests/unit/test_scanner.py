@@ -1,177 +1,167 @@
-"""Scanner.count / find_record_end / find_nth_record_end against a byte-at-a-time reference."""
+"""Scanner.scan against csv.reader and a byte-at-a-time reference of csv.reader's states."""
+
+from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import csv_rows, make_csv, quote_field
-from s3split.errors import InvalidOption
-from s3split.scanner import BlockCount, Dialect, Scanner
+from conftest import _lenient_walk, csv_rows, line_ends_before, ref_records
+from s3split.errors import InvalidOption, MalformedCsv
+from s3split.scanner import Dialect, Scanner, State
 
-# -- the reference: walk the bytes, toggling on every quote -----------------------------------
-
-
-def ref_count(data: bytes, in_quotes: bool, quote: bytes = b'"') -> BlockCount:
-    records = lines = 0
-    for byte in data:
-        if byte == quote[0]:
-            in_quotes = not in_quotes
-        elif byte == 0x0A:
-            lines += 1
-            records += not in_quotes
-    return BlockCount(records, lines, in_quotes)
+STATES = {"R": State.RECORD, "S": State.FIELD, "F": State.UNQUOTED, "Q": State.QUOTED,
+          "E": State.CLOSED}
 
 
-def ref_record_ends(data: bytes, start: int, in_quotes: bool, quote: bytes = b'"') -> list[int]:
-    """Every index just past a record end at or after ``start``."""
-    ends = []
-    for i in range(start, len(data)):
-        if data[i] == quote[0]:
-            in_quotes = not in_quotes
-        elif data[i] == 0x0A and not in_quotes:
-            ends.append(i + 1)
-    return ends
-
-
-def ref_find_nth(data: bytes, start: int, n: int, in_quotes: bool, quote: bytes = b'"') -> int:
-    ends = ref_record_ends(data, start, in_quotes, quote)
-    return ends[n - 1] if len(ends) >= n else -1
+def scan_in_pieces(data: bytes, cuts: list[int], scanner: Scanner | None = None,
+                   state: State = State.RECORD) -> tuple[list[int], State, int]:
+    """Record ends, final state and open quote, scanning ``data`` cut at ``cuts`` (a cut
+    between the CR and LF of a CRLF is moved past the LF, as the splitter does)."""
+    scanner = scanner or Scanner()
+    ends: list[int] = []
+    opened, pos = -1, 0
+    for cut in [*sorted(set(cuts)), len(data)]:
+        if cut <= pos:
+            continue
+        if data[cut - 1:cut + 1] == b"\r\n":
+            cut += 1
+        scan = scanner.scan(data[pos:cut], state, pos)
+        ends.extend(int(e) + pos for e in scan.ends)
+        if scan.state in (State.QUOTED, State.CLOSED):
+            opened = pos + scan.open_quote if scan.open_quote >= 0 else opened
+        else:
+            opened = -1
+        state, pos = scan.state, cut
+    return ends, state, opened
 
 
 # -- explicit cases -------------------------------------------------------------------------------
 
 CASES = [
-    # (data, in_quotes, expected count)
-    (b"", False, BlockCount(0, 0, False)),
-    (b"", True, BlockCount(0, 0, True)),
-    (b"a,b\n1,2\n", False, BlockCount(2, 2, False)),
-    (b"a,b\n1,2", False, BlockCount(1, 1, False)),
-    (b"a,b\n1,2\n", True, BlockCount(0, 2, True)),  # all inside an open quoted field
-    (b'x"\n1\n', True, BlockCount(2, 2, False)),  # a quote closes the field opened earlier
-    (b'"a\nb",c\n', False, BlockCount(1, 2, False)),  # LF inside quotes
-    (b'"a\r\nb",c\r\n', False, BlockCount(1, 2, False)),  # CRLF inside quotes
-    (b'"say ""hi""\n",x\n', False, BlockCount(1, 2, False)),  # doubled quotes
-    (b'"",""\n', False, BlockCount(1, 1, False)),  # empty quoted fields
-    (b'""""\n"\n', False, BlockCount(1, 2, True)),  # an escaped quote, then an open field
-    (b'"""\n"\n\n', False, BlockCount(2, 3, False)),
-    (b'a\n"b\n\nc', False, BlockCount(1, 3, True)),
-    (b'\n\n\n', False, BlockCount(3, 3, False)),  # blank lines are records
-    (b'\n\n\n', True, BlockCount(0, 3, True)),
+    # (data, record ends, final state)
+    (b"", [], State.RECORD),
+    (b"a,b\n1,2\n", [4, 8], State.RECORD),
+    (b"a,b\n1,2", [4], State.UNQUOTED),
+    (b"a,", [], State.FIELD),
+    (b'"a\nb",c\n', [8], State.RECORD),  # LF inside quotes
+    (b'"a\r\nb",c\r\n', [10], State.RECORD),  # CRLF inside quotes
+    (b'"say ""hi""\n",x\n', [16], State.RECORD),  # doubled quotes
+    (b'"",""\n', [6], State.RECORD),  # empty quoted fields
+    (b'""""\n"\n', [5], State.QUOTED),  # an escaped quote, then an open field
+    (b'\n\n\n', [1, 2, 3], State.RECORD),  # blank lines are records
+    # where csv.reader is lenient
+    (b'5\'10",x\n6\'1",y\n', [8, 15], State.RECORD),  # a quote in an unquoted field is data
+    (b'12" pizza,"a\nb"\n', [16], State.RECORD),
+    (b'"a"b"c\nd\n', [7, 9], State.RECORD),  # text after a closing quote; its quote is data
+    (b'"a"b,"c\nd"\n', [11], State.RECORD),
+    (b'a\rb\rc', [2, 4], State.UNQUOTED),  # bare CR ends records
+    (b'a\r\r\nb\r', [2, 4, 6], State.RECORD),
+    (b'"a\rb"\r', [6], State.RECORD),  # a quoted bare CR is data
+    (b'x""\ny\n', [4, 6], State.RECORD),  # an even run of quotes in an unquoted field
+    (b'a,"b"', [], State.CLOSED),  # after a closing quote: an escaped quote may follow
 ]
 
 
-@pytest.mark.parametrize(("data", "in_quotes", "expected"), CASES)
-def test_count_cases(data: bytes, in_quotes: bool, expected: BlockCount) -> None:
-    assert ref_count(data, in_quotes) == expected  # the reference agrees with the table
-    assert Scanner().count(data, in_quotes) == expected
+@pytest.mark.parametrize(("data", "ends", "state"), CASES)
+def test_cases(data: bytes, ends: list[int], state: State) -> None:
+    scan = Scanner().scan(data, State.RECORD)
+    assert [int(e) for e in scan.ends] == ends
+    assert scan.state is state
+    assert _lenient_walk(data)[0] == ends
 
 
-@pytest.mark.parametrize(("data", "in_quotes", "_"), CASES)
-def test_find_record_end_cases(data: bytes, in_quotes: bool, _: BlockCount) -> None:
+def test_states_at_the_start_of_a_block() -> None:
     scanner = Scanner()
-    for start in range(len(data) + 1):
-        expected = ref_find_nth(data, start, 1, in_quotes)
-        assert scanner.find_record_end(data, start, in_quotes) == expected, start
+    assert list(scanner.scan(b'x"\n1\n', State.QUOTED).ends) == [3, 5]
+    assert list(scanner.scan(b'"\n1\n', State.UNQUOTED).ends) == [2, 4]  # data: a 5'10" split
+    assert list(scanner.scan(b'"\n"x\n', State.CLOSED).ends) == [5]  # "" escaped across blocks
+    assert list(scanner.scan(b'\n"x\n', State.CLOSED).ends) == [1]  # the field had closed
+    assert scanner.scan(b'"a', State.FIELD).open_quote == 0
+    assert scanner.scan(b'"a', State.CLOSED).open_quote == -1  # re-opened, began earlier
 
 
-def test_find_record_end_examples() -> None:
-    scanner = Scanner()
-    data = b'a,"b\nc",d\r\ne,f\n'
-    assert scanner.find_record_end(data, 0, False) == 11  # past the CRLF, not the quoted LF
-    assert scanner.find_record_end(data, 4, False) == 5  # the quoted LF, seen from outside
-    assert scanner.find_record_end(data, 4, True) == 11
-    assert scanner.find_record_end(data, 5, False) == -1  # the closing quote opens, seen so
-    assert scanner.find_record_end(data, 11, False) == len(data)
-    assert scanner.find_record_end(data, 11, True) == -1
-    assert scanner.find_record_end(b"no newline", 0, False) == -1
-    assert scanner.find_nth_record_end(data, 0, 2, False) == len(data)
-    assert scanner.find_nth_record_end(data, 0, 3, False) == -1
-    # starting in quotes: the first quote closes; the next record end after it counts
-    assert scanner.find_nth_record_end(b'x\n"\ny\nz\n', 0, 2, True) == 6
+def test_other_quote_character_and_delimiter() -> None:
+    scanner = Scanner(Dialect.of(";", "'"))
+    data = b"a;'x\n;y'\n'\"';b\n"
+    assert [int(e) for e in scanner.scan(data, State.RECORD).ends] == [9, 15]
+    assert csv_rows(data, ";", "'") == [["a", "x\n;y"], ['"', "b"]]
 
 
-def test_other_quote_character() -> None:
-    scanner = Scanner(b"'")
-    data = b"'a\n''b'\n\"\n"
-    assert scanner.count(data, False) == ref_count(data, False, b"'") == BlockCount(2, 3, False)
-    assert scanner.find_record_end(data, 0, False) == 8
-    assert Scanner().count(data, False) == BlockCount(2, 3, True)  # with '"' the last LF is quoted
+def test_strict_refuses_what_rfc_4180_forbids() -> None:
+    strict = Scanner(strict=True, uri="s.csv")
+    with pytest.raises(MalformedCsv, match=r"^s\.csv: quote in an unquoted field at byte 9 "
+                                           r"\(line 2\)"):
+        strict.scan(b'id,h\n5\'10",x\n', State.RECORD)
+    with pytest.raises(MalformedCsv, match=r"text after a closing quote at byte 8 \(line 2\)"):
+        strict.scan(b'id,h\n"a"b,x\n', State.RECORD, 0)
+    with pytest.raises(MalformedCsv, match=r"text after a closing quote at byte 100 \(line 8\)"):
+        strict.scan(b"b", State.CLOSED, 100, 7)  # the closing quote ended the block before
+    assert list(strict.scan(b'"a""b",c\r\n"x"\n', State.RECORD).ends) == [10, 14]
 
 
-def test_last_opening_quote() -> None:
-    assert Scanner().last_opening_quote(b'a,"b\nc') == 2
+# -- against the references ---------------------------------------------------------------------
 
-
-def test_count_agrees_with_csv_module() -> None:
-    rows = [["id", "text"], ["1", 'a "quoted"\r\nword'], ["2", "x,y\nz"], ["3", ""], ["4", "\r"]]
-    data = make_csv(rows, newline="\r\n")
-    assert csv_rows(data) == rows
-    counted = Scanner().count(data, False)
-    assert counted == BlockCount(len(rows), data.count(b"\n"), False)
-
-
-# -- properties over random bytes -----------------------------------------------------------------
-
-ALPHABET = [b"a", b",", b'"', b"\r", b"\n", "é".encode()]
-blobs = st.lists(st.sampled_from(ALPHABET), max_size=60).map(b"".join)
+ALPHABET = [b"a", b",", b'"', b" ", b"\r", b"\n", b"\r\n", "é".encode()]
+dirty = st.lists(st.sampled_from(ALPHABET), max_size=40).map(b"".join)
 
 
 @settings(max_examples=400, deadline=None)
-@given(data=blobs, in_quotes=st.booleans())
-def test_count_matches_reference(data: bytes, in_quotes: bool) -> None:
-    assert Scanner().count(data, in_quotes) == ref_count(data, in_quotes)
+@given(data=dirty, cuts=st.lists(st.integers(1, 40), max_size=4))
+def test_matches_csv_readers_states_in_any_pieces(data: bytes, cuts: list[int]) -> None:
+    """Any byte string, scanned in any pieces: csv.reader's record ends, state and open quote."""
+    ends, state, opened = _lenient_walk(data)
+    got_ends, got_state, got_opened = scan_in_pieces(data, [c for c in cuts if c < len(data)])
+    assert got_ends == ends
+    assert got_state is STATES[state]
+    assert got_opened == opened
 
 
-@settings(max_examples=400, deadline=None)
-@given(data=blobs, in_quotes=st.booleans(), start=st.integers(0, 70), n=st.integers(1, 5))
-def test_find_matches_reference(data: bytes, in_quotes: bool, start: int, n: int) -> None:
-    start = min(start, len(data))
-    scanner = Scanner()
-    assert scanner.find_record_end(data, start, in_quotes) == ref_find_nth(
-        data, start, 1, in_quotes)
-    assert scanner.find_nth_record_end(data, start, n, in_quotes) == ref_find_nth(
-        data, start, n, in_quotes)
-
-
-@settings(max_examples=200, deadline=None)
-@given(data=blobs, in_quotes=st.booleans(), cut=st.integers(0, 60))
-def test_count_composes_across_blocks(data: bytes, in_quotes: bool, cut: int) -> None:
-    """Counting two halves, carrying the quote state, equals counting the whole."""
-    scanner = Scanner()
-    cut = min(cut, len(data))
-    first = scanner.count(data[:cut], in_quotes)
-    second = scanner.count(data[cut:], first.in_quotes)
-    whole = scanner.count(data, in_quotes)
-    assert (first.records + second.records, first.lines + second.lines, second.in_quotes) == (
-        whole.records, whole.lines, whole.in_quotes)
-
-
-QUOTE_ALPHABET = [b"a", b";", b"'", b'"', b"\r", b"\n", "é".encode()]
+@settings(max_examples=300, deadline=None)
+@given(data=dirty)
+def test_reference_is_csv_reader(data: bytes) -> None:
+    """The reference's records, each parsed alone, are the rows csv.reader reads from the whole
+    (so the scanner, which matches the reference, matches csv.reader)."""
+    _, state, _ = _lenient_walk(data)
+    if state == "Q":
+        return  # csv.reader swallows an unterminated field; the splitter refuses it
+    rows = [row for record in ref_records(data) for row in csv_rows(record)]
+    assert rows == csv_rows(data)
 
 
 @settings(max_examples=200, deadline=None)
-@given(data=st.lists(st.sampled_from(QUOTE_ALPHABET), max_size=60).map(b"".join),
-       in_quotes=st.booleans(), start=st.integers(0, 60))
-def test_single_quote_matches_reference(data: bytes, in_quotes: bool, start: int) -> None:
-    scanner = Scanner(b"'")
-    start = min(start, len(data))
-    assert scanner.count(data, in_quotes) == ref_count(data, in_quotes, b"'")
-    assert scanner.find_record_end(data, start, in_quotes) == ref_find_nth(
-        data, start, 1, in_quotes, b"'")
+@given(data=dirty)
+def test_strict_accepts_exactly_rfc_input(data: bytes) -> None:
+    """Strict mode refuses a source iff csv.reader's parse leaves RFC 4180 somewhere."""
+    try:
+        Scanner(strict=True).scan(data, State.RECORD)
+    except MalformedCsv:
+        refused = True
+    else:
+        refused = False
+    assert refused == _breaks_rfc(data)
 
 
-fields = st.text(st.sampled_from('a,"\r\né '), max_size=8)
+def _breaks_rfc(data: bytes) -> bool:
+    """A quote in an unquoted field, or text right after a closing quote."""
+    state = "R"
+    for i, c in enumerate(data):
+        if state == "Q":
+            state = "E" if c == 0x22 else "Q"
+        elif c == 0x22:
+            if state == "F":
+                return True
+            state = "Q"
+        elif state == "E" and c not in b",\r\n":
+            return True
+        else:
+            state = "S" if c == 0x2C else ("R" if c in b"\r\n" else "F")
+        del i
+    return False
 
 
-@settings(max_examples=200, deadline=None)
-@given(rows=st.lists(st.lists(fields, min_size=1, max_size=4), max_size=8),
-       newline=st.sampled_from(["\n", "\r\n"]))
-def test_records_match_csv_module(rows: list[list[str]], newline: str) -> None:
-    """On valid CSV, the record ends are exactly the rows the csv module reads."""
-    data = (newline.join(",".join(quote_field(v) for v in row) for row in rows)
-            + (newline if rows else "")).encode()
-    assert len(csv_rows(data)) == len(rows)
-    assert Scanner().count(data, False) == BlockCount(len(rows), data.count(b"\n"), False)
+def test_line_numbers_count_bare_crs() -> None:
+    assert line_ends_before(b"a\rb\r\nc\nd", 8) == 3
 
 
 # -- the dialect ------------------------------------------------------------------------------

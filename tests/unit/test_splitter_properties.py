@@ -229,7 +229,7 @@ def test_unterminated_quote_is_located(source: Source, block_size: int, chunk_si
     if data and not data.endswith(b"\n"):
         data += b"\n"
     data += tail
-    where = ref_open_quote(data, q.encode())
+    where = ref_open_quote(data, q.encode(), source.delimiter.encode())
     assert where is not None
     offset, line = where
     settings_ = SplitSettings(chunk_size=chunk_size, header=source.header,
