@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 import sys
 from collections.abc import Sequence
@@ -102,7 +103,7 @@ def ref_records(data: bytes, quote: bytes = b'"', delimiter: bytes = b",") -> li
     bounds = [0, *ends]
     if bounds[-1] < len(data):
         bounds.append(len(data))
-    return [data[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
 def line_ends_before(data: bytes, offset: int) -> int:
