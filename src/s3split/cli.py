@@ -16,6 +16,8 @@ from s3split.sizes import format_size, parse_size
 from s3split.splitter import split as split_source
 from s3split.storage import Storage, is_compressed
 
+STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
+               "closing quote) instead of reading it as Python's csv module does.")
 _ESCAPES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 
 
@@ -69,9 +71,10 @@ def main() -> None:
               help="Field delimiter (one character; 'tab' or '\\t' for a tab).")
 @click.option("--quotechar", default='"', show_default=True, metavar="C",
               help="Quote character.")
+@click.option("--strict", is_flag=True, help=STRICT_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None,
-          no_header: bool, delimiter: str, quotechar: str, as_json: bool) -> None:
+          no_header: bool, delimiter: str, quotechar: str, strict: bool, as_json: bool) -> None:
     """Split SOURCE into DEST/part-NNNNN.csv chunks plus DEST/manifest.json.
 
     Every chunk starts with the source's header and holds whole records: quoted
@@ -88,6 +91,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
             header=not no_header,
             delimiter=_char(delimiter),
             quotechar=_char(quotechar),
+            strict=strict,
         )
         storage = Storage()
         started = time.perf_counter()
@@ -124,11 +128,19 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
               help="jsonl (default), validate, dynamodb, noop, or a registered custom one.")
 @click.option("--tolerate", metavar="N|P%",
               help="Failed chunks tolerated before the run fails: a count or a percentage.")
+@click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
+              help="Records per chunk instead of a size.")
+@click.option("--no-header", is_flag=True, default=None,
+              help="The source has no header record.")
+@click.option("--delimiter", metavar="C", help="Field delimiter (default ',').")
+@click.option("--quotechar", metavar="C", help="Quote character (default '\"').")
+@click.option("--strict", is_flag=True, default=None, help=STRICT_HELP)
 @click.option("--resume", metavar="DIR",
               help="Continue the run in DIR: only chunks without a success status run again.")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
         wait_seconds: int | None, processor: str | None, tolerate: str | None,
-        resume: str | None) -> None:
+        chunk_rows: int | None, no_header: bool | None, delimiter: str | None,
+        quotechar: str | None, strict: bool | None, resume: str | None) -> None:
     """Split SOURCE and process every chunk through the pipeline's state machine.
 
     Runs statemachine/pipeline.asl.json on an embedded Step Functions engine with
@@ -142,7 +154,11 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         raise click.UsageError("give SOURCE, or --resume DIR (not both)")
     options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
                          wait_seconds=wait_seconds, processor=processor, tolerate=tolerate,
-                         resume=resume)
+                         resume=resume, chunk_rows=chunk_rows,
+                         header=False if no_header else None,
+                         delimiter=_char(delimiter) if delimiter else None,
+                         quotechar=_char(quotechar) if quotechar else None,
+                         strict=strict or None)
     try:
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except S3SplitError as exc:

@@ -94,7 +94,17 @@ def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease
     report = build_report(spec, manifest, storage)
     storage.write_json(spec.report, report)
     release(spec.location, lease, storage)
-    message = (f"{report['chunks_failed']} of {report['chunks']} chunks failed "
-               f"(tolerated: {spec.tolerate}); see {spec.report}")
-    return {"more": False, "succeeded": report["succeeded"], "report": spec.report,
-            "chunks_failed": report["chunks_failed"], "message": message}
+    return {"more": False, "succeeded": report["succeeded"], "accounted": report["accounted"],
+            "report": spec.report, "chunks_failed": report["chunks_failed"],
+            "message": outcome_message(report, spec)}
+
+
+def outcome_message(report: dict[str, Any], spec: RunSpec) -> str:
+    """Why a finished run did or did not succeed, in one line."""
+    if not report["accounted"]:
+        return (f"records do not add up: {report['source_rows']} in the source, "
+                f"{report['rows_ok']} ok + {report['rows_rejected']} rejected + "
+                f"{report['rows_in_failed_chunks']} in failed chunks; see {spec.report}")
+    return (f"{report['chunks_failed']} of {report['chunks']} chunks failed and "
+            f"{report['rows_rejected']} of {report['source_rows']} rows were rejected "
+            f"(tolerated: {spec.tolerate}); see {spec.report}")

@@ -35,7 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from s3split.errors import ChunkInvalid, InvalidOption, TransientError
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption, TransientError
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
@@ -49,6 +49,7 @@ BACKOFF_BASE = 0.05
 BACKOFF_CAP = 5.0
 RETRY_ROUNDS = 8
 SCAN_BLOCK = 1024 * 1024
+FIELD_SIZE_LIMIT = csv.field_size_limit()  # the csv module's default, for small chunks
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 DYNAMODB_TYPES = frozenset({"N", "S", "BOOL"})
 TRANSIENT_CODES = frozenset({
@@ -83,6 +84,8 @@ class ChunkJob:
     quotechar: str
     run_id: str
     manifest_etag: str
+    rows: int = -1  # records the manifest counts in the chunk (-1: not known, not checked)
+    bytes: int = 0  # the chunk's size: no field can be longer
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,9 @@ class ChunkRows(Iterator[Row]):
         self._job = job
         self._storage = storage
         stream = storage.open_read(job.chunk_uri)
-        self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+        # newline="": CR, LF and CRLF end lines, as csv.reader expects and the splitter assumes.
+        self._text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+        _allow_fields_up_to(job.bytes)
         self._reader = csv.reader(
             self._checked_lines(), delimiter=job.delimiter, quotechar=job.quotechar
         )
@@ -134,9 +139,21 @@ class ChunkRows(Iterator[Row]):
         fields = self._next_fields()
         if fields is None:
             self.close()
+            self._check_count(final=True)
             raise StopIteration
         self.count += 1
+        self._check_count(final=False)
         return Row(self._source_line(first_line), fields)
+
+    def _check_count(self, final: bool) -> None:
+        """The parser must find the records the splitter counted; if not, the chunk's records
+        are cut in the wrong places and no output of it may count."""
+        expected = self._job.rows
+        if expected >= 0 and (self.count > expected or (final and self.count != expected)):
+            found = f"{self.count}" if final else f"more than {expected}"
+            raise ChunkMisaligned(
+                f"{self._job.chunk_uri}: chunk {self._job.index} should hold {expected} records "
+                f"(manifest) but the CSV parser finds {found}: the split and the parser disagree")
 
     def __enter__(self) -> ChunkRows:
         return self
@@ -182,7 +199,7 @@ class ChunkRows(Iterator[Row]):
         """Lines of the header, for errors found before it is read (decoding reads ahead)."""
         job = self._job
         with self._storage.open_read(job.chunk_uri) as stream:
-            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
+            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
             reader = csv.reader(text, delimiter=job.delimiter, quotechar=job.quotechar)
             with suppress(csv.Error):
                 next(reader, None)
@@ -198,6 +215,12 @@ class ChunkRows(Iterator[Row]):
         return ChunkInvalid(
             f"{uri}: invalid UTF-8 at byte {offset} of the chunk ({self._where(chunk_line)})"
         )
+
+
+def _allow_fields_up_to(size: int) -> None:
+    """csv's field size limit (128 KiB by default, process-wide; a worker reads one chunk at a
+    time) must not fail a chunk whose record is as large as the chunk itself."""
+    csv.field_size_limit(max(FIELD_SIZE_LIMIT, size))
 
 
 def read_rows(job: ChunkJob, storage: Storage) -> ChunkRows:
@@ -294,13 +317,18 @@ def column_names(count: int) -> tuple[str, ...]:
 
 
 def unique_names(header: list[str]) -> list[str]:
-    """The header as keys: empty names become ``colN``, repeated ones get ``_2``, ``_3`` .."""
+    """The header as keys: empty names become ``colN``, repeated ones get ``_2``, ``_3`` ..
+    (linear in the columns: each base name remembers the next suffix to try)."""
     names: list[str] = []
+    taken: set[str] = set()
+    next_suffix: dict[str, int] = {}
     for number, name in enumerate(header, 1):
         base = name or f"col{number}"
-        candidate, suffix = base, 2
-        while candidate in names:
+        candidate, suffix = base, next_suffix.get(base, 2)
+        while candidate in taken:
             candidate, suffix = f"{base}_{suffix}", suffix + 1
+        next_suffix[base] = suffix
+        taken.add(candidate)
         names.append(candidate)
     return names
 
@@ -415,7 +443,8 @@ class Schema:
         return cls(parsed, bool(document.get("extra_columns", False)))
 
     def check_header(self, names: list[str], uri: str) -> None:
-        missing = [c.name for c in self.columns.values() if c.required and c.name not in names]
+        present = set(names)
+        missing = [c.name for c in self.columns.values() if c.required and c.name not in present]
         if missing:
             raise ChunkInvalid(f"{uri}: header lacks required column(s) {', '.join(missing)}")
         unknown = [name for name in names if name not in self.columns]

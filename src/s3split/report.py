@@ -1,7 +1,9 @@
 """The run's report: every source record accounted for exactly once.
 
 ``source_rows = rows_ok + rows_rejected + rows_in_failed_chunks``, where a chunk
-without a success status counts as failed with all of its rows.
+without a success status counts as failed with all of its rows. A run succeeds only when
+that holds and both its failed chunks and its rejected rows are within ``tolerate``
+(a count N: at most N failed chunks and N rejected rows; P%: at most P% of each).
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -26,14 +28,16 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
     rows_rejected = sum(s["rows_rejected"] for s in ok)
     rows_failed = sum(f["rows"] for f in failed)
     durations = [s["duration_s"] for s in ok]
-    succeeded = within_tolerance(len(failed), manifest.count, spec.tolerate)
+    accounted = rows_ok + rows_rejected + rows_failed == manifest.rows
+    chunks_tolerated = within_tolerance(len(failed), manifest.count, spec.tolerate)
+    rejects_tolerated = within_tolerance(rows_rejected, manifest.rows, spec.tolerate)
     return {
         "run_id": spec.run_id,
         "source": spec.source,
         "source_etag": manifest.source.etag,
         "location": spec.location,
         "processor": spec.processor,
-        "succeeded": succeeded,
+        "succeeded": accounted and chunks_tolerated and rejects_tolerated,
         "chunks": manifest.count,
         "chunks_ok": len(ok),
         "chunks_failed": len(failed),
@@ -42,7 +46,7 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
         "rows_ok": rows_ok,
         "rows_rejected": rows_rejected,
         "rows_in_failed_chunks": rows_failed,
-        "accounted": rows_ok + rows_rejected + rows_failed == manifest.rows,
+        "accounted": accounted,
         "bytes": manifest.source.size,
         "duration_s": {"sum": round(sum(durations), 3), "max": max(durations, default=0.0)},
         "failed": failed[:MAX_LISTED],

@@ -23,6 +23,7 @@ from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput
 from s3split.runspec import RunSpec
 from s3split.sizes import parse_size
+from s3split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
@@ -40,6 +41,11 @@ class ManualStart(_Strict):
     wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
     processor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     tolerate: str | None = None
+    chunk_rows: int | None = Field(default=None, ge=1)
+    header: bool = True
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    strict: bool = False
 
 
 class BatchStart(_Strict):
@@ -116,6 +122,8 @@ def parse_event(event: Any, model: type[M]) -> M:
 
 def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
     _check_allowed(start.source, deployment)
+    if start.chunk_rows is not None and start.chunk_size is not None:
+        raise InvalidInput("invalid execution input: give chunk_size or chunk_rows, not both")
     location = start.run or default_location(start.source, deployment)
     _check_location(location, deployment)
     tolerate = start.tolerate or deployment.tolerate
@@ -129,7 +137,13 @@ def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
         wait_seconds=deployment.wait_seconds if start.wait_seconds is None else start.wait_seconds,
         processor=start.processor or deployment.processor,
         tolerate=tolerate,
+        chunk_rows=start.chunk_rows,
+        header=start.header,
+        delimiter=start.delimiter,
+        quotechar=start.quotechar,
+        strict=start.strict,
     )
+    validate_settings(spec.split_settings)
     return {"mode": "run", "run": spec.to_dict()}
 
 

@@ -28,6 +28,11 @@ class RunOptions:
     processor: str | None = None
     tolerate: str | None = None
     resume: str | None = None
+    chunk_rows: int | None = None
+    header: bool | None = None
+    delimiter: str | None = None
+    quotechar: str | None = None
+    strict: bool | None = None
 
 
 def _absolute(uri: str) -> str:
@@ -44,7 +49,9 @@ def start_input(options: RunOptions) -> tuple[dict[str, Any], str]:
     location = _absolute(options.out or default_location(source, Deployment("s3split-out")))
     overrides = {"chunk_size": options.chunk_size, "lanes": options.lanes,
                  "wait_seconds": options.wait_seconds, "processor": options.processor,
-                 "tolerate": options.tolerate}
+                 "tolerate": options.tolerate, "chunk_rows": options.chunk_rows,
+                 "header": options.header, "delimiter": options.delimiter,
+                 "quotechar": options.quotechar, "strict": options.strict}
     given = {key: value for key, value in overrides.items() if value is not None}
     return {"source": source, "run": location} | given, location
 

@@ -24,6 +24,12 @@ class RunSpec:
     wait_seconds: int
     processor: str
     tolerate: str
+    # How to read the source (as `s3split split` takes them); chunk_rows replaces chunk_size.
+    chunk_rows: int | None = None
+    header: bool = True
+    delimiter: str = ","
+    quotechar: str = '"'
+    strict: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +40,10 @@ class RunSpec:
 
     @property
     def split_settings(self) -> SplitSettings:
-        return SplitSettings(chunk_size=self.chunk_size)
+        return SplitSettings(chunk_size=None if self.chunk_rows else self.chunk_size,
+                             chunk_rows=self.chunk_rows, header=self.header,
+                             delimiter=self.delimiter, quotechar=self.quotechar,
+                             strict=self.strict)
 
     @property
     def chunks(self) -> str:

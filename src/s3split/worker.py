@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from s3split.errors import ChunkInvalid, InvalidInput
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput
 from s3split.manifest import ChunkEntry, Manifest
 from s3split.processors import ChunkJob, Processor, ProcessResult
 from s3split.runspec import RunSpec
@@ -67,12 +67,18 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
         quotechar=manifest.settings.quotechar,
         run_id=spec.run_id,
         manifest_etag=manifest.source.etag or "",
+        rows=entry.rows,
+        bytes=entry.bytes,
     )
     started = time.monotonic()
     try:
         result = processor(job, storage)
-    except ChunkInvalid as exc:
-        _write_failure(spec, entry, manifest, storage, "ChunkInvalid", str(exc), attempt)
+        if result.rows_in != entry.rows:  # a processor that did not read every record
+            raise ChunkMisaligned(
+                f"{entry.uri}: chunk {index} should hold {entry.rows} records (manifest) but "
+                f"the processor read {result.rows_in}")
+    except (ChunkInvalid, ChunkMisaligned) as exc:
+        _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
     status = _base(spec, entry, manifest, attempt) | _result_fields(result) | {
         "state": OK,

@@ -35,6 +35,7 @@ class Case:
     rows: int | None = None  # records in the source; None: no report.json may be written
     rejected: list[tuple[int, int]] = field(default_factory=list)  # (chunk, source line)
     failed: list[tuple[int, int]] = field(default_factory=list)  # (chunk, its source line)
+    options: dict[str, Any] = field(default_factory=dict)  # execution input fields / CLI options
 
 
 CASES = [
@@ -44,9 +45,26 @@ CASES = [
     Case("header only", b"id,name\r\n", report={"chunks": 0, "source_rows": 0}, rows=0),
     Case("unterminated quote", b'id,name\n1,"open\n2,b\n', "UnterminatedQuote",
          ["unterminated quoted field", "byte 10 (line 2)"]),
-    Case("ragged rows", b"id,name\n1,a\n2\n3,b,c\n4,d\n",
-         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": True},
+    Case("ragged rows", b"id,name\n1,a\n2\n3,b,c\n4,d\n", "ToleratedFailuresExceeded",
+         ["2 of 4 rows were rejected"],
+         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": False},
          rows=4, rejected=[(0, 3), (0, 4)]),
+    Case("ragged rows, tolerated", b"id,name\n1,a\n2\n3,b,c\n4,d\n",
+         report={"source_rows": 4, "rows_ok": 2, "rows_rejected": 2, "succeeded": True},
+         rows=4, rejected=[(0, 3), (0, 4)], options={"tolerate": "50%"}),
+    Case("every row rejected", b"id,name\n1\n2\n", "ToleratedFailuresExceeded",
+         ["2 of 2 rows were rejected"], report={"rows_ok": 0, "succeeded": False}, rows=2,
+         rejected=[(0, 2), (0, 3)], options={"tolerate": "1"}),
+    Case("quotes inside unquoted fields (heights)",
+         b'name,height\nann,5\'10"\nbob,6\'1"\n"cy, jr",5\'2"\n',
+         report={"source_rows": 3, "rows_ok": 3, "succeeded": True}, rows=3),
+    Case("text after a closing quote", b'id,v\n1,"a"b\n2,"c"d"e\n',
+         report={"source_rows": 2, "rows_ok": 2}, rows=2),
+    Case("bare CR line ends (classic Mac)", b"id,v\r1,a\r2,b\r3,c\r",
+         report={"source_rows": 3, "rows_ok": 3, "chunks": 1}, rows=3),
+    Case("quotes inside unquoted fields, --strict", b'name,height\nann,5\'10"\n',
+         "MalformedCsv", ["quote in an unquoted field at byte 20 (line 2)"],
+         options={"strict": True}),
     Case("invalid UTF-8", b"id,name\n1,caf\xe9\n", "ToleratedFailuresExceeded",
          ["invalid UTF-8", "line 2"], report={"chunks_failed": 1, "rows_in_failed_chunks": 1},
          rows=1, failed=[(0, 2)]),
@@ -110,7 +128,7 @@ def test_through_the_state_machine(case: Case, engine: LocalEngine, tmp_path: Pa
     source = _write(case, tmp_path / "in")
     location = tmp_path / "run"
     outcome = engine.wait(engine.start({"source": str(source), "run": str(location),
-                                        "chunk_size": 100}), timeout_s=120)
+                                        "chunk_size": 100, **case.options}), timeout_s=120)
     check(case, outcome, _report(location))
     check_accounted(case, location)
 
@@ -118,8 +136,10 @@ def test_through_the_state_machine(case: Case, engine: LocalEngine, tmp_path: Pa
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_through_the_cli(case: Case, tmp_path: Path) -> None:
     source = _write(case, tmp_path / "in")
-    done = subprocess.run([S3SPLIT, "run", str(source), "--out", "run", "--chunk-size", "100"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    flags = [f"--{name}" if value is True else f"--{name}={value}"
+             for name, value in case.options.items()]
+    done = subprocess.run([S3SPLIT, "run", str(source), "--out", "run", "--chunk-size", "100",
+                           *flags], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     report = _report(tmp_path / "run")
     assert done.returncode == (0 if case.error is None else 1), done.stderr
     shown = done.stdout + done.stderr

@@ -10,6 +10,7 @@ import random
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3split.errors import ChunkInvalid, InvalidOption
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
 from s3split.processors import (
     BACKOFF_BASE,
     BACKOFF_CAP,
@@ -55,6 +56,7 @@ def make_job(
     source_line: int = 2,
     delimiter: str = ",",
     index: int = 3,
+    rows: int = -1,
 ) -> ChunkJob:
     data = content.encode() if isinstance(content, str) else content
     chunk = tmp_path / "chunks" / f"part-{index:05d}.csv"
@@ -71,6 +73,8 @@ def make_job(
         quotechar='"',
         run_id="run-1",
         manifest_etag="",
+        rows=rows,
+        bytes=len(data),
     )
 
 
@@ -242,7 +246,8 @@ def test_binary_chunk_is_chunk_invalid(tmp_path: Path) -> None:
 
 def test_csv_error_is_chunk_invalid_with_line(tmp_path: Path) -> None:
     huge = "x" * (csv.field_size_limit() + 1)
-    job = make_job(tmp_path, f"a,b\n1,2\n3,{huge}\n", source_line=2)
+    # A chunk claiming to be small: a field longer than the chunk is not a CSV the split wrote.
+    job = replace(make_job(tmp_path, f"a,b\n1,2\n3,{huge}\n", source_line=2), bytes=0)
     with pytest.raises(ChunkInvalid, match=r"unreadable CSV at source line 3: field larger"):
         run("jsonl", job)
 
@@ -461,3 +466,47 @@ def test_backoff_is_jittered_and_capped() -> None:
         waits = [backoff(attempt) for _ in range(50)]
         assert all(0 <= w <= limit for w in waits)
         assert len(set(waits)) > 1
+
+
+# -- the parser agrees with the split, whatever the shape ------------------------------------
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+def test_a_chunk_with_other_records_than_the_manifest_writes_nothing(tmp_path: Path,
+                                                                      rows: int) -> None:
+    """The manifest says 2 records; the parser finds 1 or 3: ChunkMisaligned, no output."""
+    job = make_job(tmp_path, 'a,b\n1,2\n3,4\n5,6\n' if rows == 3 else 'a,b\n"1\n2",x\n', rows=2)
+    processor = get_processor("jsonl", JSONL)
+    with pytest.raises(ChunkMisaligned, match=r"chunk 3 should hold 2 records \(manifest\) "
+                                              rf"but the CSV parser finds (more than 2|{rows})"):
+        processor(job, Storage())
+    assert not os.path.exists(job.output_uri)
+
+
+def test_records_end_where_csv_reader_ends_them(tmp_path: Path) -> None:
+    """Bare CRs end records, quotes in unquoted fields are data, as the splitter counts."""
+    job = make_job(tmp_path, 'h,x\r5\'10",a\r"q\rq"z,b\r\n', rows=2)
+    result = get_processor("jsonl", JSONL)(job, Storage())
+    assert read_jsonl(job.output_uri) == [{"h": "5'10\"", "x": "a"}, {"h": "q\rqz", "x": "b"}]
+    assert (result.rows_in, result.rows_out) == (2, 2)
+
+
+def test_a_field_larger_than_csvs_default_limit(tmp_path: Path) -> None:
+    big = "x" * (1024 * 1024)
+    job = make_job(tmp_path, f'id,text\n1,"{big}"\n', rows=1)
+    get_processor("jsonl", JSONL)(job, Storage())
+    assert read_jsonl(job.output_uri) == [{"id": "1", "text": big}]
+
+
+def test_a_header_of_100k_columns(tmp_path: Path) -> None:
+    names = [f"c{i % 50_000}" for i in range(100_000)]  # every name twice
+    job = make_job(tmp_path, ",".join(names) + "\n" + ",".join("1" * 100_000) + "\n", rows=1)
+    get_processor("jsonl", JSONL)(job, Storage())
+    [record] = read_jsonl(job.output_uri)
+    assert len(record) == 100_000
+    assert record["c0"] == record["c0_2"] == "1"
+
+
+def test_unique_names_keeps_every_name_distinct() -> None:
+    assert unique_names(["a", "a", "a_2", "a", "", ""]) == ["a", "a_2", "a_2_2", "a_3", "col5",
+                                                           "col6"]
