@@ -10,10 +10,13 @@ from typing import Any
 import click
 
 from s3split.config import MAX_LANES
+from s3split.destguard import check_source
+from s3split.destlock import holding
 from s3split.errors import InvalidOption, S3SplitError
 from s3split.manifest import SplitSettings
 from s3split.sizes import format_size, parse_size
 from s3split.splitter import split as split_source
+from s3split.splitter import validate_settings
 from s3split.storage import Storage, is_compressed
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
@@ -80,7 +83,9 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
     Every chunk starts with the source's header and holds whole records: quoted
     fields may contain delimiters, doubled quotes and newlines. A chunk closes at
     the first record end at or after --chunk-size, or after --chunk-rows records.
-    .gz and .zst sources are decompressed on the fly.
+    .gz and .zst sources are decompressed on the fly. One split per DEST at a
+    time (DEST/.split.lock); files in DEST that no split wrote are never touched,
+    and a SOURCE named like a part of DEST is refused.
     """
     try:
         if chunk_size is not None and chunk_rows is not None:
@@ -96,7 +101,10 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         storage = Storage()
         started = time.perf_counter()
         size = storage.stat(source).size
-        with _progress(0 if is_compressed(source) else size, "splitting") as advance:
+        validate_settings(settings)  # (split checks both again) before the lock creates DEST
+        check_source(source, dest)
+        with holding(dest, storage), \
+                _progress(0 if is_compressed(source) else size, "splitting") as advance:
             result = split_source(source, dest, settings, storage, on_progress=advance)
         seconds = time.perf_counter() - started
     except S3SplitError as exc:

@@ -70,3 +70,12 @@ class RunTakenOver(S3SplitError):
 class ChunkInProgress(TransientError):
     """Another attempt at the chunk holds its idempotency record: retried until that attempt
     ends or its time limit passes (a Retry of its own, longer than the worker's timeout)."""
+
+
+class SourceInDestination(S3SplitError):
+    """The source is a file the split writes or deletes in its destination (a part, the
+    manifest, a progress or lock file): splitting would overwrite or delete it."""
+
+
+class SplitInProgress(S3SplitError):
+    """Another ``s3split split`` holds the destination's lock and is still running."""

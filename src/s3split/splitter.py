@@ -8,7 +8,6 @@ continues from there, and the chunks are the same as in one pass.
 """
 
 import itertools
-import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -17,6 +16,13 @@ from typing import IO
 
 import numpy as np
 
+from s3split.destguard import (
+    check_source,
+    clear_progress,
+    record_previous,
+    remove_leftovers,
+    remove_temporaries,
+)
 from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
 from s3split.manifest import (
     MANIFEST_NAME,
@@ -35,7 +41,6 @@ HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
-_PART = re.compile(r"part-(\d+)\.csv")
 
 
 @dataclass(frozen=True)
@@ -62,13 +67,20 @@ def split(
     on_progress: Callable[[int], None] = lambda n: None,
     block_size: int = BLOCK,
 ) -> SplitResult:
-    """Split ``source`` into ``dest`` (see module docstring)."""
+    """Split ``source`` into ``dest`` (see module docstring).
+
+    Only one split of ``dest`` may run at a time: the caller ensures it (``s3split split``
+    holds ``destlock``, the pipeline the run lock). What ``dest`` held that no split wrote
+    is never touched (``destguard``).
+    """
     validate_settings(settings)
+    check_source(source, dest)
     storage.check_directory(dest)
     info = storage.stat(source)
     if resume is not None:
         _check_same_source(info, resume)
-    else:
+    remove_temporaries(storage, dest)
+    if resume is None:
         _clear_previous(storage, dest)
     run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     return run.run(resume)
@@ -93,10 +105,12 @@ def _check_same_source(info: ObjectInfo, token: ResumeToken) -> None:
 
 
 def _clear_previous(storage: Storage, dest: str) -> None:
-    """A fresh split first removes the old manifest, so nothing looks complete meanwhile."""
+    """A fresh split first notes the parts earlier splits left (the finished split deletes
+    the ones it did not rewrite), then removes the old manifest, so nothing looks complete
+    meanwhile."""
+    record_previous(storage, dest)
     storage.delete(join(dest, MANIFEST_NAME))
-    for name in storage.list(join(dest, PROGRESS_DIR)):
-        storage.delete(join(dest, PROGRESS_DIR, name))
+    clear_progress(storage, dest)
 
 
 class _Split:
@@ -384,15 +398,10 @@ class _Split:
                 for e in self.storage.read_json(join(progress, name))]
 
     def _remove_leftovers(self, count: int) -> None:
-        """Progress segments and parts of an earlier, longer split of the same dest."""
-        progress = join(self.dest, PROGRESS_DIR)
-        for name in self.storage.list(progress):
-            self.storage.delete(join(progress, name))
-        self.storage.remove_empty_directory(progress)
-        for name in self.storage.list(self.dest):
-            match = _PART.fullmatch(name)
-            if match and int(match.group(1)) >= count:
-                self.storage.delete(join(self.dest, name))
+        """Progress segments, and the parts earlier splits of this dest listed beyond ``count``."""
+        clear_progress(self.storage, self.dest)
+        self.storage.remove_empty_directory(join(self.dest, PROGRESS_DIR))
+        remove_leftovers(self.storage, self.dest, self.source, count)
 
 
 def _blocks(f: IO[bytes], size: int) -> Iterator[bytes]:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +162,102 @@ def test_destination_that_is_a_file(tmp_path: Path) -> None:
           f"destination {tmp_path / 'afile'} is not a directory")
     fails(cli("split", write(tmp_path, b"a\n1\n"), tmp_path / "afile" / "sub"),
           f"destination {tmp_path / 'afile' / 'sub'} is not a directory")
+
+
+# -- the destination: never touch what the split did not write; one split at a time -------------
+
+
+def files_in(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+@pytest.mark.parametrize("name", ["part-00000.csv", "part-00007.csv"])
+def test_a_source_that_is_a_part_of_dest_is_refused(tmp_path: Path, name: str) -> None:
+    dest = tmp_path / "d"
+    assert cli("split", write(tmp_path, make_csv(ROWS)), dest, "--chunk-rows", "1").returncode == 0
+    source = dest / name
+    before = files_in(dest)
+    fails(cli("split", source, dest, "--chunk-rows", "3"),
+          f"source {source} has a name the split writes in its destination {dest}: splitting "
+          f"would overwrite or delete it; move the source out of {dest} or split into another "
+          "destination")
+    assert files_in(dest) == before
+
+
+def test_a_source_elsewhere_in_dest_survives_a_resplit(tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+    dest.mkdir()
+    data = make_csv(ROWS)
+    source = write(dest, data, "data.csv")
+    (dest / "part-00099.csv").write_bytes(b"the user's own\n")
+    assert cli("split", source, dest, "--chunk-rows", "1").returncode == 0
+    done = cli("split", source, dest, "--chunk-rows", "4")
+    assert done.returncode == 0, done.stderr
+    assert source.read_bytes() == data
+    assert sorted(files_in(dest)) == ["data.csv", "manifest.json", "part-00000.csv",
+                                      "part-00001.csv", "part-00002.csv", "part-00099.csv"]
+    check_rows(check_split(data, *read_split(str(dest))), 4)
+
+
+def test_a_split_into_a_held_destination_is_refused(tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+    dest.mkdir()
+    holder = {"lease": "l", "pid": os.getpid(), "host": socket.gethostname(), "since": "t0"}
+    (dest / ".split.lock").write_text(json.dumps(holder))
+    fails(cli("split", write(tmp_path, make_csv(ROWS)), dest),
+          f"destination {dest} is in use by another split, process {os.getpid()} on "
+          f"{socket.gethostname()} (since t0), which holds {dest / '.split.lock'}; wait for it "
+          f"to end, or delete {dest / '.split.lock'} once that process is gone")
+    assert files_in(dest) == {".split.lock": json.dumps(holder).encode()}
+
+
+def test_a_lock_left_by_a_dead_split_is_taken_over(tmp_path: Path) -> None:
+    dest = tmp_path / "d"
+    dest.mkdir()
+    holder = {"lease": "l", "pid": dead_pid(), "host": socket.gethostname(), "since": "t0"}
+    (dest / ".split.lock").write_text(json.dumps(holder))
+    (dest / ".part-00004.csv.x1y2z3w4.tmp").write_bytes(b"half a chunk")
+    done = cli("split", write(tmp_path, make_csv(ROWS)), dest, "--chunk-rows", "4")
+    assert done.returncode == 0, done.stderr
+    assert sorted(files_in(dest)) == ["manifest.json", "part-00000.csv", "part-00001.csv",
+                                      "part-00002.csv"]
+
+
+def test_two_split_processes_into_one_destination(tmp_path: Path) -> None:
+    """The second split runs while the first holds DEST (stopped with SIGSTOP while it
+    writes its chunks): it is refused, and the first one's manifest describes its chunks."""
+    dest = tmp_path / "d"
+    first = make_csv([["id", "v"], *([str(i), "x" * 20] for i in range(1500))])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    proc = subprocess.Popen([str(S3SPLIT), "split", str(write(tmp_path, first, "first.csv")),
+                             str(dest), "--chunk-rows", "1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while not (dest / ".split.lock").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "never held the lock"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGSTOP)
+        second = cli("split", write(tmp_path, make_csv(ROWS), "second.csv"), dest,
+                     "--chunk-rows", "2")
+    finally:
+        proc.send_signal(signal.SIGCONT)
+        _, err = proc.communicate(timeout=120)
+    assert second.returncode == 1
+    assert second.stderr.startswith(f"s3split: error: destination {dest} is in use by another "
+                                    f"split, process {proc.pid} on "), second.stderr
+    assert proc.returncode == 0, err
+    manifest, chunks = read_split(str(dest))
+    check_rows(check_split(first, manifest, chunks), 1)
+    assert sorted(files_in(dest)) == ["manifest.json",
+                                      *(f"part-{i:05d}.csv" for i in range(1500))]
 
 
 # -- help -----------------------------------------------------------------------------------------

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,7 +18,8 @@ from moto import mock_aws
 
 from conftest import check_sizes, check_split, read_split
 from s3split import storage as storage_module
-from s3split.errors import SourceChanged, SourceNotFound
+from s3split.destlock import acquire, holding
+from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
 from s3split.manifest import ResumeToken, SplitSettings
 from s3split.splitter import split
 from s3split.storage import Storage
@@ -296,5 +301,66 @@ def test_manifest_write_failure_leaves_no_manifest(s3: Any) -> None:
         split(uri("in/s.csv"), uri("out/s"), SplitSettings(chunk_size=300), Storage(s3))
     names = keys(s3, "out/s/")
     assert "manifest.json" not in names
+    names.remove(".leftovers.json")  # the earlier split's parts, noted for the next split
     assert names and all(n.startswith("part-") for n in names)
     assert pending_uploads(s3) == []
+
+
+# -- the destination: never touch what the split did not write; one split at a time -------------
+
+
+def objects(client: Any, prefix: str) -> dict[str, bytes]:
+    return {name: client.get_object(Bucket=BUCKET, Key=prefix + name)["Body"].read()
+            for name in keys(client, prefix)}
+
+
+@pytest.mark.parametrize(("dest", "key"), [
+    ("out/d", "out/d/part-00000.csv"), ("out/d/", "out/d/part-00003.csv"),
+    ("out/d", "out/d/manifest.json"), ("out/d", "out/d/_split/segment-00000.json"),
+    ("", "part-00001.csv")])
+def test_an_s3_source_that_is_the_splits_own_object_is_refused(s3: Any, dest: str,
+                                                               key: str) -> None:
+    dest_uri = f"s3://{BUCKET}/{dest}" if dest else f"s3://{BUCKET}"
+    s3.put_object(Bucket=BUCKET, Key="in/s.csv", Body=small_source(40))
+    split(uri("in/s.csv"), dest_uri, SplitSettings(chunk_size=200), Storage(s3))
+    s3.put_object(Bucket=BUCKET, Key=key, Body=small_source(3))
+    prefix = dest.rstrip("/") + "/" if dest else ""
+    before = objects(s3, prefix)
+    with pytest.raises(SourceInDestination, match=f"^source {uri(key)} has a name the split "
+                                                  f"writes in its destination {dest_uri}: "):
+        split(uri(key), dest_uri, SplitSettings(chunk_size=100), Storage(s3))
+    assert objects(s3, prefix) == before
+
+
+def test_s3_leftovers_come_from_the_previous_manifest_only(s3: Any) -> None:
+    data = small_source(40)
+    s3.put_object(Bucket=BUCKET, Key="out/d/data.csv", Body=data)
+    s3.put_object(Bucket=BUCKET, Key="out/d/part-00099.csv", Body=b"mine\n")
+    s3.put_object(Bucket=BUCKET, Key="out/d-other/part-00005.csv", Body=b"other\n")
+    storage = Storage(s3)
+    first = split(uri("out/d/data.csv"), uri("out/d"), SplitSettings(chunk_size=200), storage)
+    assert first.manifest is not None and first.manifest.count > 3
+    second = split(uri("out/d/data.csv"), uri("out/d/"), SplitSettings(chunk_size=1000), storage)
+    assert second.manifest is not None and second.manifest.count < first.manifest.count
+    names = [f"part-{i:05d}.csv" for i in range(second.manifest.count)]
+    assert keys(s3, "out/d/") == ["data.csv", "manifest.json", *names, "part-00099.csv"]
+    assert objects(s3, "out/d/")["data.csv"] == data
+    assert objects(s3, "out/d-other/") == {"part-00005.csv": b"other\n"}
+    check_split(data, *read_split(uri("out/d"), storage))
+
+
+def test_one_split_holds_an_s3_destination(s3: Any) -> None:
+    storage = Storage(s3)
+    with holding(uri("out/l"), storage):
+        assert keys(s3, "out/l/") == [".split.lock"]
+        with pytest.raises(SplitInProgress, match=f"^destination {uri('out/l')} is in use by "
+                                                  f"another split, process {os.getpid()} on "):
+            acquire(uri("out/l"), storage)
+    assert keys(s3, "out/l/") == []
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    stale = {"lease": "old", "pid": child.pid, "host": socket.gethostname(), "since": "t"}
+    s3.put_object(Bucket=BUCKET, Key="out/l/.split.lock", Body=json.dumps(stale).encode())
+    with holding(uri("out/l"), storage) as holder:
+        assert json.loads(objects(s3, "out/l/")[".split.lock"])["lease"] == holder.lease
+    assert keys(s3, "out/l/") == []

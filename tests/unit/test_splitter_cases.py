@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,11 @@ def test_unterminated_quote_leaves_no_manifest_and_no_temporaries(tmp_path: Path
         split(source_file(tmp_path, bad), str(tmp_path / "out"), ROWS, Storage(), block_size=4)
     names = local_parts(tmp_path / "out")
     assert "manifest.json" not in names
-    assert not [n for n in names if n.endswith(".tmp") or n.startswith(".")]
+    assert not [n for n in names if n.endswith(".tmp")]
+    # the one hidden file is the note of the earlier split's parts, for the next split
+    assert [n for n in names if n.startswith(".")] == [".leftovers.json"]
+    assert json.loads((tmp_path / "out" / ".leftovers.json").read_bytes()) == {
+        "parts": ["part-00000.csv", "part-00001.csv", "part-00002.csv"]}
 
 
 def test_failed_split_keeps_only_complete_chunks(tmp_path: Path) -> None:
