@@ -26,6 +26,10 @@ class Deployment:
     event_budget: int = 20_000
     # Set by the local engine: the process whose life a run's lock is tied to.
     engine_pid: int | None = None
+    # Set by the local engine only (``s3split run --out``): a start input may name its run
+    # location. A deployment on AWS never sets it: there a run's location is derived from its
+    # source under ``work_location``, and an input naming one is refused.
+    run_from_input: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -42,6 +46,7 @@ class Deployment:
             tolerate=env.get("S3SPLIT_TOLERATE", defaults.tolerate),
             event_budget=int(env.get("S3SPLIT_EVENT_BUDGET", defaults.event_budget)),
             engine_pid=int(env["S3SPLIT_ENGINE_PID"]) if env.get("S3SPLIT_ENGINE_PID") else None,
+            run_from_input=env.get("S3SPLIT_RUN_FROM_INPUT", "") == "1",
         )
 
 

@@ -7,39 +7,54 @@
 - our own continue-as-new ``{"continue": {...}}``
 
 Every source and run location is checked against the deployment's allowed
-buckets: an event can pick neither code to run nor a bucket to touch.
+buckets: an event can pick neither code to run nor a bucket to touch. The input is
+untrusted: types are checked, not coerced (``true`` is not a number), unknown fields are
+refused, and a run's location is derived from its source under the work location
+(``default_location``), never taken from the input, except on the local engine
+(``Deployment.run_from_input``: ``s3split run --out`` on the user's own machine).
 """
 
 import hashlib
 import os
 import re
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from s3split.config import MAX_LANES, Deployment, parse_tolerance
-from s3split.errors import BucketNotAllowed, InvalidInput
-from s3split.runspec import RunSpec
+from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
+from s3split.runspec import MAX_WAIT_SECONDS, PROCESSOR_NAME, RunSpec, validation_problems
 from s3split.sizes import parse_size
 from s3split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
+# A run location's path component longer than this (UTF-8 bytes) is hashed: file systems
+# refuse longer names.
+MAX_COMPONENT_BYTES = 255
+# A run's path under the work location longer than this keeps only its last component, under
+# a hash of the whole (an S3 key is at most 1,024 bytes and the run's own files go below it).
+MAX_RUN_PATH_BYTES = 512
+_HASHED_HEAD_BYTES = 200
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ManualStart(_Strict):
     source: str = Field(min_length=1)
-    run: str | None = None
-    chunk_size: str | int | None = None
+    run: str | None = Field(default=None, min_length=1)
+    chunk_size: Annotated[int, Field(ge=1)] | Annotated[str, Field(min_length=1)] | None = None
     lanes: int | None = Field(default=None, ge=1, le=MAX_LANES)
-    wait_seconds: int | None = Field(default=None, ge=0, le=86_400)
-    processor: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    wait_seconds: int | None = Field(default=None, ge=0, le=MAX_WAIT_SECONDS)
+    processor: str | None = Field(default=None, pattern=PROCESSOR_NAME)
     tolerate: str | None = None
     chunk_rows: int | None = Field(default=None, ge=1)
     header: bool = True
@@ -59,7 +74,7 @@ class ResumeStart(_Strict):
 class LaneState(_Strict):
     """A lane's iterator state; ``continue``/``more`` are the previous step's verdicts."""
 
-    index: int
+    index: int = Field(ge=-MAX_LANES)  # a lane starts one step before its first chunk
     step: int = Field(ge=1, le=MAX_LANES)
     count: int = Field(ge=0)
     budget: int = 0
@@ -99,9 +114,10 @@ def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str,
         return _resume(parse_event(event, ResumeStart), deployment, storage)
     if "continue" in event:
         cont = parse_event(event, ContinueStart).continue_
-        spec = RunSpec.from_dict(cont.run)
-        _check_allowed(spec.source, deployment)
-        _check_location(spec.location, deployment)
+        spec = RunSpec.from_dict(cont.run, "execution input", "continue.run")
+        _check_allowed(spec.source, deployment, "continue.run.source")
+        _check_location(spec.location, deployment, "continue.run.location")
+        _check_derived(spec, deployment, "execution input: continue.run.location")
         return {"mode": "continue", "run": spec.to_dict(), "lease": cont.lease,
                 "lanes": [lane.state() for lane in cont.lanes],
                 "generation": cont.generation}
@@ -116,26 +132,25 @@ def parse_event(event: Any, model: type[M]) -> M:
     try:
         return parse(event=event, model=model)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise InvalidInput(f"invalid execution input: {problems}") from None
+        raise InvalidInput(f"invalid execution input: {validation_problems(exc)}") from None
 
 
 def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
-    _check_allowed(start.source, deployment)
+    _check_allowed(start.source, deployment, "source")
     if start.chunk_rows is not None and start.chunk_size is not None:
         raise InvalidInput("invalid execution input: give chunk_size or chunk_rows, not both")
-    location = start.run or default_location(start.source, deployment)
-    _check_location(location, deployment)
-    tolerate = start.tolerate or deployment.tolerate
-    parse_tolerance(tolerate)
+    location = _run_location(start, deployment)
+    tolerate = deployment.tolerate if start.tolerate is None else start.tolerate
+    _option("tolerate", parse_tolerance, tolerate)
+    chunk_size = deployment.chunk_size if start.chunk_size is None else start.chunk_size
     spec = RunSpec(
         run_id=run_id(start.source),
         source=start.source,
         location=location,
-        chunk_size=parse_size(start.chunk_size or deployment.chunk_size),
-        lanes=start.lanes or deployment.lanes,
+        chunk_size=_option("chunk_size", parse_size, chunk_size),
+        lanes=deployment.lanes if start.lanes is None else start.lanes,
         wait_seconds=deployment.wait_seconds if start.wait_seconds is None else start.wait_seconds,
-        processor=start.processor or deployment.processor,
+        processor=deployment.processor if start.processor is None else start.processor,
         tolerate=tolerate,
         chunk_rows=start.chunk_rows,
         header=start.header,
@@ -143,12 +158,35 @@ def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
         quotechar=start.quotechar,
         strict=start.strict,
     )
-    validate_settings(spec.split_settings)
+    _option("delimiter", validate_settings, spec.split_settings)
     return {"mode": "run", "run": spec.to_dict()}
 
 
+def _run_location(start: ManualStart, deployment: Deployment) -> str:
+    """Derived from the source; named by the input only where the deployment allows it."""
+    if start.run is None:
+        location = default_location(start.source, deployment)
+    elif deployment.run_from_input:
+        location = start.run
+    else:
+        raise InvalidInput("invalid execution input: run: a run's location is derived from its "
+                           f"source under the work location {deployment.work_location}; an "
+                           "input cannot choose it")
+    _check_location(location, deployment, "run")
+    return location
+
+
+def _option(field: str, parse: Callable[[T], R], value: T) -> R:
+    """A value the models cannot check alone (a size, a tolerance), named as a field."""
+    try:
+        return parse(value)
+    except InvalidOption as exc:
+        raise InvalidInput(f"invalid execution input: {field}: {exc}") from None
+
+
 def _batch(start: BatchStart, deployment: Deployment, storage: Storage) -> dict[str, Any]:
-    _check_allowed(start.prefix, deployment)
+    _check_allowed(start.prefix, deployment, "prefix")
+    _check_batch_prefix(start.prefix, deployment)
     bucket, prefix = split_s3(start.prefix)
     pending = []
     for page in storage.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -162,28 +200,96 @@ def _batch(start: BatchStart, deployment: Deployment, storage: Storage) -> dict[
 
 def _completed(source: str, etag: str, deployment: Deployment, storage: Storage) -> bool:
     """A successful run of this version of the source (a new upload is pending again)."""
-    uri = join(default_location(source, deployment), "report.json")
+    try:
+        uri = join(default_location(source, deployment), "report.json")
+    except InvalidInput:
+        return False  # its own run then fails, naming the key
     if not storage.exists(uri):
         return False
     report = storage.read_json(uri)
     return bool(report.get("succeeded")) and report.get("source_etag") == etag
 
 
+def _check_batch_prefix(prefix: str, deployment: Deployment) -> None:
+    """A prefix that lists any of the work location would queue a run per chunk file."""
+    work = deployment.work_location
+    if not is_s3(work):
+        return
+    bucket, key = split_s3(prefix)
+    work_bucket, work_key = split_s3(work)
+    work_key = work_key.strip("/") + "/"
+    if bucket == work_bucket and (work_key == "/" or key.startswith(work_key)
+                                  or work_key.startswith(key)):
+        raise InvalidInput(f"invalid execution input: prefix: {prefix} overlaps the work "
+                           f"location {work}: a batch would start runs of the runs' own files")
+
+
 def _resume(start: ResumeStart, deployment: Deployment, storage: Storage) -> dict[str, Any]:
-    _check_location(start.resume, deployment)
+    """The run recorded in ``<resume>/run.json``, checked as strictly as a new start."""
+    _check_location(start.resume, deployment, "resume")
     spec_uri = join(start.resume, "run.json")
     if not storage.exists(spec_uri):
         raise InvalidInput(f"nothing to resume at {start.resume}: no run.json there")
-    spec = RunSpec.from_dict(storage.read_json(spec_uri))
-    _check_allowed(spec.source, deployment)
+    where = f"run settings in {spec_uri}"
+    spec = RunSpec.from_dict(_read_json(spec_uri, where, storage), where)
+    _check_allowed(spec.source, deployment, f"{spec_uri}: source")
+    if _normal(spec.location) != _normal(start.resume):
+        raise InvalidInput(f"invalid {where}: location: {spec.location} is not the location "
+                           f"being resumed ({start.resume})")
+    _check_derived(spec, deployment, f"{where}: location")
     return {"mode": "resume", "run": spec.to_dict()}
 
 
+def _read_json(uri: str, where: str, storage: Storage) -> Any:
+    try:
+        return storage.read_json(uri)
+    except ValueError as exc:  # not UTF-8 or not JSON
+        raise InvalidInput(f"invalid {where}: not a JSON document ({exc})") from None
+
+
 def default_location(source: str, deployment: Deployment) -> str:
-    """``<work>/<key>`` for S3 sources (keys are unique), ``<work>/<file name>`` locally."""
-    if is_s3(source):
-        return join(deployment.work_location, split_s3(source)[1])
-    return join(deployment.work_location, re.sub(r"(\.csv)?(\.gz|\.zst)?$", "", basename(source)))
+    """``<work>/<key>`` for an S3 source, ``<work>/<file name>`` for a local one.
+
+    Named the same way for both: by the source's own name, suffix kept (so ``x.csv`` and
+    ``x.csv.gz`` get runs of their own), made safe by ``run_name``.
+    """
+    return join(deployment.work_location, *run_name(source))
+
+
+def run_name(source: str) -> list[str]:
+    """The path components of the run of ``source`` under the work location.
+
+    An S3 key can hold anything, so a component that would climb out or collapse (``..``,
+    ``.``, empty: a leading, doubled or trailing ``/``) or that no path may hold (NUL, not
+    UTF-8) is refused; one longer than a file name may be is shortened with a hash of it.
+    """
+    name = split_s3(source)[1] if is_s3(source) else basename(source)
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        raise InvalidInput(f"invalid execution input: source: {source!r} is not valid "
+                           "UTF-8") from None
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or "\0" in part:
+            raise InvalidInput(f"invalid execution input: source: {source} has a path component "
+                               f"{part!r}: its run location would not be a plain path under "
+                               "the work location")
+    parts = [_fit(part) for part in parts]
+    if len("/".join(parts).encode()) > MAX_RUN_PATH_BYTES:
+        parts = [_digest(name), parts[-1]]
+    return parts
+
+
+def _fit(part: str) -> str:
+    data = part.encode()
+    if len(data) <= MAX_COMPONENT_BYTES:
+        return part
+    return f"{data[:_HASHED_HEAD_BYTES].decode(errors='ignore')}-{_digest(part)}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def run_id(source: str) -> str:
@@ -196,22 +302,43 @@ def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def _check_allowed(uri: str, deployment: Deployment) -> None:
+def _check_allowed(uri: str, deployment: Deployment, field: str) -> None:
     if is_s3(uri):
         bucket = split_s3(uri)[0]
         if bucket not in deployment.allowed_buckets:
             allowed = ", ".join(sorted(deployment.allowed_buckets)) or "none"
-            raise BucketNotAllowed(f"bucket {bucket!r} of {uri} is not one this deployment may "
-                                   f"use (allowed: {allowed})")
+            raise BucketNotAllowed(f"{field}: bucket {bucket!r} of {uri} is not one this "
+                                   f"deployment may use (allowed: {allowed})")
     elif not deployment.allow_local:
-        raise BucketNotAllowed(f"{uri} is not an s3:// URI; local paths are only for the "
-                               "local engine")
+        raise BucketNotAllowed(f"{field}: {uri} is not an s3:// URI; local paths are only for "
+                               "the local engine")
 
 
-def _check_location(location: str, deployment: Deployment) -> None:
-    _check_allowed(location, deployment)
-    if is_s3(location) and not location.startswith(deployment.work_location.rstrip("/") + "/"):
-        raise BucketNotAllowed(f"run location {location} is outside the work location "
+def _check_location(location: str, deployment: Deployment, field: str) -> None:
+    """In an allowed bucket, a plain path, and strictly inside the work location (a local
+    location the local engine was given is the user's own choice)."""
+    _check_allowed(location, deployment, field)
+    key = split_s3(location)[1].rstrip("/") if is_s3(location) else location
+    refused = ("", ".", "..") if is_s3(location) else ("..",)
+    if "\0" in location or any(part in refused for part in key.split("/")):
+        raise InvalidInput(f"invalid execution input: {field}: run location {location!r} is not "
+                           "a plain path (empty, '.' or '..' components, or NUL)")
+    if deployment.run_from_input and not is_s3(location):
+        return
+    if not _normal(location).startswith(_normal(deployment.work_location).rstrip("/") + "/"):
+        raise BucketNotAllowed(f"{field}: run location {location} is outside the work location "
                                f"{deployment.work_location}")
-    if not is_s3(location) and ".." in os.path.normpath(location).split(os.sep)[1:]:
-        raise InvalidInput(f"run location {location} must not climb out with '..'")
+
+
+def _check_derived(spec: RunSpec, deployment: Deployment, field: str) -> None:
+    """A run recorded elsewhere than where its source's run belongs is not ours to touch."""
+    if deployment.run_from_input:
+        return
+    expected = default_location(spec.source, deployment)
+    if _normal(spec.location) != _normal(expected):
+        raise InvalidInput(f"invalid {field}: {spec.location} is not where this deployment "
+                           f"puts the run of {spec.source} ({expected})")
+
+
+def _normal(location: str) -> str:
+    return location.rstrip("/") if is_s3(location) else os.path.abspath(location)

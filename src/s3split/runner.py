@@ -60,7 +60,8 @@ def local_deployment(location: str, *uris: str) -> Deployment:
     """On one machine the user is the deployment: the buckets named on the command line."""
     buckets = frozenset(split_s3(uri)[0] for uri in (location, *uris) if is_s3(uri))
     work = location.rstrip("/").rsplit("/", 1)[0] if is_s3(location) else os.path.dirname(location)
-    return Deployment(work_location=work, allowed_buckets=buckets, allow_local=True)
+    return Deployment(work_location=work, allowed_buckets=buckets, allow_local=True,
+                      run_from_input=True)  # --out is the user's choice, as on the engine
 
 
 def run_pipeline(options: RunOptions, show_progress: bool = False,
@@ -87,7 +88,12 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
 def _recorded_source(location: str, storage: Storage) -> str | None:
     """The source of the run being resumed, so its bucket is allowed too."""
     spec_uri = join(location, "run.json")
-    return str(storage.read_json(spec_uri)["source"]) if storage.exists(spec_uri) else None
+    try:
+        spec = storage.read_json(spec_uri) if storage.exists(spec_uri) else None
+    except ValueError:
+        return None  # normalize() then names what is wrong with it
+    source = spec.get("source") if isinstance(spec, dict) else None
+    return source if isinstance(source, str) else None
 
 
 def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: int,

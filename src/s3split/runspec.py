@@ -10,8 +10,55 @@
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from s3split.config import MAX_LANES, parse_tolerance
+from s3split.errors import InvalidInput, InvalidOption
 from s3split.manifest import MANIFEST_NAME, SplitSettings
 from s3split.storage import join
+
+# A processor is picked by one of these names, never by a module path such as ``module:function``.
+PROCESSOR_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+RUN_ID = r"^[A-Za-z0-9_-]{1,128}$"
+MAX_WAIT_SECONDS = 86_400
+
+
+class RunSettings(BaseModel):
+    """The shape a RunSpec must have when it comes from outside (run.json, a continuation,
+    the state): strict types (``true`` is not a number), no unknown fields, numbers in range."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    run_id: str = Field(pattern=RUN_ID)
+    source: str = Field(min_length=1)
+    location: str = Field(min_length=1)
+    chunk_size: int = Field(ge=1)
+    lanes: int = Field(ge=1, le=MAX_LANES)
+    wait_seconds: int = Field(ge=0, le=MAX_WAIT_SECONDS)
+    processor: str = Field(pattern=PROCESSOR_NAME)
+    tolerate: str
+    chunk_rows: int | None = Field(default=None, ge=1)
+    header: bool = True
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quotechar: str = Field(default='"', min_length=1, max_length=1)
+    strict: bool = False
+
+    @field_validator("tolerate")
+    @classmethod
+    def _tolerance(cls, value: str) -> str:
+        try:
+            parse_tolerance(value)
+        except InvalidOption as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+
+def validation_problems(exc: ValidationError, prefix: str = "") -> str:
+    """``field: what is wrong`` for each problem pydantic found, ``; ``-separated."""
+    def name(loc: tuple[int | str, ...]) -> str:
+        return ".".join(map(str, (prefix, *loc) if prefix else loc)) or "the document"
+
+    return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
 
 
 @dataclass(frozen=True)
@@ -35,8 +82,13 @@ class RunSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RunSpec":
-        return cls(**data)
+    def from_dict(cls, data: Any, where: str = "run settings", field: str = "") -> "RunSpec":
+        """Validated (see ``RunSettings``): InvalidInput naming ``where`` and each bad field."""
+        try:
+            settings = RunSettings.model_validate(data)
+        except ValidationError as exc:
+            raise InvalidInput(f"invalid {where}: {validation_problems(exc, field)}") from None
+        return cls(**settings.model_dump())
 
     @property
     def split_settings(self) -> SplitSettings:

@@ -29,7 +29,7 @@ def test_every_source_row_appears_exactly_once(tmp_path: Path) -> None:
     text = write_source(tmp_path / "big.csv", 500)
     done = run_cli("run", "big.csv", "--chunk-size", "4KiB", "--lanes", "2", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    out = tmp_path / "s3split-out" / "big"
+    out = tmp_path / "s3split-out" / "big.csv"
     source = list(csv.DictReader(io.StringIO(text, newline="")))
     assert local_results(out) == source
     report = json.loads((out / "report.json").read_text())
@@ -87,7 +87,7 @@ def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
 
     assert sorted(code for code, _, _ in done) == [0, 1], done
     (_, _, refused), = [d for d in done if d[0] == 1]
-    out = tmp_path / "s3split-out" / "data"
+    out = tmp_path / "s3split-out" / "data.csv"
     assert "RunInProgress" in refused and f"run location {out} is in use" in refused, refused
     assert local_results(out) == list(csv.DictReader(io.StringIO(text, newline="")))
     report = json.loads((out / "report.json").read_text())

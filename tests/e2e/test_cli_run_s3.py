@@ -36,3 +36,52 @@ def test_run_from_s3_to_s3(tmp_path: Path) -> None:
     assert rows == list(csv.DictReader(io.StringIO(text, newline="")))
     assert report["succeeded"] and report["chunks"] > 2
     assert not (tmp_path / "s3split-out").exists()  # nothing written locally
+
+
+def files_under(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_a_key_that_climbs_out_never_leaves_the_output_directory(tmp_path: Path) -> None:
+    """Today ``s3split run s3://b/in/../../../x/victim`` wrote into ``x/victim`` beside the
+    working directory and deleted the status and result files it found there."""
+    victim = tmp_path / "x" / "victim"
+    for folder, name in (("status", "part-00000.json"), ("results", "part-00000.jsonl")):
+        (victim / folder).mkdir(parents=True)
+        (victim / folder / name).write_text("not yours")
+    cwd = tmp_path / "w"
+    cwd.mkdir()
+    key = "in/../../../x/victim"
+    before = files_under(tmp_path)
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=key, Body=csv_text(20).encode())
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        done = subprocess.run([S3SPLIT, "run", f"s3://{BUCKET}/{key}", "--chunk-size", "2KiB"],
+                              cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done
+    assert done.stderr.startswith("s3split: error: ") and done.stderr.count("\n") == 1
+    assert "source" in done.stderr and "'..'" in done.stderr
+    assert files_under(tmp_path) == before  # nothing written or deleted anywhere
+
+
+def test_a_key_with_an_over_long_name_runs_under_the_output_directory(tmp_path: Path) -> None:
+    """A 300-byte key component would be too long for a local directory name: it is hashed."""
+    name = "n" * 296 + ".csv"
+    text = csv_text(20)
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key=f"in/{name}", Body=text.encode())
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        done = subprocess.run([S3SPLIT, "run", f"s3://{BUCKET}/in/{name}", "--chunk-size",
+                               "2KiB"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert done.returncode == 0, done.stderr
+    runs = list((tmp_path / "s3split-out" / "in").iterdir())
+    assert [len(p.name.encode()) <= 255 and p.name.startswith("nnn") for p in runs] == [True]
+    report = json.loads((runs[0] / "report.json").read_text())
+    assert report["succeeded"] and report["rows_ok"] == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s3split-out"]

@@ -19,7 +19,7 @@ def place(tmp_path: Path) -> tuple[Deployment, str, str]:
     source.write_text("id,name\n1,a\n")
     deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
                             engine_pid=os.getpid())
-    return deployment, str(source), str(tmp_path / "work" / "orders")
+    return deployment, str(source), str(tmp_path / "work" / "orders.csv")
 
 
 def alive(holder: Holder) -> bool:

@@ -346,6 +346,7 @@ def test_the_functions_environment_is_one_the_code_accepts(stack: Stack) -> None
         assert deployment.work_location == f"s3://{BUCKET}/runs"
         assert deployment.allowed_buckets == {BUCKET}
         assert not deployment.allow_local
+        assert not deployment.run_from_input  # an input never chooses where a run writes
         assert deployment.chunk_size == parse_size(stack.params["ChunkSize"])
         parse_tolerance(deployment.tolerate)
     worker = stack.function_env("WorkerFunction")

@@ -134,6 +134,7 @@ def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> d
     env |= {
         "S3SPLIT_WORK_LOCATION": work_location,
         "S3SPLIT_ALLOW_LOCAL": "1",
+        "S3SPLIT_RUN_FROM_INPUT": "1",  # `s3split run --out`: the user's own machine
         "S3SPLIT_ENGINE_PID": str(os.getpid()),  # run locks live as long as this process
         "POWERTOOLS_SERVICE_NAME": "s3split",
         "POWERTOOLS_METRICS_DISABLED": "true",
