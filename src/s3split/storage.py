@@ -135,7 +135,7 @@ class Storage:
     def open_source(self, info: ObjectInfo) -> IO[bytes]:
         """``open_read`` pinned to the version ``info`` describes, reconnects included.
 
-        S3: ``VersionId`` when the bucket is versioned, else ``If-Match`` with the ETag, so a
+        S3: ``VersionId`` when the bucket is versioned and ``If-Match`` with the ETag, so a
         read of any other version fails ``SourceChanged``. Local files cannot be pinned:
         ``check_unchanged`` finds a rewrite at the end.
         """
@@ -300,8 +300,9 @@ class _PinnedClient:
 
     def __init__(self, client: "S3Client", info: ObjectInfo) -> None:
         self._client, self._info = client, info
-        self._pin = ({"VersionId": info.version_id} if info.version_id
-                     else {"IfMatch": info.etag} if info.etag else {})
+        # Both when there are both: with versioning suspended, the "null" version is rewritten.
+        self._pin = ({"VersionId": info.version_id} if info.version_id else {}) | (
+            {"IfMatch": info.etag} if info.etag else {})
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -313,8 +314,11 @@ class _PinnedClient:
             code = exc.response.get("Error", {}).get("Code", "")
             if code not in _NOT_THAT_VERSION:
                 raise
-            what = (f"version {self._info.version_id} is gone" if self._info.version_id
-                    else f"it no longer has ETag {self._info.etag}")
+            version = self._info.version_id
+            if code in ("PreconditionFailed", "412"):
+                what = f"it no longer has ETag {self._info.etag}"
+            else:
+                what = f"version {version} is gone" if version else "it was deleted"
             at = f" {kwargs['Range']}" if kwargs.get("Range") else ""
             raise SourceChanged(
                 f"{self._info.uri} changed during the split: {what} (S3 answered {code} to "
