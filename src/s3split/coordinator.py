@@ -9,8 +9,9 @@ from dataclasses import replace
 from typing import Any
 
 from s3split.config import Deployment
+from s3split.errors import SourceChanged
 from s3split.iterator import first_lanes, lane
-from s3split.manifest import Manifest, ResumeToken
+from s3split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.report import build_report
 from s3split.runinput import normalize, short_hash
 from s3split.runlock import Alive, Holder, acquire, carry, release
@@ -31,6 +32,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     if mode == "batch":
         return planned
     spec = RunSpec.from_dict(planned["run"])
+    if mode == "resume":
+        check_resumable(spec, storage)  # before anything is touched
     if mode == "continue":
         carry(spec.location, planned["lease"], execution, storage)
         return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
@@ -72,13 +75,43 @@ def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployme
 
 
 def reusable_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
-    """An existing manifest of the same source version and settings, if there is one."""
-    if not storage.exists(spec.manifest):
+    """An existing manifest of the same source version and settings whose chunks are all
+    still there (a lifecycle rule expires chunks, not manifests), if there is one."""
+    manifest = _existing_manifest(spec, storage)
+    if manifest is None or manifest.settings != spec.split_settings:
         return None
-    manifest = Manifest.from_dict(storage.read_json(spec.manifest))
     info = storage.stat(spec.source)
     same_source = (manifest.source.etag, manifest.source.size) == (info.etag, info.size)
-    return manifest if same_source and manifest.settings == spec.split_settings else None
+    return manifest if same_source and _chunks_present(spec, manifest, storage) else None
+
+
+def check_resumable(spec: RunSpec, storage: Storage) -> None:
+    """A resume continues the results of the source version the run was split from; any
+    other version fails ``SourceChanged`` (a run without a manifest has no results yet)."""
+    manifest = _existing_manifest(spec, storage)
+    if manifest is None:
+        return
+    was, info = manifest.source, storage.stat(spec.source)
+    if (was.etag, was.size) != (info.etag, info.size):
+        raise SourceChanged(
+            f"{spec.source} changed since run {spec.location} was split (etag {was.etag} size "
+            f"{was.size} -> etag {info.etag} size {info.size}): its results are of the earlier "
+            f"version, so it cannot be resumed; start a new run of the source instead "
+            f"(s3split run {spec.source} --out {spec.location}, or start the state machine "
+            f'with {{"source": "{spec.source}", "run": "{spec.location}"}})')
+
+
+def _existing_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
+    if not storage.exists(spec.manifest):
+        return None
+    return Manifest.from_dict(storage.read_json(spec.manifest))
+
+
+def _chunks_present(spec: RunSpec, manifest: Manifest, storage: Storage) -> bool:
+    """Every chunk the manifest lists exists where this run keeps its chunks (one listing)."""
+    present = set(storage.list(spec.chunks))
+    return all(entry.uri == join(spec.chunks, chunk_name(entry.index))
+               and chunk_name(entry.index) in present for entry in manifest.chunks)
 
 
 def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease: str,

@@ -83,7 +83,13 @@ def split(
     if resume is None:
         _clear_previous(storage, dest)
     run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
-    return run.run(resume)
+    try:
+        return run.run(resume)
+    except SourceChanged:
+        raise
+    except Exception:
+        storage.check_still(info)  # a rewritten file fails as that, not as the bad CSV it became
+        raise
 
 
 def validate_settings(settings: SplitSettings) -> None:
@@ -153,7 +159,7 @@ class _Split:
 
     def run(self, resume: ResumeToken | None) -> SplitResult:
         try:
-            with self.storage.open_read(self.source, self.info.version_id) as f:
+            with self.storage.open_source(self.info) as f:
                 blocks = _blocks(f, self.block_size)
                 rest: bytes | None = self._read_header(blocks)
                 if resume is not None:
@@ -381,6 +387,7 @@ class _Split:
         return SplitResult(join(self.dest, MANIFEST_NAME), token=self._token())
 
     def _finished(self) -> SplitResult:
+        self.storage.check_unchanged(self.info, self.offset)
         entries = self._earlier_entries() + self.entries
         if [e.index for e in entries] != list(range(len(entries))):
             raise SourceChanged(f"{self.dest}: chunk records of an earlier invocation are missing")

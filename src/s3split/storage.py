@@ -22,7 +22,7 @@ import smart_open
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3split.errors import InvalidOption, SourceNotFound, SourceUnreadable
+from s3split.errors import InvalidOption, SourceChanged, SourceNotFound, SourceUnreadable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,6 +37,8 @@ S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
 
 # S3's answers to a conditional write that lost: the version changed, or a write is under way.
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
+# GetObject's answers when the pinned version is no longer there to read.
+_NOT_THAT_VERSION = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"})
 
 
 def _version(data: bytes) -> str:
@@ -67,6 +69,13 @@ def join(base: str, *names: str) -> str:
 
 def basename(uri: str) -> str:
     return uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _local_etag(path: str) -> str:
+    """Local files have no ETag: inode, modification time and size identify a version (a
+    file replaced by a rename with its size and mtime kept still has another inode)."""
+    st = os.stat(path)
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
 
 
 @dataclass(frozen=True)
@@ -109,9 +118,7 @@ class Storage:
             raise SourceUnreadable(f"source is not a regular file: {uri}")
         if not os.access(uri, os.R_OK):
             raise SourceUnreadable(f"source is not readable (permission denied): {uri}")
-        st = os.stat(uri)
-        # Local files have no ETag; size and modification time identify a version well enough.
-        return ObjectInfo(uri, st.st_size, f'"{st.st_mtime_ns:x}-{st.st_size:x}"')
+        return ObjectInfo(uri, os.stat(uri).st_size, _local_etag(uri))
 
     def open_read(self, uri: str, version_id: str | None = None) -> IO[bytes]:
         """A binary stream of the source; ``.gz`` and ``.zst`` are decompressed."""
@@ -124,6 +131,40 @@ class Storage:
                 params["version_id"] = version_id
         stream: IO[bytes] = smart_open.open(uri, "rb", transport_params=params)
         return stream
+
+    def open_source(self, info: ObjectInfo) -> IO[bytes]:
+        """``open_read`` pinned to the version ``info`` describes, reconnects included.
+
+        S3: ``VersionId`` when the bucket is versioned and ``If-Match`` with the ETag, so a
+        read of any other version fails ``SourceChanged``. Local files cannot be pinned:
+        ``check_unchanged`` finds a rewrite at the end.
+        """
+        if not is_s3(info.uri):
+            return self.open_read(info.uri)
+        params = {"client": _PinnedClient(self.s3, info), "buffer_size": READ_BUFFER}
+        stream: IO[bytes] = smart_open.open(info.uri, "rb", transport_params=params)
+        return stream
+
+    def check_unchanged(self, info: ObjectInfo, bytes_read: int) -> None:
+        """Fail ``SourceChanged`` unless the source read was the version ``info`` describes:
+        ``bytes_read`` (of an uncompressed source) is its size and, locally, the file still
+        has the identity it had at the start."""
+        if not is_compressed(info.uri) and bytes_read != info.size:
+            raise SourceChanged(
+                f"{info.uri} changed during the split: {bytes_read} bytes were read, but it had "
+                f"{info.size} when the split started; start the split again")
+        self.check_still(info)
+
+    def check_still(self, info: ObjectInfo) -> None:
+        """Fail ``SourceChanged`` if a local source no longer has the identity in ``info``
+        (S3 reads are pinned by ``open_source``, so there is nothing to check)."""
+        if is_s3(info.uri):
+            return
+        now = _local_etag(info.uri) if os.path.isfile(info.uri) else None
+        if now != info.etag:
+            raise SourceChanged(
+                f"{info.uri} changed during the split (inode-mtime-size {info.etag} -> "
+                f"{now or 'removed'}); start the split again")
 
     @contextmanager
     def writer(self, uri: str, tags: Mapping[str, str] | None = None) -> Iterator[IO[bytes]]:
@@ -247,3 +288,38 @@ class Storage:
             self.s3.delete_object(Bucket=bucket, Key=key)
         elif os.path.exists(uri):
             os.unlink(uri)
+
+
+class _PinnedClient:
+    """An S3 client whose GetObject only ever returns one version of one object.
+
+    smart-open calls ``get_object`` for its first request and for every reconnect after a
+    dropped connection; each gets the pin, and an answer that the version is gone becomes
+    ``SourceChanged`` (smart-open would wrap a ClientError in a plain OSError).
+    """
+
+    def __init__(self, client: "S3Client", info: ObjectInfo) -> None:
+        self._client, self._info = client, info
+        # Both when there are both: with versioning suspended, the "null" version is rewritten.
+        self._pin = ({"VersionId": info.version_id} if info.version_id else {}) | (
+            {"IfMatch": info.etag} if info.etag else {})
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def get_object(self, **kwargs: Any) -> Any:
+        try:
+            return self._client.get_object(**{**kwargs, **self._pin})
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code not in _NOT_THAT_VERSION:
+                raise
+            version = self._info.version_id
+            if code in ("PreconditionFailed", "412"):
+                what = f"it no longer has ETag {self._info.etag}"
+            else:
+                what = f"version {version} is gone" if version else "it was deleted"
+            at = f" {kwargs['Range']}" if kwargs.get("Range") else ""
+            raise SourceChanged(
+                f"{self._info.uri} changed during the split: {what} (S3 answered {code} to "
+                f"GetObject{at}); start the split again") from None

@@ -93,3 +93,18 @@ def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
     report = json.loads((out / "report.json").read_text())
     assert report["succeeded"] and report["rows_ok"] == report["source_rows"] == 120
     assert not (out / "lock.json").exists()
+
+
+def test_resume_of_a_changed_source_is_refused_and_keeps_the_run(tmp_path: Path) -> None:
+    write_source(tmp_path / "data.csv", 200)
+    first = run_cli("run", "data.csv", "--chunk-size", "4KiB", "--out", "out", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "out"
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    write_source(tmp_path / "data.csv", 40)  # the source shrank
+    second = run_cli("run", "--resume", "out", cwd=tmp_path)
+    assert second.returncode == 1
+    message = " ".join(second.stderr.split())
+    assert "SourceChanged" in message and "data.csv changed since run" in message
+    assert "start a new run of the source instead (s3split run" in message
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before

@@ -8,6 +8,7 @@ counts each chunk's records against the manifest.
 """
 
 import random
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from faulty_proxy import FaultyProxy
 from pipeline_support import BUCKET, moto_s3_server, s3_client
 
 from conftest import check_split, read_split
+from s3split.errors import SourceChanged
 from s3split.manifest import SplitSettings
 from s3split.splitter import split
 from s3split.storage import Storage
@@ -116,3 +118,76 @@ def test_persistent_errors_fail_the_split_and_leave_no_manifest(endpoint: str) -
               SplitSettings(chunk_size=6 * MiB), Storage(s3))
     listed = s3.list_objects_v2(Bucket=BUCKET, Prefix="out/broken/")
     assert [o["Key"] for o in listed.get("Contents", [])] == []
+
+
+# -- a source overwritten while a connection is cut ----------------------------------------------
+
+
+def overwrite_then_cut(endpoint: str, bucket: str, key: str, new: bytes) -> tuple[Any, Any]:
+    """Put DATA at ``bucket/key``; return a direct client and an ``on_progress`` that overwrites
+    the object with ``new`` on its first call. That call comes after smart-open's first 8 MiB
+    buffer is read, so with a proxy cutting the GET at 10 MiB the reconnect for the rest comes
+    after the overwrite."""
+    direct = s3_client(endpoint)
+    direct.put_object(Bucket=bucket, Key=key, Body=DATA)
+    done: list[str] = []
+
+    def on_progress(_: int) -> None:
+        if not done:
+            done.append(direct.put_object(Bucket=bucket, Key=key, Body=new)["ETag"])
+
+    return direct, on_progress
+
+
+def test_an_object_overwritten_mid_split_fails_source_changed_not_mixed(endpoint: str) -> None:
+    key = "in/changing.csv"
+    direct, on_progress = overwrite_then_cut(endpoint, BUCKET, key, DATA.replace(b"a, ", b"A, "))
+    etag = direct.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    port = int(endpoint.rsplit(":", 1)[1])
+    with FaultyProxy(port, cut_after=10 * MiB) as proxy:
+        s3 = s3_client(f"http://127.0.0.1:{proxy.port}")
+        with pytest.raises(SourceChanged) as info:
+            split(f"s3://{BUCKET}/{key}", f"s3://{BUCKET}/out/changing",
+                  SplitSettings(chunk_size=6 * MiB), Storage(s3), on_progress=on_progress,
+                  block_size=MiB)
+        assert proxy.cut_done == 1
+    assert re.fullmatch(
+        rf"s3://{BUCKET}/{key} changed during the split: it no longer has ETag {re.escape(etag)} "
+        r"\(S3 answered PreconditionFailed to GetObject bytes=\d+-\); start the split again",
+        str(info.value)), str(info.value)
+    listed = direct.list_objects_v2(Bucket=BUCKET, Prefix="out/changing/").get("Contents", [])
+    assert "out/changing/manifest.json" not in [o["Key"] for o in listed]
+
+
+def test_a_versioned_object_overwritten_mid_split_is_read_at_its_first_version(
+        endpoint: str) -> None:
+    bucket, key = "versioned", "in/changing.csv"
+    direct = s3_client(endpoint)
+    direct.create_bucket(Bucket=bucket)
+    direct.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    _, on_progress = overwrite_then_cut(endpoint, bucket, key, DATA.replace(b"a, ", b"A, "))
+    first = direct.list_object_versions(Bucket=bucket, Prefix=key)["Versions"][0]["VersionId"]
+    port = int(endpoint.rsplit(":", 1)[1])
+    gets: list[tuple[str, bytes | None]] = []
+
+    def log_get(request: Any, **_: Any) -> None:
+        gets.append((request.url, request.headers.get("If-Match")))
+
+    with FaultyProxy(port, cut_after=10 * MiB) as proxy:
+        s3 = s3_client(f"http://127.0.0.1:{proxy.port}")
+        s3.meta.events.register("before-send.s3.GetObject", log_get)
+        result = split(f"s3://{bucket}/{key}", f"s3://{bucket}/out", SplitSettings(
+            chunk_size=6 * MiB), Storage(s3), on_progress=on_progress, block_size=MiB)
+        assert result.manifest is not None and proxy.cut_done == 1
+    versions = direct.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    assert len(versions) == 2 and result.manifest.source.version_id == first
+    # The first GET and the reconnect both name the version and its ETag (with versioning
+    # suspended S3 rewrites the "null" version in place: only the ETag would tell).
+    source_gets = [(url, match) for url, match in gets if "/in/changing.csv" in url]
+    assert len(source_gets) == 2, gets
+    etag = direct.head_object(Bucket=bucket, Key=key, VersionId=first)["ETag"]
+    assert [(f"versionId={first}" in url, match) for url, match in source_gets] == \
+        [(True, etag.encode())] * 2, (source_gets, etag)
+    manifest, chunks = read_split(f"s3://{bucket}/out", Storage(direct))
+    check_split(DATA, manifest, chunks, records=RECORDS, parse_csv=False)  # only the old data
+

@@ -144,3 +144,18 @@ def test_a_second_run_of_the_same_source_reuses_its_split(backend: Backend) -> N
         f.write(b"id,name,note,pad\r\nmarker,a,b,c\r\n")
     assert run.start(lanes=2).succeeded
     assert {"id": "marker", "name": "a", "note": "b", "pad": "c"} in run.result_rows()
+
+
+def test_a_resume_after_the_chunks_expired_splits_again(backend: Backend) -> None:
+    run = new_run(backend, "expired", rows=30, control={"invalid": [1]})
+    assert not run.start(lanes=2).succeeded
+    _, storage, _ = backend
+    chunks = join(run.location, "chunks")
+    for name in storage.list(chunks):  # what the lifecycle rule does after ChunkRetentionDays
+        if name.startswith("part-"):
+            storage.delete(join(chunks, name))
+    run.set_control({})
+    outcome = run.resume()
+    assert outcome.succeeded, outcome
+    assert_accounted(run.report, 30, run.manifest)
+    assert run.result_rows() == run.source_rows()

@@ -273,6 +273,22 @@ def test_the_data_bucket_is_private_encrypted_and_sends_events(stack: Stack) -> 
     assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_the_data_bucket_is_versioned_and_expires_earlier_versions(stack: Stack) -> None:
+    """A split reads the version it started from (VersionId), so an upload over its key cannot
+    mix two versions; what versioning keeps expires after NoncurrentVersionDays, bucket-wide."""
+    bucket = stack.props("DataBucket")
+    assert bucket["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {rule["Id"]: rule for rule in bucket["LifecycleConfiguration"]["Rules"]}
+    noncurrent = rules["ExpireNoncurrentVersions"]
+    assert noncurrent == {"Id": "ExpireNoncurrentVersions", "Status": "Enabled",
+                          "NoncurrentVersionExpiration": {"NoncurrentDays": "7"},
+                          "ExpiredObjectDeleteMarker": True}
+    shorter = Stack(TEMPLATE_DOC, NoncurrentVersionDays="2").props("DataBucket")
+    assert {"NoncurrentDays": "2"} in [rule.get("NoncurrentVersionExpiration") for rule in
+                                       shorter["LifecycleConfiguration"]["Rules"]]
+    assert TEMPLATE_DOC["Parameters"]["NoncurrentVersionDays"]["MinValue"] == 1
+
+
 def test_the_state_machine_is_standard_logged_and_traced(stack: Stack) -> None:
     machine = stack.props("PipelineStateMachine")
     assert machine["Type"] == "STANDARD"
