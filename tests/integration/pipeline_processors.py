@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from s3split.errors import ChunkInvalid, TransientError
-from s3split.processors import ChunkJob, JsonlProcessor, ProcessResult
+from s3split.processors import ChunkJob, JsonlProcessor, NoopProcessor, ProcessResult
 from s3split.storage import Storage, join
 
 
@@ -51,3 +51,18 @@ def probe(job: ChunkJob, storage: Storage) -> ProcessResult:
     finally:
         storage.write_json(join(probes, f"{job.index}-{attempt}.json"),
                            record | {"end": time.time()})
+
+
+def failing_noop(job: ChunkJob, storage: Storage) -> ProcessResult:
+    """noop, except that every chunk with ``index % 10 == 3`` fails for good (ChunkInvalid) and
+    every one with ``index % 10 == 7`` raises TransientError on its first two attempts
+    (counted in ``attempts/<index>-<attempt>``)."""
+    if job.index % 10 == 3:
+        raise ChunkInvalid(f"injected permanent failure of chunk {job.index}")
+    if job.index % 10 == 7:
+        folder = join(run_location(job), "attempts")
+        attempt = sum(name.startswith(f"{job.index}-") for name in storage.list(folder))
+        storage.write_json(join(folder, f"{job.index}-{attempt}"), {"index": job.index})
+        if attempt < 2:
+            raise TransientError(f"injected throttling of chunk {job.index}, attempt {attempt}")
+    return NoopProcessor()(job, storage)

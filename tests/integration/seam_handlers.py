@@ -79,3 +79,15 @@ def generation(event: Any, context: Any) -> dict[str, Any]:
     """Continue-as-new driver: bump the generation, stop after ``last``."""
     gen = event.get("generation", 0) + 1
     return {"generation": gen, "last": event["last"], "done": gen >= event["last"]}
+
+
+def big(event: Any, context: Any) -> dict[str, Any]:
+    """A result of about ``event["bytes"]`` bytes of JSON."""
+    return {"pad": "x" * event["bytes"]}
+
+
+def count(event: Any, context: Any) -> dict[str, Any]:
+    """Append one line per invocation to ``event["log"]`` (counts the handler's runs)."""
+    with open(event["log"], "a") as f:
+        f.write(f"{event.get('tag', '')}\n")
+    return event

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from s3split.engine.faults import FaultPlan
 from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
+from s3split.engine.quotas import AWS_QUOTAS, Quotas
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -148,8 +150,16 @@ def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> d
 
 @contextmanager
 def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str] | None = None,
-                 timeouts: Mapping[str, float] | None = None) -> Iterator[LocalEngine]:
-    """Start worker processes and moto's interpreter; yield an engine to run pipelines on."""
+                 timeouts: Mapping[str, float] | None = None, quotas: Quotas = AWS_QUOTAS,
+                 faults: FaultPlan | None = None,
+                 retry_interval_scale: float = 1.0) -> Iterator[LocalEngine]:
+    """Start worker processes and moto's interpreter; yield an engine to run pipelines on.
+
+    The engine fails where AWS fails (``quotas``: 25,000 history events per execution, 256 KiB
+    payloads, execution names, Lambda's 6 MB; see :mod:`s3split.engine.quotas`). Tests may pass
+    ``faults`` (AWS service errors to inject, :mod:`s3split.engine.faults`) and
+    ``retry_interval_scale`` (Retry ``IntervalSeconds`` multiplied by it; 0 retries at once).
+    """
     with ExitStack() as stack:
         stack.enter_context(_s3_endpoint_for_children())
         stack.enter_context(_quiet_interpreter())
@@ -163,7 +173,8 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
         config = moto_config()
         config["core"] = {"passthrough": {"services": ["s3"]}}
         stack.enter_context(mock_aws(config=config))
-        stack.enter_context(install(dispatcher))
+        stack.enter_context(install(dispatcher, quotas=quotas, faults=faults,
+                                    retry_interval_scale=retry_interval_scale))
         sfn = boto3.client("stepfunctions", region_name=REGION,
                            endpoint_url=f"https://states.{REGION}.amazonaws.com")
         definition = render_definition(

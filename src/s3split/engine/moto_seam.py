@@ -44,10 +44,15 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
 from unittest import mock
 
+from s3split.engine.quotas import AWS_QUOTAS
+
 if TYPE_CHECKING:
     from botocore.model import OperationModel
     from moto.awslambda.exceptions import UnknownFunctionException
     from moto.core.config import DefaultConfig
+
+    from s3split.engine.faults import FaultPlan
+    from s3split.engine.quotas import Quotas
 
 __all__ = [
     "CRASH_ERROR_TYPE",
@@ -219,6 +224,9 @@ def check_compatible() -> None:
         lambda: parser_backend().start_execution,
         _START_EXECUTION_PARAMS,
     )
+    from s3split.engine import fidelity
+
+    problems += fidelity.compat_problems()
     if problems:
         import moto
 
@@ -243,7 +251,13 @@ _installed = False
 
 
 @contextmanager
-def install(dispatch: Dispatch) -> Iterator[None]:
+def install(
+    dispatch: Dispatch,
+    *,
+    quotas: Quotas | None = None,
+    faults: FaultPlan | None = None,
+    retry_interval_scale: float = 1.0,
+) -> Iterator[None]:
     """Patch moto (process-wide) so Lambda invocations go to ``dispatch``.
 
     Use together with ``mock_aws(config=moto_config())`` (or a moto server in this
@@ -257,6 +271,9 @@ def install(dispatch: Dispatch) -> Iterator[None]:
       execution name to a UUID; see ``_patch_execution_name``.
     * ``lambda_eval_utils.boto_client_for`` -> one cached client per region and
       service; see ``_patch_client_cache``.
+    * AWS's quotas (``quotas``, default :data:`~s3split.engine.quotas.AWS_QUOTAS`), the
+      injected service errors of ``faults``, and Retry intervals scaled by
+      ``retry_interval_scale`` (0: no wait; for tests); see :mod:`s3split.engine.fidelity`.
     """
     global _installed
     check_compatible()
@@ -274,6 +291,9 @@ def install(dispatch: Dispatch) -> Iterator[None]:
             _patch_sfn_casing(stack)
             _patch_execution_name(stack)
             _patch_client_cache(stack)
+            from s3split.engine import fidelity
+
+            fidelity.patch(stack, quotas or AWS_QUOTAS, faults, retry_interval_scale)
             yield
     finally:
         with _install_lock:

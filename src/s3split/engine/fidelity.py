@@ -1,0 +1,418 @@
+"""Make moto's Step Functions interpreter fail where AWS fails, and inject service errors.
+
+Installed by ``moto_seam.install`` on top of its own patches (so the Lambda and StartExecution
+wrappers here see the seam's versions). Patches, all undone on exit:
+
+* ``EventManager.add_event``: counts each execution's history events. The one that would be
+  event :attr:`Quotas.history_events` is replaced by ``ExecutionFailed`` (``States.Runtime``)
+  unless it is ``ExecutionSucceeded``; the execution stops there and later events are
+  dropped. A state entered or a task scheduled after the cut is unwound
+  (:class:`HistoryLimitReached`), so no Lambda runs after it. ``Environment.__init__``
+  ties each history to its execution's environment and ``Environment.set_error`` keeps
+  that failure as the execution's result.
+* ``ErrorEqualsDecl._eval_body``: ``States.ALL`` does not match ``States.DataLimitExceeded``
+  or ``States.Runtime`` (AWS: terminal errors); naming them still does.
+* ``is_within_size_quota`` (where the state, Lambda task and service task modules use it):
+  :attr:`Quotas.payload_bytes`, inclusive, as AWS documents it (moto refuses exactly 256 KiB).
+* ``StepFunctionsParserBackend.start_execution``: ``InvalidName`` and ``InvalidExecutionInput``
+  as AWS answers them (moto checks neither).
+* ``LambdaSimpleBackend.invoke``: injected Lambda service errors (:mod:`.faults`),
+  ``RequestTooLargeException`` past :attr:`Quotas.lambda_request_bytes`, and
+  ``Function.ResponseSizeTooLarge`` past :attr:`Quotas.lambda_response_bytes`.
+* ``StateTaskLambda._from_error``: a Lambda API error on an ``arn:aws:lambda`` resource is
+  ``Lambda.<code>`` (moto names every one ``Exception``).
+* ``StateTaskServiceSfn._eval_service_task``: injected startExecution task failures.
+* ``time`` in moto's retrier: Retry intervals times ``retry_interval_scale`` (tests only).
+"""
+
+import importlib
+import inspect
+import json
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any, Final
+from unittest import mock
+
+from s3split.engine.faults import LAMBDA_SERVICE_ERRORS, FaultPlan
+from s3split.engine.quotas import (
+    DATA_LIMIT_ERROR,
+    HISTORY_LIMIT_ERROR,
+    RESPONSE_TOO_LARGE_ERROR,
+    Quotas,
+)
+
+_PARSER: Final = "moto.stepfunctions.parser"
+_EVENT_MANAGER: Final = f"{_PARSER}.asl.eval.event.event_manager"
+_ENVIRONMENT: Final = f"{_PARSER}.asl.eval.environment"
+_ERROR_EQUALS: Final = f"{_PARSER}.asl.component.common.error_name.error_equals_decl"
+_RETRIER: Final = f"{_PARSER}.asl.component.common.retry.retrier_decl"
+_STATE: Final = f"{_PARSER}.asl.component.state.state"
+_TASK: Final = f"{_PARSER}.asl.component.state.exec.state_task"
+_TASK_LAMBDA: Final = f"{_TASK}.state_task_lambda"
+_TASK_SERVICE: Final = f"{_TASK}.service.state_task_service"
+_TASK_SFN: Final = f"{_TASK}.service.state_task_service_sfn"
+_MODELS: Final = f"{_PARSER}.models"
+
+_WORK_STARTS: Final = ("StateEntered", "Scheduled")
+"""Events that come before a state or task does anything: past the history limit, adding one
+unwinds the state, so nothing runs after the cut; any other event is dropped."""
+_CATCH_ALL_EXCLUDES: Final = frozenset({DATA_LIMIT_ERROR, HISTORY_LIMIT_ERROR})
+
+
+def _details(**fields: Any) -> Any:
+    """moto's ``EventDetails`` (a TypedDict with every kind of detail as a required key)."""
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    cls: Any = EventDetails
+    return cls(**fields)
+
+
+class HistoryLimitReached(Exception):
+    """Unwinds a state that tried to add an event after its execution hit the history limit."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    quotas: Quotas
+    faults: FaultPlan | None
+    retry_interval_scale: float
+
+
+# Each expected moto attribute -> its parameters (None: only that it exists).
+EXPECTED: Final[dict[tuple[str, str], tuple[str, ...] | None]] = {
+    (_EVENT_MANAGER, "EventManager.add_event"): (
+        "self", "context", "event_type", "event_details", "timestamp", "update_source_event_id"),
+    (_ENVIRONMENT, "Environment.__init__"): None,
+    (_ENVIRONMENT, "Environment.set_error"): ("self", "error"),
+    (_ERROR_EQUALS, "ErrorEqualsDecl._eval_body"): ("self", "env"),
+    (_RETRIER, "time"): None,
+    (_STATE, "is_within_size_quota"): ("value",),
+    (_TASK_LAMBDA, "is_within_size_quota"): ("value",),
+    (_TASK_SERVICE, "is_within_size_quota"): ("value",),
+    (_TASK_LAMBDA, "StateTaskLambda._from_error"): ("self", "env", "ex"),
+    (_TASK_SFN, "StateTaskServiceSfn._eval_service_task"): (
+        "self", "env", "resource_runtime_part", "normalised_parameters", "state_credentials"),
+    (_TASK_SFN, "StateTaskServiceSfn._get_boto_service_action"): (
+        "self", "service_action_name"),
+    (_MODELS, "StepFunctionsParserBackend.start_execution"): (
+        "self", "state_machine_arn", "name", "execution_input", "trace_header"),
+}
+
+
+# Instance attributes the patches read: each class's constructor must still set them.
+INSTANCE_ATTRIBUTES: Final = (
+    (_EVENT_MANAGER, "EventManager", "_history_event_list"),
+    (_ENVIRONMENT, "Environment", "_state_mutex"),
+)
+
+
+def _resolve(module: str, path: str) -> Any:
+    obj: Any = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def compat_problems() -> list[str]:
+    """What no longer looks as these patches expect (``check_compatible`` reports them)."""
+    problems = []
+    for (module, path), params in EXPECTED.items():
+        try:
+            obj = _resolve(module, path)
+        except (ImportError, AttributeError, OSError, TypeError) as exc:
+            problems.append(f"{path}: missing ({exc})")
+            continue
+        if params is not None and tuple(inspect.signature(obj).parameters) != params:
+            problems.append(f"{path}: signature is {tuple(inspect.signature(obj).parameters)}, "
+                            f"expected {params}")
+    for module, cls, attr in INSTANCE_ATTRIBUTES:
+        try:
+            source = inspect.getsource(_resolve(module, f"{cls}.__init__"))
+        except (ImportError, AttributeError, OSError, TypeError) as exc:
+            problems.append(f"{cls}.{attr}: cannot check ({exc})")
+            continue
+        if f"self.{attr} =" not in source:
+            problems.append(f"{cls}.{attr}: no longer set in {cls}.__init__")
+    return problems
+
+
+def patch(stack: ExitStack, quotas: Quotas, faults: FaultPlan | None = None,
+          retry_interval_scale: float = 1.0) -> None:
+    """Install every patch above on ``stack`` (see the module docstring)."""
+    if retry_interval_scale < 0:
+        raise ValueError(f"retry_interval_scale must be >= 0, not {retry_interval_scale}")
+    settings = Settings(quotas, faults, retry_interval_scale)
+    _patch_history_limit(stack, settings)
+    _patch_catch_all(stack)
+    _patch_payload_quota(stack, settings)
+    _patch_start_execution(stack, settings)
+    _patch_lambda_invoke(stack, settings)
+    _patch_lambda_error_names(stack)
+    _patch_start_execution_task(stack, settings)
+    if retry_interval_scale != 1.0:
+        stack.enter_context(mock.patch.object(importlib.import_module(_RETRIER), "time",
+                                              _ScaledTime(retry_interval_scale)))
+
+
+# --------------------------------------------------------------------------
+# history events
+# --------------------------------------------------------------------------
+
+_history_lock = threading.Lock()
+
+
+def _patch_history_limit(stack: ExitStack, settings: Settings) -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    original_add, original_init = EventManager.add_event, Environment.__init__
+    original_set_error = Environment.set_error
+    limit, cause = settings.quotas.history_events, settings.quotas.history_cause()
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        # A frame (Map iteration, Parallel branch) gets its parent's manager after this.
+        self.event_manager._s3split_env = self
+
+    def set_error(self: Any, error: Any) -> None:
+        with self._state_mutex:
+            if not getattr(self, "_s3split_final", False):
+                original_set_error(self, error)
+
+    def add_event(self: Any, context: Any, event_type: Any, event_details: Any = None,
+                  timestamp: Any = None, update_source_event_id: bool = True) -> int:
+        with _history_lock:
+            kind = getattr(event_type, "value", event_type)
+            closed = getattr(self, "_s3split_closed", False)
+            count = last = len(self._history_event_list)
+            fits = count < limit - 1 or (count == limit - 1
+                                         and kind == "ExecutionSucceeded")
+            if not closed and fits:
+                return original_add(self, context, event_type, event_details, timestamp,
+                                    update_source_event_id)
+            details = ExecutionFailedEventDetails(error=HISTORY_LIMIT_ERROR, cause=cause)
+            if not closed:
+                self._s3split_closed = True
+                last = original_add(self, context, HistoryEventType.ExecutionFailed,
+                                    _details(executionFailedEventDetails=details))
+        env = getattr(self, "_s3split_env", None)
+        if not closed and env is not None:
+            with env._state_mutex:
+                original_set_error(env, details)
+                env._s3split_final = True
+        if str(kind).endswith(_WORK_STARTS):
+            raise HistoryLimitReached(cause)
+        return last  # bookkeeping after the cut: dropped (raising would kill moto's threads)
+
+    stack.enter_context(mock.patch.object(Environment, "__init__", init))
+    stack.enter_context(mock.patch.object(Environment, "set_error", set_error))
+    stack.enter_context(mock.patch.object(EventManager, "add_event", add_event))
+
+
+# --------------------------------------------------------------------------
+# error matching and payload sizes
+# --------------------------------------------------------------------------
+
+
+def _patch_catch_all(stack: ExitStack) -> None:
+    module = importlib.import_module(_ERROR_EQUALS)
+    decl = module.ErrorEqualsDecl
+    original = decl._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        terminal = getattr(error_name, "error_name", None) in _CATCH_ALL_EXCLUDES
+        if terminal and decl._STATE_ALL_ERROR in self.error_names:
+            env.stack.pop()
+            env.stack.append(error_name in self.error_names)
+            return
+        original(self, env)
+
+    stack.enter_context(mock.patch.object(decl, "_eval_body", eval_body))
+
+
+def _utf8_size(value: Any) -> int:
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count).
+    return len(to_json_str(value).encode("utf-8"))
+
+
+def _patch_payload_quota(stack: ExitStack, settings: Settings) -> None:
+    limit = settings.quotas.payload_bytes
+
+    def is_within_size_quota(value: Any) -> bool:
+        return _utf8_size(value) <= limit
+
+    for name in (_STATE, _TASK_LAMBDA, _TASK_SERVICE):
+        stack.enter_context(mock.patch.object(importlib.import_module(name),
+                                              "is_within_size_quota", is_within_size_quota))
+
+
+# --------------------------------------------------------------------------
+# StartExecution
+# --------------------------------------------------------------------------
+
+
+def _patch_start_execution(stack: ExitStack, settings: Settings) -> None:
+    from moto.stepfunctions.exceptions import InvalidExecutionInput, InvalidName
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    quotas = settings.quotas
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None,
+                        execution_input: Any = None, trace_header: Any = None) -> Any:
+        if name is not None:
+            problem = quotas.name_problem(str(name))
+            if problem:
+                raise InvalidName(f"Invalid Name: '{name}': {problem}")
+        if execution_input is not None:
+            size = len(str(execution_input).encode("utf-8"))
+            if size > quotas.payload_bytes:
+                raise InvalidExecutionInput(
+                    f"Invalid State Machine Execution Input: input is {size} bytes, more than "
+                    f"the maximum of {quotas.payload_bytes}")
+        return original(self, state_machine_arn, name, execution_input, trace_header)
+
+    stack.enter_context(
+        mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
+
+
+def _patch_start_execution_task(stack: ExitStack, settings: Settings) -> None:
+    faults = settings.faults
+    if faults is None:
+        return
+    module = importlib.import_module(_TASK_SFN)
+    task = module.StateTaskServiceSfn
+    original = task._eval_service_task
+
+    def eval_service_task(self: Any, env: Any, resource_runtime_part: Any,
+                          normalised_parameters: Any, state_credentials: Any) -> Any:
+        if self._get_boto_service_action() == "start_execution":
+            error = faults.start_execution_error()
+            if error is not None:
+                raise _task_failure(self, env, error,
+                                    f"Injected by the local engine's FaultPlan: {error}")
+        return original(self, env, resource_runtime_part, normalised_parameters,
+                        state_credentials)
+
+    stack.enter_context(mock.patch.object(task, "_eval_service_task", eval_service_task))
+
+
+def _task_failure(task: Any, env: Any, error: str, cause: str) -> Exception:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+
+    details = TaskFailedEventDetails(error=error, cause=cause,
+                                     resource=task._get_sfn_resource(),
+                                     resourceType=task._get_sfn_resource_type())
+    return FailureEventException(FailureEvent(
+        env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+        event_details=_details(taskFailedEventDetails=details)))
+
+
+# --------------------------------------------------------------------------
+# Lambda
+# --------------------------------------------------------------------------
+
+
+def _patch_lambda_invoke(stack: ExitStack, settings: Settings) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.core.exceptions import AWSError
+
+    from s3split.engine.moto_seam import function_name_from_ref
+
+    original = LambdaSimpleBackend.invoke
+    quotas, faults = settings.quotas, settings.faults
+
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: dict[str, str]) -> bytes:
+        raw: bytes = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        if faults is not None:
+            event = _json_or_none(raw)
+            error = faults.lambda_error(function_name_from_ref(function_name), event)
+            if error is not None:
+                code = error.removeprefix("Lambda.")
+                raise AWSError(f"Injected by the local engine's FaultPlan: {code}", code,
+                               LAMBDA_SERVICE_ERRORS[error])
+        if len(raw) > quotas.lambda_request_bytes:
+            raise AWSError(f"Request must be smaller than {quotas.lambda_request_bytes} bytes "
+                           "for the InvokeFunction operation", "RequestTooLargeException", 413)
+        result: Any = original(self, function_name, qualifier, body, headers, response_headers)
+        if len(result or b"") > quotas.lambda_response_bytes:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({
+                "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                f"({quotas.lambda_response_bytes} bytes).",
+                "errorType": RESPONSE_TOO_LARGE_ERROR}).encode("utf-8")
+        return bytes(result)
+
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _patch_lambda_error_names(stack: ExitStack) -> None:
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+    )
+
+    task = importlib.import_module(_TASK_LAMBDA).StateTaskLambda
+    original = task._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        code = ex.response.get("Error", {}).get("Code", "Unknown")
+        status = ex.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        request = ex.response.get("ResponseMetadata", {}).get("RequestId", str(uuid.uuid4()))
+        error = f"Lambda.{code}"
+        cause = (f"{ex.response.get('Error', {}).get('Message', '')} (Service: AWSLambda; "
+                 f"Status Code: {status}; Error Code: {code}; Request ID: {request}; Proxy: null)")
+        return FailureEvent(
+            env=env, error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=_details(lambdaFunctionFailedEventDetails=(
+                LambdaFunctionFailedEventDetails(error=error, cause=cause))))
+
+    stack.enter_context(mock.patch.object(task, "_from_error", from_error))
+
+
+# --------------------------------------------------------------------------
+# retry intervals
+# --------------------------------------------------------------------------
+
+
+class _ScaledTime:
+    """Stands in for the ``time`` module in moto's retrier: ``sleep`` is scaled."""
+
+    def __init__(self, scale: float) -> None:
+        self._scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+

@@ -1,0 +1,263 @@
+"""The local engine fails where AWS fails: history events, payload sizes, execution names,
+Lambda's 6 MB. Each limit is crossed by a small definition on moto's interpreter with the
+seam installed, and the failure is checked against what AWS reports (see
+``s3split.engine.quotas`` for the sources)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from test_moto_seam import HANDLERS, HERE, create, fn_arn, history, wait_for_execution
+
+from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
+from s3split.engine.quotas import (
+    AWS_QUOTAS,
+    HISTORY_EVENTS,
+    LAMBDA_REQUEST_BYTES,
+    PAYLOAD_BYTES,
+    SOURCES,
+    Quotas,
+)
+
+pytestmark = pytest.mark.timeout(300)
+
+QUOTA_HANDLERS = HANDLERS | {"big": "seam_handlers:big", "count": "seam_handlers:count"}
+LOOP = {"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}
+
+
+@pytest.fixture(scope="module")
+def dispatcher() -> Iterator[ProcessDispatcher]:
+    with ProcessDispatcher(QUOTA_HANDLERS, max_workers=2, extra_sys_path=[str(HERE)]) as d:
+        yield d
+
+
+def engine(dispatcher: ProcessDispatcher, quotas: Quotas = AWS_QUOTAS) -> Any:
+    """A context manager: moto with the seam and ``quotas``; yields a Step Functions client."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def started() -> Iterator[Any]:
+        with mock_aws(config=moto_config()), install(dispatcher, quotas=quotas):
+            yield boto3.client("stepfunctions", region_name="us-east-1")
+
+    return started()
+
+
+def start(sfn: Any, definition: dict[str, Any], payload: Any = None, timeout: float = 60,
+          **kwargs: Any) -> dict[str, Any]:
+    arn = create(sfn, definition, name=f"quota-{uuid.uuid4().hex[:8]}")
+    started = sfn.start_execution(stateMachineArn=arn, input=json.dumps(payload or {}), **kwargs)
+    return wait_for_execution(sfn, started["executionArn"], timeout)
+
+
+def passes(n: int) -> dict[str, Any]:
+    """``n`` Pass states in a row: 2 + 2n history events."""
+    states: dict[str, Any] = {f"P{i}": {"Type": "Pass", "Next": f"P{i + 1}"} for i in range(n)}
+    states[f"P{n - 1}"] = {"Type": "Pass", "End": True}
+    return {"StartAt": "P0", "States": states}
+
+
+def test_quota_table_names_every_limit_with_an_aws_page() -> None:
+    assert {s.value for s in SOURCES} >= {HISTORY_EVENTS, PAYLOAD_BYTES, LAMBDA_REQUEST_BYTES}
+    assert all(s.url.startswith("https://docs.aws.amazon.com/") for s in SOURCES)
+    assert (AWS_QUOTAS.history_events, AWS_QUOTAS.payload_bytes, AWS_QUOTAS.name_chars) == (
+        25_000, 262_144, 80)
+
+
+# history events ------------------------------------------------------------------------
+
+
+def test_a_loop_fails_at_25000_events_as_aws_reports_it(dispatcher: ProcessDispatcher) -> None:
+    """The issue's case: moto ran such executions to SUCCEEDED past 25,000 events."""
+    started = time.monotonic()
+    with engine(dispatcher) as sfn:
+        described = start(sfn, LOOP, timeout=240)
+        events = history(sfn, described["executionArn"])
+    print(f"\n25,000-event loop failed after {time.monotonic() - started:.1f} s")
+    assert described["status"] == "FAILED"
+    assert described["error"] == "States.Runtime"
+    assert described["cause"] == (
+        "The execution reached the maximum number of history events (25000).")
+    assert len(events) == 25_000
+    before, last = events[-2:]
+    assert (last["id"], last["type"]) == (25_000, "ExecutionFailed")
+    assert last["executionFailedEventDetails"] == {
+        "error": "States.Runtime",
+        "cause": "The execution reached the maximum number of history events (25000)."}
+    assert (before["id"], before["type"]) == (24_999, "PassStateExited")
+
+
+def test_the_limit_event_may_be_execution_succeeded(dispatcher: ProcessDispatcher) -> None:
+    """AWS: when event 25,000 is ExecutionSucceeded the execution succeeds."""
+    with engine(dispatcher, Quotas(history_events=2 + 2 * 3)) as sfn:
+        exact = start(sfn, passes(3))
+        over = start(sfn, passes(4))
+        over_events = history(sfn, over["executionArn"])
+    assert exact["status"] == "SUCCEEDED"
+    assert over["status"] == "FAILED" and over["error"] == "States.Runtime"
+    assert "(8)" in over["cause"]
+    assert [e["id"] for e in over_events] == list(range(1, 9))
+    assert over_events[-1]["type"] == "ExecutionFailed"
+
+
+def test_no_lambda_runs_after_the_cut_and_catch_all_does_not_save_it(
+        dispatcher: ProcessDispatcher, tmp_path: Path) -> None:
+    """Two Map lanes loop on a Lambda task with a catch-all: the execution still fails at the
+    limit, and every handler run has its LambdaFunctionStarted event (none after the cut)."""
+    log = tmp_path / "runs.log"
+    lane = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {"Type": "Task", "Resource": fn_arn("count"), "Next": "Call",
+                     "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]},
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    definition = {
+        "StartAt": "Lanes",
+        "States": {
+            "Lanes": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2,
+                      "ItemSelector": {"log.$": "$.log", "tag.$": "$$.Map.Item.Value"},
+                      "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"},
+                                        "StartAt": "Lane", "States": {
+                                            "Lane": {"Type": "Parallel", "Branches": [lane],
+                                                     "End": True}}},
+                      "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                      "End": True},
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    with engine(dispatcher, Quotas(history_events=120)) as sfn:
+        described = start(sfn, definition, {"items": [0, 1], "log": str(log)})
+        time.sleep(1)  # a handler still running at the cut would write its line now
+        events = history(sfn, described["executionArn"])
+    assert described["status"] == "FAILED", described
+    assert described["error"] == "States.Runtime"
+    assert len(events) == 120 and events[-1]["type"] == "ExecutionFailed"
+    started_calls = sum(e["type"] == "LambdaFunctionStarted" for e in events)
+    assert len(log.read_text().splitlines()) == started_calls > 10
+
+
+# payload sizes -----------------------------------------------------------------------------
+
+
+def test_execution_input_over_256_kib_is_invalid_execution_input(
+        dispatcher: ProcessDispatcher) -> None:
+    with engine(dispatcher) as sfn:
+        arn = create(sfn, passes(1))
+        at_limit = json.dumps({"p": "x" * (PAYLOAD_BYTES - 9)})
+        assert len(at_limit.encode()) == PAYLOAD_BYTES
+        sfn.start_execution(stateMachineArn=arn, input=at_limit)
+        with pytest.raises(ClientError) as refused:
+            sfn.start_execution(stateMachineArn=arn,
+                                input=json.dumps({"p": "x" * (PAYLOAD_BYTES - 8)}))
+    assert refused.value.response["Error"]["Code"] == "InvalidExecutionInput"
+    assert str(PAYLOAD_BYTES + 1) in refused.value.response["Error"]["Message"]
+
+
+def test_state_output_over_256_kib_fails_data_limit_exceeded(
+        dispatcher: ProcessDispatcher) -> None:
+    """A Pass state's output of exactly 262,144 bytes passes (moto refused it); one byte more
+    fails the execution with States.DataLimitExceeded."""
+    def big_pass(chars: int) -> dict[str, Any]:
+        return {"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": "x" * chars,
+                                                     "End": True}}}
+
+    with engine(dispatcher) as sfn:
+        exact = start(sfn, big_pass(PAYLOAD_BYTES - 2))  # a JSON string: the quotes count
+        over = start(sfn, big_pass(PAYLOAD_BYTES - 1))
+    assert exact["status"] == "SUCCEEDED", exact
+    assert over["status"] == "FAILED"
+    assert over["error"] == "States.DataLimitExceeded"
+
+
+@pytest.mark.parametrize(("catch", "status"), [("States.ALL", "FAILED"),
+                                               ("States.DataLimitExceeded", "SUCCEEDED")])
+def test_a_task_result_over_256_kib_is_caught_only_by_name(
+        dispatcher: ProcessDispatcher, catch: str, status: str) -> None:
+    """AWS: States.ALL does not catch the terminal States.DataLimitExceeded; its name does."""
+    definition = {
+        "StartAt": "Big",
+        "States": {
+            "Big": {"Type": "Task", "Resource": fn_arn("big"), "End": True,
+                    "Catch": [{"ErrorEquals": [catch], "ResultPath": "$.error",
+                               "Next": "Caught"}]},
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition, {"bytes": PAYLOAD_BYTES})
+    assert described["status"] == status, described
+    if status == "FAILED":
+        assert described["error"] == "States.DataLimitExceeded"
+    else:
+        assert json.loads(described["output"])["error"]["Error"] == "States.DataLimitExceeded"
+
+
+# execution names ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["x" * 81, "two words", "a:b", "tab\there", "q?", "c#1",
+                                  "nul\u0000", "del\u007f", "brace{"])
+def test_names_aws_rejects_are_invalid_name(dispatcher: ProcessDispatcher, name: str) -> None:
+    with engine(dispatcher) as sfn:
+        arn = create(sfn, passes(1))
+        with pytest.raises(ClientError) as refused:
+            sfn.start_execution(stateMachineArn=arn, name=name, input="{}")
+    assert refused.value.response["Error"]["Code"] == "InvalidName"
+
+
+def test_names_aws_accepts_start(dispatcher: ProcessDispatcher) -> None:
+    with engine(dispatcher) as sfn:
+        arn = create(sfn, passes(1))
+        for name in ("x" * 80, "run-2024_01.csv", "déjà-vu", "a"):
+            started = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")
+            assert started["executionArn"].endswith(f":{name}")
+
+
+# Lambda's 6 MB -----------------------------------------------------------------------------
+
+
+def test_lambda_response_over_6_mb_is_response_size_too_large(
+        dispatcher: ProcessDispatcher) -> None:
+    """Lambda fails the invocation before Step Functions sees the result: the error is
+    Lambda's, not States.DataLimitExceeded."""
+    definition = {"StartAt": "Big", "States": {"Big": {"Type": "Task",
+                                                       "Resource": fn_arn("big"), "End": True}}}
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition, {"bytes": 6_291_556})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "Function.ResponseSizeTooLarge"
+    cause = json.loads(described["cause"])
+    assert cause["errorMessage"] == ("Response payload size exceeded maximum allowed payload "
+                                     "size (6291556 bytes).")
+
+
+def test_lambda_request_over_6_mb_is_request_too_large(dispatcher: ProcessDispatcher) -> None:
+    """Step Functions cannot send more than 256 KiB, but the engine's Lambda is also called
+    directly (and by other clients): it refuses what Lambda refuses."""
+    with engine(dispatcher):
+        client = boto3.client("lambda", region_name="us-east-1")
+        small = client.invoke(FunctionName="big", Payload=json.dumps(
+            {"bytes": 1, "filler": "x" * (LAMBDA_REQUEST_BYTES - 100)}))
+        assert "FunctionError" not in small
+        assert json.load(small["Payload"]) == {"pad": "x"}
+        with pytest.raises(ClientError) as refused:
+            client.invoke(FunctionName="big", Payload=json.dumps(
+                {"bytes": 1, "filler": "x" * LAMBDA_REQUEST_BYTES}))
+    assert refused.value.response["Error"]["Code"] == "RequestTooLargeException"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_quotas_refuse_nonsense() -> None:
+    with pytest.raises(ValueError, match="history_events"):
+        Quotas(history_events=1)
