@@ -193,7 +193,8 @@ class _Walk:
                  state: State, base: int, lines_before: int) -> None:
         self.s, self.data, self.a, self.quotes, self.line_ends = scanner, data, a, quotes, line_ends
         self.state, self.base, self.lines_before = state, base, lines_before
-        ok_before = scanner.boundary[a[quotes - 1]]  # (quotes[0] - 1 may be -1: fixed below)
+        self.before = a[quotes - 1]  # the byte before each quote (quotes[0] - 1 may be -1)
+        ok_before = scanner.boundary[self.before]
         if quotes[0] == 0:  # the byte before the block is what the state says it was
             ok_before[0] = state is not State.UNQUOTED
         # Quotes that follow other text, by the parity of their rank: where one has the rank
@@ -255,21 +256,13 @@ class _Walk:
 
     def _last_opening(self, first_quote: int, opener_rank: int) -> int:
         """Where the quoted field open at the end began: the segment's last opening quote that
-        does not follow a quote (one that does is an escaped quote in the same field).
-        Looks back from the end in growing windows: the answer is almost always near it."""
-        window = 64
-        while True:
-            lo = max(first_quote, len(self.quotes) - window)
-            quotes, ranks = self._ranked(lo)
-            fresh = (ranks % 2 == opener_rank) & (self.a[quotes - 1] != self.s.quote)
-            if len(quotes) and quotes[0] == 0:
-                fresh[0] = self.state is not State.CLOSED and opener_rank == 0
-            found = np.flatnonzero(fresh)
-            if len(found):
-                return int(quotes[found[-1]])
-            if lo == first_quote:
-                return -1
-            window *= 4
+        does not follow a quote (one that does is an escaped quote in the same field)."""
+        fresh = self.before != self.s.quote
+        if self.quotes[0] == 0:  # the byte before the block: a quote only after CLOSED
+            fresh[0] = self.state is not State.CLOSED
+        start = first_quote + (first_quote % 2 != opener_rank)
+        found = np.flatnonzero(fresh[start::2])
+        return int(self.quotes[start + 2 * int(found[-1])]) if len(found) else -1
 
     def _check_closers(self, first_quote: int, opener_rank: int, stop: int) -> None:
         """``--strict``: a closing quote before ``stop`` must be followed by a delimiter, a line

@@ -116,7 +116,7 @@ def place(tmp_path: Path) -> tuple[Deployment, Path, Path]:
     source.write_bytes(rows(300))
     deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
                             engine_pid=os.getpid())
-    return deployment, source, tmp_path / "work" / "orders"
+    return deployment, source, tmp_path / "work" / "orders.csv"
 
 
 def alive(holder: Holder) -> bool:
