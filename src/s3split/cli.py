@@ -5,16 +5,16 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from s3split.config import MAX_LANES
 from s3split.destguard import check_source
 from s3split.destlock import holding
-from s3split.errors import InvalidOption, S3SplitError
+from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.manifest import SplitSettings
-from s3split.sizes import format_size, parse_size
+from s3split.sizes import format_mb, parse_size
 from s3split.splitter import split as split_source
 from s3split.splitter import validate_settings
 from s3split.storage import Storage, is_compressed
@@ -48,9 +48,48 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.advance(task, n)
 
 
-def _fail(exc: Exception) -> None:
-    click.echo(f"s3split: error: {exc}", err=True)
+_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
+
+
+def _fail(exc: Exception) -> NoReturn:
+    click.echo(f"s3split: error: {error_line(exc)}", err=True)
     sys.exit(1)
+
+
+def error_line(exc: BaseException) -> str:
+    """One line, whatever the error holds: the file, what went wrong, no traceback."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
+def _deprecated(old: str, new: str) -> None:
+    click.echo(f"s3split: warning: {old} is deprecated; use {new}", err=True)
+
+
+def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The run settings, spelled and meaning the same in ``run`` and ``start``."""
+    options = (
+        click.option("--chunk-size", metavar="SIZE",
+                     help="Target chunk size, e.g. 64MiB (default: 64MiB, or the stack's)."),
+        click.option("--lanes", type=click.IntRange(1, MAX_LANES),
+                     help="Parallel lanes. Default 2."),
+        click.option("--pause", type=click.IntRange(0, 86_400), metavar="SECONDS",
+                     help="Pause between a lane's chunks (for a rate-limited downstream). "
+                          "Default 0."),
+        click.option("--processor", metavar="NAME",
+                     help="jsonl (default), validate, dynamodb, noop, or a registered custom "
+                          "one."),
+        click.option("--tolerate", metavar="N|P%",
+                     help="Failed chunks tolerated before the run fails: a count or a "
+                          "percentage."),
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -107,7 +146,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
                 _progress(0 if is_compressed(source) else size, "splitting") as advance:
             result = split_source(source, dest, settings, storage, on_progress=advance)
         seconds = time.perf_counter() - started
-    except S3SplitError as exc:
+    except (S3SplitError, OSError) as exc:
         _fail(exc)
     manifest = result.manifest
     assert manifest is not None
@@ -116,11 +155,14 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         summary.update(manifest_uri=result.manifest_uri, seconds=round(seconds, 3))
         click.echo(json.dumps(summary, indent=1, ensure_ascii=False))
         return
-    rate = manifest.source.size / 1e6 / seconds if seconds > 0 else 0.0
-    click.echo(
-        f"{manifest.count} chunks, {manifest.rows:,} rows, {format_size(manifest.source.size)} "
-        f"in {seconds:.2f} s ({rate:,.0f} MB/s) -> {result.manifest_uri}"
-    )
+    # MB/s of what was scanned: for .gz/.zst the decompressed bytes (as the chunks hold them)
+    scanned = manifest.bytes if is_compressed(source) else manifest.source.size
+    amount = format_mb(scanned)
+    if is_compressed(source):
+        amount += f" uncompressed ({format_mb(manifest.source.size)} compressed)"
+    rate = scanned / 1e6 / seconds if seconds > 0 else 0.0
+    click.echo(f"{manifest.count} chunks, {manifest.rows:,} rows, {amount} in {seconds:.2f} s "
+               f"({rate:,.1f} MB/s) -> {result.manifest_uri}")
 
 
 @main.command()
@@ -128,14 +170,9 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @click.option("--out", metavar="DIR",
               help="Run location (a directory or s3:// prefix). "
                    "Default ./s3split-out/<source name>.")
-@click.option("--chunk-size", metavar="SIZE", help="Target chunk size. Default 64MiB.")
-@click.option("--lanes", type=click.IntRange(1, MAX_LANES), help="Parallel lanes. Default 2.")
-@click.option("--wait", "wait_seconds", type=click.IntRange(0, 86_400), metavar="SECONDS",
-              help="Pause between a lane's chunks (for a rate-limited downstream). Default 0.")
-@click.option("--processor", metavar="NAME",
-              help="jsonl (default), validate, dynamodb, noop, or a registered custom one.")
-@click.option("--tolerate", metavar="N|P%",
-              help="Failed chunks tolerated before the run fails: a count or a percentage.")
+@_pipeline_options
+@click.option("--wait", "old_wait", type=click.IntRange(0, 86_400), hidden=True,
+              help="Deprecated spelling of --pause.")
 @click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
               help="Records per chunk instead of a size.")
 @click.option("--no-header", is_flag=True, default=None,
@@ -146,9 +183,10 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @click.option("--resume", metavar="DIR",
               help="Continue the run in DIR: only chunks without a success status run again.")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
-        wait_seconds: int | None, processor: str | None, tolerate: str | None,
-        chunk_rows: int | None, no_header: bool | None, delimiter: str | None,
-        quotechar: str | None, strict: bool | None, resume: str | None) -> None:
+        pause: int | None, processor: str | None, tolerate: str | None,
+        old_wait: int | None, chunk_rows: int | None, no_header: bool | None,
+        delimiter: str | None, quotechar: str | None, strict: bool | None,
+        resume: str | None) -> None:
     """Split SOURCE and process every chunk through the pipeline's state machine.
 
     Runs statemachine/pipeline.asl.json on an embedded Step Functions engine with
@@ -160,8 +198,11 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
 
     if (source is None) == (resume is None):
         raise click.UsageError("give SOURCE, or --resume DIR (not both)")
+    if old_wait is not None:
+        _deprecated("--wait SECONDS in run", "--pause SECONDS")
+        pause = old_wait if pause is None else pause
     options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
-                         wait_seconds=wait_seconds, processor=processor, tolerate=tolerate,
+                         wait_seconds=pause, processor=processor, tolerate=tolerate,
                          resume=resume, chunk_rows=chunk_rows,
                          header=False if no_header else None,
                          delimiter=_char(delimiter) if delimiter else None,
@@ -169,14 +210,17 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
                          strict=strict or None)
     try:
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
-    except S3SplitError as exc:
+    except RunInterrupted as exc:
+        click.echo(f"s3split: {exc}", err=True)
+        sys.exit(_INTERRUPTED)
+    except (S3SplitError, OSError) as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)
 
 
 # -- runs on AWS (the deployment template.yaml describes) --------------------------------------
 
-_STILL_RUNNING = 3  # `start --wait` gave up following a run that goes on
+_STILL_RUNNING = 3  # `start --follow` gave up following a run that goes on
 
 
 def _aws(arn: str) -> tuple[Any, Storage]:
@@ -292,31 +336,37 @@ def _run_progress() -> Iterator[Callable[[dict[str, Any]], None]]:
               envvar="S3SPLIT_STATE_MACHINE",
               help="The deployed pipeline (the stack's StateMachineArn output); "
                    "or set S3SPLIT_STATE_MACHINE.")
-@click.option("--wait", is_flag=True,
+@click.option("--follow", is_flag=True,
               help="Follow the run with a progress bar and exit with its result.")
-@click.option("--chunk-size", metavar="SIZE", help="Target chunk size (default: the stack's).")
-@click.option("--lanes", type=click.IntRange(1, MAX_LANES), help="Parallel lanes.")
-@click.option("--wait-seconds", type=click.IntRange(0, 86_400), metavar="SECONDS",
-              help="Pause between a lane's chunks.")
-@click.option("--processor", metavar="NAME", help="jsonl, validate, dynamodb, noop, ...")
-@click.option("--tolerate", metavar="N|P%",
-              help="Failed chunks tolerated: a count or a percentage.")
+@_pipeline_options
+@click.option("--wait", "old_follow", is_flag=True, hidden=True,
+              help="Deprecated spelling of --follow.")
+@click.option("--wait-seconds", "old_wait_seconds", type=click.IntRange(0, 86_400), hidden=True,
+              help="Deprecated spelling of --pause.")
 @click.option("--timeout", type=click.FloatRange(min=0), default=24 * 3600.0, show_default=True,
-              metavar="SECONDS", help="With --wait: stop following after this long (exit 3).")
+              metavar="SECONDS", help="With --follow: stop following after this long (exit 3).")
 @click.option("--poll-interval", type=click.FloatRange(min=0), default=5.0, hidden=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def start(source: str, state_machine_arn: str, wait: bool, chunk_size: str | None,
-          lanes: int | None, wait_seconds: int | None, processor: str | None,
-          tolerate: str | None, timeout: float, poll_interval: float, as_json: bool) -> None:
+def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | None,
+          lanes: int | None, pause: int | None, processor: str | None,
+          tolerate: str | None, old_follow: bool, old_wait_seconds: int | None, timeout: float,
+          poll_interval: float, as_json: bool) -> None:
     """Start a run of SOURCE (s3://bucket/key) on the deployed state machine.
 
     Prints the execution ARN. A SOURCE ending in / starts a batch: every CSV
-    under the prefix without a successful run. With --wait, exits 0 when the run
+    under the prefix without a successful run. With --follow, exits 0 when the run
     succeeded, 1 when it failed, 3 when still running after --timeout.
     """
     from s3split import remote
 
-    overrides = {"chunk_size": chunk_size, "lanes": lanes, "wait_seconds": wait_seconds,
+    if old_follow:
+        _deprecated("--wait in start", "--follow")
+        follow = True
+    if old_wait_seconds is not None:
+        _deprecated("--wait-seconds", "--pause SECONDS")
+        pause = old_wait_seconds if pause is None else pause
+    wait = follow
+    overrides = {"chunk_size": chunk_size, "lanes": lanes, "wait_seconds": pause,
                  "processor": processor, "tolerate": tolerate}
     with _aws_errors():
         sfn, storage = _aws(state_machine_arn)

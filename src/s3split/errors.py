@@ -18,6 +18,18 @@ class SourceUnreadable(S3SplitError):
     """The source exists but cannot be read as a file (a directory, no permission, ...)."""
 
 
+class CorruptSource(SourceUnreadable):
+    """A compressed source that does not decompress: truncated, corrupt, or not compressed."""
+
+
+class DestinationUnwritable(S3SplitError):
+    """A chunk, result or record cannot be written (disk full, file too large, no bucket)."""
+
+
+class BucketNotFound(S3SplitError):
+    """An S3 destination or run location in a bucket that does not exist."""
+
+
 class SourceChanged(S3SplitError):
     """The source changed between two invocations of one split."""
 
@@ -65,6 +77,10 @@ class RunInProgress(S3SplitError):
 
 class RunTakenOver(S3SplitError):
     """A continue-as-new execution found its run's lock taken over by another start."""
+
+
+class RunInterrupted(S3SplitError):
+    """``s3split run`` stopped by Ctrl-C; the run can be resumed."""
 
 
 class ChunkInProgress(TransientError):

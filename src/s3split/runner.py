@@ -1,6 +1,7 @@
 """``s3split run``: start the pipeline on the local engine, show progress, report."""
 
 import os
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +13,13 @@ from rich.table import Table
 
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
+from s3split.errors import RunInterrupted
+from s3split.manifest import MANIFEST_NAME
 from s3split.progress import RunProgress
 from s3split.runinput import default_location, normalize
-from s3split.storage import Storage, is_s3, join, split_s3
+from s3split.runlock import lock_uri
+from s3split.sizes import format_mb
+from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 from s3split.worker import lambda_error_message
 
 
@@ -71,18 +76,38 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     storage = Storage()
     source = options.source or _recorded_source(location, storage)
     deployment = local_deployment(location, *([source] if source else []))
+    storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
     started = time.monotonic()
-    with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
-        progress = RunProgress(location, storage)
-        execution = engine.start(run_input)
-        if show_progress:
-            outcome = _follow_with_bar(engine, execution, progress, spec["lanes"], started)
-        else:
-            outcome = engine.wait(execution)
+    try:
+        with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
+            progress = RunProgress(location, storage)
+            try:
+                execution = engine.start(run_input)
+                if show_progress:
+                    outcome = _follow_with_bar(engine, execution, progress, spec["lanes"],
+                                               started, is_compressed(spec["source"]))
+                else:
+                    outcome = engine.wait(execution)
+            except KeyboardInterrupt:
+                engine.dispatcher.kill()  # nothing writes to the location after this
+                raise
+    except KeyboardInterrupt:
+        _release_own_lock(location, storage)
+        raise RunInterrupted(f"interrupted; the run at {location} stopped part-way: continue it "
+                             f"with: s3split run --resume {location}") from None
     _print_summary(console, outcome, location, storage, time.monotonic() - started)
     return outcome
+
+
+def _release_own_lock(location: str, storage: Storage) -> None:
+    """The lock this process's engine holds (never another run's)."""
+    uri = lock_uri(location)
+    current = storage.read_json_version(uri)
+    if current is not None and current[0].get("pid") == os.getpid() \
+            and current[0].get("host") == socket.gethostname():
+        storage.delete(uri)
 
 
 def _recorded_source(location: str, storage: Storage) -> str | None:
@@ -96,25 +121,35 @@ def _recorded_source(location: str, storage: Storage) -> str | None:
     return source if isinstance(source, str) else None
 
 
+def progress_line(progress: RunProgress, seconds: float, compressed: bool) -> str:
+    """The text beside the bar: counts so far, never a missing total shown as ``None``."""
+    done = progress.ok + progress.failed
+    count = f"{done:,}/{progress.total:,} chunks" if progress.total is not None \
+        else f"{done:,} chunks"
+    rate = progress.bytes / 1e6 / max(seconds, 1e-6)
+    unit = "MB/s uncompressed" if compressed else "MB/s"
+    return f"{count} · {progress.failed:,} failed · {progress.rows:,} rows · {rate:.1f} {unit}"
+
+
 def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: int,
-                     started: float) -> Outcome:
+                     started: float, compressed: bool) -> Outcome:
     columns = (TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:.0f}/{task.total} chunks"),
                TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
-    with Progress(*columns, transient=True) as bar:
+    with Progress(*columns, console=Console(stderr=True)) as bar:
         task = bar.add_task("splitting", total=None, detail="")
 
-        def update() -> None:
+        def update(busy: str = "") -> None:
             progress.poll()
-            seconds = max(time.monotonic() - started, 1e-6)
-            detail = (f"{progress.failed} failed · {progress.rows:,} rows · "
-                      f"{progress.bytes / 1e6 / seconds:.1f} MB/s · "
-                      f"{engine.busy}/{lanes} lanes busy")
+            detail = progress_line(progress, time.monotonic() - started, compressed) + busy
             bar.update(task, description="processing" if progress.total is not None
                        else "splitting", total=progress.total,
                        completed=progress.ok + progress.failed, detail=detail)
 
-        return engine.wait(execution, on_poll=update)  # type: ignore[no-any-return]
+        outcome: Outcome = engine.wait(
+            execution, on_poll=lambda: update(f" · {engine.busy}/{lanes} lanes busy"))
+        update()  # the last chunks: the bar ends where the run did (100 % when all ran)
+        bar.update(task, description="done" if outcome.succeeded else "stopped")
+        return outcome
 
 
 def _print_summary(console: Console, outcome: Outcome, location: str, storage: Storage,
@@ -130,15 +165,39 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
             ("rows", f"{report['source_rows']:,} in source: {report['rows_ok']:,} ok, "
                      f"{report['rows_rejected']:,} rejected, "
                      f"{report['rows_in_failed_chunks']:,} in failed chunks"),
-            ("bytes", f"{report['bytes']:,} ({report['bytes'] / 1e6 / seconds:.1f} MB/s)"),
+            ("bytes", _bytes_line(report, location, storage, seconds)),
             ("time", f"{seconds:.1f} s, {len(outcome.executions)} execution(s)"),
             ("report", report_uri),
         ):
             table.add_row(label, value)
         console.print(table)
-        for failure in report["failed"][:10]:
+        for failure in report["failed"][:LISTED_FAILURES]:
             console.print(f"  chunk {failure['chunk']} (source line {failure['source_line']}): "
-                          f"{failure['error']}: {failure['message']}", style="red")
+                          f"{failure['error']}: {one_line(failure['message'])}",
+                          style="red", markup=False, soft_wrap=True)
+        more = report["chunks_failed"] - min(len(report["failed"]), LISTED_FAILURES)
+        if more > 0:
+            console.print(f"  ... and {more:,} more (all failures: {join(location, 'status')})",
+                          style="red", markup=False, soft_wrap=True)
     if not outcome.succeeded and outcome.error != "ToleratedFailuresExceeded":
-        message = lambda_error_message(outcome.cause or "")
+        message = one_line(lambda_error_message(outcome.cause or ""))
         click.echo(f"s3split: error: {outcome.error}: {message}", err=True)
+
+
+LISTED_FAILURES = 10
+
+
+def one_line(text: str) -> str:
+    """Messages from a pipeline may hold newlines (a stack trace, a quoted record)."""
+    return " ".join(str(text).split())
+
+
+def _bytes_line(report: dict[str, Any], location: str, storage: Storage, seconds: float) -> str:
+    """Source bytes; for a compressed source the rate is of the uncompressed bytes."""
+    size = report["bytes"]
+    manifest_uri = join(location, "chunks", MANIFEST_NAME)
+    if not is_compressed(report["source"]) or not storage.exists(manifest_uri):
+        return f"{format_mb(size)} ({size / 1e6 / seconds:.1f} MB/s)"
+    plain = storage.read_json(manifest_uri)["bytes"]
+    return (f"{format_mb(plain)} uncompressed from {format_mb(size)} "
+            f"({plain / 1e6 / seconds:.1f} MB/s uncompressed)")

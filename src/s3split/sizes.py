@@ -47,3 +47,8 @@ def format_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def format_mb(n: float) -> str:
+    """What the CLI prints, in one (decimal) unit family: ``2_500_000`` -> ``2.5 MB``."""
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n:,.0f} bytes"

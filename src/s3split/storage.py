@@ -22,7 +22,14 @@ import smart_open
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from s3split.errors import InvalidOption, SourceChanged, SourceNotFound, SourceUnreadable
+from s3split.errors import (
+    BucketNotFound,
+    InvalidOption,
+    SourceChanged,
+    SourceNotFound,
+    SourceUnreadable,
+)
+from s3split.streams import checked_reader, is_write_failure, size_of, unwritable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -88,6 +95,19 @@ class ObjectInfo:
     version_id: str | None = None
 
 
+@contextmanager
+def _bucket_must_exist(uri: str, doing: str) -> Iterator[None]:
+    """A call on a bucket that does not exist: one named error naming it (smart-open wraps
+    botocore's in a ValueError or OSError)."""
+    try:
+        yield
+    except (ClientError, ValueError, OSError) as exc:
+        if "NoSuchBucket" not in repr(exc) + repr(exc.__cause__) + repr(exc.__context__):
+            raise
+        raise BucketNotFound(f"bucket {split_s3(uri)[0]} does not exist ({doing} {uri})") \
+            from None
+
+
 class Storage:
     """Local files and S3 objects behind one small interface."""
 
@@ -130,7 +150,7 @@ class Storage:
             if version_id:
                 params["version_id"] = version_id
         stream: IO[bytes] = smart_open.open(uri, "rb", transport_params=params)
-        return stream
+        return checked_reader(uri, stream) if is_compressed(uri) else stream
 
     def open_source(self, info: ObjectInfo) -> IO[bytes]:
         """``open_read`` pinned to the version ``info`` describes, reconnects included.
@@ -175,20 +195,29 @@ class Storage:
                 tagging = {"Tagging": urlencode(dict(tags))}
                 params["client_kwargs"] = {"S3.Client.create_multipart_upload": tagging,
                                            "S3.Client.put_object": tagging}
-            with smart_open.open(uri, "wb", transport_params=params, compression="disable") as f:
+            with _bucket_must_exist(uri, "writing"), \
+                    smart_open.open(uri, "wb", transport_params=params, compression="disable") as f:
                 yield f
             return
         directory = os.path.dirname(uri) or "."
-        os.makedirs(directory, exist_ok=True)
         name = os.path.basename(uri)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        try:
+            os.makedirs(directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        except OSError as exc:
+            if is_write_failure(exc):
+                raise unwritable(uri, exc, None) from None
+            raise
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
             os.replace(tmp, uri)
-        except BaseException:
+        except BaseException as exc:
+            written = size_of(tmp)
             os.unlink(tmp)
+            if is_write_failure(exc):
+                raise unwritable(uri, exc, written) from None
             raise
 
     def write_json(self, uri: str, document: Any) -> None:
@@ -204,7 +233,8 @@ class Storage:
         if is_s3(uri):
             bucket, key = split_s3(uri)
             try:
-                response = self.s3.get_object(Bucket=bucket, Key=key)
+                with _bucket_must_exist(uri, "reading"):
+                    response = self.s3.get_object(Bucket=bucket, Key=key)
             except self.s3.exceptions.NoSuchKey:
                 return None
             return json.loads(response["Body"].read()), response["ETag"]
@@ -225,10 +255,11 @@ class Storage:
         if is_s3(uri):
             bucket, key = split_s3(uri)
             try:
-                if version is None:
-                    self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
-                else:
-                    self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=version)
+                with _bucket_must_exist(uri, "writing"):
+                    if version is None:
+                        self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*")
+                    else:
+                        self.s3.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=version)
             except ClientError as exc:
                 if exc.response.get("Error", {}).get("Code") in _LOST_RACE:
                     return False
@@ -263,8 +294,10 @@ class Storage:
             return sorted(os.listdir(prefix)) if os.path.isdir(prefix) else []
         bucket, key = split_s3(prefix.rstrip("/") + "/")
         names: list[str] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            names.extend(obj["Key"][len(key):] for obj in page.get("Contents", []))
+        with _bucket_must_exist(prefix, "listing"):
+            pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+            for page in pages:
+                names.extend(obj["Key"][len(key):] for obj in page.get("Contents", []))
         return sorted(name for name in names if "/" not in name)
 
     def check_directory(self, uri: str) -> None:
@@ -272,8 +305,11 @@ class Storage:
         if is_s3(uri):
             return
         path = os.path.abspath(uri)
-        while not os.path.exists(path):
+        while not os.path.lexists(path):
             path = os.path.dirname(path)
+        if os.path.islink(path) and not os.path.exists(path):
+            raise InvalidOption(f"destination {uri}: {path} is a dangling symbolic link "
+                                f"(to {os.readlink(path)})")
         if not os.path.isdir(path):
             raise InvalidOption(f"destination {uri} is not a directory")
 
@@ -285,7 +321,8 @@ class Storage:
     def delete(self, uri: str) -> None:
         if is_s3(uri):
             bucket, key = split_s3(uri)
-            self.s3.delete_object(Bucket=bucket, Key=key)
+            with _bucket_must_exist(uri, "deleting"):
+                self.s3.delete_object(Bucket=bucket, Key=key)
         elif os.path.exists(uri):
             os.unlink(uri)
 

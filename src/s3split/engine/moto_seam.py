@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -554,6 +554,22 @@ def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
         if path not in sys.path:
             sys.path.insert(0, path)
     os.environ.update(env)
+    # A Lambda's stdout is its log: here that is stderr, so the caller's stdout stays its own.
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # Ctrl-C reaches the whole process group; the parent decides what stops (see kill()).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _discard_disabled_metrics() -> None:
+    """Powertools keeps metrics it may not flush (POWERTOOLS_METRICS_DISABLED) and prints
+    them anyway once one name has 100 values; a worker process lives for many invocations,
+    so drop them after each one, as a flush would."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() not in ("1", "true"):
+        return
+    module = sys.modules.get("aws_lambda_powertools.metrics")
+    if module is not None:
+        module.Metrics().clear_metrics()
 
 
 @functools.cache
@@ -602,6 +618,7 @@ def _child_invoke(inv: _Invocation) -> _Outcome:
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
+            _discard_disabled_metrics()
     except _SandboxTimeout:
         return _error(
             TIMEOUT_ERROR_TYPE,
@@ -718,6 +735,17 @@ class ProcessDispatcher:
             slots, self._slots = self._slots, []
         for slot in slots:
             slot.executor.shutdown(wait=True, cancel_futures=True)
+
+    def kill(self) -> None:
+        """Stop now (after Ctrl-C): SIGKILL the workers, as if each had crashed."""
+        for pid in self.worker_pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with self._lock:
+            self._closed = True
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.executor.shutdown(wait=False, cancel_futures=True)
 
     def __enter__(self) -> ProcessDispatcher:
         return self.start()

@@ -1,0 +1,180 @@
+"""Every failure of the CLI is one ``s3split: error: ...`` line naming the file (and, where
+known, the offset), with no traceback and no manifest left: the real CLI in a subprocess."""
+
+import gzip
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from backports import zstd
+from pipeline_support import BUCKET, CREDENTIALS, moto_s3_server, s3_client
+
+S3SPLIT = str(Path(sys.executable).parent / "s3split")
+DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(20_000))
+
+
+def cli(*args: str, cwd: Path, env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([S3SPLIT, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300, env=env, preexec_fn=preexec_fn)
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("s3split: error: ")
+    return lines[0]
+
+
+def _truncated(packed: bytes) -> bytes:
+    return packed[: len(packed) // 2]
+
+
+def _corrupt(packed: bytes) -> bytes:
+    middle = len(packed) // 2
+    return packed[:middle] + bytes(64) + packed[middle + 64:]
+
+
+BAD_SOURCES = {
+    "truncated.csv.gz": (_truncated(gzip.compress(DATA)), "truncated gzip data"),
+    "corrupt.csv.gz": (_corrupt(gzip.compress(DATA, compresslevel=1)), "corrupt gzip data"),
+    "plain.csv.gz": (DATA, "not gzip data"),
+    "truncated.csv.zst": (_truncated(zstd.compress(DATA)), "truncated zstd data"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_SOURCES))
+def test_split_of_a_bad_compressed_source_is_one_line(tmp_path: Path, name: str) -> None:
+    data, what = BAD_SOURCES[name]
+    (tmp_path / name).write_bytes(data)
+    line = one_error_line(cli("split", name, "out", "--chunk-size", "64KiB", cwd=tmp_path))
+    assert line.startswith(f"s3split: error: {name}: {what}")
+    assert "good decompressed bytes" in line
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+def test_split_into_a_dangling_symlink_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA)
+    (tmp_path / "dest").symlink_to(tmp_path / "gone")
+    line = one_error_line(cli("split", "in.csv", "dest", cwd=tmp_path))
+    assert f"{tmp_path / 'dest'} is a dangling symbolic link (to {tmp_path / 'gone'})" in line
+    assert not (tmp_path / "gone").exists()
+
+
+def _file_size_limit() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+
+def test_split_past_the_file_size_limit_is_one_line(tmp_path: Path) -> None:
+    """A real write failure: RLIMIT_FSIZE makes the chunk write fail with EFBIG."""
+    (tmp_path / "in.csv").write_bytes(DATA)
+    line = one_error_line(cli("split", "in.csv", "out", "--chunk-size", "200KB", cwd=tmp_path,
+                              preexec_fn=_file_size_limit))
+    assert line.startswith(f"s3split: error: cannot write out{os.sep}part-00000.csv: "
+                           "File too large (EFBIG) after 100,000 bytes")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+    assert not [name for name in os.listdir(tmp_path / "out") if name.endswith(".tmp")]
+
+
+def test_missing_buckets_are_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA)
+    with moto_s3_server() as endpoint:
+        s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        split_line = one_error_line(cli("split", "in.csv", "s3://no-such-bucket/parts/",
+                                        cwd=tmp_path, env=env))
+        run_line = one_error_line(cli("run", "in.csv", "--out", "s3://no-such-bucket/runs/in",
+                                      cwd=tmp_path, env=env))
+        source_line = one_error_line(cli("run", "s3://no-such-bucket/in.csv", "--out",
+                                         f"s3://{BUCKET}/runs/in", cwd=tmp_path, env=env))
+    assert "bucket no-such-bucket does not exist" in split_line
+    assert "BucketNotFound: bucket no-such-bucket does not exist" in run_line
+    assert source_line == ("s3split: error: SourceNotFound: source not found: "
+                           "s3://no-such-bucket/in.csv")
+
+
+def test_run_of_a_truncated_gzip_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    data, _ = BAD_SOURCES["truncated.csv.gz"]
+    (tmp_path / "in.csv.gz").write_bytes(data)
+    line = one_error_line(cli("run", "in.csv.gz", "--out", "out", cwd=tmp_path))
+    assert line.startswith(f"s3split: error: CorruptSource: {tmp_path / 'in.csv.gz'}: "
+                           "truncated gzip data")
+    assert not (tmp_path / "out" / "chunks" / "manifest.json").exists()
+    assert not (tmp_path / "out" / "report.json").exists()
+    assert not (tmp_path / "out" / "lock.json").exists()
+
+
+def test_run_with_out_naming_a_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA)
+    (tmp_path / "taken").write_text("not a directory")
+    line = one_error_line(cli("run", "in.csv", "--out", "taken", cwd=tmp_path))
+    assert line == f"s3split: error: destination {tmp_path / 'taken'} is not a directory"
+    assert (tmp_path / "taken").read_text() == "not a directory"
+
+
+def test_ctrl_c_during_run_says_how_to_resume_and_releases_the_lock(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA)
+    out = tmp_path / "out"
+    process = subprocess.Popen(
+        [S3SPLIT, "run", "in.csv", "--out", "out", "--chunk-size", "16KiB", "--lanes", "1",
+         "--pause", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)  # its own process group, as a terminal's foreground job
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "status").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert (out / "lock.json").exists()
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr and stdout == ""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].endswith(f"continue it with: s3split run --resume {out}")
+    assert not (out / "lock.json").exists()
+    assert not (out / "report.json").exists()
+
+
+def test_many_chunks_print_only_the_summary(tmp_path: Path) -> None:
+    """120 chunks through one worker process: no Powertools metrics JSON on stdout or
+    stderr (it used to print once a metric had 100 values); 110 failures beyond the
+    listed ten are counted."""
+    records = b"".join(b'%d,"bad \xff byte %s"\n' % (i, b"x" * 80) for i in range(120))
+    (tmp_path / "in.csv").write_bytes(b"id,note\n" + records)
+    done = cli("run", "in.csv", "--out", "out", "--chunk-size", "90", "--lanes", "1",
+               "--processor", "noop", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    assert "_aws" not in done.stdout and "_aws" not in done.stderr
+    assert "120 failed of 120" in done.stdout
+    assert f"... and 110 more (all failures: {tmp_path / 'out' / 'status'})" in done.stdout
+    assert done.stdout.count("ChunkInvalid") == 10
+
+
+def test_run_and_start_share_option_names(tmp_path: Path) -> None:
+    for command in ("run", "start"):
+        help_text = cli(command, "--help", cwd=tmp_path).stdout
+        for option in ("--chunk-size", "--lanes", "--pause SECONDS", "--processor",
+                       "--tolerate"):
+            assert option in help_text, (command, option)
+        assert "--wait" not in help_text
+    assert "--follow" in cli("start", "--help", cwd=tmp_path).stdout
+
+
+def test_old_wait_spelling_still_works_with_a_note(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA[:5000])
+    done = cli("run", "in.csv", "--out", "out", "--wait", "0", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("s3split: warning: --wait SECONDS in run is deprecated; "
+                           "use --pause SECONDS\n")

@@ -1,0 +1,133 @@
+"""Decompression and write failures become named errors naming the file and the offset."""
+
+import errno
+import gzip
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from backports import zstd
+
+from s3split import storage as storage_module
+from s3split.cli import error_line
+from s3split.errors import CorruptSource, DestinationUnwritable, InvalidOption
+from s3split.manifest import SplitSettings
+from s3split.progress import RunProgress
+from s3split.runner import one_line, progress_line
+from s3split.splitter import split
+from s3split.storage import Storage
+
+DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(40_000))
+
+
+def _no_manifest(dest: Path) -> bool:
+    return not (dest / "manifest.json").exists()
+
+
+def _split(source: Path, dest: Path) -> None:
+    split(str(source), str(dest), SplitSettings(chunk_size=256 * 1024), Storage())
+
+
+@pytest.mark.parametrize(("suffix", "compress"), [(".gz", gzip.compress), (".zst", zstd.compress)])
+def test_truncated_source_names_file_and_offset(tmp_path: Path, suffix: str,
+                                                compress: Any) -> None:
+    packed = compress(DATA)
+    source = tmp_path / f"in.csv{suffix}"
+    source.write_bytes(packed[: len(packed) * 2 // 3])
+    with pytest.raises(CorruptSource) as caught:
+        _split(source, tmp_path / "out")
+    message = str(caught.value)
+    assert message.startswith(f"{source}: truncated ")
+    assert "good decompressed bytes" in message
+    assert _no_manifest(tmp_path / "out")
+
+
+def test_gzip_offset_is_where_the_damage_is(tmp_path: Path) -> None:
+    packed = bytearray(gzip.compress(DATA, compresslevel=1))
+    middle = len(packed) // 2
+    packed[middle:middle + 64] = bytes(64)
+    source = tmp_path / "in.csv.gz"
+    source.write_bytes(bytes(packed))
+    with pytest.raises(CorruptSource) as caught:
+        _split(source, tmp_path / "out")
+    good = int(str(caught.value).rsplit("after ", 1)[1].split(" ")[0].replace(",", ""))
+    # the reader decompresses in 64 KiB pieces: the offset is close to the damaged spot
+    assert 0 < good < len(DATA)
+    assert good % (64 * 1024) == 0
+    assert "corrupt gzip data" in str(caught.value)
+    assert _no_manifest(tmp_path / "out")
+
+
+def test_plain_file_named_gz_is_not_gzip(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv.gz"
+    source.write_bytes(DATA)
+    with pytest.raises(CorruptSource, match=r"in\.csv\.gz: not gzip data .* after 0 good"):
+        _split(source, tmp_path / "out")
+
+
+def test_enospc_while_writing_a_chunk_names_the_chunk(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A disk that fills up after 300 KB: the file being written is named, nothing is left."""
+    real_fdopen = os.fdopen
+    budget = [300_000]
+
+    class FullDisk:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            if len(data) > budget[0]:
+                self.f.write(data[: budget[0]])
+                self.f.flush()
+                budget[0] = 0
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            budget[0] -= len(data)
+            return int(self.f.write(data))
+
+        def __enter__(self) -> "FullDisk":
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.f, name)
+
+    monkeypatch.setattr(storage_module.os, "fdopen",
+                        lambda fd, mode: FullDisk(real_fdopen(fd, mode)))
+    source, dest = tmp_path / "in.csv", tmp_path / "out"
+    source.write_bytes(DATA)
+    with pytest.raises(DestinationUnwritable) as caught:
+        _split(source, dest)
+    message = str(caught.value)
+    assert message.startswith(f"cannot write {dest}/part-00001.csv: No space left on device "
+                              "(ENOSPC) after ")
+    assert _no_manifest(dest)
+    assert not [name for name in os.listdir(dest) if name.endswith(".tmp")]
+
+
+def test_dangling_symlink_destination_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "dest").symlink_to(tmp_path / "gone")
+    source = tmp_path / "in.csv"
+    source.write_bytes(DATA[:100])
+    with pytest.raises(InvalidOption, match="dest is a dangling symbolic link"):
+        _split(source, tmp_path / "dest")
+    assert not (tmp_path / "gone").exists()
+
+
+def test_error_line_is_one_line() -> None:
+    assert error_line(FileNotFoundError(2, "No such file or directory", "x.csv")) == \
+        "x.csv: No such file or directory"
+    assert error_line(ValueError("two\nlines  here")) == "two lines here"
+    assert one_line("Traceback:\n  a\n  b") == "Traceback: a b"
+
+
+def test_progress_line_never_shows_a_missing_total(tmp_path: Path) -> None:
+    progress = RunProgress(str(tmp_path), Storage())
+    progress.ok, progress.bytes = 3, 2_000_000
+    assert progress_line(progress, 1.0, compressed=False).startswith("3 chunks · 0 failed")
+    progress.total = 10
+    line = progress_line(progress, 1.0, compressed=True)
+    assert line.startswith("3/10 chunks") and "2.0 MB/s uncompressed" in line
+    assert "None" not in line
