@@ -1,7 +1,9 @@
 """A processor for pipeline tests, steered by ``control.json`` in the run's location.
 
 control.json: {"sleep": seconds, "transient": {"<index>": times}, "invalid": [index, ...],
-               "kill": {"<index>": times}}  (kill: SIGKILL itself halfway through the output)
+               "kill": {"<index>": times}, "lose": [index, ...]}
+(kill: SIGKILL itself halfway through the output; lose: report one row fewer than it wrote,
+as a buggy processor would)
 Every call writes {"pid", "index", "start", "end"} to ``probe/<index>-<attempt>.json``
 ("end" stays null when the process was killed).
 Everything goes through ``Storage``, so it works on local files and on S3 alike.
@@ -10,6 +12,7 @@ Everything goes through ``Storage``, so it works on local files and on S3 alike.
 import os
 import signal
 import time
+from dataclasses import replace
 from typing import Any
 
 from s3split.errors import ChunkInvalid, TransientError
@@ -47,7 +50,10 @@ def probe(job: ChunkJob, storage: Storage) -> ProcessResult:
             _die_while_writing(job, storage)
         if job.index in control.get("invalid", []):
             raise ChunkInvalid(f"injected bad chunk {job.index}")
-        return JsonlProcessor()(job, storage)
+        result = JsonlProcessor()(job, storage)
+        if job.index in control.get("lose", []):
+            return replace(result, rows_out=result.rows_out - 1)
+        return result
     finally:
         storage.write_json(join(probes, f"{job.index}-{attempt}.json"),
                            record | {"end": time.time()})

@@ -66,6 +66,18 @@ def test_permanent_failure_is_recorded_and_the_lane_goes_on(backend: Backend) ->
     assert_accounted(report, 20, run.manifest)
 
 
+def test_a_run_whose_records_do_not_add_up_never_succeeds(backend: Backend) -> None:
+    """A processor that loses a row: the report says so and the run fails, whatever the
+    tolerance."""
+    run = new_run(backend, "lost", rows=20, control={"lose": [1]})
+    outcome = run.start(lanes=2, tolerate="100%")
+    assert not outcome.succeeded and outcome.error == "AccountingMismatch", outcome
+    assert "records do not add up: 20 in the source, 19 ok" in (outcome.cause or "")
+    report = run.report
+    assert report["accounted"] is False and report["succeeded"] is False
+    assert report["rows_ok"] + report["rows_rejected"] + report["rows_in_failed_chunks"] == 19
+
+
 def test_failures_within_tolerance_succeed(backend: Backend) -> None:
     run = new_run(backend, "tolerated", rows=20, control={"invalid": [0, 2]})
     assert run.start(lanes=2, tolerate="2").succeeded
