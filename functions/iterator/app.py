@@ -1,9 +1,11 @@
-"""Iterator function: ``{index, step, count}`` in, the lane's next index and ``continue`` out."""
+"""Iterator function: a lane's ``{index, step, count, budget, cost}`` and the Iterator task's
+retry count in, the lane's next index and ``continue`` out."""
 
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, Field
 
 from s3split.iterator import advance
 from s3split.runinput import LaneState, parse_event
@@ -12,7 +14,13 @@ logger = Logger()
 tracer = Tracer()
 
 
+class IteratorEvent(BaseModel):
+    lane: LaneState
+    retries: int = Field(default=0, ge=0)
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return advance(parse_event(event, LaneState).state())
+    request = parse_event(event, IteratorEvent)
+    return advance(request.lane.state(), request.retries)

@@ -54,7 +54,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if request.action == "plan":
         with transient_errors("planning the run"):
             planned = plan(request.input, request.execution, deployment, storage, alive)
-        metrics.add_metric("RunsPlanned", MetricUnit.Count, len(planned.get("sources", [1])))
+        metrics.add_metric("RunsPlanned", MetricUnit.Count, planned.get("count", 1))
         logger.info("planned", extra={"mode": planned["mode"]})
         return planned
     spec = RunSpec.from_dict(request.run or {})

@@ -262,7 +262,9 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
         rows.append(("source", summary["source"]))
     if summary["mode"] == "batch":
         started = summary.get("started_executions") or []
-        rows.append(("batch", f"{len(started)} runs started"))
+        count = summary.get("started_count", len(started))
+        listed = f" (names in {summary['pending_list']})" if summary.get("pending_list") else ""
+        rows.append(("batch", f"{count} runs started{listed}"))
         rows.extend(("", arn) for arn in started)
         return [f"{label:<13}{value}" for label, value in rows]
     rows.append(("run", summary.get("location") or "not planned yet"))

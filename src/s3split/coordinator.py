@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from s3split.batch import continuation_name, stage
 from s3split.config import Deployment
 from s3split.errors import SourceChanged
 from s3split.iterator import first_lanes, lane
@@ -30,7 +31,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     planned = normalize(event, deployment, storage)
     mode = planned["mode"]
     if mode == "batch":
-        return planned
+        return stage([item["source"] for item in planned["sources"]], execution, deployment,
+                     storage)
     spec = RunSpec.from_dict(planned["run"])
     if mode == "resume":
         check_resumable(spec, storage)  # before anything is touched
@@ -121,6 +123,7 @@ def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease
     if unfinished:
         budget = deployment.event_budget // len(unfinished)
         return {"more": True, "generation": generation + 1,
+                "name": continuation_name(spec.run_id, lease, generation + 1),
                 "lanes": [lane(s["index"] - s["step"], s["step"], s["count"], budget)
                           for s in unfinished]}
     manifest = Manifest.from_dict(storage.read_json(spec.manifest))

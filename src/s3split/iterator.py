@@ -3,32 +3,51 @@
 Each lane also carries a budget of execution-history events. A Standard
 execution fails at 25,000 events, so a lane stops (``continue`` false, ``more``
 true) before its share would run out, and the run continues as a new execution.
+
+The retry counts below must equal the sums of ``MaxAttempts`` over each state's
+Retry blocks in statemachine/pipeline.asl.json (tests/unit/test_asl.py checks).
 """
 
 from typing import Any
 
-LOOP_EVENTS = 9  # per iteration: the Iterator task (5), the Choice (2) and the Wait (2)
-WORKER_EVENTS = 5  # a Lambda task: entered, scheduled, started, succeeded, exited
+from s3split.errors import InvalidOption
+
+TASK_EVENTS = 5  # a Lambda task: entered, scheduled, started, succeeded, exited
 RETRY_EVENTS = 3  # each retry: scheduled, started, failed
-WORKER_MAX_ATTEMPTS = 6  # must match the Worker's Retry MaxAttempts in the ASL
-# The most one iteration can cost: every retry used, then the failure recorded.
-WORST_ITERATION = LOOP_EVENTS + 2 * WORKER_EVENTS + RETRY_EVENTS * WORKER_MAX_ATTEMPTS
+LOOP_EVENTS = TASK_EVENTS + 2 + 2  # per iteration: the Iterator task, the Choice, the Wait
+WORKER_EVENTS = TASK_EVENTS
+ITERATOR_MAX_RETRIES = 6  # the Iterator state's Retry
+WORKER_MAX_RETRIES = 6 + 35  # the Work state's Retry: transient errors, then ChunkInProgress
+RECORD_FAILURE_MAX_RETRIES = 6  # the RecordFailure state's Retry
+# The most one iteration can cost: every retry of every task used, then the failure recorded.
+WORST_ITERATION = (LOOP_EVENTS + RETRY_EVENTS * ITERATOR_MAX_RETRIES
+                   + 2 * WORKER_EVENTS
+                   + RETRY_EVENTS * (WORKER_MAX_RETRIES + RECORD_FAILURE_MAX_RETRIES))
 
 
 def first_lanes(count: int, lanes: int, event_budget: int) -> list[dict[str, Any]]:
     """The initial state of each lane; a lane starts one step before its first chunk."""
     used = min(lanes, count)
-    return [lane(k - lanes, lanes, count, event_budget // max(used, 1)) for k in range(used)]
+    share = event_budget // max(used, 1)
+    if count and share < WORST_ITERATION:
+        # A lane that cannot afford one iteration would continue as new for ever.
+        raise InvalidOption(f"event budget {event_budget} gives each of {used} lanes {share} "
+                            f"history events, fewer than one iteration may use "
+                            f"({WORST_ITERATION}); raise S3SPLIT_EVENT_BUDGET or use fewer lanes")
+    return [lane(k - lanes, lanes, count, share) for k in range(used)]
 
 
 def lane(index: int, step: int, count: int, budget: int) -> dict[str, Any]:
     return {"index": index, "step": step, "count": count, "budget": budget, "cost": 0}
 
 
-def advance(state: dict[str, Any]) -> dict[str, Any]:
-    """``{index, step, count, budget, cost}`` -> the next index and whether to process it."""
+def advance(state: dict[str, Any], retries: int = 0) -> dict[str, Any]:
+    """``{index, step, count, budget, cost}`` -> the next index and whether to process it.
+
+    ``retries`` is how often this Iterator invocation was retried (its events count too).
+    """
     index = state["index"] + state["step"]
-    budget = state["budget"] - state.get("cost", 0) - LOOP_EVENTS
+    budget = state["budget"] - state.get("cost", 0) - LOOP_EVENTS - RETRY_EVENTS * retries
     more = index < state["count"]
     return {
         "index": index,
@@ -47,5 +66,6 @@ def worker_cost(retries: int) -> int:
 
 
 def failure_cost() -> int:
-    """Upper bound for a chunk whose worker exhausted its retries, plus RecordFailure."""
-    return 2 * WORKER_EVENTS + RETRY_EVENTS * WORKER_MAX_ATTEMPTS
+    """Upper bound for a chunk whose worker exhausted its retries, plus RecordFailure's."""
+    return (2 * WORKER_EVENTS
+            + RETRY_EVENTS * (WORKER_MAX_RETRIES + RECORD_FAILURE_MAX_RETRIES))

@@ -210,9 +210,17 @@ class RemoteRun:
         }
         if self.mode == "batch":
             output = _loads(last.get("output"))
-            started = output.get("started", []) if isinstance(output, dict) else []
-            result["started_executions"] = [s.get("execution") for s in started
-                                             if isinstance(s, dict)]
+            output = output if isinstance(output, dict) else {}
+            started = output.get("started", [])
+            if isinstance(started, dict):  # a Distributed Map: the runs are in the pending list
+                pending = output.get("pending") or {}
+                result["started_executions"] = []
+                result["started_count"] = output.get("count")
+                result["pending_list"] = f"s3://{pending.get('Bucket')}/{pending.get('Key')}"
+                started = []
+            else:
+                result["started_executions"] = [s.get("execution") for s in started
+                                                 if isinstance(s, dict)]
             result["succeeded"] = self.state == "SUCCEEDED" if self.finished else None
             return result
         progress = self.progress

@@ -7,6 +7,7 @@ import pytest
 from pipeline_support import PROBE, Run
 
 from s3split.engine.local import LocalEngine, local_engine
+from s3split.iterator import WORST_ITERATION
 from s3split.storage import Storage
 
 
@@ -15,9 +16,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("work")
 
 
+BUDGET = 2 * WORST_ITERATION + 20  # two lanes, each just over one worst-case iteration
+
+
 @pytest.fixture(scope="module")
 def budget_engine(work: Path) -> Iterator[LocalEngine]:
-    env = {"S3SPLIT_PROCESSORS": PROBE, "S3SPLIT_EVENT_BUDGET": "200",
+    env = {"S3SPLIT_PROCESSORS": PROBE, "S3SPLIT_EVENT_BUDGET": str(BUDGET),
            "S3SPLIT_SPLIT_SAFETY_MS": str(10**9)}
     with local_engine(str(work), workers=2, env=env) as started:
         yield started
@@ -34,8 +38,8 @@ def test_continue_as_new_and_split_across_invocations(budget_engine: LocalEngine
     assert len(histories) >= 3
     chunks = run.report["chunks"]
     split_loop = 7 * (chunks + 1)  # Split task and its Choice, once per invocation
-    assert len(histories[0]) < 200 + split_loop + 60
-    assert all(len(events) < 200 + 60 for events in histories[1:])
+    assert len(histories[0]) < BUDGET + split_loop + 60
+    assert all(len(events) < BUDGET + 60 for events in histories[1:])
     splits = [e for e in histories[0] if e["type"] == "TaskStateEntered"
               and e["stateEnteredEventDetails"]["name"] == "Split"]
     assert len(splits) == chunks  # one chunk per invocation

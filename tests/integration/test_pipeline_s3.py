@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from pipeline_support import BUCKET, CREDENTIALS, make_csv, moto_s3_server, s3_client
 
+from s3split.batch import child_name
 from s3split.engine.local import LocalEngine, local_engine
 
 EVENTS = Path(__file__).parents[1] / "events"
@@ -33,8 +34,11 @@ def s3(s3_endpoint: str) -> Any:
 def engine(s3_endpoint: str, s3: Any, tmp_path_factory: pytest.TempPathFactory,
            ) -> Iterator[LocalEngine]:
     env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
-    with local_engine(f"s3://{BUCKET}/runs", workers=2, env=env) as started:
-        yield started
+    # The interpreter's own S3 calls (a batch's ItemReader and ResultWriter) go there too.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+        with local_engine(f"s3://{BUCKET}/runs", workers=2, env=env) as started:
+            yield started
 
 
 def put_csv(s3: Any, tmp: Path, key: str, rows: int = 30) -> str:
@@ -86,6 +90,15 @@ def test_eventbridge_object_created_event(engine: LocalEngine, s3: Any, tmp_path
     assert manifest["source"]["etag"] == s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
 
 
+def started_by(engine: LocalEngine, batch: str, keys: list[str]) -> list[str]:
+    """The runs a batch started for ``keys``, found by the names Plan gives them."""
+    prefix = engine.state_machine_arn.replace(":stateMachine:", ":execution:")
+    names = [child_name(batch, f"s3://{BUCKET}/{key}") for key in keys]
+    listed = {e["executionArn"] for page in engine.sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=engine.state_machine_arn) for e in page["executions"]}
+    return [f"{prefix}:{name}" for name in names if f"{prefix}:{name}" in listed]
+
+
 def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, s3: Any,
                                                            tmp_path: Path) -> None:
     start = json.loads((EVENTS / "batch_start.json").read_text())
@@ -93,19 +106,23 @@ def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, 
     texts = {f"{prefix}{name}": put_csv(s3, tmp_path, f"{prefix}{name}", rows)
              for name, rows in (("one.csv", 10), ("two.csv", 25))}
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}readme.txt", Body=b"not a csv")
-    outcome = engine.wait(engine.start(start), timeout_s=60)
+    batch = engine.start(start)
+    outcome = engine.wait(batch, timeout_s=60)
     assert outcome.succeeded, outcome
-    children = [item["execution"] for item in outcome.output["started"]]
+    assert outcome.output["count"] == 2
+    children = started_by(engine, batch, sorted(texts))
     assert len(children) == 2
     for child in children:
         assert engine.wait(child, timeout_s=120).succeeded
     for key, text in texts.items():
         assert result_rows(s3, f"runs/{key}") == source_rows(text)
     again = engine.wait(engine.start(start), timeout_s=60)
-    assert again.succeeded and again.output["started"] == []  # completed runs are skipped
+    assert again.succeeded and again.output["count"] == 0  # completed runs are skipped
     texts[f"{prefix}two.csv"] = put_csv(s3, tmp_path, f"{prefix}two.csv", 7)  # a new version
-    changed = engine.wait(engine.start(start), timeout_s=60)
-    (child,) = [item["execution"] for item in changed.output["started"]]
+    batch = engine.start(start)
+    changed = engine.wait(batch, timeout_s=60)
+    assert changed.output["count"] == 1
+    (child,) = started_by(engine, batch, [f"{prefix}two.csv"])
     assert engine.wait(child, timeout_s=120).succeeded
     assert result_rows(s3, f"runs/{prefix}two.csv") == source_rows(texts[f"{prefix}two.csv"])
 

@@ -26,6 +26,7 @@ from moto import mock_aws
 from pipeline_support import CREDENTIALS, moto_s3_server
 
 from s3split import remote
+from s3split.batch import result_writer_substitutions
 from s3split.cli import main
 from s3split.engine.local import render_definition
 from s3split.errors import InvalidInput, InvalidOption
@@ -76,7 +77,8 @@ def pipeline(sfn: Any) -> str:
     """The real state machine definition, as the template deploys it."""
     definition = render_definition({
         name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:s3split-{name[:-11].lower()}"
-        for name in ("SplitterFunctionArn", "IteratorFunctionArn", "WorkerFunctionArn")})
+        for name in ("SplitterFunctionArn", "IteratorFunctionArn", "WorkerFunctionArn")}
+        | result_writer_substitutions(f"s3://{BUCKET}/runs"))
     created = sfn.create_state_machine(name="s3split-pipeline", definition=definition,
                                        roleArn=ROLE, type="STANDARD")
     return str(created["stateMachineArn"])
@@ -353,6 +355,24 @@ def test_status_of_a_batch_lists_the_runs_it_started(running: tuple[Any, Any]) -
     assert summary["started_executions"] == [s["execution"] for s in started]
     text = cli("status", arn).output
     assert "2 runs started" in text
+
+
+def test_status_of_a_distributed_batch_counts_the_runs_and_names_the_pending_list(
+        running: tuple[Any, Any]) -> None:
+    sfn, s3 = running
+    pending = {"Bucket": BUCKET, "Key": "runs/_batches/b.json"}
+    map_run = {"MapRunArn": f"arn:aws:states:{REGION}:{ACCOUNT}:mapRun:p/x:y",
+               "ResultWriterDetails": {"Bucket": BUCKET, "Key": "runs/_batches/results/y"}}
+    machine = pass_machine(sfn, "batch-map", [
+        ("Plan", {"mode": "batch", "pending": pending, "count": 3}),
+        ("StartEach", {"mode": "batch", "pending": pending, "count": 3, "started": map_run})])
+    arn = remote.start(f"s3://{BUCKET}/incoming/", machine, {}, sfn)
+    finished(sfn, arn)
+    summary = remote.status(arn, sfn, Storage(s3))
+    assert summary["started_count"] == 3
+    assert summary["pending_list"] == f"s3://{BUCKET}/runs/_batches/b.json"
+    assert f"3 runs started (names in s3://{BUCKET}/runs/_batches/b.json)" in \
+        cli("status", arn).output
 
 
 # -- start --wait ------------------------------------------------------------------------------

@@ -30,7 +30,9 @@ import boto3
 import pytest
 import yaml
 from moto import mock_aws
+from moto.events.models import EventPattern
 
+from s3split.batch import result_writer_substitutions
 from s3split.config import Deployment, parse_tolerance
 from s3split.engine.local import placeholders, render_definition
 from s3split.runinput import BatchStart, normalize, parse_event
@@ -152,6 +154,8 @@ class Stack:
             "AWS::IAM::Role": f"arn:aws:iam::{ACCOUNT}:role/{name}",
             "AWS::Logs::LogGroup": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{name}:*",
             "AWS::DynamoDB::Table": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{self.ref(name)}",
+            "AWS::Events::Rule": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{name}",
+            "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}",
         }
         return arns[kind]
 
@@ -311,7 +315,7 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(
     assert placeholders(asl) == set(substitutions)
     assert substitutions == {
         f"{name.removesuffix('Function')}FunctionArn": stack.getatt(name, "Arn")
-        for name in FUNCTIONS}
+        for name in FUNCTIONS} | result_writer_substitutions(f"s3://{BUCKET}/runs")
     resources = set()
 
     def tasks(states: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -323,7 +327,8 @@ def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(
 
     for task in tasks(json.loads(render_definition(substitutions, asl))["States"]):
         resources.add(task["Resource"])
-    assert resources == {*substitutions.values(), "arn:aws:states:::states:startExecution"}
+    functions = {v for k, v in substitutions.items() if k.endswith("FunctionArn")}
+    assert resources == {*functions, "arn:aws:states:::states:startExecution"}
 
 
 def test_a_chunk_in_progress_is_retried_past_the_workers_timeout(stack: Stack) -> None:
@@ -388,6 +393,68 @@ def test_the_schedule_starts_a_batch_of_the_input_prefix_disabled_by_default(
     assert schedule["Properties"]["ScheduleExpression"] == stack.params["ScheduleExpression"]
     start = json.loads(schedule["Properties"]["Input"])
     assert parse_event(start, BatchStart).prefix == f"s3://{BUCKET}/incoming/"
+    # SAM names a ScheduleV2 schedule <machine><event> unless told otherwise: a second stack
+    # in the account and region would collide with it.
+    assert schedule["Properties"].get("OmitName") is True and "Name" not in schedule["Properties"]
+
+
+# -- alerts ------------------------------------------------------------------------------------
+
+
+def status_change(status: str, machine: str) -> dict[str, Any]:
+    return {"source": "aws.states", "detail-type": "Step Functions Execution Status Change",
+            "detail": {"status": status, "stateMachineArn": machine,
+                       "executionArn": f"{machine.replace(':stateMachine:', ':execution:')}:x",
+                       "input": json.dumps({"source": f"s3://{BUCKET}/incoming/a.csv"}),
+                       "error": "ToleratedFailuresExceeded", "cause": "1 of 2 chunks failed"}}
+
+
+@pytest.mark.parametrize("email", ["", "ops@example.com"])
+def test_failed_runs_and_failed_chunks_reach_the_alert_topic_and_only_it(email: str) -> None:
+    stack = Stack(TEMPLATE_DOC, AlertEmail=email)
+    topic = stack.props("AlertTopic")
+    assert topic.get("Subscription", []) == ([{"Protocol": "email", "Endpoint": email}]
+                                             if email else [])
+    rule = stack.props("RunFailedRule")
+    machine = stack.ref("PipelineStateMachine")
+    assert rule["EventPattern"]["detail"] == {"status": ["FAILED", "TIMED_OUT", "ABORTED"],
+                                              "stateMachineArn": [machine]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == stack.ref("AlertTopic") and "RoleArn" not in target
+    transformer = target["InputTransformer"]
+    assert transformer["InputPathsMap"]["input"] == "$.detail.input"  # names the source
+    assert "<input>" in transformer["InputTemplate"]
+    alarm = stack.props("FailedChunksAlarm")
+    assert (alarm["Namespace"], alarm["MetricName"]) == ("s3split", "FailedChunks")
+    env = stack.function_env("WorkerFunction")
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == alarm["Namespace"]
+    # Powertools' only dimension is the service: this stack's name, so not another stack's.
+    assert alarm["Dimensions"] == [{"Name": "service", "Value": STACK}]
+    assert env["POWERTOOLS_SERVICE_NAME"] == STACK
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["AlarmActions"] == [stack.ref("AlertTopic")]
+    policy = stack.props("AlertTopicPolicy")
+    assert policy["Topics"] == [stack.ref("AlertTopic")]
+    publishers = {(st["Principal"]["Service"], st["Action"], st["Resource"],
+                   st["Condition"]["ArnEquals"]["aws:SourceArn"])
+                  for st in policy["PolicyDocument"]["Statement"]}
+    assert publishers == {
+        ("events.amazonaws.com", "sns:Publish", "AlertTopic", stack.getatt("RunFailedRule", "Arn")),
+        ("cloudwatch.amazonaws.com", "sns:Publish", "AlertTopic",
+         stack.getatt("FailedChunksAlarm", "Arn"))}
+
+
+def test_the_failure_rule_matches_bad_endings_of_this_machine_only(stack: Stack) -> None:
+    pattern = EventPattern.load(json.dumps(stack.props("RunFailedRule")["EventPattern"]))
+    machine = stack.ref("PipelineStateMachine")
+
+    def matches(event: dict[str, Any]) -> bool:
+        return bool(pattern.matches_event(event))  # type: ignore[arg-type]
+
+    for status in ("FAILED", "TIMED_OUT", "ABORTED"):
+        assert matches(status_change(status, machine)), status
+    assert not matches(status_change("SUCCEEDED", machine))
+    assert not matches(status_change("FAILED", machine + "-other"))
 
 
 # -- the S3 event pattern, on moto's EventBridge ------------------------------------------------
@@ -486,6 +553,7 @@ BUCKET_ARN = f"arn:aws:s3:::{BUCKET}"
 INPUT = f"{BUCKET_ARN}/incoming/*"
 RUNS = f"{BUCKET_ARN}/runs/*"
 EXECUTIONS = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:PipelineStateMachine:*"
+CHILDREN = f"arn:aws:states:{REGION}:{ACCOUNT}:execution:PipelineStateMachine/*"  # a Map Run's
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -560,7 +628,8 @@ def test_no_wildcard_actions_and_star_resources_only_where_aws_has_no_narrower(
                 assert action in STAR_ONLY, (role, action)
             elif "*" in resource:  # object prefixes, log streams, this machine's executions
                 allowed = rf"{BUCKET_ARN}/[\w./-]+/\*|arn:aws:logs:.*:log-group:\w+:\*"
-                assert re.fullmatch(allowed, resource) or resource == EXECUTIONS, (role, resource)
+                assert re.fullmatch(allowed, resource) or resource in (EXECUTIONS, CHILDREN), \
+                    (role, resource)
 
 
 def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
@@ -587,8 +656,10 @@ def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
         s3_actions = {a for a, _, _ in role_grants if a.startswith("s3:")}
         assert s3_actions <= S3_READ | S3_WRITE | {"s3:ListBucket"}, role
     assert not [g for g in iterator if not g[0].startswith(("logs:", "xray:"))]
-    for role in ("StateMachineRole",):
-        assert not [g for g in by_role[role] if g[0].startswith("s3:")]
+    # The state machine: only a batch's pending list (ItemReader) and result files (ResultWriter).
+    machine = {(a, r) for a, r, _ in by_role["StateMachineRole"] if a.startswith("s3:")}
+    assert machine == {(a, f"{BUCKET_ARN}/runs/_batches/*") for a in (
+        "s3:GetObject", "s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")}
 
 
 def test_logs_go_only_to_each_functions_own_log_group(
@@ -624,7 +695,11 @@ def test_only_the_splitter_describes_executions_and_only_this_machines(
     _, by_role = granted
     describing = {(role, resource) for role, role_grants in by_role.items()
                   for resource, _ in on(role_grants, {"states:DescribeExecution"})}
-    assert describing == {("SplitterRole", EXECUTIONS)}
+    # The state machine: only its batch Map's child workflow executions (which it may stop).
+    assert describing == {("SplitterRole", EXECUTIONS), ("StateMachineRole", CHILDREN)}
+    stopping = {(role, resource) for role, role_grants in by_role.items()
+                for resource, _ in on(role_grants, {"states:StopExecution"})}
+    assert stopping == {("StateMachineRole", CHILDREN)}
     # Attached by a policy of its own: the role does not name the state machine.
     assert "PipelineStateMachine" not in json.dumps(TEMPLATE_DOC["Resources"]["SplitterRole"])
 
@@ -700,10 +775,13 @@ def test_the_roles_sam_generates_for_the_triggers_only_start_this_state_machine(
     for name in FUNCTIONS:
         function = transformed["Resources"][name]["Properties"]
         assert function["Role"] == {"Fn::GetAtt": [name.replace("Function", "Role"), "Arn"]}
-    rule = next(res for res in transformed["Resources"].values()
-                if res["Type"] == "AWS::Events::Rule")
+    rule = next(res for name, res in transformed["Resources"].items()
+                if res["Type"] == "AWS::Events::Rule" and name != "RunFailedRule")
     assert rule["Properties"]["Targets"][0]["Arn"] == {"Ref": "PipelineStateMachine"}
     assert rule["Properties"]["Targets"][0]["DeadLetterConfig"]
+    schedules = [res for res in transformed["Resources"].values()
+                 if res["Type"] == "AWS::Scheduler::Schedule"]
+    assert schedules and all("Name" not in res["Properties"] for res in schedules)  # generated
 
 
 # -- each Handler resolves with only what SAM packages -----------------------------------------

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from s3split.batch import result_writer_substitutions
 from s3split.engine.faults import FaultPlan
 from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
@@ -178,7 +179,8 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
         sfn = boto3.client("stepfunctions", region_name=REGION,
                            endpoint_url=f"https://states.{REGION}.amazonaws.com")
         definition = render_definition(
-            {f.placeholder: function_arn(name) for name, f in FUNCTIONS.items()})
+            {f.placeholder: function_arn(name) for name, f in FUNCTIONS.items()}
+            | result_writer_substitutions(work_location))
         created = sfn.create_state_machine(
             name="s3split-pipeline", definition=definition, type="STANDARD",
             roleArn=f"arn:aws:iam::{ACCOUNT}:role/s3split-local")

@@ -154,6 +154,9 @@ _START_EXECUTION_PARAMS: Final = (
     "execution_input",
     "trace_header",
 )
+_STATE_MAP: Final = "moto.stepfunctions.parser.asl.component.state.exec.state_map"
+_ITEM_READER_S3: Final = f"{_STATE_MAP}.item_reader.eval.resource_eval_s3"
+_RESULT_WRITER_S3: Final = f"{_STATE_MAP}.result_writer.resource_eval.resource_eval_s3"
 _SFN_TASK_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn"
 )
@@ -224,6 +227,16 @@ def check_compatible() -> None:
         lambda: parser_backend().start_execution,
         _START_EXECUTION_PARAMS,
     )
+    # A batch's StartEach: a DISTRIBUTED Map whose ItemReader reads a JSON list with
+    # s3:getObject and whose ResultWriter (static Bucket/Prefix: moto evaluates its paths
+    # against the Map's results) writes with s3:putObject.
+    for where, module, handler in (
+        ("ItemReader s3:getObject", _ITEM_READER_S3, "_handle_get_object"),
+        ("ResultWriter s3:putObject", _RESULT_WRITER_S3, "_handle_put_object"),
+    ):
+        expect(where, functools.partial(
+            lambda m, h: getattr(importlib.import_module(m).ResourceEvalS3, h), module, handler),
+            ("env", "resource_runtime_part", "state_credentials"))
     from s3split.engine import fidelity
 
     problems += fidelity.compat_problems()

@@ -1,0 +1,150 @@
+"""Batch imports on the engine: the pending list goes through S3 (ItemReader), the started runs'
+results too (ResultWriter), so nothing in the execution's state grows with the number of files.
+
+The runs a batch starts are stubbed by a one-state machine here: the prefix listing, the pending
+list and the starts are what is under test (tests/integration/test_pipeline_s3.py runs real ones).
+"""
+
+import json
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from pipeline_support import BUCKET, CREDENTIALS, moto_s3_server, s3_client
+
+from s3split.batch import child_name, result_writer_substitutions
+from s3split.engine.local import (
+    ACCOUNT,
+    FUNCTIONS,
+    LocalEngine,
+    function_arn,
+    local_engine,
+    render_definition,
+)
+from s3split.engine.moto_seam import check_compatible
+
+WORK = f"s3://{BUCKET}/runs"
+ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3split-local"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str) -> Any:
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return client
+
+
+@pytest.fixture(scope="module")
+def engine(s3_endpoint: str, s3: Any) -> Iterator[LocalEngine]:
+    env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)  # the ItemReader's and ResultWriter's
+        with local_engine(WORK, workers=2, env=env) as started:
+            yield started
+
+
+def stubbed_pipeline(engine: LocalEngine, name: str) -> tuple[str, str]:
+    """The real definition whose batch starts a one-state machine: (pipeline, stub) ARNs."""
+    stub = engine.sfn.create_state_machine(
+        name=f"{name}-run", roleArn=ROLE,
+        definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Succeed"}}}),
+    )["stateMachineArn"]
+    definition = json.loads(render_definition(
+        {f.placeholder: function_arn(fn) for fn, f in FUNCTIONS.items()}
+        | result_writer_substitutions(WORK)))
+    selector = definition["States"]["StartEach"]["ItemSelector"]
+    del selector["machine.$"]
+    selector["machine"] = stub
+    pipeline = engine.sfn.create_state_machine(name=name, roleArn=ROLE,
+                                               definition=json.dumps(definition))
+    return pipeline["stateMachineArn"], stub
+
+
+def put_files(s3: Any, keys: list[str]) -> None:
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda key: s3.put_object(Bucket=BUCKET, Key=key, Body=b"id\n1\n"), keys))
+
+
+def run_batch(engine: LocalEngine, pipeline: str, prefix: str) -> tuple[str, dict[str, Any]]:
+    batch = engine.sfn.start_execution(
+        stateMachineArn=pipeline, input=json.dumps({"prefix": f"s3://{BUCKET}/{prefix}"}),
+    )["executionArn"]
+    outcome = engine.wait(batch, timeout_s=900, poll_s=1.0)
+    assert outcome.succeeded, outcome
+    return batch, outcome.output
+
+
+def started_runs(engine: LocalEngine, stub: str) -> list[dict[str, Any]]:
+    pages = engine.sfn.get_paginator("list_executions").paginate(stateMachineArn=stub)
+    return [e for page in pages for e in page["executions"]]
+
+
+def largest_state(engine: LocalEngine, execution: str) -> int:
+    """The longest input or output any state of the execution saw, in characters."""
+    sizes = [0]
+    for event in engine.history(execution):
+        for key, details in event.items():
+            if key.endswith("EventDetails") and isinstance(details, dict):
+                sizes += [len(details.get(k) or "") for k in ("input", "output")]
+    return max(sizes)
+
+
+@pytest.mark.timeout(900)
+def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(engine: LocalEngine,
+                                                                   s3: Any) -> None:
+    prefix = "incoming/many/"
+    keys = [f"{prefix}file-{i:05d}.csv" for i in range(5000)]
+    put_files(s3, [*keys, f"{prefix}notes.txt"])
+    pipeline, stub = stubbed_pipeline(engine, "batch-many")
+    batch, output = run_batch(engine, pipeline, prefix)
+    assert output["count"] == 5000
+    assert largest_state(engine, batch) < 2_000  # 1,150 files already made 253 KB
+    runs = started_runs(engine, stub)
+    sources = [json.loads(engine.sfn.describe_execution(executionArn=r["executionArn"])["input"])
+               for r in runs[:50]]
+    assert all(set(s) == {"source"} for s in sources)
+    expected = {child_name(batch, f"s3://{BUCKET}/{key}") for key in keys}
+    assert sorted(r["name"] for r in runs) == sorted(expected)  # each pending file, once
+
+
+def test_a_batch_of_no_files_starts_nothing(engine: LocalEngine, s3: Any) -> None:
+    pipeline, stub = stubbed_pipeline(engine, "batch-none")
+    _batch, output = run_batch(engine, pipeline, "incoming/empty/")
+    assert output["count"] == 0
+    assert started_runs(engine, stub) == []
+    listed = s3.get_object(Bucket=output["pending"]["Bucket"], Key=output["pending"]["Key"])
+    assert json.loads(listed["Body"].read()) == []
+
+
+def test_a_repeated_start_under_one_name_is_one_run_as_on_aws(engine: LocalEngine) -> None:
+    """What a retried StartOne or ContinueAsNew relies on: the same name and input while the
+    first runs returns it; once it has ended, ExecutionAlreadyExists (which neither retries)."""
+    machine = engine.sfn.create_state_machine(
+        name="named-starts", roleArn=ROLE,
+        definition=json.dumps({"StartAt": "Hold", "States": {
+            "Hold": {"Type": "Wait", "Seconds": 2, "End": True}}}))["stateMachineArn"]
+    first = engine.sfn.start_execution(stateMachineArn=machine, name="run-g1", input="{}")
+    again = engine.sfn.start_execution(stateMachineArn=machine, name="run-g1", input="{}")
+    assert again["executionArn"] == first["executionArn"]
+    assert len(started_runs(engine, machine)) == 1
+    engine.wait(first["executionArn"], timeout_s=30)
+    with pytest.raises(engine.sfn.exceptions.ExecutionAlreadyExists):
+        engine.sfn.start_execution(stateMachineArn=machine, name="run-g1", input="{}")
+
+
+def test_the_compatibility_check_guards_the_distributed_map_pieces(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.item_reader.eval import (
+        resource_eval_s3,
+    )
+
+    monkeypatch.delattr(resource_eval_s3.ResourceEvalS3, "_handle_get_object")
+    with pytest.raises(RuntimeError, match="ItemReader s3:getObject: missing"):
+        check_compatible()

@@ -1,0 +1,139 @@
+"""statemachine/pipeline.asl.json against AWS's limits: Retry on every task for the errors AWS
+documents, deterministic names for every StartExecution, and the event budget in
+src/s3split/iterator.py equal to what the Retry blocks allow."""
+
+import json
+import string
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from s3split import iterator
+from s3split.batch import MAX_NAME, child_name, continuation_name
+from s3split.errors import InvalidOption
+
+ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" /
+                  "pipeline.asl.json").read_text())
+# What AWS recommends retrying for every Lambda task (Step Functions developer guide, "Handle
+# transient Lambda service exceptions"), plus throttling.
+LAMBDA_SERVICE_ERRORS = {"Lambda.ServiceException", "Lambda.AWSLambdaException",
+                         "Lambda.SdkClientException", "Lambda.ClientExecutionTimeoutException",
+                         "Lambda.TooManyRequestsException"}
+START_EXECUTION = "arn:aws:states:::states:startExecution"
+NAME_CHARS = set(string.ascii_letters + string.digits + "-_")
+
+
+def states(within: dict[str, Any] = ASL) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, state in within["States"].items():
+        yield name, state
+        if "ItemProcessor" in state:
+            yield from states(state["ItemProcessor"])
+
+
+STATES = dict(states())
+
+
+def retried(state: dict[str, Any]) -> set[str]:
+    """Errors some retrier with MaxAttempts > 0 retries."""
+    return {e for r in state.get("Retry", []) if r.get("MaxAttempts", 3) > 0
+            for e in r["ErrorEquals"]}
+
+
+def max_retries(state: dict[str, Any]) -> int:
+    """Each retrier counts its own attempts: the most retries a state can make."""
+    return sum(r.get("MaxAttempts", 3) for r in state.get("Retry", []))
+
+
+def test_every_lambda_task_retries_the_lambda_service_errors() -> None:
+    lambda_tasks = {name: s for name, s in STATES.items()
+                    if s["Type"] == "Task" and s["Resource"].startswith("${")}
+    assert set(lambda_tasks) == {"Plan", "Split", "Iterator", "Work", "RecordFailure",
+                                 "Summarize", "Release"}
+    for name, state in lambda_tasks.items():
+        errors = retried(state)
+        assert "States.ALL" in errors or errors >= LAMBDA_SERVICE_ERRORS, \
+            (name, LAMBDA_SERVICE_ERRORS - errors)
+
+
+@pytest.mark.parametrize("name", ["StartOne", "ContinueAsNew"])
+def test_each_start_execution_is_retried_under_a_name_of_its_own(name: str) -> None:
+    state = STATES[name]
+    assert state["Resource"] == START_EXECUTION
+    assert "Name.$" in state["Parameters"]  # the same name on a retry: AWS starts it once
+    assert "States.ALL" in retried(state)
+    (last,) = [r for r in state["Retry"] if "States.ALL" in r["ErrorEquals"]]
+    assert last is state["Retry"][-1] and last["MaxAttempts"] >= 3
+    # A name that exists already is not retried: the run was started (or has ended).
+    (first,) = [r for r in state["Retry"]
+                if "StepFunctions.ExecutionAlreadyExistsException" in r["ErrorEquals"]]
+    assert first["MaxAttempts"] == 0
+
+
+def test_every_start_execution_task_is_covered() -> None:
+    starts = {n for n, s in STATES.items() if s.get("Resource") == START_EXECUTION}
+    assert starts == {"StartOne", "ContinueAsNew"}
+
+
+def test_a_continuation_that_cannot_start_releases_the_lock() -> None:
+    (catch,) = STATES["ContinueAsNew"]["Catch"]
+    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "Release"
+    assert catch["ResultPath"] == "$.failure"  # what Failed reports after Release
+
+
+def test_a_batch_keeps_neither_its_list_nor_its_results_in_the_state() -> None:
+    each = STATES["StartEach"]
+    assert each["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert each["ItemReader"]["Resource"] == "arn:aws:states:::s3:getObject"
+    assert "ItemsPath" not in each
+    assert each["ResultWriter"]["Resource"] == "arn:aws:states:::s3:putObject"
+
+
+def test_the_event_budget_counts_every_retry_the_asl_allows() -> None:
+    assert max_retries(STATES["Iterator"]) == iterator.ITERATOR_MAX_RETRIES
+    assert max_retries(STATES["Work"]) == iterator.WORKER_MAX_RETRIES
+    assert max_retries(STATES["RecordFailure"]) == iterator.RECORD_FAILURE_MAX_RETRIES
+    # The iterator is told how often it was retried; the worker too.
+    assert STATES["Iterator"]["Parameters"]["retries.$"] == "$$.State.RetryCount"
+    assert STATES["Work"]["Parameters"]["retries.$"] == "$$.State.RetryCount"
+    worst_work = iterator.worker_cost(max_retries(STATES["Work"]))
+    worst_record = iterator.worker_cost(max_retries(STATES["RecordFailure"]))
+    assert iterator.failure_cost() == worst_work + worst_record
+    worst_loop = iterator.LOOP_EVENTS + iterator.RETRY_EVENTS * max_retries(STATES["Iterator"])
+    assert worst_loop + worst_work + worst_record == iterator.WORST_ITERATION
+
+
+def test_an_iterator_retry_is_charged_to_the_lane() -> None:
+    state = iterator.lane(0, 1, 10, 1000)
+    assert iterator.advance(state, 4)["budget"] == \
+        iterator.advance(state)["budget"] - 4 * iterator.RETRY_EVENTS
+
+
+def test_a_budget_too_small_for_one_iteration_is_refused_not_looped() -> None:
+    lanes = iterator.first_lanes(10, 2, 2 * iterator.WORST_ITERATION)
+    assert [lane["budget"] for lane in lanes] == [iterator.WORST_ITERATION] * 2
+    with pytest.raises(InvalidOption, match="event budget"):
+        iterator.first_lanes(10, 2, 2 * iterator.WORST_ITERATION - 1)
+
+
+LONGEST_ARN = "arn:aws-us-gov:states:us-gov-west-1:123456789012:execution:" + "m" * 80 + \
+    ":" + "e" * 80
+
+
+def test_names_are_valid_execution_names_for_the_longest_inputs() -> None:
+    source = "s3://" + "b" * 63 + "/" + "ü k/" * 250 + "x" * 200 + ".csv"
+    names = [child_name(LONGEST_ARN, source), child_name("a", "s3://b/.csv"),
+             continuation_name("r" * 300, LONGEST_ARN, 10**12), continuation_name("", "x", 1)]
+    for name in names:
+        assert 1 <= len(name) <= MAX_NAME and set(name) <= NAME_CHARS, name
+
+
+def test_names_are_deterministic_and_distinct_where_they_must_be() -> None:
+    assert child_name("batch", "s3://b/a.csv") == child_name("batch", "s3://b/a.csv")
+    assert child_name("batch", "s3://b/a.csv") != child_name("batch", "s3://b/x/a.csv")
+    assert child_name("batch", "s3://b/a.csv") != child_name("batch-2", "s3://b/a.csv")
+    first = continuation_name("run-1", "arn:...:start-1", 1)
+    assert first == continuation_name("run-1", "arn:...:start-1", 1)
+    assert first != continuation_name("run-1", "arn:...:start-1", 2)
+    assert first != continuation_name("run-1", "arn:...:resume-1", 1)  # a resume's own chain
