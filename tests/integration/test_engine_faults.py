@@ -32,11 +32,11 @@ from s3split.engine.faults import (
 )
 from s3split.engine.local import local_engine
 from s3split.engine.moto_seam import ProcessDispatcher, check_compatible, install, moto_config
+from s3split.iterator import WORST_ITERATION
 from s3split.storage import Storage
 
 pytestmark = pytest.mark.timeout(300)
 
-NEEDS_H_ASL = pytest.mark.xfail(strict=True, reason="needs the ASL retries of branch h-asl")
 FAULT_HANDLERS = HANDLERS | {"count": "seam_handlers:count"}
 
 
@@ -217,10 +217,9 @@ def _failed_errors(histories: list[list[dict[str, Any]]]) -> list[str]:
     (LAMBDA_SERVICE_EXCEPTION, "s3split-worker", "process"),
     (LAMBDA_TOO_MANY_REQUESTS, "s3split-worker", "process"),
     (LAMBDA_TOO_MANY_REQUESTS, "s3split-splitter", "plan"),
-    pytest.param(LAMBDA_AWS_LAMBDA_EXCEPTION, "s3split-worker", "process", marks=NEEDS_H_ASL),
-    pytest.param(LAMBDA_SDK_CLIENT_EXCEPTION, "s3split-worker", "process", marks=NEEDS_H_ASL),
-    pytest.param(LAMBDA_AWS_LAMBDA_EXCEPTION, "s3split-splitter", "summarize",
-                 marks=NEEDS_H_ASL),
+    (LAMBDA_AWS_LAMBDA_EXCEPTION, "s3split-worker", "process"),
+    (LAMBDA_SDK_CLIENT_EXCEPTION, "s3split-worker", "process"),
+    (LAMBDA_AWS_LAMBDA_EXCEPTION, "s3split-splitter", "summarize"),
 ])
 def test_pipeline_retries_a_lambda_service_error_and_succeeds(
         tmp_path: Path, error: str, function: str, action: str) -> None:
@@ -238,10 +237,10 @@ def test_pipeline_retries_a_lambda_service_error_and_succeeds(
         assert len([p for p in run.probes() if p["index"] == 1]) == 1  # the handler ran once
 
 
-@NEEDS_H_ASL
 def test_pipeline_retries_a_throttled_continue_as_new(tmp_path: Path) -> None:
     plan = FaultPlan(start_execution_faults=[StartExecutionFault(SFN_THROTTLED)])
-    env = {"S3SPLIT_PROCESSORS": PROBE, "S3SPLIT_EVENT_BUDGET": "200"}
+    # Two lanes with room for one worst-case iteration each: every few chunks continue as new.
+    env = {"S3SPLIT_PROCESSORS": PROBE, "S3SPLIT_EVENT_BUDGET": str(2 * WORST_ITERATION + 40)}
     with local_engine(str(tmp_path), workers=2, env=env, faults=plan,
                       retry_interval_scale=0) as engine:
         run = Run(engine, Storage(), str(tmp_path), "cont", rows=200)
