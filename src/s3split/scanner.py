@@ -197,10 +197,12 @@ class _Walk:
         ok_before = scanner.boundary[self.before]
         if quotes[0] == 0:  # the byte before the block is what the state says it was
             ok_before[0] = state is not State.UNQUOTED
+        self.ok_before = ok_before
         # Quotes that follow other text, by the parity of their rank: where one has the rank
-        # of an opening quote, the parity rule and csv.reader part ways.
-        self.bad_by_parity = (np.flatnonzero(~ok_before[0::2]) * 2,
-                              np.flatnonzero(~ok_before[1::2]) * 2 + 1)
+        # of an opening quote, the parity rule and csv.reader part ways. Each list is made
+        # when first needed (in quote-dense text the closing quotes' list is long, and only an
+        # anomaly makes the other parity the opening one).
+        self._bad_by_parity: dict[int, Positions] = {}
         self.rank_at_line_end = rank_at_line_end
 
     def run(self) -> Scan:
@@ -237,7 +239,10 @@ class _Walk:
         return Scan(ends, self.line_ends, state, opened)
 
     def _first_anomaly(self, first_quote: int, opener_rank: int) -> int:
-        candidates = self.bad_by_parity[opener_rank]
+        candidates = self._bad_by_parity.get(opener_rank)
+        if candidates is None:
+            candidates = np.flatnonzero(~self.ok_before[opener_rank::2]) * 2 + opener_rank
+            self._bad_by_parity[opener_rank] = candidates
         at = int(np.searchsorted(candidates, first_quote))
         return int(candidates[at]) if at < len(candidates) else -1
 

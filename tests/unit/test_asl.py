@@ -77,9 +77,11 @@ def test_every_start_execution_task_is_covered() -> None:
 
 
 def test_a_continuation_that_cannot_start_releases_the_lock() -> None:
-    (catch,) = STATES["ContinueAsNew"]["Catch"]
-    assert catch["ErrorEquals"] == ["States.ALL"] and catch["Next"] == "Release"
-    assert catch["ResultPath"] == "$.failure"  # what Failed reports after Release
+    catchers = STATES["ContinueAsNew"]["Catch"]
+    assert catchers[-1]["ErrorEquals"] == ["States.ALL"]
+    for catch in catchers:
+        assert catch["Next"] == "Release"
+        assert catch["ResultPath"] == "$.failure"  # what Failed reports after Release
 
 
 def test_a_batch_keeps_neither_its_list_nor_its_results_in_the_state() -> None:
@@ -137,3 +139,21 @@ def test_names_are_deterministic_and_distinct_where_they_must_be() -> None:
     assert first == continuation_name("run-1", "arn:...:start-1", 1)
     assert first != continuation_name("run-1", "arn:...:start-1", 2)
     assert first != continuation_name("run-1", "arn:...:resume-1", 1)  # a resume's own chain
+
+
+def test_errors_a_catch_all_does_not_catch_are_caught_by_name() -> None:
+    """States.ALL does not catch States.DataLimitExceeded or States.Runtime (AWS, and the
+    engine, which enforces it): every catch-all also names them, with the same handling, so a
+    too-large state still records its chunk or releases the run's lock."""
+    checked = 0
+    for name, state in STATES.items():
+        catchers = state.get("Catch", [])
+        catch_all = [c for c in catchers if c["ErrorEquals"] == ["States.ALL"]]
+        if not catch_all or name == "Release":  # Release's own failure ends in Fail anyway
+            continue
+        named = [c for c in catchers
+                 if {"States.DataLimitExceeded", "States.Runtime"} <= set(c["ErrorEquals"])]
+        assert named and named[0]["Next"] == catch_all[0]["Next"], name
+        assert catchers.index(named[0]) < catchers.index(catch_all[0]), name
+        checked += 1
+    assert checked == 5
