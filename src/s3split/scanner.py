@@ -35,6 +35,7 @@ from s3split.errors import InvalidOption, MalformedCsv
 LF, CR = 0x0A, 0x0D
 
 Positions = npt.NDArray[np.int64]
+DENSE = 4  # a block with a quote in every DENSE bytes or more takes the dense path
 _EMPTY: Positions = np.zeros(0, np.int64)
 
 
@@ -106,7 +107,7 @@ class Scanner:
         self.boundary = np.zeros(256, bool)
         self.boundary[[self.delimiter, LF, CR, self.quote]] = True
         self.unquoted_rest = re.compile(b"[^" + re.escape(bytes([self.delimiter])) + b"\r\n]*")
-        self._mask = self._work = np.empty(0, bool)
+        self._mask = self._work = self._quotes = np.empty(0, bool)
 
     def scan(self, data: bytes, state: State, base: int = 0, lines_before: int = 0) -> Scan:
         """Scan ``data``, which starts in ``state``; ``base`` and ``lines_before`` (the source
@@ -114,32 +115,54 @@ class Scanner:
         if not data:
             return Scan(_EMPTY, _EMPTY, state)
         a = np.frombuffer(data, np.uint8)
-        # One pass finds every byte that matters to the parity rule: quotes and line ends.
-        special = np.flatnonzero(self._special_mask(a))
-        kinds = a[special]
-        quotes = special[kinds == self.quote]
-        line_ends = special[kinds == LF]
-        if CR in kinds:
-            line_ends = self._with_bare_crs(a, line_ends, special[kinds == CR])
         if state is State.CLOSED and a[0] != self.quote:
             state = State.UNQUOTED  # the quoted part ended; a quote now would be data
             if self.strict and not self.boundary[a[0]]:
                 self.malformed("text after a closing quote", base, data, 0, lines_before)
-        if not len(quotes):
-            return self._without_quotes(a, line_ends, state)
-        rank_at_line_end = np.searchsorted(quotes, line_ends)
-        return _Walk(self, data, a, quotes, line_ends, rank_at_line_end, state, base,
-                     lines_before).run()
+        is_quote = self._quote_mask(a)
+        quote_count = int(np.count_nonzero(is_quote))
+        if quote_count * DENSE < len(a):
+            # Few quotes: find quotes and line ends in one pass, parity by each quote's rank.
+            special = np.flatnonzero(self._special_mask(a, is_quote))
+            kinds = a[special]
+            line_ends = self._line_ends(a, special, kinds)
+            if not quote_count:
+                return self._without_quotes(a, line_ends, state)
+            parity: _Parity = _SparseParity(self, a, special[kinds == self.quote], line_ends,
+                                            state)
+        else:
+            # Quote-dense text: the parity before every byte at once (a running count).
+            crlf = np.flatnonzero(self._special_mask(a, None))
+            line_ends = self._line_ends(a, crlf, a[crlf])
+            parity = _DenseParity(self, a, is_quote, line_ends, state)
+        return _Walk(self, data, a, parity, line_ends, state, base, lines_before).run()
 
-    def _special_mask(self, a: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
-        """Quotes, LFs and CRs, in buffers reused across blocks (fresh megabyte-sized arrays
-        for every block would cost more in page faults than the comparisons do)."""
+    def _quote_mask(self, a: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+        if len(self._quotes) < len(a):
+            self._quotes = np.empty(len(a), bool)
+        return np.equal(a, self.quote, out=self._quotes[:len(a)])
+
+    def _line_ends(self, a: npt.NDArray[np.uint8], crlf: Positions,
+                   kinds: npt.NDArray[np.uint8]) -> Positions:
+        """Line ends among the LF and CR positions ``crlf``: every LF, and each CR not
+        followed by an LF."""
+        line_ends: Positions = crlf[kinds == LF]
+        if CR in kinds:
+            line_ends = self._with_bare_crs(a, line_ends, crlf[kinds == CR])
+        return line_ends
+
+    def _special_mask(self, a: npt.NDArray[np.uint8],
+                      is_quote: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.bool_]:
+        """LFs and CRs (and the quotes of ``is_quote``), in buffers reused across blocks (fresh
+        megabyte-sized arrays for every block would cost more in page faults than the
+        comparisons do)."""
         if len(self._mask) < len(a):
             self._mask, self._work = np.empty(len(a), bool), np.empty(len(a), bool)
         mask, work = self._mask[:len(a)], self._work[:len(a)]
-        np.equal(a, self.quote, out=mask)
-        np.logical_or(mask, np.equal(a, LF, out=work), out=mask)
+        np.equal(a, LF, out=mask)
         np.logical_or(mask, np.equal(a, CR, out=work), out=mask)
+        if is_quote is not None:
+            np.logical_or(mask, is_quote, out=mask)
         return mask
 
     @staticmethod
@@ -147,7 +170,16 @@ class Scanner:
         """Line ends: the LFs, and the CRs not followed by an LF (each a line end of its own)."""
         after = crs + 1
         bare = crs[(after >= len(a)) | (a[np.minimum(after, len(a) - 1)] != LF)]
-        return np.union1d(lfs, bare) if len(bare) else lfs
+        if not len(bare):
+            return lfs
+        return np.sort(np.concatenate((lfs, bare))) if len(lfs) else bare
+
+    def boundary_mask(self, a: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
+        """Which bytes may stand before a quote that opens a field (or an escaped one)."""
+        mask = np.equal(a, self.delimiter)
+        for byte in (LF, CR, self.quote):
+            mask |= a == byte
+        return mask
 
     def field_end(self, data: bytes, start: int) -> int:
         """Where the unquoted field at ``start`` ends: its next delimiter or line end."""
@@ -185,95 +217,151 @@ def _line_count(data: bytes, end: int) -> int:
     return head.count(b"\n") + head.count(b"\r") - head.count(b"\r\n")
 
 
-class _Walk:
-    """One block with quotes: parity segments between anomalies (see the module docstring)."""
+class _Parity:
+    """How many quotes (mod 2) precede the positions the walk asks about. A position is
+    outside quoted fields when that parity equals its segment's ``outside`` bit."""
 
-    def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8],
-                 quotes: Positions, line_ends: Positions, rank_at_line_end: Positions,
-                 state: State, base: int, lines_before: int) -> None:
-        self.s, self.data, self.a, self.quotes, self.line_ends = scanner, data, a, quotes, line_ends
-        self.state, self.base, self.lines_before = state, base, lines_before
-        self.before = a[quotes - 1]  # the byte before each quote (quotes[0] - 1 may be -1)
-        ok_before = scanner.boundary[self.before]
+    def before(self, positions: Positions) -> npt.NDArray[np.int64]:
+        raise NotImplementedError
+
+    def at_end(self) -> int:
+        raise NotImplementedError
+
+    def bad_openers(self, bit: int) -> Positions:
+        """Quotes that follow other text (not a delimiter, line end or quote) and have
+        parity ``bit``, by position."""
+        raise NotImplementedError
+
+    def quotes_from(self, start: int) -> tuple[Positions, npt.NDArray[np.int64]]:
+        """The quotes at or after ``start`` and their parities."""
+        raise NotImplementedError
+
+
+class _SparseParity(_Parity):
+    """Few quotes: a quote's parity is its rank, a position's the number of quotes before it."""
+
+    def __init__(self, scanner: Scanner, a: npt.NDArray[np.uint8], quotes: Positions,
+                 line_ends: Positions, state: State) -> None:
+        self.quotes = quotes
+        ok_before = scanner.boundary[a[quotes - 1]]  # (quotes[0] - 1 may be -1: fixed here)
         if quotes[0] == 0:  # the byte before the block is what the state says it was
             ok_before[0] = state is not State.UNQUOTED
         self.ok_before = ok_before
-        # Quotes that follow other text, by the parity of their rank: where one has the rank
-        # of an opening quote, the parity rule and csv.reader part ways. Each list is made
-        # when first needed (in quote-dense text the closing quotes' list is long, and only an
-        # anomaly makes the other parity the opening one).
-        self._bad_by_parity: dict[int, Positions] = {}
-        self.rank_at_line_end = rank_at_line_end
+        self._bad: dict[int, Positions] = {}  # made when first asked (see DENSE)
+
+    def before(self, positions: Positions) -> npt.NDArray[np.int64]:
+        return np.searchsorted(self.quotes, positions) & 1
+
+    def at_end(self) -> int:
+        return len(self.quotes) & 1
+
+    def bad_openers(self, bit: int) -> Positions:
+        if bit not in self._bad:
+            self._bad[bit] = self.quotes[bit::2][~self.ok_before[bit::2]]
+        return self._bad[bit]
+
+    def quotes_from(self, start: int) -> tuple[Positions, npt.NDArray[np.int64]]:
+        first = int(np.searchsorted(self.quotes, start))
+        return self.quotes[first:], np.arange(first, len(self.quotes)) & 1
+
+
+class _DenseParity(_Parity):
+    """Many quotes: a running count of them (mod 256, which keeps the parity) over the block."""
+
+    def __init__(self, scanner: Scanner, a: npt.NDArray[np.uint8],
+                 is_quote: npt.NDArray[np.bool_], line_ends: Positions, state: State) -> None:
+        self.is_quote = is_quote
+        counts = np.cumsum(is_quote, dtype=np.uint8)  # quotes up to and including each byte
+        self.count_before = counts - is_quote  # (uint8: wraps, parity intact)
+        self.total = int(counts[-1])
+        ok_before = np.empty(len(a), bool)
+        ok_before[1:] = scanner.boundary_mask(a[:-1])
+        ok_before[0] = state is not State.UNQUOTED
+        self.bad = is_quote & ~ok_before
+        self._bad: dict[int, Positions] = {}
+
+    def before(self, positions: Positions) -> npt.NDArray[np.int64]:
+        return (self.count_before[positions] & 1).astype(np.int64)
+
+    def at_end(self) -> int:
+        return self.total & 1
+
+    def bad_openers(self, bit: int) -> Positions:
+        if bit not in self._bad:
+            self._bad[bit] = np.flatnonzero(self.bad & ((self.count_before & 1) == bit))
+        return self._bad[bit]
+
+    def quotes_from(self, start: int) -> tuple[Positions, npt.NDArray[np.int64]]:
+        quotes = np.flatnonzero(self.is_quote[start:]) + start
+        return quotes, self.before(quotes)
+
+
+class _Walk:
+    """One block with quotes: parity segments between anomalies (see the module docstring)."""
+
+    def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8], parity: _Parity,
+                 line_ends: Positions, state: State, base: int, lines_before: int) -> None:
+        self.s, self.data, self.a, self.parity, self.line_ends = scanner, data, a, parity, line_ends
+        self.state, self.base, self.lines_before = state, base, lines_before
+        self.line_end_parity = parity.before(line_ends)
 
     def run(self) -> Scan:
-        quotes, n = self.quotes, len(self.a)
-        # Quotes whose rank has the parity ``opener_rank`` open a field; a segment starts
-        # outside quoted fields (inside for a block that starts in one).
-        start = first_quote = 0
-        opener_rank = 1 if self.state is State.QUOTED else 0
+        n = len(self.a)
+        # A segment starts outside quoted fields (inside for a block that starts in one): its
+        # positions whose parity equals ``outside`` are outside, its quotes of that parity open.
+        start, outside = 0, 1 if self.state is State.QUOTED else 0
         pieces: list[Positions] = []
         while True:
-            anomaly = self._first_anomaly(first_quote, opener_rank)
-            stop = int(quotes[anomaly]) if anomaly >= 0 else n
+            anomaly = self._first_anomaly(start, outside)
+            stop = anomaly if anomaly >= 0 else n
             if self.s.strict:
-                self._check_closers(first_quote, opener_rank, stop)
-            pieces.append(self._record_ends(start, stop, opener_rank))
+                self._check_closers(start, stop, outside)
+            pieces.append(self._record_ends(start, stop, outside))
             if anomaly < 0:
                 break
             if self.s.strict:
                 self.s.malformed("quote in an unquoted field", self.base, self.data, stop,
                                  self.lines_before)
             # Inside an unquoted field: its quotes are data up to the next delimiter or line end.
-            field_end = self.s.field_end(self.data, stop)
-            if field_end >= n:
-                ends = np.concatenate(pieces)
-                return Scan(ends, self.line_ends, State.UNQUOTED)
-            start = field_end
-            first_quote = int(np.searchsorted(quotes, field_end))
-            opener_rank = first_quote % 2
+            start = self.s.field_end(self.data, stop)
+            if start >= n:
+                return Scan(np.concatenate(pieces), self.line_ends, State.UNQUOTED)
+            outside = int(self.parity.before(np.array([start]))[0])
         ends = np.concatenate(pieces) if len(pieces) > 1 else pieces[0]
-        state = State.QUOTED if len(quotes) % 2 != opener_rank else \
+        state = State.QUOTED if self.parity.at_end() != outside else \
             self.s._state_after(self.a, ends)
-        opened = self._last_opening(first_quote, opener_rank) \
+        opened = self._last_opening(start, outside) \
             if state in (State.QUOTED, State.CLOSED) else -1
         return Scan(ends, self.line_ends, state, opened)
 
-    def _first_anomaly(self, first_quote: int, opener_rank: int) -> int:
-        candidates = self._bad_by_parity.get(opener_rank)
-        if candidates is None:
-            candidates = np.flatnonzero(~self.ok_before[opener_rank::2]) * 2 + opener_rank
-            self._bad_by_parity[opener_rank] = candidates
-        at = int(np.searchsorted(candidates, first_quote))
+    def _first_anomaly(self, start: int, outside: int) -> int:
+        candidates = self.parity.bad_openers(outside)
+        at = int(np.searchsorted(candidates, start))
         return int(candidates[at]) if at < len(candidates) else -1
 
-    def _record_ends(self, start: int, stop: int, opener_rank: int) -> Positions:
+    def _record_ends(self, start: int, stop: int, outside: int) -> Positions:
         """Line ends in ``[start, stop)`` outside quoted fields, as record ends (exclusive)."""
         lo, hi = np.searchsorted(self.line_ends, [start, stop])
         if lo == hi:
             return _EMPTY
-        ranks = self.rank_at_line_end[lo:hi]
-        found: Positions = self.line_ends[lo:hi][ranks % 2 == opener_rank] + 1
+        found: Positions = self.line_ends[lo:hi][self.line_end_parity[lo:hi] == outside] + 1
         return found
 
-    def _ranked(self, first_quote: int) -> tuple[Positions, Positions]:
-        quotes = self.quotes[first_quote:]
-        return quotes, np.arange(first_quote, first_quote + len(quotes))
-
-    def _last_opening(self, first_quote: int, opener_rank: int) -> int:
+    def _last_opening(self, start: int, outside: int) -> int:
         """Where the quoted field open at the end began: the segment's last opening quote that
         does not follow a quote (one that does is an escaped quote in the same field)."""
-        fresh = self.before != self.s.quote
-        if self.quotes[0] == 0:  # the byte before the block: a quote only after CLOSED
-            fresh[0] = self.state is not State.CLOSED
-        start = first_quote + (first_quote % 2 != opener_rank)
-        found = np.flatnonzero(fresh[start::2])
-        return int(self.quotes[start + 2 * int(found[-1])]) if len(found) else -1
+        quotes, parities = self.parity.quotes_from(start)
+        fresh = (parities == outside) & (self.a[quotes - 1] != self.s.quote)
+        if len(quotes) and quotes[0] == 0:  # the byte before the block: a quote after CLOSED
+            fresh[0] = outside == 0 and self.state is not State.CLOSED
+        found = np.flatnonzero(fresh)
+        return int(quotes[found[-1]]) if len(found) else -1
 
-    def _check_closers(self, first_quote: int, opener_rank: int, stop: int) -> None:
+    def _check_closers(self, start: int, stop: int, outside: int) -> None:
         """``--strict``: a closing quote before ``stop`` must be followed by a delimiter, a line
         end, an escaped quote or the block's end."""
-        quotes, ranks = self._ranked(first_quote)
-        closers = quotes[(ranks % 2 != opener_rank) & (quotes + 1 < min(stop, len(self.a)))]
+        quotes, parities = self.parity.quotes_from(start)
+        closers = quotes[(parities != outside) & (quotes + 1 < min(stop, len(self.a)))]
         bad = np.flatnonzero(~self.s.boundary[self.a[closers + 1]])
         if len(bad):
             at = int(closers[bad[0]]) + 1

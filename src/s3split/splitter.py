@@ -326,17 +326,21 @@ class _Split:
         return buf[end:]
 
     def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int) -> tuple[bytes, int]:
-        """The buffer read so far and where the header record ends in it (each byte scanned
-        once, however many blocks the header takes)."""
-        state, scanned = State.RECORD, start
+        """The buffer read so far and where the header record ends in it. Scanned in pieces
+        that grow from 4 KiB (a header is usually short, and the block it is in is scanned
+        again as data), each byte once however many blocks the header takes."""
+        state, scanned, piece = State.RECORD, start, 4096
         while True:
-            scan = self.scanner.scan(buf[scanned:], state, scanned)
-            if len(scan.ends):
-                return buf, scanned + int(scan.ends[0])
-            if scan.open_quote >= 0:
-                at = scanned + scan.open_quote
-                self.open_quote = (at, 1 + _line_ends_in(buf[start:at]))
-            state, scanned = scan.state, len(buf)
+            if scanned < len(buf):
+                end = _cut(buf, scanned + piece)
+                scan = self.scanner.scan(buf[scanned:end], state, scanned)
+                if len(scan.ends):
+                    return buf, scanned + int(scan.ends[0])
+                if scan.open_quote >= 0:
+                    at = scanned + scan.open_quote
+                    self.open_quote = (at, 1 + _line_ends_in(buf[start:at]))
+                state, scanned, piece = scan.state, end, min(piece * 4, SPAN)
+                continue
             more = next(blocks, b"")
             if not more:
                 self.state = state

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import _lenient_walk, csv_rows, line_ends_before, ref_records
+from s3split import scanner as scanner_module
 from s3split.errors import InvalidOption, MalformedCsv
 from s3split.scanner import Dialect, Scanner, State
 
@@ -106,12 +109,17 @@ ALPHABET = [b"a", b",", b'"', b" ", b"\r", b"\n", b"\r\n", "é".encode()]
 dirty = st.lists(st.sampled_from(ALPHABET), max_size=40).map(b"".join)
 
 
+@pytest.mark.parametrize("dense", [0, 10**9], ids=["few-quotes path", "quote-dense path"])
 @settings(max_examples=400, deadline=None)
 @given(data=dirty, cuts=st.lists(st.integers(1, 40), max_size=4))
-def test_matches_csv_readers_states_in_any_pieces(data: bytes, cuts: list[int]) -> None:
-    """Any byte string, scanned in any pieces: csv.reader's record ends, state and open quote."""
+def test_matches_csv_readers_states_in_any_pieces(dense: int, data: bytes,
+                                                   cuts: list[int]) -> None:
+    """Any byte string, scanned in any pieces, on either of the scanner's paths (by rank for
+    few quotes, by a running count for many): csv.reader's record ends, state and open quote."""
     ends, state, opened = _lenient_walk(data)
-    got_ends, got_state, got_opened = scan_in_pieces(data, [c for c in cuts if c < len(data)])
+    with mock.patch.object(scanner_module, "DENSE", dense):
+        got_ends, got_state, got_opened = scan_in_pieces(data,
+                                                         [c for c in cuts if c < len(data)])
     assert got_ends == ends
     assert got_state is STATES[state]
     assert got_opened == opened
