@@ -28,7 +28,7 @@ deployment = Deployment.from_env()
 processor_config = ProcessorConfig.from_env()
 dynamodb = boto3.client("dynamodb") if processor_config.dynamodb_table else None
 idempotency = ChunkIdempotency.from_config(processor_config)  # None unless the table is set
-manifests: dict[str, Manifest] = {}  # a warm environment reads each run's manifest once
+manifests: dict[tuple[str, str | None], Manifest] = {}  # read once per version, when warm
 
 
 class WorkerEvent(BaseModel):

@@ -17,8 +17,8 @@ from s3split.report import build_report
 from s3split.runinput import normalize, short_hash
 from s3split.runlock import Alive, Holder, acquire, carry, release
 from s3split.runspec import RunSpec
-from s3split.splitter import split
-from s3split.storage import Storage, join
+from s3split.splitter import BOM, split
+from s3split.storage import Storage, is_compressed, join
 
 
 def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
@@ -84,7 +84,20 @@ def reusable_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
         return None
     info = storage.stat(spec.source)
     same_source = (manifest.source.etag, manifest.source.size) == (info.etag, info.size)
-    return manifest if same_source and _chunks_present(spec, manifest, storage) else None
+    if not (same_source and _covers_the_source(manifest)):
+        return None
+    return manifest if _chunks_present(spec, manifest, storage) else None
+
+
+def _covers_the_source(manifest: Manifest) -> bool:
+    """The chunks follow each other from the header's end, and (when the source is read as
+    stored, not decompressed) end where the source ends: a manifest cut short loses records."""
+    offset = manifest.header_bytes + (len(BOM) if manifest.bom else 0)
+    for chunk in manifest.chunks:
+        if chunk.source_offset != offset:
+            return False
+        offset += chunk.bytes - manifest.header_bytes
+    return is_compressed(manifest.source.uri) or offset == manifest.source.size
 
 
 def check_resumable(spec: RunSpec, storage: Storage) -> None:

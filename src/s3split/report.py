@@ -14,13 +14,16 @@ from s3split.config import parse_tolerance
 from s3split.manifest import Manifest
 from s3split.runspec import RunSpec
 from s3split.storage import Storage
-from s3split.worker import OK, read_status
+from s3split.worker import OK, of_chunk, read_status
 
 MAX_LISTED = 100  # failed chunks and rejected rows listed in full; counts are always exact
 
 
 def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[str, Any]:
-    statuses = _statuses(spec, manifest.count, storage)
+    # A status of an earlier split of the source (cut elsewhere) counts as no status at all.
+    statuses = [s if s is not None and of_chunk(s, entry) else None
+                for s, entry in zip(_statuses(spec, manifest.count, storage), manifest.chunks,
+                                    strict=True)]
     ok = [s for s in statuses if s and s["state"] == OK]
     failed = [_failure(i, s, manifest) for i, s in enumerate(statuses)
               if not (s and s["state"] == OK)]

@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput, SourceNotFound
 from s3split.manifest import ChunkEntry, Manifest
 from s3split.processors import ChunkJob, Processor, ProcessResult
 from s3split.runspec import RunSpec
@@ -20,13 +20,19 @@ from s3split.storage import Storage
 OK, FAILED = "ok", "failed"
 
 
-def load_manifest(spec: RunSpec, storage: Storage, cache: dict[str, Manifest]) -> Manifest:
-    """The run's manifest, read once per warm Lambda environment."""
-    key = spec.manifest
+def load_manifest(spec: RunSpec, storage: Storage,
+                  cache: dict[tuple[str, str | None], Manifest]) -> Manifest:
+    """The run's manifest, read once per version in a warm Lambda environment (a later run,
+    or a split made again, writes a new version at the same place)."""
+    uri = spec.manifest
+    try:
+        key = (uri, storage.stat(uri).etag)
+    except SourceNotFound:
+        raise InvalidInput(f"run {spec.location} has no manifest at {uri}: split it first"
+                           ) from None
     if key not in cache:
-        if not storage.exists(key):
-            raise InvalidInput(f"run {spec.location} has no manifest at {key}: split it first")
-        cache[key] = Manifest.from_dict(storage.read_json(key))
+        cache.clear()  # one run's manifest at a time
+        cache[key] = Manifest.from_dict(storage.read_json(uri))
     return cache[key]
 
 
@@ -42,10 +48,20 @@ def read_status(spec: RunSpec, index: int, storage: Storage) -> dict[str, Any] |
     return storage.read_json(uri) if storage.exists(uri) else None
 
 
-def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str) -> bool:
+def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str,
+                 entry: ChunkEntry) -> bool:
     """A success for the same split and processor: delivering the chunk again changes nothing."""
     return (status is not None and status["state"] == OK and status["processor"] == processor
-            and status["source_etag"] == manifest.source.etag)
+            and status["source_etag"] == manifest.source.etag and of_chunk(status, entry))
+
+
+def of_chunk(status: dict[str, Any], entry: ChunkEntry) -> bool:
+    """Whether a status record is about this chunk of this split: a source split again (its
+    chunks expired, or other settings) may cut its chunks elsewhere, and a status of the
+    earlier split must not stand for a chunk of the new one."""
+    return (status.get("chunk"), status.get("rows"), status.get("bytes"),
+            status.get("source_line"), status.get("source_offset", entry.source_offset)) == (
+        entry.uri, entry.rows, entry.bytes, entry.source_line, entry.source_offset)
 
 
 def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
@@ -53,7 +69,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     """Run ``processor`` on chunk ``index`` and write its status record."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor):
+    if already_done(previous, manifest, spec.processor, entry):
         assert previous is not None
         return previous
     job = ChunkJob(
@@ -72,6 +88,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     )
     started = time.monotonic()
     try:
+        _check_chunk_file(entry, storage)
         result = processor(job, storage)
         if result.rows_in != entry.rows:  # a processor that did not read every record
             raise ChunkMisaligned(
@@ -93,11 +110,19 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
     """Record a chunk whose retries ran out (or that crashed); a success is never overwritten."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor):
+    if already_done(previous, manifest, spec.processor, entry):
         assert previous is not None
         return previous
     return _write_failure(spec, entry, manifest, storage, error, lambda_error_message(cause),
                           attempt=0)
+
+
+def _check_chunk_file(entry: ChunkEntry, storage: Storage) -> None:
+    """A chunk file of another size than the split wrote was changed after the split."""
+    size = storage.stat(entry.uri).size
+    if size != entry.bytes:
+        raise ChunkMisaligned(f"{entry.uri}: chunk {entry.index} is {size} bytes, but the split "
+                              f"wrote {entry.bytes}: it changed after the split")
 
 
 def lambda_error_message(cause: str) -> str:
@@ -125,6 +150,7 @@ def _base(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, attempt: int) ->
         "rows": entry.rows,
         "bytes": entry.bytes,
         "source_line": entry.source_line,
+        "source_offset": entry.source_offset,
         "processor": spec.processor,
         "source_etag": manifest.source.etag,
         "attempt": attempt,
