@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pipeline_support import local_results
@@ -77,9 +78,19 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
     text = write_source(tmp_path / "data.csv", 120)
-    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--wait", "1"]
-    both = [subprocess.Popen(argv, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE) for _ in range(2)]
+    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--pause", "2"]
+    lock = tmp_path / "s3split-out" / "data.csv" / "lock.json"
+
+    def start() -> subprocess.Popen[str]:
+        return subprocess.Popen(argv, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    first = start()
+    deadline = time.monotonic() + 120
+    while not lock.exists():  # the second starts once the first holds the location
+        assert time.monotonic() < deadline and first.poll() is None, "the first run never locked"
+        time.sleep(0.05)
+    both = [first, start()]
     done = []
     for proc in both:
         out, err = proc.communicate(timeout=300)
