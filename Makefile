@@ -68,7 +68,8 @@ sam-build: $(SAM_STAMP)
 
 # `sam build` runs this for SharedLayer (BuildMethod: makefile) with ARTIFACTS_DIR set: the
 # project's wheel (src/s3split) and its dependencies from pyproject.toml, as Lambda layers
-# want them (python/), for the runtime's Python on Linux arm64. The handler test runs it with
+# want them (python/), for the runtime's Python on Linux arm64. Lean: no extras (the CLI's
+# click and rich, the local engine's moto) and no setup.py, so no bundled engine files. The handler test runs it with
 # LAYER_PIP_FLAGS for this machine's Python instead.
 LAYER_PIP ?= $(PYTHON) -m pip
 LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \

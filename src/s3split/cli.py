@@ -194,6 +194,12 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     chunks/, results/, status/ and report.json under --out. Exits 0 only when the
     run succeeded.
     """
+    from s3split.engine.code import check_local_engine
+
+    try:
+        check_local_engine()
+    except S3SplitError as exc:
+        _fail(exc)
     from s3split.runner import RunOptions, run_pipeline
 
     if (source is None) == (resume is None):

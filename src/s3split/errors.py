@@ -95,3 +95,12 @@ class SourceInDestination(S3SplitError):
 
 class SplitInProgress(S3SplitError):
     """Another ``s3split split`` holds the destination's lock and is still running."""
+
+
+class ExtraNotInstalled(S3SplitError):
+    """A command needs an optional part of s3split (an extra) that is not installed."""
+
+
+class EngineFilesMissing(S3SplitError):
+    """The local engine finds neither the checkout's nor the installed package's copy of the
+    state machine definition and the handlers."""

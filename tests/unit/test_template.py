@@ -891,6 +891,20 @@ def test_the_handler_imports_with_only_the_packaged_code(
     assert report["outside"] == [], report
 
 
+def test_the_layer_holds_no_command_line_or_engine_dependencies(
+        layer: tuple[str, Path]) -> None:
+    """The layer is s3split and what the functions need: the `cli` and `local` extras (click,
+    rich, moto and what they pull in) and the engine's bundled copies stay out."""
+    _, layer_python = layer
+    distributions = {dist.metadata["Name"].lower().replace("_", "-")
+                     for dist in importlib.metadata.distributions(path=[str(layer_python)])}
+    assert "s3split" in distributions and "boto3" in distributions
+    assert distributions.isdisjoint({"click", "rich", "moto", "pygments", "markdown-it-py",
+                                     "antlr4-python3-runtime", "jsonpath-ng", "werkzeug",
+                                     "responses"}), sorted(distributions)
+    assert not (layer_python / "s3split" / "_bundled").exists()
+
+
 # -- idempotency of custom processors (src/s3split/idempotency.py) -------------------------------
 
 

@@ -9,12 +9,12 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 
 from s3split.batch import result_writer_substitutions
+from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
 from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
@@ -22,14 +22,13 @@ from s3split.engine.quotas import AWS_QUOTAS, Quotas
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-REPO = Path(__file__).resolve().parents[3]
-ASL_PATH = REPO / "statemachine" / "pipeline.asl.json"
 REGION, ACCOUNT = "us-east-1", "123456789012"
 
 
 @dataclass(frozen=True)
 class Function:
-    """One Lambda function as the template defines it: ASL placeholder, handler, timeout."""
+    """One Lambda function as the template defines it: ASL placeholder, handler (relative to
+    the code :func:`~s3split.engine.code.locate` finds), timeout."""
 
     placeholder: str
     handler: str
@@ -53,10 +52,10 @@ def placeholders(text: str) -> set[str]:
 
 def render_definition(substitutions: Mapping[str, str], text: str | None = None) -> str:
     """Fill ``${Name}`` placeholders as SAM's DefinitionSubstitutions would; all must be given."""
-    text = ASL_PATH.read_text() if text is None else text
+    text = locate().definition_text() if text is None else text
     missing = placeholders(text) - set(substitutions)
     if missing:
-        raise KeyError(f"no substitution for {sorted(missing)} in {ASL_PATH.name}")
+        raise KeyError(f"no substitution for {sorted(missing)} in {DEFINITION[-1]}")
     return _PLACEHOLDER.sub(lambda m: substitutions[m.group(1)], text)
 
 
@@ -164,11 +163,12 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
     with ExitStack() as stack:
         stack.enter_context(_s3_endpoint_for_children())
         stack.enter_context(_quiet_interpreter())
-        functions = {name: f.handler for name, f in FUNCTIONS.items()}
+        code = locate()
+        functions = {name: code.handler(f.handler) for name, f in FUNCTIONS.items()}
         limits = {name: f.timeout_s for name, f in FUNCTIONS.items()} | dict(timeouts or {})
         dispatcher = stack.enter_context(ProcessDispatcher(
             functions, max_workers=workers, timeouts=limits, env=handler_env(work_location, env),
-            extra_sys_path=[str(REPO)], region=REGION, account_id=ACCOUNT))
+            extra_sys_path=code.sys_path, region=REGION, account_id=ACCOUNT))
         from moto import mock_aws
 
         config = moto_config()

@@ -1,0 +1,17 @@
+"""The ``s3split`` command's entry point: one line naming the extra when the command line's
+own dependencies are not installed (``pip install s3split`` holds only what Lambda needs)."""
+
+import sys
+from importlib.util import find_spec
+
+CLI_MODULES = ("click", "rich")
+CLI_EXTRA_MISSING = "the command line needs the 'cli' extra: pip install 's3split[cli]'"
+
+
+def main() -> None:
+    if any(find_spec(module) is None for module in CLI_MODULES):
+        print(f"s3split: error: {CLI_EXTRA_MISSING}", file=sys.stderr)
+        sys.exit(1)
+    from s3split.cli import main as cli_main
+
+    cli_main()
