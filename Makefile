@@ -4,11 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint unit bench clean
+.PHONY: help install demo test test-fast lint unit bench bench-shapes clean
 
 help:
 	@echo "make demo   - run s3split on the bundled sample"
 	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make test-fast - the same without the slow tests (the edit loop)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against split, DuckDB, Miller and the csv module"
 
@@ -27,8 +28,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests functions bench
 	$(BIN)/mypy
 
+# The suite runs on PYTEST_WORKERS processes (pytest-xdist), each test file on one of them (its
+# module fixtures, engines and moto servers, are built once).
+PYTEST_WORKERS ?= 3
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
 test: lint
-	$(BIN)/pytest -q
+	$(PYTEST)
+
+test-fast: lint
+	$(PYTEST) -m "not slow"
 
 bench: $(STAMP)
 	bash bench/setup.sh

@@ -96,6 +96,7 @@ def largest_state(engine: LocalEngine, execution: str) -> int:
     return max(sizes)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(engine: LocalEngine,
                                                                    s3: Any) -> None:

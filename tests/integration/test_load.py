@@ -1,5 +1,6 @@
-"""The load test: 10,000 chunks on the embedded engine, continuing as new as often as needed,
-with no execution over Step Functions' 25,000 history events.
+"""The load test: 3,000 chunks (``S3SPLIT_LOAD_RECORDS`` for more; 10,000 was measured) on the
+embedded engine, continuing as new as often as needed, with no execution over Step Functions'
+25,000 history events.
 
 One record per chunk (``chunk_size`` 1 byte), the noop processor, 2 lanes, the default event
 budget. Every execution of the run is followed and its history counted. Run with ``-s`` to see
@@ -7,6 +8,7 @@ the wall time, executions and events per chunk.
 """
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -17,9 +19,11 @@ from pipeline_support import assert_accounted
 from s3split.engine.local import local_engine
 from s3split.storage import Storage
 
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
-RECORDS = 10_000
+# The default event budget (20,000 per execution) holds about 1,400 chunks: 3,000 continue as
+# new twice, enough for what the test shows, at a third of the 10,000 chunks' time.
+RECORDS = int(os.environ.get("S3SPLIT_LOAD_RECORDS", "3000"))
 HISTORY_LIMIT = 25_000  # a Standard execution fails at 25,000 events
 
 
@@ -29,7 +33,7 @@ def tiny_csv(path: Path, records: int) -> Path:
     return path
 
 
-def test_ten_thousand_chunks_continue_as_new_within_the_history_limit(tmp_path: Path) -> None:
+def test_thousands_of_chunks_continue_as_new_within_the_history_limit(tmp_path: Path) -> None:
     source = tiny_csv(tmp_path / "in.csv", RECORDS)
     location = tmp_path / "run"
     run_input = {"source": str(source), "run": str(location), "chunk_size": 1,
