@@ -4,13 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test lint unit bench clean
+.PHONY: help install demo test lint unit bench bench-shapes clean
 
 help:
 	@echo "make demo   - run s3split on the bundled sample"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against split, DuckDB, Miller and the csv module"
+	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +35,12 @@ bench: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_shapes.py
+
+# e.g. make bench-shapes SHAPES_ARGS="--scale 0.1" for a smoke run
+bench-shapes: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python bench/bench_shapes.py $(SHAPES_ARGS)
 
 clean:
 	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache
