@@ -214,7 +214,7 @@ def make_shape(name: str, data_dir: Path, scale: float) -> Dataset:
 
 SHAPE_TITLES = {
     "fields": "(a) one record of {fields:,} quoted fields",
-    "header": "(b) a header of {mb:.1f} MB of quoted names, then 3 records",
+    "header": "(b) a header of {header_mb:.1f} MB of quoted names, then 3 records",
     "doubled": "(c) one {mb:.1f} MB quoted field of doubled quotes",
     "quoteall": "(d) quote-dense: every field quoted, {mb:.1f} MB",
     "light": "(d) lightly quoted (bench/gen_csv.py), {mb:.1f} MB",
@@ -553,7 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in split_shapes:
             ds = make_shape(name, data_dir, args.scale)
             title = SHAPE_TITLES[name].format(fields=round(FIELDS * args.scale),
-                                              mb=ds.nbytes / 1e6)
+                                              mb=ds.nbytes / 1e6, header_mb=ds.header_len / 1e6)
             print(f"{title}: {ds.path.name}", flush=True)
             sections.append((f"{title} ({ds.nbytes:,} bytes)", SPLIT_HEADERS,
                              bench_shape(ds, tools, startups, args, work)))
