@@ -12,6 +12,7 @@ help:
 	@echo "make test-fast - the same without the slow tests (the edit loop)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against split, DuckDB, Miller and the csv module"
+	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,12 @@ bench: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
 	$(BIN)/python bench/bench_pipeline.py
+	$(BIN)/python bench/bench_shapes.py
+
+# e.g. make bench-shapes SHAPES_ARGS="--scale 0.1" for a smoke run
+bench-shapes: $(STAMP)
+	bash bench/setup.sh
+	$(BIN)/python bench/bench_shapes.py $(SHAPES_ARGS)
 
 clean:
 	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache
