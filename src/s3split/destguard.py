@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from s3split.errors import SourceInDestination
+from s3split.errors import InvalidOption, SourceInDestination
 from s3split.manifest import MANIFEST_NAME, chunk_name
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
@@ -46,6 +46,16 @@ def _owned_in_dest(name: str) -> bool:
 
 
 # -- the source is not the split's own ------------------------------------------------------------
+
+
+def check_destination(dest: str) -> None:
+    """A split writes and deletes its progress files in ``DEST/_split``: a symbolic link there
+    would take those writes and deletions to wherever it points, outside DEST."""
+    progress = os.path.join(dest, PROGRESS_DIR)
+    if not is_s3(dest) and os.path.islink(progress):
+        raise InvalidOption(f"{progress} is a symbolic link (to {os.readlink(progress)}): a split "
+                            "keeps its progress there and would write and delete where it "
+                            "points; remove the link")
 
 
 def check_source(source: str, dest: str) -> None:

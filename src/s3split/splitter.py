@@ -17,6 +17,7 @@ from typing import IO
 import numpy as np
 
 from s3split.destguard import (
+    check_destination,
     check_source,
     clear_progress,
     record_previous,
@@ -74,6 +75,7 @@ def split(
     is never touched (``destguard``).
     """
     validate_settings(settings)
+    check_destination(dest)
     check_source(source, dest)
     storage.check_directory(dest)
     info = storage.stat(source)
