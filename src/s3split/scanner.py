@@ -236,6 +236,10 @@ class _Parity:
         """The quotes at or after ``start`` and their parities."""
         raise NotImplementedError
 
+    def run_starts(self, start: int) -> Positions:
+        """The quotes at or after ``start`` that do not follow a quote."""
+        raise NotImplementedError
+
 
 class _SparseParity(_Parity):
     """Few quotes: a quote's parity is its rank, a position's the number of quotes before it."""
@@ -263,6 +267,19 @@ class _SparseParity(_Parity):
     def quotes_from(self, start: int) -> tuple[Positions, npt.NDArray[np.int64]]:
         first = int(np.searchsorted(self.quotes, start))
         return self.quotes[first:], np.arange(first, len(self.quotes)) & 1
+
+    def run_starts(self, start: int) -> Positions:
+        quotes = self.quotes[int(np.searchsorted(self.quotes, start)):]
+        after_quote = np.zeros(len(quotes), bool)
+        after_quote[1:] = quotes[1:] - quotes[:-1] == 1
+        if len(quotes) and quotes[0] > 0 and start > 0:
+            after_quote[0] = bool(self.is_quote_at(quotes[0] - 1))
+        starts: Positions = quotes[~after_quote]
+        return starts
+
+    def is_quote_at(self, position: int) -> bool:
+        at = int(np.searchsorted(self.quotes, position))
+        return at < len(self.quotes) and int(self.quotes[at]) == position
 
 
 class _DenseParity(_Parity):
@@ -294,6 +311,13 @@ class _DenseParity(_Parity):
     def quotes_from(self, start: int) -> tuple[Positions, npt.NDArray[np.int64]]:
         quotes = np.flatnonzero(self.is_quote[start:]) + start
         return quotes, self.before(quotes)
+
+    def run_starts(self, start: int) -> Positions:
+        tail = self.is_quote[start:]
+        starts = np.flatnonzero(tail[1:] & ~tail[:-1]) + start + 1
+        if len(tail) and tail[0] and not (start > 0 and self.is_quote[start - 1]):
+            starts = np.concatenate(([start], starts))
+        return starts
 
 
 class _Walk:
@@ -350,12 +374,12 @@ class _Walk:
     def _last_opening(self, start: int, outside: int) -> int:
         """Where the quoted field open at the end began: the segment's last opening quote that
         does not follow a quote (one that does is an escaped quote in the same field)."""
-        quotes, parities = self.parity.quotes_from(start)
-        fresh = (parities == outside) & (self.a[quotes - 1] != self.s.quote)
-        if len(quotes) and quotes[0] == 0:  # the byte before the block: a quote after CLOSED
+        runs = self.parity.run_starts(start)  # quotes that do not follow a quote
+        fresh = self.parity.before(runs) == outside
+        if len(runs) and runs[0] == 0:  # the byte before the block: a quote after CLOSED
             fresh[0] = outside == 0 and self.state is not State.CLOSED
         found = np.flatnonzero(fresh)
-        return int(quotes[found[-1]]) if len(found) else -1
+        return int(runs[found[-1]]) if len(found) else -1
 
     def _check_closers(self, start: int, stop: int, outside: int) -> None:
         """``--strict``: a closing quote before ``stop`` must be followed by a delimiter, a line
