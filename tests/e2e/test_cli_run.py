@@ -78,7 +78,8 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
     text = write_source(tmp_path / "data.csv", 120)
-    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--pause", "2"]
+    # 4 chunks 5 s apart: the first run outlasts the second one's start on a busy machine.
+    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--pause", "5"]
     lock = tmp_path / "s3split-out" / "data.csv" / "lock.json"
 
     def start() -> subprocess.Popen[str]:
