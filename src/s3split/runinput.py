@@ -188,24 +188,46 @@ def _batch(start: BatchStart, deployment: Deployment, storage: Storage) -> dict[
     _check_allowed(start.prefix, deployment, "prefix")
     _check_batch_prefix(start.prefix, deployment)
     bucket, prefix = split_s3(start.prefix)
+    reports = _Reports(join(deployment.work_location, prefix), storage)
     pending = []
     for page in storage.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             source = f"s3://{bucket}/{obj['Key']}"
             if obj["Key"].endswith(CSV_SUFFIXES) and not _completed(source, obj["ETag"],
-                                                                    deployment, storage):
+                                                                    deployment, reports):
                 pending.append({"source": source})
     return {"mode": "batch", "sources": pending}
 
 
-def _completed(source: str, etag: str, deployment: Deployment, storage: Storage) -> bool:
+class _Reports:
+    """The reports under one work prefix, listed once (a batch of thousands of files asks
+    about each: one listing instead of a request per file)."""
+
+    def __init__(self, under: str, storage: Storage) -> None:
+        self.under, self.storage = under.rstrip("/") + "/", storage
+        self.found: set[str] | None = None
+
+    def exists(self, uri: str) -> bool:
+        if not (is_s3(uri) and uri.startswith(self.under)):
+            return self.storage.exists(uri)
+        if self.found is None:
+            bucket, key = split_s3(self.under)
+            pages = self.storage.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                              Prefix=key)
+            self.found = {f"s3://{bucket}/{o['Key']}" for page in pages
+                          for o in page.get("Contents", []) if o["Key"].endswith("/report.json")}
+        return uri in self.found
+
+
+def _completed(source: str, etag: str, deployment: Deployment, reports: _Reports) -> bool:
     """A successful run of this version of the source (a new upload is pending again)."""
     try:
         uri = join(default_location(source, deployment), "report.json")
     except InvalidInput:
         return False  # its own run then fails, naming the key
-    if not storage.exists(uri):
+    if not reports.exists(uri):
         return False
+    storage = reports.storage
     report = storage.read_json(uri)
     return bool(report.get("succeeded")) and report.get("source_etag") == etag
 
