@@ -89,12 +89,30 @@ def test_the_wheel_ships_the_top_level_definition_and_handlers_byte_for_byte(
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_installed_with_the_local_extra_run_works_outside_the_checkout(
+def test_an_installed_wheel_runs_outside_the_checkout_once_it_has_its_extras(
         wheel: Path, tmp_path: Path) -> None:
-    bin_dir = venv(tmp_path / "venv", wheel, "local")
+    """One fresh venv, extra by extra: the core alone (what the Lambda layer holds) names the
+    'cli' extra, the command line names the 'local' one, and with it `run` works anywhere."""
+    bin_dir = venv(tmp_path / "venv", wheel)
     work = tmp_path / "elsewhere"
     work.mkdir()
     (work / "data.csv").write_bytes(DATA.encode())
+    done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", "s3split: error: the command line needs the 'cli' extra: "
+               "pip install 's3split[cli]'\n")
+
+    install(tmp_path / "venv", wheel, "cli")
+    done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
+    assert (done.returncode, done.stdout, done.stderr) == (
+        1, "", "s3split: error: the local engine needs the 'local' extra: "
+               "pip install 's3split[local]'\n")
+    assert not (work / "s3split-out").exists()
+    done = run(bin_dir / "s3split", "split", "data.csv", "parts", cwd=work, env=clean_env())
+    assert done.returncode == 0, done.stderr  # split needs no engine
+    assert len(list((work / "parts").glob("part-*.csv"))) == 1
+
+    install(tmp_path / "venv", wheel, "local")
     located = run(bin_dir / "python", "-c",
                   "from s3split.engine.code import locate; c = locate(); "
                   "print(c.origin, c.definition)", cwd=work, env=clean_env())
@@ -114,27 +132,3 @@ def test_installed_with_the_local_extra_run_works_outside_the_checkout(
     results = sorted((work / "s3split-out" / "data.csv" / "results").glob("*.jsonl"))
     rows = [json.loads(line) for path in results for line in path.read_text().splitlines()]
     assert sorted(int(row["id"]) for row in rows) == list(range(300))
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-def test_without_its_extras_the_command_names_the_one_to_install(
-        wheel: Path, tmp_path: Path) -> None:
-    bin_dir = venv(tmp_path / "venv", wheel)  # what the Lambda layer holds
-    work = tmp_path / "elsewhere"
-    work.mkdir()
-    (work / "data.csv").write_bytes(DATA.encode())
-    done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
-    assert (done.returncode, done.stdout, done.stderr) == (
-        1, "", "s3split: error: the command line needs the 'cli' extra: "
-               "pip install 's3split[cli]'\n")
-
-    install(tmp_path / "venv", wheel, "cli")
-    done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
-    assert (done.returncode, done.stdout, done.stderr) == (
-        1, "", "s3split: error: the local engine needs the 'local' extra: "
-               "pip install 's3split[local]'\n")
-    assert not (work / "s3split-out").exists()
-    done = run(bin_dir / "s3split", "split", "data.csv", "parts", cwd=work, env=clean_env())
-    assert done.returncode == 0, done.stderr  # split needs no engine
-    assert len(list((work / "parts").glob("part-*.csv"))) == 1
