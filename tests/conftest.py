@@ -258,3 +258,9 @@ def check_rows(checked: Checked, chunk_rows: int) -> None:
     if counts:
         assert all(c == chunk_rows for c in counts[:-1]), counts
         assert 1 <= counts[-1] <= chunk_rows, counts
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    """The slow tests first (a stable sort), so that on several workers (pytest-xdist) the
+    longest files start at once instead of trailing behind the rest."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
