@@ -331,7 +331,7 @@ class _Split:
         """The buffer read so far and where the header record ends in it. Scanned in pieces
         that grow from 4 KiB (a header is usually short, and the block it is in is scanned
         again as data), each byte once however many blocks the header takes."""
-        state, scanned, piece = State.RECORD, start, 4096
+        state, scanned, piece, opened = State.RECORD, start, 4096, start
         while True:
             if scanned < len(buf):
                 end = _cut(buf, scanned + piece)
@@ -339,14 +339,14 @@ class _Split:
                 if len(scan.ends):
                     return buf, scanned + int(scan.ends[0])
                 if scan.open_quote >= 0:
-                    at = scanned + scan.open_quote
-                    self.open_quote = (at, 1 + _line_ends_in(buf[start:at]))
+                    opened = scanned + scan.open_quote
                 state, scanned, piece = scan.state, end, min(piece * 4, SPAN)
                 continue
             more = next(blocks, b"")
             if not more:
                 self.state = state
                 if state is State.QUOTED:
+                    self.open_quote = (opened, 1 + _line_ends_in(buf[start:opened]))
                     self._finish_last_chunk()  # raises UnterminatedQuote
                 return buf, len(buf)
             if len(buf) > HEADER_LIMIT:
