@@ -15,12 +15,16 @@ import io
 import itertools
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from s3split.storage import Storage
+
+# The module fixtures shared by the S3 pipeline tests (a moto server and its client).
+pytest_plugins = ["pipeline_support"]
 
 _HERE = str(Path(__file__).resolve().parent)
 if _HERE not in sys.path:
@@ -264,3 +268,20 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
     """The slow tests first (a stable sort), so that on several workers (pytest-xdist) the
     longest files start at once instead of trailing behind the rest."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@contextmanager
+def mocked_s3(monkeypatch: Any, bucket: str) -> Iterator[Any]:
+    """An in-process moto S3 with fake credentials and ``bucket`` made; its client."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=bucket)
+        yield client

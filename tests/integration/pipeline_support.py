@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from s3split.engine.local import LocalEngine, Outcome
 from s3split.processors import MAX_REJECT_SAMPLES
 from s3split.report import MAX_LISTED
@@ -221,3 +223,18 @@ def pipeline_backend(kind: str, tmp: Path, env: dict[str, str],
         base = f"s3://{BUCKET}/runs"
         with local_engine(base, workers=2, env=s3_env | env) as engine:
             yield engine, Storage(s3), base
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """A moto S3 server for the module's tests (import this fixture and ``s3``)."""
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def s3(s3_endpoint: str) -> Any:
+    """A client of ``s3_endpoint`` with the ``BUCKET`` made."""
+    client = s3_client(s3_endpoint)
+    client.create_bucket(Bucket=BUCKET)
+    return client

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from pipeline_support import BUCKET, CREDENTIALS, moto_s3_server, s3_client
+from pipeline_support import BUCKET, CREDENTIALS
 
 from s3split.batch import child_name, result_writer_substitutions
 from s3split.engine.local import (
@@ -26,19 +26,6 @@ from s3split.engine.moto_seam import check_compatible
 
 WORK = f"s3://{BUCKET}/runs"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3split-local"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-def s3(s3_endpoint: str) -> Any:
-    client = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
 
 
 @pytest.fixture(scope="module")

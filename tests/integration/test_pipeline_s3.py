@@ -9,25 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import BUCKET, CREDENTIALS, make_csv, moto_s3_server, s3_client
+from pipeline_support import BUCKET, CREDENTIALS, make_csv
 
 from s3split.batch import child_name
 from s3split.engine.local import LocalEngine, local_engine
 
 EVENTS = Path(__file__).parents[1] / "events"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-def s3(s3_endpoint: str) -> Any:
-    client = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,9 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from conftest import check_sizes, check_split, read_split
+from conftest import check_sizes, check_split, mocked_s3, read_split
 from s3split import storage as storage_module
 from s3split.destlock import acquire, holding
 from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
@@ -37,14 +35,7 @@ class Injected(Exception):
 
 @pytest.fixture
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
+    with mocked_s3(monkeypatch, BUCKET) as client:
         yield client
 
 
