@@ -242,26 +242,38 @@ def check_split(
     return Checked(head, chunk_records)
 
 
+def _check_carried(checked: Checked, extra: list[bytes], i: int) -> None:
+    """Records past a chunk's natural end: only empty LF records, and only when the header
+    ends in a bare CR (no chunk may start with an LF: csv.reader would read CR, LF as one
+    line end, so the chunk carries them)."""
+    if extra:
+        bare_cr = checked.header.endswith(b"\r")
+        assert bare_cr and all(r == b"\n" for r in extra), f"chunk {i} closed late: {extra}"
+
+
 def check_sizes(checked: Checked, chunk_size: int) -> None:
     """A chunk closes at the first record end at or after the next multiple of ``chunk_size``
     bytes, counted from the end of the header (so a split's chunks do not depend on the order
     in which the source is scanned)."""
     start, last = 0, len(checked.chunk_records) - 1
     for i, recs in enumerate(checked.chunk_records):
-        end = start + sum(map(len, recs))
         target = (start // chunk_size + 1) * chunk_size
+        ends = list(itertools.accumulate(map(len, recs), initial=start))[1:]
+        natural = next((k for k, end in enumerate(ends) if end >= target), None)
         if i < last:
-            assert end >= target, f"chunk {i} closed early: {end} < {target}"
-        assert end - len(recs[-1]) < target, f"chunk {i} closed late: a record ended before it"
-        start = end
+            assert natural is not None, f"chunk {i} closed early: {ends[-1]} < {target}"
+        if natural is not None:
+            _check_carried(checked, recs[natural + 1:], i)
+        start = ends[-1]
 
 
 def check_rows(checked: Checked, chunk_rows: int) -> None:
-    """Every chunk but the last holds ``chunk_rows`` records; the last 1 to ``chunk_rows``."""
-    counts = [len(r) for r in checked.chunk_records]
-    if counts:
-        assert all(c == chunk_rows for c in counts[:-1]), counts
-        assert 1 <= counts[-1] <= chunk_rows, counts
+    """Every chunk but the last holds ``chunk_rows`` records; the last 1 to ``chunk_rows``
+    (both plus any empty LF records carried, see ``_check_carried``)."""
+    last = len(checked.chunk_records) - 1
+    for i, recs in enumerate(checked.chunk_records):
+        assert len(recs) >= (chunk_rows if i < last else 1), (i, len(recs))
+        _check_carried(checked, recs[chunk_rows:], i)
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:

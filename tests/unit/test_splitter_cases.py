@@ -381,3 +381,16 @@ def test_stopped_split_is_not_complete_until_resumed(tmp_path: Path) -> None:
     assert done.manifest is not None and done.manifest.count == 2
     assert local_parts(out) == ["manifest.json", "part-00000.csv", "part-00001.csv"]
     assert not (out / "_split").exists()
+
+
+@pytest.mark.parametrize("settings", [SplitSettings(chunk_size=1),
+                                      SplitSettings(chunk_size=None, chunk_rows=1)])
+def test_a_header_ending_in_a_bare_cr_never_starts_a_chunk_with_lf(tmp_path: Path,
+                                                                    settings: SplitSettings,
+                                                                    ) -> None:
+    """csv.reader would read the header's CR and a chunk's first LF as one line end (losing
+    the empty record): the chunk carries that LF record instead (found by hypothesis)."""
+    manifest, chunks = run(tmp_path, b"\ra\n\n", settings)
+    assert chunks == [b"\ra\n\n"]
+    assert manifest["rows"] == 2
+    check_split(b"\ra\n\n", manifest, chunks)
