@@ -16,8 +16,10 @@ parity rule would take as opening a field but that follows other text in the fie
 an unquoted field, or text after a closing quote followed by a quote). Such quotes are found
 with a few vectorised numpy passes over the block (the quote positions and the byte before
 each); where one occurs the parser is inside an unquoted field, which ends at the next delimiter
-or line end, and the parity rule resumes from there. So a block costs a handful of C-level
-passes plus a few Python steps per anomaly, never a Python step per byte or per record.
+or line end, and the parity rule resumes from there. A block with few quotes takes each quote's
+parity from its rank; a quote-dense one (``DENSE``) from a running count over the block. So a
+block costs a handful of C-level passes plus a few Python steps per anomaly, never a Python
+step per byte or per record.
 
 ``--strict`` refuses what RFC 4180 forbids instead: a quote in an unquoted field, or text after
 a closing quote, fails ``MalformedCsv`` naming the byte and line.
