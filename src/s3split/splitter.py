@@ -149,7 +149,7 @@ class _Split:
         self.rows_before = 0
         self.open_quote = (-1, 0)  # (offset, line) of the quote that opened the current field
         self.next_target = 0  # size mode: the chunk closes at the first record end from here
-        self.pending_close = -1  # a boundary waiting to see the byte after it (see _close_at)
+        self.pending_close = -1  # a boundary waiting for the byte after it (_header_swallows_lf)
         # The chunk being written.
         self.index = 0
         self.chunk_file: IO[bytes] | None = None
