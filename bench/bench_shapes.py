@@ -80,7 +80,7 @@ ALL_SHAPES = (*SPLIT_SHAPES, "columns")
 TOOL_KEYS = ("s3split-size", "s3split-prev", "csv-module", "split-C", "duckdb")
 
 # The previous release's CLI, run from its git archive (PYTHONPATH puts it first).
-PREV_MAIN = "import sys; from s3split.cli import main; sys.exit(main())"
+PREV_MAIN = "import sys; from s3split.cli.commands import main; sys.exit(main())"
 
 
 # --------------------------------------------------------------------------- data

@@ -5,7 +5,7 @@ directory is put on ``sys.path`` below so that works in any pytest import mode.
 
 The reference functions here walk bytes one at a time with csv.reader's own states
 (a quote opens a field only at its start, ``"a"b`` continues unquoted, LF, CRLF and bare CR
-end records), deliberately independent of ``s3split.scanner``.
+end records), deliberately independent of ``s3split.split.scanner``.
 """
 
 from __future__ import annotations

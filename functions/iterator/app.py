@@ -7,8 +7,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
-from s3split.iterator import advance
-from s3split.runinput import LaneState, parse_event
+from s3split.pipeline.inputs import LaneState, parse_event
+from s3split.pipeline.lanes import advance
 
 logger = Logger()
 tracer = Tracer()

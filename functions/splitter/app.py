@@ -15,10 +15,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from s3split.config import Deployment
-from s3split.coordinator import plan, split_step, summarize
-from s3split.runinput import parse_event
-from s3split.runlock import holder_alive, release
-from s3split.runspec import RunSpec
+from s3split.pipeline.inputs import parse_event
+from s3split.pipeline.lock import holder_alive, release
+from s3split.pipeline.spec import RunSpec
+from s3split.pipeline.steps import plan, split_step, summarize
 from s3split.storage import Storage
 from s3split.transient import transient_errors
 

@@ -10,15 +10,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from s3split.config import Deployment
-from s3split.idempotency import ChunkIdempotency
-from s3split.iterator import failure_cost, worker_cost
-from s3split.manifest import Manifest
+from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
+from s3split.pipeline.inputs import parse_event
+from s3split.pipeline.lanes import failure_cost, worker_cost
+from s3split.pipeline.spec import RunSpec
 from s3split.processors import ProcessorConfig, get_processor
-from s3split.runinput import parse_event
-from s3split.runspec import RunSpec
+from s3split.processors.idempotency import ChunkIdempotency
+from s3split.split.manifest import Manifest
 from s3split.storage import Storage
 from s3split.transient import transient_errors
-from s3split.worker import load_manifest, process_chunk, record_failure
 
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3split"))

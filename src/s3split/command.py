@@ -12,6 +12,6 @@ def main() -> None:
     if any(find_spec(module) is None for module in CLI_MODULES):
         print(f"s3split: error: {CLI_EXTRA_MISSING}", file=sys.stderr)
         sys.exit(1)
-    from s3split.cli import main as cli_main
+    from s3split.cli.commands import main as cli_main
 
     cli_main()

@@ -18,7 +18,7 @@ import pytest
 from pipeline_support import assert_accounted, pipeline_backend
 
 from s3split.engine.local import LocalEngine, Outcome
-from s3split.worker import lambda_error_message
+from s3split.pipeline.chunk import lambda_error_message
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 BIG = b"x" * 5000

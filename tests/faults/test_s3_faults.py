@@ -19,8 +19,8 @@ from pipeline_support import BUCKET, moto_s3_server, s3_client
 
 from conftest import check_split, read_split
 from s3split.errors import SourceChanged
-from s3split.manifest import SplitSettings
-from s3split.splitter import split
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 MiB = 1024 * 1024

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from s3split.engine.local import LocalEngine, Outcome, local_engine
-from s3split.worker import lambda_error_message
+from s3split.pipeline.chunk import lambda_error_message
 
 
 @pytest.fixture(scope="module")

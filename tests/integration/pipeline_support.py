@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from s3split.engine.local import LocalEngine, Outcome
+from s3split.pipeline.report import MAX_LISTED
 from s3split.processors import MAX_REJECT_SAMPLES
-from s3split.report import MAX_LISTED
 from s3split.storage import Storage, join
 
 PROBE = "probe=tests.integration.pipeline_processors:probe"

@@ -32,7 +32,7 @@ from s3split.engine.faults import (
 )
 from s3split.engine.local import local_engine
 from s3split.engine.moto_seam import ProcessDispatcher, check_compatible, install, moto_config
-from s3split.iterator import WORST_ITERATION
+from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
 
 pytestmark = pytest.mark.timeout(300)

@@ -19,8 +19,8 @@ import pytest
 from moto import mock_aws
 
 from s3split.errors import ChunkInProgress, TransientError
-from s3split.idempotency import ChunkIdempotency
-from s3split.manifest import Manifest
+from s3split.pipeline.chunk import process_chunk
+from s3split.pipeline.spec import RunSpec
 from s3split.processors import (
     BUILTINS,
     ChunkJob,
@@ -30,10 +30,10 @@ from s3split.processors import (
     get_processor,
     read_rows,
 )
-from s3split.runspec import RunSpec
-from s3split.splitter import split
+from s3split.processors.idempotency import ChunkIdempotency
+from s3split.split.manifest import Manifest
+from s3split.split.splitter import split
 from s3split.storage import Storage
-from s3split.worker import process_chunk
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

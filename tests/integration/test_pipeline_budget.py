@@ -7,7 +7,7 @@ import pytest
 from pipeline_support import PROBE, Run
 
 from s3split.engine.local import LocalEngine, local_engine
-from s3split.iterator import WORST_ITERATION
+from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
 
 

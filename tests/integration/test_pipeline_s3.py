@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from pipeline_support import BUCKET, CREDENTIALS, make_csv
 
-from s3split.batch import child_name
 from s3split.engine.local import LocalEngine, local_engine
+from s3split.pipeline.batch import child_name
 
 EVENTS = Path(__file__).parents[1] / "events"
 

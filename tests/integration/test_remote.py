@@ -25,11 +25,11 @@ from click.testing import CliRunner, Result
 from moto import mock_aws
 from pipeline_support import CREDENTIALS, moto_s3_server
 
-from s3split import remote
-from s3split.batch import result_writer_substitutions
-from s3split.cli import main
+from s3split.cli import aws as remote
+from s3split.cli.commands import main
 from s3split.engine.local import render_definition
 from s3split.errors import InvalidInput, InvalidOption
+from s3split.pipeline.batch import result_writer_substitutions
 from s3split.storage import Storage
 
 pytestmark = pytest.mark.timeout(120)

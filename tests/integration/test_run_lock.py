@@ -11,9 +11,9 @@ import pytest
 from pipeline_support import PROBE, Run, assert_accounted, pipeline_backend
 
 from s3split.engine.local import LocalEngine
-from s3split.runlock import Holder, lock_uri
+from s3split.pipeline.chunk import lambda_error_message
+from s3split.pipeline.lock import Holder, lock_uri
 from s3split.storage import Storage
-from s3split.worker import lambda_error_message
 
 Backend = tuple[LocalEngine, Storage, str]
 

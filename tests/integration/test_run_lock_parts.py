@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from s3split.runlock import Holder, holder_alive
+from s3split.pipeline.lock import Holder, holder_alive
 from s3split.storage import Storage
 
 

@@ -16,10 +16,10 @@ import pytest
 
 from conftest import check_sizes, check_split, mocked_s3, read_split
 from s3split import storage as storage_module
-from s3split.destlock import acquire, holding
 from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
-from s3split.manifest import ResumeToken, SplitSettings
-from s3split.splitter import split
+from s3split.split.lock import acquire, holding
+from s3split.split.manifest import ResumeToken, SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 pytestmark = pytest.mark.timeout(120)

@@ -1,6 +1,6 @@
 """statemachine/pipeline.asl.json against AWS's limits: Retry on every task for the errors AWS
 documents, deterministic names for every StartExecution, and the event budget in
-src/s3split/iterator.py equal to what the Retry blocks allow."""
+src/s3split/pipeline/lanes.py equal to what the Retry blocks allow."""
 
 import json
 import string
@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from s3split import iterator
-from s3split.batch import MAX_NAME, child_name, continuation_name
 from s3split.errors import InvalidOption
+from s3split.pipeline import lanes as iterator
+from s3split.pipeline.batch import MAX_NAME, child_name, continuation_name
 
 ASL = json.loads((Path(__file__).resolve().parents[2] / "statemachine" /
                   "pipeline.asl.json").read_text())

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from backports import zstd
 
-from s3split.manifest import SplitSettings
-from s3split.splitter import split
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 DATA = b"id,note\r\n" + b"".join(b'%d,"a, ""b""\r\nc"\r\n' % i for i in range(2000))

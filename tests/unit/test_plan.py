@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from s3split.config import Deployment
-from s3split.coordinator import plan
 from s3split.errors import RunInProgress
-from s3split.runlock import Holder, release
+from s3split.pipeline.lock import Holder, release
+from s3split.pipeline.steps import plan
 from s3split.storage import Storage
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from s3split.errors import RunInProgress, RunTakenOver
-from s3split.runlock import Holder, acquire, carry, holder_alive, release
+from s3split.pipeline.lock import Holder, acquire, carry, holder_alive, release
 from s3split.storage import Storage
 
 

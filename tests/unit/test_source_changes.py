@@ -15,12 +15,12 @@ import pytest
 
 from s3split import storage as storage_module
 from s3split.config import Deployment
-from s3split.coordinator import plan, reusable_manifest, split_step
 from s3split.errors import SourceChanged
-from s3split.manifest import SplitSettings
-from s3split.runlock import Holder, release
-from s3split.runspec import RunSpec
-from s3split.splitter import split
+from s3split.pipeline.lock import Holder, release
+from s3split.pipeline.spec import RunSpec
+from s3split.pipeline.steps import plan, reusable_manifest, split_step
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 HEADER = b"id,note\n"

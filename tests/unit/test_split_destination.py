@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from conftest import check_split, local_parts, read_split
-from s3split import destguard, splitter
-from s3split.destlock import acquire, holding, lock_uri, release
 from s3split.errors import SourceInDestination, SplitInProgress, UnterminatedQuote
-from s3split.manifest import SplitSettings
-from s3split.splitter import split
+from s3split.split import destination, splitter
+from s3split.split.lock import acquire, holding, lock_uri, release
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 pytestmark = pytest.mark.timeout(60)
@@ -318,4 +318,4 @@ def test_release_leaves_a_successors_lock(tmp_path: Path) -> None:
 
 
 def test_the_guard_and_the_splitter_agree_on_the_progress_folder() -> None:
-    assert destguard.PROGRESS_DIR == splitter.PROGRESS_DIR
+    assert destination.PROGRESS_DIR == splitter.PROGRESS_DIR

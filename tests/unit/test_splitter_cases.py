@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from conftest import BOM, check_rows, check_sizes, check_split, local_parts, make_csv, read_split
-from s3split import splitter
 from s3split.errors import (
     HeaderTooLong,
     InvalidOption,
@@ -18,8 +17,9 @@ from s3split.errors import (
     SourceUnreadable,
     UnterminatedQuote,
 )
-from s3split.manifest import SplitSettings
-from s3split.splitter import split
+from s3split.split import splitter
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 ROWS = SplitSettings(chunk_size=None, chunk_rows=2)

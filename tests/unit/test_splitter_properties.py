@@ -25,8 +25,8 @@ from conftest import (
     ref_open_quote,
 )
 from s3split.errors import UnterminatedQuote
-from s3split.manifest import ResumeToken, SplitSettings
-from s3split.splitter import BLOCK, split
+from s3split.split.manifest import ResumeToken, SplitSettings
+from s3split.split.splitter import BLOCK, split
 from s3split.storage import Storage
 
 SETTINGS = settings(max_examples=300, deadline=None,

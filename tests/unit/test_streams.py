@@ -10,12 +10,12 @@ import pytest
 from backports import zstd
 
 from s3split import storage as storage_module
-from s3split.cli import error_line
+from s3split.cli.commands import error_line
+from s3split.cli.local import one_line, progress_line
+from s3split.cli.progress import RunProgress
 from s3split.errors import CorruptSource, DestinationUnwritable, InvalidOption
-from s3split.manifest import SplitSettings
-from s3split.progress import RunProgress
-from s3split.runner import one_line, progress_line
-from s3split.splitter import split
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split
 from s3split.storage import Storage
 
 DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(40_000))

@@ -32,10 +32,10 @@ import yaml
 from moto import mock_aws
 from moto.events.models import EventPattern
 
-from s3split.batch import result_writer_substitutions
 from s3split.config import Deployment, parse_tolerance
 from s3split.engine.local import placeholders, render_definition
-from s3split.runinput import BatchStart, normalize, parse_event
+from s3split.pipeline.batch import result_writer_substitutions
+from s3split.pipeline.inputs import BatchStart, normalize, parse_event
 from s3split.sizes import parse_size
 from s3split.storage import Storage
 
@@ -905,12 +905,12 @@ def test_the_layer_holds_no_command_line_or_engine_dependencies(
     assert not (layer_python / "s3split" / "_bundled").exists()
 
 
-# -- idempotency of custom processors (src/s3split/idempotency.py) -------------------------------
+# -- idempotency of custom processors (src/s3split/processors/idempotency.py) ---------------
 
 
 def test_the_idempotency_table_exists_only_when_enabled_and_fits_powertools(stack: Stack) -> None:
-    from s3split.idempotency import ChunkIdempotency
     from s3split.processors import ProcessorConfig
+    from s3split.processors.idempotency import ChunkIdempotency
 
     assert stack.params["Idempotency"] == "Disabled"
     assert "IdempotencyTable" not in stack.resources()

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from s3split.batch import result_writer_substitutions
 from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
 from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
+from s3split.pipeline.batch import result_writer_substitutions
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient

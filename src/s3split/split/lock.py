@@ -1,6 +1,6 @@
 """One ``s3split split`` per destination at a time: the lock object ``DEST/.split.lock``.
 
-Taken with a conditional write (as the run lock, ``runlock``), released when the split
+Taken with a conditional write (as the run lock, ``pipeline.lock``), released when the split
 ends, whether it succeeded or failed. A lock whose holder process has exited on this host
 is stale and taken over; a holder on another host is assumed alive.
 
@@ -18,9 +18,9 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from s3split.destguard import LOCK_NAME
 from s3split.errors import SplitInProgress
-from s3split.runlock import Holder, holder_alive
+from s3split.pipeline.lock import Holder, holder_alive
+from s3split.split.destination import LOCK_NAME
 from s3split.storage import Storage, join
 
 ATTEMPTS = 3  # a lost race re-reads the lock; the winner is then alive and we refuse

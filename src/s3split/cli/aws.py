@@ -17,10 +17,10 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from s3split.cli.progress import RunProgress
 from s3split.config import parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
-from s3split.progress import RunProgress
-from s3split.runinput import BatchStart, ManualStart, parse_event, run_name
+from s3split.pipeline.inputs import BatchStart, ManualStart, parse_event, run_name
 from s3split.sizes import parse_size
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
@@ -252,7 +252,7 @@ class RemoteRun:
 
 def default_location(source: str, work_location: str | None = None) -> str | None:
     """Where the template's deployment puts the run of ``source``: ``<work>/<key>`` as Plan
-    derives it (``runinput.run_name``); None for a key Plan refuses (it has no run)."""
+    derives it (``pipeline.inputs.run_name``); None for a key Plan refuses (it has no run)."""
     bucket = split_s3(source)[0]
     try:
         return join(work_location or f"s3://{bucket}/{WORK_PREFIX}", *run_name(source))

@@ -10,13 +10,13 @@ from typing import Any, NoReturn
 import click
 
 from s3split.config import MAX_LANES
-from s3split.destguard import check_source
-from s3split.destlock import holding
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
-from s3split.manifest import SplitSettings
 from s3split.sizes import format_mb, parse_size
-from s3split.splitter import split as split_source
-from s3split.splitter import validate_settings
+from s3split.split.destination import check_source
+from s3split.split.lock import holding
+from s3split.split.manifest import SplitSettings
+from s3split.split.splitter import split as split_source
+from s3split.split.splitter import validate_settings
 from s3split.storage import Storage, is_compressed
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
@@ -200,7 +200,7 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         check_local_engine()
     except S3SplitError as exc:
         _fail(exc)
-    from s3split.runner import RunOptions, run_pipeline
+    from s3split.cli.local import RunOptions, run_pipeline
 
     if (source is None) == (resume is None):
         raise click.UsageError("give SOURCE, or --resume DIR (not both)")
@@ -233,7 +233,7 @@ def _aws(arn: str) -> tuple[Any, Storage]:
     """Step Functions in the ARN's region, S3 from boto3's chain; AWS_ENDPOINT_URL honoured."""
     import boto3
 
-    from s3split.remote import region_of
+    from s3split.cli.aws import region_of
     from s3split.storage import S3_CONFIG
 
     session = boto3.session.Session()
@@ -365,7 +365,7 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
     under the prefix without a successful run. With --follow, exits 0 when the run
     succeeded, 1 when it failed, 3 when still running after --timeout.
     """
-    from s3split import remote
+    from s3split.cli import aws as remote
 
     if old_follow:
         _deprecated("--wait in start", "--follow")
@@ -412,7 +412,7 @@ def status(execution_arn: str, work_location: str | None, as_json: bool) -> None
     Follows the executions a long run continued as; progress comes from the run's
     status records, failures from its report.json.
     """
-    from s3split import remote
+    from s3split.cli import aws as remote
 
     with _aws_errors():
         sfn, storage = _aws(execution_arn)

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput, SourceNotFound
-from s3split.manifest import ChunkEntry, Manifest
+from s3split.pipeline.spec import RunSpec
 from s3split.processors import ChunkJob, Processor, ProcessResult
-from s3split.runspec import RunSpec
+from s3split.split.manifest import ChunkEntry, Manifest
 from s3split.storage import Storage
 
 OK, FAILED = "ok", "failed"

@@ -11,16 +11,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import RunInterrupted
-from s3split.manifest import MANIFEST_NAME
-from s3split.progress import RunProgress
-from s3split.runinput import default_location, normalize
-from s3split.runlock import lock_uri
+from s3split.pipeline.chunk import lambda_error_message
+from s3split.pipeline.inputs import default_location, normalize
+from s3split.pipeline.lock import lock_uri
 from s3split.sizes import format_mb
+from s3split.split.manifest import MANIFEST_NAME
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
-from s3split.worker import lambda_error_message
 
 
 @dataclass(frozen=True)

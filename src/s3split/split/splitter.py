@@ -16,7 +16,8 @@ from typing import IO
 
 import numpy as np
 
-from s3split.destguard import (
+from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
+from s3split.split.destination import (
     check_destination,
     check_source,
     clear_progress,
@@ -24,8 +25,7 @@ from s3split.destguard import (
     remove_leftovers,
     remove_temporaries,
 )
-from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
-from s3split.manifest import (
+from s3split.split.manifest import (
     MANIFEST_NAME,
     ChunkEntry,
     Manifest,
@@ -33,7 +33,7 @@ from s3split.manifest import (
     SplitSettings,
     chunk_name,
 )
-from s3split.scanner import Dialect, Positions, Scan, Scanner, State
+from s3split.split.scanner import Dialect, Positions, Scan, Scanner, State
 from s3split.storage import ObjectInfo, Storage, join
 
 BLOCK = 8 * 1024 * 1024
@@ -71,8 +71,8 @@ def split(
     """Split ``source`` into ``dest`` (see module docstring).
 
     Only one split of ``dest`` may run at a time: the caller ensures it (``s3split split``
-    holds ``destlock``, the pipeline the run lock). What ``dest`` held that no split wrote
-    is never touched (``destguard``).
+    holds ``split.lock``, the pipeline the run lock). What ``dest`` held that no split wrote
+    is never touched (``split.destination``).
     """
     validate_settings(settings)
     check_destination(dest)

@@ -26,9 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
-from s3split.runspec import MAX_WAIT_SECONDS, PROCESSOR_NAME, RunSpec, validation_problems
+from s3split.pipeline.spec import MAX_WAIT_SECONDS, PROCESSOR_NAME, RunSpec, validation_problems
 from s3split.sizes import parse_size
-from s3split.splitter import validate_settings
+from s3split.split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")

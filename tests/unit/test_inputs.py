@@ -15,10 +15,15 @@ from typing import Any
 import pytest
 
 from conftest import mocked_s3
-from s3split import remote
+from s3split.cli import aws as remote
 from s3split.config import Deployment
 from s3split.errors import BucketNotAllowed, InvalidInput
-from s3split.runinput import MAX_COMPONENT_BYTES, MAX_RUN_PATH_BYTES, default_location, normalize
+from s3split.pipeline.inputs import (
+    MAX_COMPONENT_BYTES,
+    MAX_RUN_PATH_BYTES,
+    default_location,
+    normalize,
+)
 from s3split.storage import Storage
 
 WORK = "s3://data/runs"

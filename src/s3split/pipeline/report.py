@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from s3split.config import parse_tolerance
-from s3split.manifest import Manifest
-from s3split.runspec import RunSpec
+from s3split.pipeline.chunk import OK, of_chunk, read_status
+from s3split.pipeline.spec import RunSpec
+from s3split.split.manifest import Manifest
 from s3split.storage import Storage
-from s3split.worker import OK, of_chunk, read_status
 
 MAX_LISTED = 100  # failed chunks and rejected rows listed in full; counts are always exact
 

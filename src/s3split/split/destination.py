@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from s3split.errors import InvalidOption, SourceInDestination
-from s3split.manifest import MANIFEST_NAME, chunk_name
+from s3split.split.manifest import MANIFEST_NAME, chunk_name
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 PROGRESS_DIR = "_split"  # the splitter's progress folder (splitter.PROGRESS_DIR)

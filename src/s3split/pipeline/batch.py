@@ -1,6 +1,6 @@
 """A batch import's pending list, staged in S3 for the state machine's Distributed Map.
 
-Plan lists the prefix (runinput._batch) and writes the pending sources here, one
+Plan lists the prefix (pipeline.inputs._batch) and writes the pending sources here, one
 ``{"name", "input"}`` item each; the StartEach Map reads them with an ItemReader, so
 the execution's state holds only the list's location whatever the number of files.
 Execution names are deterministic, so a retried StartExecution cannot start a run twice.

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from s3split.config import MAX_LANES, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
-from s3split.manifest import MANIFEST_NAME, SplitSettings
+from s3split.split.manifest import MANIFEST_NAME, SplitSettings
 from s3split.storage import join
 
 # A processor is picked by one of these names, never by a module path such as ``module:function``.

@@ -2,9 +2,9 @@
 
 from dataclasses import dataclass, field
 
-from s3split.manifest import MANIFEST_NAME
+from s3split.pipeline.chunk import OK
+from s3split.split.manifest import MANIFEST_NAME
 from s3split.storage import Storage, join
-from s3split.worker import OK
 
 
 @dataclass

@@ -8,16 +8,16 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from s3split.batch import continuation_name, stage
 from s3split.config import Deployment
 from s3split.errors import SourceChanged
-from s3split.iterator import first_lanes, lane
-from s3split.manifest import Manifest, ResumeToken, chunk_name
-from s3split.report import build_report
-from s3split.runinput import normalize, short_hash
-from s3split.runlock import Alive, Holder, acquire, carry, release
-from s3split.runspec import RunSpec
-from s3split.splitter import BOM, split
+from s3split.pipeline.batch import continuation_name, stage
+from s3split.pipeline.inputs import normalize, short_hash
+from s3split.pipeline.lanes import first_lanes, lane
+from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
+from s3split.pipeline.report import build_report
+from s3split.pipeline.spec import RunSpec
+from s3split.split.manifest import Manifest, ResumeToken, chunk_name
+from s3split.split.splitter import BOM, split
 from s3split.storage import Storage, is_compressed, join
 
 
