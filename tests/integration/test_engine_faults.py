@@ -30,8 +30,9 @@ from s3split.engine.faults import (
     LambdaFault,
     StartExecutionFault,
 )
+from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.local import local_engine
-from s3split.engine.moto_seam import ProcessDispatcher, check_compatible, install, moto_config
+from s3split.engine.moto_seam import check_compatible, install, moto_config
 from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
 

@@ -18,7 +18,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from test_moto_seam import HANDLERS, HERE, create, fn_arn, history, wait_for_execution
 
-from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
+from s3split.engine.lambda_runtime import ProcessDispatcher
+from s3split.engine.moto_seam import install, moto_config
 from s3split.engine.quotas import (
     AWS_QUOTAS,
     HISTORY_EVENTS,

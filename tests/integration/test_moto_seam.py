@@ -18,15 +18,13 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from s3split.engine.moto_seam import (
+from s3split.engine.lambda_runtime import (
     CRASH_ERROR_TYPE,
     TIMEOUT_ERROR_TYPE,
     FunctionError,
     ProcessDispatcher,
-    check_compatible,
-    install,
-    moto_config,
 )
+from s3split.engine.moto_seam import check_compatible, install, moto_config
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -17,9 +17,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from s3split import executions
 from s3split.cli.progress import RunProgress
 from s3split.config import parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
+from s3split.executions import json_or_none
 from s3split.pipeline.inputs import BatchStart, ManualStart, parse_event, run_name
 from s3split.sizes import parse_size
 from s3split.storage import Storage, basename, is_s3, join, split_s3
@@ -33,7 +35,7 @@ RUNNING = "RUNNING"
 ACTIVE = frozenset({RUNNING, "PENDING_REDRIVE"})
 PLAN_STATE = "Plan"
 WORK_PREFIX = "runs"  # template.yaml: S3SPLIT_WORK_LOCATION = s3://<data bucket>/runs
-MAX_CHAIN = 10_000  # continue-as-new generations followed before giving up
+
 HISTORY_PAGES = 3  # Plan is among an execution's first events
 MAX_FAILURES = 20  # failed chunks listed by status(); report.json has up to 100
 
@@ -130,25 +132,16 @@ class RemoteRun:
 
     def _follow(self) -> None:
         """Describe the newest execution; step to the next one while it continued as new."""
-        while True:
-            described = dict(self.sfn.describe_execution(executionArn=self.executions[-1]))
-            if not self.first:
-                self.first = described
+        for described in executions.follow(self.sfn, self.executions):
+            self.first = self.first or described
             self.last = described
-            following = _loads(described.get("output")) if described["status"] == "SUCCEEDED" \
-                else None
-            if (isinstance(following, dict) and isinstance(following.get("execution"), str)
-                    and len(self.executions) < MAX_CHAIN):
-                self.executions.append(following["execution"])  # continued as new
-                continue
-            return
 
     def _locate(self) -> None:
         """The run location: from an input that names it, else the Plan step's output,
         else the template's convention ``s3://<bucket>/runs/<key>`` until Plan has run."""
         if self.location_from in ("input", "plan"):
             return
-        given = _loads(self.first.get("input"))
+        given = json_or_none(self.first.get("input"))
         given = given if isinstance(given, dict) else {}
         if isinstance(given.get("continue"), dict):  # a run carried on by continue-as-new
             run = given["continue"].get("run") or {}
@@ -181,17 +174,12 @@ class RemoteRun:
 
     def _plan_output(self) -> dict[str, Any] | None:
         """What the first execution's Plan step returned, from its history."""
-        kwargs: dict[str, Any] = {"executionArn": self.executions[0], "maxResults": 100}
-        for _ in range(HISTORY_PAGES):
-            page = self.sfn.get_execution_history(**kwargs)
-            for event in page.get("events", []):
-                details: Mapping[str, Any] = event.get("stateExitedEventDetails") or {}
-                if details.get("name") == PLAN_STATE:
-                    output = _loads(details.get("output"))
-                    return output if isinstance(output, dict) else None
-            if not page.get("nextToken"):
-                return None
-            kwargs["nextToken"] = page["nextToken"]
+        for event in executions.history(self.sfn, self.executions[0], page_size=100,
+                                        max_pages=HISTORY_PAGES):
+            details: Mapping[str, Any] = event.get("stateExitedEventDetails") or {}
+            if details.get("name") == PLAN_STATE:
+                output = json_or_none(details.get("output"))
+                return output if isinstance(output, dict) else None
         return None
 
     def summary(self) -> dict[str, Any]:
@@ -209,7 +197,7 @@ class RemoteRun:
             "location": self.location,
         }
         if self.mode == "batch":
-            output = _loads(last.get("output"))
+            output = json_or_none(last.get("output"))
             output = output if isinstance(output, dict) else {}
             started = output.get("started", [])
             if isinstance(started, dict):  # a Distributed Map: the runs are in the pending list
@@ -280,15 +268,6 @@ def wait(run: RemoteRun, timeout_s: float, *, poll_s: float = 5.0,
         if clock() >= deadline:
             raise TimeoutError(f"{run.executions[-1]} is still {run.state} after {timeout_s:g} s")
         sleep(max(0.0, min(poll_s, deadline - clock())))
-
-
-def _loads(text: Any) -> Any:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return None
 
 
 def _iso(value: Any) -> str | None:

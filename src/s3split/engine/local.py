@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from s3split import executions
 from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
-from s3split.engine.moto_seam import ProcessDispatcher, install, moto_config
+from s3split.engine.lambda_runtime import ProcessDispatcher
+from s3split.engine.moto_seam import install, moto_config
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
 from s3split.pipeline.batch import result_writer_substitutions
 
@@ -103,30 +105,19 @@ class LocalEngine:
         deadline = time.monotonic() + timeout_s
         outcome = Outcome("RUNNING", [execution_arn])
         while time.monotonic() < deadline:
-            described = self.sfn.describe_execution(executionArn=outcome.executions[-1])
-            status = described["status"]
-            if status == "RUNNING":
+            *_, described = executions.follow(self.sfn, outcome.executions)
+            if described["status"] == "RUNNING":
                 on_poll()
                 time.sleep(poll_s)
                 continue
-            output = json.loads(described.get("output") or "null")
-            if status == "SUCCEEDED" and isinstance(output, dict) and "execution" in output:
-                outcome.executions.append(output["execution"])  # continued as new
-                continue
-            outcome.status, outcome.output = status, output
+            outcome.status = described["status"]
+            outcome.output = executions.json_or_none(described.get("output"))
             outcome.error, outcome.cause = described.get("error"), described.get("cause")
             return outcome
         raise TimeoutError(f"execution {outcome.executions[-1]} still running after {timeout_s} s")
 
     def history(self, execution_arn: str) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-        while True:
-            page = self.sfn.get_execution_history(**kwargs)
-            events.extend(page["events"])  # type: ignore[arg-type]
-            if not page.get("nextToken"):
-                return events
-            kwargs["nextToken"] = page["nextToken"]
+        return list(executions.history(self.sfn, execution_arn))
 
 
 def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -1,0 +1,404 @@
+"""A stand-in for the AWS Lambda runtime: each invocation of a real handler in a worker process.
+
+:class:`ProcessDispatcher` is the ``dispatch(function_name, event)`` callable the moto seam
+(:mod:`s3split.engine.moto_seam`) routes every Lambda Task to. Like the runtime, a worker gets a
+context object with the remaining time, a timeout (``Sandbox.Timedout``), a crash
+(``Runtime.ExitError``), import and marshalling errors with the runtime's error types, and its
+stdout as the log (here: stderr). It never imports moto.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import logging
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import suppress
+from dataclasses import dataclass, field
+from types import FrameType, TracebackType
+from typing import Any, Final
+
+LOG = logging.getLogger(__name__)
+
+CRASH_ERROR_TYPE: Final = "Runtime.ExitError"
+"""errorType AWS Lambda reports when the runtime process dies (SIGKILL, OOM, ``sys.exit``)."""
+
+TIMEOUT_ERROR_TYPE: Final = "Sandbox.Timedout"
+"""errorType AWS Lambda reports when a function exceeds its configured timeout."""
+
+
+
+class FunctionError(Exception):
+    """A Lambda *function* error (the handler failed, not the Lambda service).
+
+    Raised by a dispatcher; the interpreter sees an ``Unhandled`` function error
+    whose ``errorType`` -- the name ASL ``Retry``/``Catch`` match on -- is
+    ``error_type``.
+    """
+
+    def __init__(self, error_type: str, message: str, stack_trace: Sequence[str] = ()) -> None:
+        super().__init__(error_type, message, tuple(stack_trace))
+        self.error_type = error_type
+        self.message = message
+        self.stack_trace = tuple(stack_trace)
+
+    def __str__(self) -> str:
+        return f"{self.error_type}: {self.message}"
+
+    def payload(self) -> dict[str, Any]:
+        """The response body the Lambda Python runtime sends for an unhandled error."""
+        body: dict[str, Any] = {"errorMessage": self.message, "errorType": self.error_type}
+        if self.stack_trace:
+            body["stackTrace"] = list(self.stack_trace)
+        return body
+
+
+class UnknownFunction(LookupError):
+    """Raised by a dispatcher for a function it does not know.
+
+    Surfaces as the Lambda API's ``ResourceNotFoundException`` (Step Functions:
+    ``Lambda.ResourceNotFoundException`` for ``arn:aws:states:::lambda:invoke``).
+    """
+
+
+@dataclass(frozen=True)
+class FakeLambdaContext:
+    """The subset of the Lambda Python context object handlers use."""
+
+    function_name: str
+    invoked_function_arn: str
+    aws_request_id: str
+    memory_limit_in_mb: int
+    deadline_monotonic: float
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    identity: Any = None
+    client_context: Any = None
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
+
+
+@dataclass(frozen=True)
+class _Invocation:
+    handler: str
+    function_name: str
+    function_arn: str
+    request_id: str
+    event_json: str
+    timeout_s: float
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    ok: bool
+    body: str = ""
+    error_type: str = ""
+    message: str = ""
+    stack_trace: tuple[str, ...] = field(default_factory=tuple)
+
+
+class _SandboxTimeout(BaseException):
+    """Raised in the worker by SIGALRM; BaseException so ``except Exception`` can't eat it."""
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise _SandboxTimeout
+
+
+def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
+    for path in reversed(extra_sys_path):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    os.environ.update(env)
+    # A Lambda's stdout is its log: here that is stderr, so the caller's stdout stays its own.
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    # Ctrl-C reaches the whole process group; the parent decides what stops (see kill()).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _discard_disabled_metrics() -> None:
+    """Powertools keeps metrics it may not flush (POWERTOOLS_METRICS_DISABLED) and prints
+    them anyway once one name has 100 values; a worker process lives for many invocations,
+    so drop them after each one, as a flush would."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() not in ("1", "true"):
+        return
+    module = sys.modules.get("aws_lambda_powertools.metrics")
+    if module is not None:
+        module.Metrics().clear_metrics()
+
+
+@functools.cache
+def _load_handler(path: str) -> Callable[[Any, FakeLambdaContext], Any]:
+    module_name, _, attr = path.partition(":") if ":" in path else path.rpartition(".")
+    module = importlib.import_module(module_name)
+    handler = getattr(module, attr)
+    if not callable(handler):
+        raise TypeError(f"{path} is not callable")
+    return handler  # type: ignore[no-any-return]
+
+
+def _error(error_type: str, message: str, tb: TracebackType | None = None) -> _Outcome:
+    return _Outcome(False, "", error_type, message, tuple(traceback.format_tb(tb)))
+
+
+def _child_invoke(inv: _Invocation) -> _Outcome:
+    """Runs in the worker process: one Lambda invocation, mimicking the runtime."""
+    rid = inv.request_id
+    try:
+        handler = _load_handler(inv.handler)
+    except (ImportError, SyntaxError) as exc:
+        return _error(
+            "Runtime.ImportModuleError", f"Unable to import module '{inv.handler}': {exc}"
+        )
+    except Exception as exc:
+        return _error("Runtime.HandlerNotFound", f"Handler '{inv.handler}' missing: {exc}")
+    os.environ.update(
+        AWS_LAMBDA_FUNCTION_NAME=inv.function_name,
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE=str(inv.memory_mb),
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+    )
+    context = FakeLambdaContext(
+        function_name=inv.function_name,
+        invoked_function_arn=inv.function_arn,
+        aws_request_id=rid,
+        memory_limit_in_mb=inv.memory_mb,
+        deadline_monotonic=time.monotonic() + inv.timeout_s,
+        log_group_name=f"/aws/lambda/{inv.function_name}",
+    )
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, inv.timeout_s)
+            result = handler(json.loads(inv.event_json), context)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            _discard_disabled_metrics()
+    except _SandboxTimeout:
+        return _error(
+            TIMEOUT_ERROR_TYPE,
+            f"RequestId: {rid} Error: Task timed out after {inv.timeout_s:.2f} seconds",
+        )
+    except SystemExit as exc:
+        return _error(
+            CRASH_ERROR_TYPE,
+            f"RequestId: {rid} Error: Runtime exited with error: exit status {exc.code}",
+        )
+    except Exception as exc:
+        return _error(type(exc).__name__, str(exc), exc.__traceback__)
+    try:
+        return _Outcome(True, json.dumps(result))
+    except (TypeError, ValueError) as exc:
+        return _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
+
+
+@dataclass
+class _Slot:
+    executor: ProcessPoolExecutor
+    pid: int
+
+
+class ProcessDispatcher:
+    """A :data:`Dispatch` that runs each invocation in a worker process.
+
+    Each worker is its own one-process ``ProcessPoolExecutor`` ("slot"), so a
+    crashed worker only fails the invocation it was running (with one shared pool
+    a SIGKILL breaks every in-flight future) and only that slot is respawned.
+    Invocations beyond ``max_workers`` wait for a free slot (like throttling).
+
+    Workers use the **spawn** start method: ``fork`` would copy the parent's
+    ``mock_aws`` patches (botocore hooks, in-memory backends) -- a handler's boto3
+    call would then silently hit a stale private copy of moto -- plus locks held
+    by the interpreter's threads at fork time (deadlock risk). ``forkserver``
+    would also be clean (its server is a fresh interpreter) but is a lazily
+    started process-wide singleton; spawn is self-contained and costs ~0.1-0.3 s
+    per worker, paid in :meth:`start` and after a crash. Handlers that call AWS
+    must therefore reach moto over HTTP (e.g. ``env={"AWS_ENDPOINT_URL": ...}``
+    pointing at a ``ThreadedMotoServer``).
+
+    ``handlers`` maps function name -> ``"module:function"`` (``"module.function"``
+    is accepted too); the handler is called as ``handler(event, context)``.
+    ``timeouts`` (seconds, per function, default ``default_timeout_s``) feed
+    ``context.get_remaining_time_in_millis()`` and are enforced with SIGALRM in the
+    worker (``Sandbox.Timedout``); a worker that ignores the alarm is SIGKILLed
+    after ``kill_grace_s`` more. A dead worker yields ``FunctionError(crash_error_type)``.
+    """
+
+    def __init__(
+        self,
+        handlers: Mapping[str, str],
+        max_workers: int = 2,
+        *,
+        timeouts: Mapping[str, float] | None = None,
+        default_timeout_s: float = 900.0,
+        memory_mb: int = 1024,
+        env: Mapping[str, str] | None = None,
+        extra_sys_path: Sequence[str] = (),
+        region: str = "us-east-1",
+        account_id: str = "123456789012",
+        crash_error_type: str = CRASH_ERROR_TYPE,
+        kill_grace_s: float = 5.0,
+    ) -> None:
+        if max_workers < 1:
+            raise ValueError("max_workers must be >= 1")
+        self.handlers = dict(handlers)
+        self.max_workers = max_workers
+        self.timeouts = dict(timeouts or {})
+        self.default_timeout_s = default_timeout_s
+        self.memory_mb = memory_mb
+        self.region = region
+        self.account_id = account_id
+        self.crash_error_type = crash_error_type
+        self.kill_grace_s = kill_grace_s
+        self._initargs = (tuple(extra_sys_path), dict(env or {}))
+        self._lock = threading.Lock()
+        self._slots: list[_Slot] = []
+        self._idle: queue.Queue[_Slot] = queue.Queue()
+        self._started = False
+        self._closed = False
+
+    # lifecycle -----------------------------------------------------------
+
+    def _spawn(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=self._initargs,
+        )
+
+    def start(self) -> ProcessDispatcher:
+        """Spawn and warm up all workers (in parallel). Idempotent."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("ProcessDispatcher is closed")
+            if self._started:
+                return self
+            executors = [self._spawn() for _ in range(self.max_workers)]
+            pids = [executor.submit(os.getpid) for executor in executors]
+            for executor, pid in zip(executors, pids, strict=True):
+                slot = _Slot(executor, pid.result(timeout=120))
+                self._slots.append(slot)
+                self._idle.put(slot)
+            self._started = True
+        return self
+
+    def close(self) -> None:
+        """Stop all workers; running invocations are waited for (bounded by their timeouts)."""
+        with self._lock:
+            self._closed = True
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.executor.shutdown(wait=True, cancel_futures=True)
+
+    def kill(self) -> None:
+        """Stop now (after Ctrl-C): SIGKILL the workers, as if each had crashed."""
+        for pid in self.worker_pids:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with self._lock:
+            self._closed = True
+            slots, self._slots = self._slots, []
+        for slot in slots:
+            slot.executor.shutdown(wait=False, cancel_futures=True)
+
+    def __enter__(self) -> ProcessDispatcher:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def busy(self) -> int:
+        """Workers running an invocation right now."""
+        with self._lock:
+            return len(self._slots) - self._idle.qsize()
+
+    @property
+    def worker_pids(self) -> list[int]:
+        with self._lock:
+            return [slot.pid for slot in self._slots]
+
+    def _replace(self, dead: _Slot) -> _Slot | None:
+        dead.executor.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            if self._closed:
+                return None
+        executor = self._spawn()
+        fresh = _Slot(executor, executor.submit(os.getpid).result(timeout=120))
+        with self._lock:
+            self._slots = [fresh if slot is dead else slot for slot in self._slots]
+        return fresh
+
+    def _acquire(self) -> _Slot:
+        self.start()
+        while True:
+            try:
+                return self._idle.get(timeout=0.5)
+            except queue.Empty:
+                if self._closed:
+                    raise RuntimeError("ProcessDispatcher is closed") from None
+
+    # dispatch ------------------------------------------------------------
+
+    def __call__(self, function_name: str, event: Any) -> Any:
+        handler = self.handlers.get(function_name)
+        if handler is None:
+            raise UnknownFunction(function_name)
+        timeout_s = self.timeouts.get(function_name, self.default_timeout_s)
+        inv = _Invocation(
+            handler=handler,
+            function_name=function_name,
+            function_arn=(
+                f"arn:aws:lambda:{self.region}:{self.account_id}:function:{function_name}"
+            ),
+            request_id=str(uuid.uuid4()),
+            event_json=json.dumps(event),
+            timeout_s=timeout_s,
+            memory_mb=self.memory_mb,
+        )
+        slot = self._acquire()
+        give_back: _Slot | None = slot
+        try:
+            try:
+                outcome = slot.executor.submit(_child_invoke, inv).result(
+                    timeout=timeout_s + self.kill_grace_s
+                )
+            except BrokenProcessPool as exc:
+                give_back = self._replace(slot)
+                raise FunctionError(
+                    self.crash_error_type,
+                    f"RequestId: {inv.request_id} Error: Runtime exited without providing "
+                    f"a reason (worker process died: {exc})",
+                ) from exc
+            except TimeoutError as exc:
+                LOG.warning("%s ignored its timeout; killing worker %d", function_name, slot.pid)
+                os.kill(slot.pid, signal.SIGKILL)
+                give_back = self._replace(slot)
+                raise FunctionError(
+                    TIMEOUT_ERROR_TYPE,
+                    f"RequestId: {inv.request_id} Error: Task timed out after "
+                    f"{timeout_s:.2f} seconds",
+                ) from exc
+        finally:
+            if give_back is not None:
+                self._idle.put(give_back)
+        if not outcome.ok:
+            raise FunctionError(outcome.error_type, outcome.message, outcome.stack_trace)
+        return json.loads(outcome.body)
