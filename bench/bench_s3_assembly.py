@@ -7,7 +7,7 @@ Starts a moto S3 server in this process (ThreadedMotoServer) behind a counting T
 bench/data/) and splits it twice into chunks of ``--chunk``:
 
 - ``s3split.splitter.split`` from s3:// to s3:// (reads every byte, uploads every chunk);
-- ``s3split.s3assemble.assemble_chunk`` per chunk, at the same boundaries (taken from the
+- ``s3split.split.s3_assembly.assemble_chunk`` per chunk, at the same boundaries (taken from the
   streaming split's manifest, which the Scanner found): part 1 is the header and the chunk's
   first bytes up to 5 MiB, the rest ``UploadPartCopy`` of the source.
 
@@ -108,6 +108,7 @@ def s3_digest(s3: Any, key: str) -> str:
 def streaming_split(counted: Any, chunk: int) -> tuple[Any, float]:
     from s3split.manifest import SplitSettings
     from s3split.splitter import split
+
     from s3split.storage import Storage
 
     t0 = time.perf_counter()
@@ -119,7 +120,7 @@ def streaming_split(counted: Any, chunk: int) -> tuple[Any, float]:
 
 def assemble_all(counted: Any, header: bytes, table: list[tuple[int, int]],
                  ) -> tuple[list[str], float]:
-    from s3split.s3assemble import PinnedSource, assemble_chunk
+    from s3split.split.s3_assembly import PinnedSource, assemble_chunk
 
     head = counted.head_object(Bucket=BUCKET, Key=SOURCE_KEY)
     source = PinnedSource(BUCKET, SOURCE_KEY, head["ETag"], head.get("VersionId"))

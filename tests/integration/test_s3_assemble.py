@@ -20,7 +20,14 @@ from s3split.errors import (
     SourceInDestination,
     TransientError,
 )
-from s3split.s3assemble import COPY, MIN_PART, UPLOAD, PinnedSource, assemble_chunk, plan_parts
+from s3split.split.s3_assembly import (
+    COPY,
+    MIN_PART,
+    UPLOAD,
+    PinnedSource,
+    assemble_chunk,
+    plan_parts,
+)
 from s3split.storage import ObjectInfo, Storage
 
 pytestmark = pytest.mark.timeout(120)

@@ -11,7 +11,7 @@ import pytest
 from counting_proxy import CountingProxy
 from pipeline_support import BUCKET, s3_client
 
-from s3split.s3assemble import PinnedSource, assemble_chunk, plan_parts
+from s3split.split.s3_assembly import PinnedSource, assemble_chunk, plan_parts
 
 pytestmark = pytest.mark.timeout(240)
 

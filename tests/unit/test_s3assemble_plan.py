@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from s3split.errors import InvalidOption
-from s3split.s3assemble import (
+from s3split.split.s3_assembly import (
     COPY,
     MAX_OBJECT,
     MAX_PART,
