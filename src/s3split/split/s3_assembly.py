@@ -31,7 +31,7 @@ from s3split.errors import (
     SourceUnreadable,
     TransientError,
 )
-from s3split.splitter import CHUNK_TAGS
+from s3split.split.splitter import CHUNK_TAGS
 from s3split.storage import ObjectInfo, is_s3, split_s3
 from s3split.transient import is_transient
 
