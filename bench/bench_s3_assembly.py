@@ -6,7 +6,7 @@ Starts a moto S3 server in this process (ThreadedMotoServer) behind a counting T
 (tests/integration/counting_proxy.py), puts a generated source (bench/gen_csv.py, reused from
 bench/data/) and splits it twice into chunks of ``--chunk``:
 
-- ``s3split.splitter.split`` from s3:// to s3:// (reads every byte, uploads every chunk);
+- ``s3split.split.splitter.split`` from s3:// to s3:// (reads every byte, uploads every chunk);
 - ``s3split.split.s3_assembly.assemble_chunk`` per chunk, at the same boundaries (taken from the
   streaming split's manifest, which the Scanner found): part 1 is the header and the chunk's
   first bytes up to 5 MiB, the rest ``UploadPartCopy`` of the source.
@@ -106,9 +106,8 @@ def s3_digest(s3: Any, key: str) -> str:
 
 
 def streaming_split(counted: Any, chunk: int) -> tuple[Any, float]:
-    from s3split.manifest import SplitSettings
-    from s3split.splitter import split
-
+    from s3split.split.manifest import SplitSettings
+    from s3split.split.splitter import split
     from s3split.storage import Storage
 
     t0 = time.perf_counter()
