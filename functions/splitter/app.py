@@ -5,6 +5,7 @@ only ever arrives nested under ``input``, so it cannot pick the action.
 """
 
 import os
+from collections.abc import Callable
 from functools import cache, partial
 from typing import Any, Literal
 
@@ -44,38 +45,52 @@ class SplitterEvent(BaseModel):
     generation: int = 0
 
 
+def plan_run(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    planned = plan(request.input, request.execution, deployment, storage, alive)
+    metrics.add_metric("RunsPlanned", MetricUnit.Count, planned.get("count", 1))
+    logger.info("planned", extra={"mode": planned["mode"]})
+    return planned
+
+
+def split_source(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    spec = RunSpec.from_dict(request.run or {})
+    result = split_step(spec, request.token, deployment, storage,
+                        lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
+    if result["done"]:
+        metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
+        metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
+    logger.info("split step", extra={"done": result["done"], "source": spec.source})
+    return result
+
+
+def summarize_run(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    spec = RunSpec.from_dict(request.run or {})
+    summary = summarize(spec, request.lanes, request.generation, request.lease, deployment,
+                        storage)
+    if summary["more"]:
+        metrics.add_metric("ContinuedAsNew", MetricUnit.Count, 1)
+    else:  # the workers count failed chunks (FailedChunks); this counts runs
+        metrics.add_metric("RunsFailed", MetricUnit.Count, 0 if summary["succeeded"] else 1)
+    logger.info("summarized", extra=summary)
+    return summary
+
+
+def release_lock(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    spec = RunSpec.from_dict(request.run or {})
+    release(spec.location, request.lease, storage)
+    return {"released": spec.location}
+
+
+Action = Callable[[SplitterEvent, LambdaContext], dict[str, Any]]
+ACTIONS: dict[str, Action] = {"plan": plan_run, "split": split_source,
+                              "summarize": summarize_run, "release": release_lock}
+
+
 @metrics.log_metrics(raise_on_empty_metrics=False)
 @logger.inject_lambda_context(correlation_id_path="execution")
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse_event(event, SplitterEvent)
-    metrics.add_metric(f"{request.action.title().replace('_', '')}Invocations",
-                       MetricUnit.Count, 1)
-    if request.action == "plan":
-        with transient_errors("planning the run"):
-            planned = plan(request.input, request.execution, deployment, storage, alive)
-        metrics.add_metric("RunsPlanned", MetricUnit.Count, planned.get("count", 1))
-        logger.info("planned", extra={"mode": planned["mode"]})
-        return planned
-    spec = RunSpec.from_dict(request.run or {})
-    if request.action == "release":
-        with transient_errors(f"releasing the lock of {spec.location}"):
-            release(spec.location, request.lease, storage)
-        return {"released": spec.location}
-    if request.action == "split":
-        with transient_errors(f"splitting {spec.source}"):
-            result = split_step(spec, request.token, deployment, storage,
-                                lambda: context.get_remaining_time_in_millis() < SAFETY_MS)
-        if result["done"]:
-            metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
-            metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
-        logger.info("split step", extra={"done": result["done"], "source": spec.source})
-        return result
-    summary = summarize(spec, request.lanes, request.generation, request.lease, deployment,
-                        storage)
-    if summary["more"]:
-        metrics.add_metric("ContinuedAsNew", MetricUnit.Count, 1)
-    else:
-        metrics.add_metric("FailedChunks", MetricUnit.Count, summary["chunks_failed"])
-    logger.info("summarized", extra=summary)
-    return summary
+    metrics.add_metric(f"{request.action.title()}Invocations", MetricUnit.Count, 1)
+    with transient_errors(f"{request.action} step of execution {request.execution}"):
+        return ACTIONS[request.action](request, context)

@@ -23,11 +23,11 @@ def test_second_delivery_changes_nothing(tmp_path: Path) -> None:
     spec = RunSpec(run_id="r", source=str(source), location=str(tmp_path / "run"),
                    chunk_size=1000, lanes=1, wait_seconds=0, processor="jsonl", tolerate="0")
     storage = Storage()
-    result = split(spec.source, spec.chunks, spec.split_settings, storage)
+    result = split(spec.source, spec.layout.chunks, spec.split_settings, storage)
     manifest = result.manifest
     assert isinstance(manifest, Manifest) and manifest.count > 2
     first = process_chunk(spec, 1, 1, storage, JsonlProcessor(), manifest)
-    output = Path(spec.result(1, "jsonl"))
+    output = Path(spec.layout.result(1, "jsonl"))
     written = output.read_bytes(), os.stat(output).st_mtime_ns
     second = process_chunk(spec, 1, 2, storage, JsonlProcessor(), manifest)
     assert second == first  # the recorded success, not a new attempt
@@ -38,5 +38,5 @@ def test_second_delivery_changes_nothing(tmp_path: Path) -> None:
     for index in [*range(manifest.count), 1]:
         process_chunk(spec, index, 1, storage, JsonlProcessor(), manifest)
     assert_accounted(build_report(spec, manifest, storage), 30,
-                     storage.read_json(spec.manifest))
+                     storage.read_json(spec.layout.manifest))
     assert local_results(tmp_path / "run") == list(csv.DictReader(io.StringIO(text, newline="")))

@@ -114,7 +114,7 @@ class Run:
 
     @property
     def output(self) -> Path:
-        return Path(self.spec.result(CHUNK, "jsonl"))
+        return Path(self.spec.layout.result(CHUNK, "jsonl"))
 
     def processor(self, env: dict[str, str] = ENV, context: Any = None) -> Processor:
         """What the worker handler does: load the processor, guard it if the table is set."""
@@ -133,7 +133,7 @@ class Run:
     def lose_status(self, spec: RunSpec | None = None) -> None:
         """The success was done but its status record never written (or lost with the
         response): the next delivery finds no status."""
-        Path((spec or self.spec).status(CHUNK)).unlink()
+        Path((spec or self.spec).layout.status(CHUNK)).unlink()
 
     def records(self) -> list[dict[str, Any]]:
         return self.dynamodb.scan(TableName=TABLE, ConsistentRead=True)["Items"]
@@ -173,7 +173,7 @@ def run(tmp_path: Path, dynamodb: DynamoDBClient) -> Run:
     spec = RunSpec(run_id="orders-1234abcd", source=str(source), location=str(tmp_path / "run"),
                    chunk_size=100, lanes=1, wait_seconds=0, processor=NAME, tolerate="0")
     storage = Storage()
-    manifest = split(spec.source, spec.chunks, spec.split_settings, storage).manifest
+    manifest = split(spec.source, spec.layout.chunks, spec.split_settings, storage).manifest
     assert manifest is not None and manifest.count > CHUNK
     return Run(spec, version(manifest, '"v1"'), storage, dynamodb)
 
@@ -202,7 +202,7 @@ def test_a_delivery_whose_status_was_lost_does_the_side_effect_once(run: Run) ->
 def test_the_saved_result_is_the_process_result(run: Run) -> None:
     processor = run.processor()
     job = ChunkJob(index=CHUNK, chunk_uri=run.manifest.chunks[CHUNK].uri,
-                   output_uri=str(run.output), rejects_uri=run.spec.rejects(CHUNK),
+                   output_uri=str(run.output), rejects_uri=run.spec.layout.rejects(CHUNK),
                    source_line=run.manifest.chunks[CHUNK].source_line, has_header=True,
                    delimiter=",", quotechar='"', run_id=run.spec.run_id, manifest_etag='"v1"')
     first = processor(job, run.storage)
@@ -247,7 +247,7 @@ def test_a_delivery_while_another_is_in_progress_is_transient(run: Run) -> None:
             with pytest.raises(ChunkInProgress) as error:
                 self.deliver()
             seen.append(str(error.value))
-            assert not Path(run.spec.status(CHUNK)).exists()  # the second wrote no status
+            assert not Path(run.spec.layout.status(CHUNK)).exists()  # the second wrote no status
             return append_call(job, storage)
 
     inner = DeliverAgainMidway(lambda: run.deliver(guarded, attempt=2))

@@ -173,7 +173,7 @@ def test_a_fresh_run_leaves_nothing_of_the_earlier_run(
     spec = start(deployment, {"source": str(source), "chunk_size": 2000}, "exec-2")
     left = files(location)
     assert not [name for name in left if name.startswith(("results", "status", "report"))]
-    manifest = Storage().read_json(spec.manifest)
+    manifest = Storage().read_json(spec.layout.manifest)
     assert manifest["rows"] == 100 and manifest["source"]["etag"] == Storage().stat(
         str(source)).etag
 
@@ -198,8 +198,8 @@ def test_a_manifest_pointing_outside_its_run_is_not_reused(
         place: tuple[Deployment, Path, Path], tmp_path: Path) -> None:
     deployment, source, _ = place
     spec = start(deployment, {"source": str(source), "chunk_size": 2000}, "exec-1")
-    manifest = Storage().read_json(spec.manifest)
+    manifest = Storage().read_json(spec.layout.manifest)
     manifest["chunks"][0]["uri"] = str(tmp_path / "elsewhere.csv")
     (tmp_path / "elsewhere.csv").write_bytes(rows(1))
-    Storage().write_json(spec.manifest, manifest)
+    Storage().write_json(spec.layout.manifest, manifest)
     assert reusable_manifest(spec, Storage()) is None

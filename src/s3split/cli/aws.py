@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, Any
 
 from s3split import executions
 from s3split.cli.progress import RunProgress
-from s3split.config import parse_tolerance
+from s3split.config import Deployment, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
 from s3split.executions import json_or_none
-from s3split.pipeline.inputs import BatchStart, ManualStart, parse_event, run_name
+from s3split.pipeline.inputs import BatchStart, ManualStart, parse_event
+from s3split.pipeline.inputs import default_location as run_location
+from s3split.pipeline.layout import RunLayout
 from s3split.sizes import parse_size
-from s3split.storage import Storage, basename, is_s3, join, split_s3
+from s3split.storage import Storage, basename, is_s3, split_s3
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -219,7 +221,7 @@ class RemoteRun:
             "rows": progress.rows if progress else 0,
             "bytes": progress.bytes if progress else 0,
         }
-        report = join(self.location, "report.json") if self.location else None
+        report = RunLayout(self.location).report if self.location else None
         result["report"] = report
         result["succeeded"] = None
         result["failures"] = []
@@ -243,7 +245,7 @@ def default_location(source: str, work_location: str | None = None) -> str | Non
     derives it (``pipeline.inputs.run_name``); None for a key Plan refuses (it has no run)."""
     bucket = split_s3(source)[0]
     try:
-        return join(work_location or f"s3://{bucket}/{WORK_PREFIX}", *run_name(source))
+        return run_location(source, Deployment(work_location or f"s3://{bucket}/{WORK_PREFIX}"))
     except InvalidInput:
         return None
 

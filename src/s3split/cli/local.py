@@ -17,9 +17,9 @@ from s3split.engine.local import Outcome, local_engine
 from s3split.errors import RunInterrupted
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
+from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.lock import lock_uri
 from s3split.sizes import format_mb
-from s3split.split.manifest import MANIFEST_NAME
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 
 
@@ -112,7 +112,7 @@ def _release_own_lock(location: str, storage: Storage) -> None:
 
 def _recorded_source(location: str, storage: Storage) -> str | None:
     """The source of the run being resumed, so its bucket is allowed too."""
-    spec_uri = join(location, "run.json")
+    spec_uri = RunLayout(location).spec
     try:
         spec = storage.read_json(spec_uri) if storage.exists(spec_uri) else None
     except ValueError:
@@ -154,7 +154,7 @@ def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: 
 
 def _print_summary(console: Console, outcome: Outcome, location: str, storage: Storage,
                    seconds: float) -> None:
-    report_uri = join(location, "report.json")
+    report_uri = RunLayout(location).report
     report = storage.read_json(report_uri) if storage.exists(report_uri) else None
     if report is not None:
         table = Table(title=f"s3split run: {report['source']}", show_header=False)
@@ -195,7 +195,7 @@ def one_line(text: str) -> str:
 def _bytes_line(report: dict[str, Any], location: str, storage: Storage, seconds: float) -> str:
     """Source bytes; for a compressed source the rate is of the uncompressed bytes."""
     size = report["bytes"]
-    manifest_uri = join(location, "chunks", MANIFEST_NAME)
+    manifest_uri = RunLayout(location).manifest
     if not is_compressed(report["source"]) or not storage.exists(manifest_uri):
         return f"{format_mb(size)} ({size / 1e6 / seconds:.1f} MB/s)"
     plain = storage.read_json(manifest_uri)["bytes"]

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 from s3split.pipeline.chunk import OK
-from s3split.split.manifest import MANIFEST_NAME
+from s3split.pipeline.layout import RunLayout
 from s3split.storage import Storage, join
 
 
@@ -21,10 +21,11 @@ class RunProgress:
     _seen: set[str] = field(default_factory=set)
 
     def poll(self) -> "RunProgress":
-        manifest = join(self.location, "chunks", MANIFEST_NAME)
+        layout = RunLayout(self.location)
+        manifest = layout.manifest
         if self.total is None and self.storage.exists(manifest):
             self.total = self.storage.read_json(manifest)["count"]
-        status_dir = join(self.location, "status")
+        status_dir = layout.status_dir
         for name in self.storage.list(status_dir):
             if name in self._seen or not name.endswith(".json"):
                 continue

@@ -24,7 +24,7 @@ def load_manifest(spec: RunSpec, storage: Storage,
                   cache: dict[tuple[str, str | None], Manifest]) -> Manifest:
     """The run's manifest, read once per version in a warm Lambda environment (a later run,
     or a split made again, writes a new version at the same place)."""
-    uri = spec.manifest
+    uri = spec.layout.manifest
     try:
         key = (uri, storage.stat(uri).etag)
     except SourceNotFound:
@@ -44,7 +44,7 @@ def chunk_entry(manifest: Manifest, index: int, spec: RunSpec) -> ChunkEntry:
 
 
 def read_status(spec: RunSpec, index: int, storage: Storage) -> dict[str, Any] | None:
-    uri = spec.status(index)
+    uri = spec.layout.status(index)
     return storage.read_json(uri) if storage.exists(uri) else None
 
 
@@ -75,8 +75,8 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     job = ChunkJob(
         index=index,
         chunk_uri=entry.uri,
-        output_uri=spec.result(index, processor.extension),
-        rejects_uri=spec.rejects(index),
+        output_uri=spec.layout.result(index, processor.extension),
+        rejects_uri=spec.layout.rejects(index),
         source_line=entry.source_line,
         has_header=manifest.settings.header,
         delimiter=manifest.settings.delimiter,
@@ -101,7 +101,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
         "state": OK,
         "duration_s": round(time.monotonic() - started, 4),
     }
-    storage.write_json(spec.status(index), status)
+    storage.write_json(spec.layout.status(index), status)
     return status
 
 
@@ -139,7 +139,7 @@ def _write_failure(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, storage
         "state": FAILED, "error": error, "message": message[:2000],
         "rows_in": 0, "rows_out": 0, "rows_rejected": 0,
     }
-    storage.write_json(spec.status(entry.index), status)
+    storage.write_json(spec.layout.status(entry.index), status)
     return status
 
 

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
+from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.spec import MAX_WAIT_SECONDS, PROCESSOR_NAME, RunSpec, validation_problems
 from s3split.sizes import parse_size
 from s3split.split.splitter import validate_settings
@@ -222,7 +223,7 @@ class _Reports:
 def _completed(source: str, etag: str, deployment: Deployment, reports: _Reports) -> bool:
     """A successful run of this version of the source (a new upload is pending again)."""
     try:
-        uri = join(default_location(source, deployment), "report.json")
+        uri = RunLayout(default_location(source, deployment)).report
     except InvalidInput:
         return False  # its own run then fails, naming the key
     if not reports.exists(uri):
@@ -249,7 +250,7 @@ def _check_batch_prefix(prefix: str, deployment: Deployment) -> None:
 def _resume(start: ResumeStart, deployment: Deployment, storage: Storage) -> dict[str, Any]:
     """The run recorded in ``<resume>/run.json``, checked as strictly as a new start."""
     _check_location(start.resume, deployment, "resume")
-    spec_uri = join(start.resume, "run.json")
+    spec_uri = RunLayout(start.resume).spec
     if not storage.exists(spec_uri):
         raise InvalidInput(f"nothing to resume at {start.resume}: no run.json there")
     where = f"run settings in {spec_uri}"

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from s3split.errors import RunInProgress, RunTakenOver
-from s3split.storage import Storage, join
+from s3split.pipeline.layout import RunLayout
+from s3split.storage import Storage
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-LOCK_NAME = "lock.json"
 ATTEMPTS = 3  # a lost race re-reads the lock; the winner is then alive and we refuse
 
 
@@ -52,7 +52,7 @@ Alive = Callable[[Holder], bool]
 
 
 def lock_uri(location: str) -> str:
-    return join(location, LOCK_NAME)
+    return RunLayout(location).lock
 
 
 def acquire(location: str, holder: Holder, storage: Storage, alive: Alive) -> None:

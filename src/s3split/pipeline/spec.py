@@ -1,11 +1,5 @@
-"""A run: its settings (small enough to travel in the state machine's state) and its layout.
-
-    <location>/chunks/part-NNNNN.csv + manifest.json   the split
-    <location>/results/part-NNNNN.<ext>                 what the processor wrote
-    <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
-    <location>/report.json                              written by Summarize
-    <location>/run.json                                 this spec, for resume
-"""
+"""A run: its settings, small enough to travel in the state machine's state, and where its
+files are (``spec.layout``, see :mod:`s3split.pipeline.layout`)."""
 
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -14,8 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from s3split.config import MAX_LANES, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
-from s3split.split.manifest import MANIFEST_NAME, SplitSettings
-from s3split.storage import join
+from s3split.pipeline.layout import RunLayout
+from s3split.split.manifest import SplitSettings
 
 # A processor is picked by one of these names, never by a module path such as ``module:function``.
 PROCESSOR_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
@@ -98,30 +92,5 @@ class RunSpec:
                              strict=self.strict)
 
     @property
-    def chunks(self) -> str:
-        return join(self.location, "chunks")
-
-    @property
-    def manifest(self) -> str:
-        return join(self.location, "chunks", MANIFEST_NAME)
-
-    @property
-    def report(self) -> str:
-        return join(self.location, "report.json")
-
-    @property
-    def spec(self) -> str:
-        return join(self.location, "run.json")
-
-    @property
-    def status_dir(self) -> str:
-        return join(self.location, "status")
-
-    def status(self, index: int) -> str:
-        return join(self.location, "status", f"part-{index:05d}.json")
-
-    def result(self, index: int, extension: str) -> str:
-        return join(self.location, "results", f"part-{index:05d}.{extension}")
-
-    def rejects(self, index: int) -> str:
-        return join(self.location, "results", f"part-{index:05d}.rejects.jsonl")
+    def layout(self) -> RunLayout:
+        return RunLayout(self.location)

@@ -13,6 +13,7 @@ from s3split.errors import SourceChanged
 from s3split.pipeline.batch import continuation_name, stage
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
+from s3split.pipeline.layout import OUTCOMES
 from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
@@ -46,14 +47,14 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         # One start and its resumes share a run id (it keys idempotency records).
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
         _clear_outcomes(spec, storage)
-        storage.write_json(spec.spec, spec.to_dict())
-    storage.delete(spec.report)  # while a run is under way, nothing looks complete
+        storage.write_json(spec.layout.spec, spec.to_dict())
+    storage.delete(spec.layout.report)  # while a run is under way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None}}
 
 
 def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
-    for folder in ("status", "results"):
+    for folder in OUTCOMES:
         directory = join(spec.location, folder)
         for name in storage.list(directory):
             storage.delete(join(directory, name))
@@ -65,14 +66,14 @@ def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployme
     manifest = reusable_manifest(spec, storage) if token is None else None
     if manifest is None:
         resume = ResumeToken.from_dict(token) if token else None
-        result = split(spec.source, spec.chunks, spec.split_settings, storage,
+        result = split(spec.source, spec.layout.chunks, spec.split_settings, storage,
                        resume=resume, should_stop=should_stop)
         if result.token is not None:
             return {"done": False, "token": result.token.to_dict()}
         manifest = result.manifest
         assert manifest is not None
     return {"done": True, "count": manifest.count, "rows": manifest.rows,
-            "manifest": spec.manifest,
+            "manifest": spec.layout.manifest,
             "lanes": first_lanes(manifest.count, spec.lanes, deployment.event_budget)}
 
 
@@ -117,15 +118,15 @@ def check_resumable(spec: RunSpec, storage: Storage) -> None:
 
 
 def _existing_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
-    if not storage.exists(spec.manifest):
+    if not storage.exists(spec.layout.manifest):
         return None
-    return Manifest.from_dict(storage.read_json(spec.manifest))
+    return Manifest.from_dict(storage.read_json(spec.layout.manifest))
 
 
 def _chunks_present(spec: RunSpec, manifest: Manifest, storage: Storage) -> bool:
     """Every chunk the manifest lists exists where this run keeps its chunks (one listing)."""
-    present = set(storage.list(spec.chunks))
-    return all(entry.uri == join(spec.chunks, chunk_name(entry.index))
+    present = set(storage.list(spec.layout.chunks))
+    return all(entry.uri == join(spec.layout.chunks, chunk_name(entry.index))
                and chunk_name(entry.index) in present for entry in manifest.chunks)
 
 
@@ -139,12 +140,12 @@ def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease
                 "name": continuation_name(spec.run_id, lease, generation + 1),
                 "lanes": [lane(s["index"] - s["step"], s["step"], s["count"], budget)
                           for s in unfinished]}
-    manifest = Manifest.from_dict(storage.read_json(spec.manifest))
+    manifest = Manifest.from_dict(storage.read_json(spec.layout.manifest))
     report = build_report(spec, manifest, storage)
-    storage.write_json(spec.report, report)
+    storage.write_json(spec.layout.report, report)
     release(spec.location, lease, storage)
     return {"more": False, "succeeded": report["succeeded"], "accounted": report["accounted"],
-            "report": spec.report, "chunks_failed": report["chunks_failed"],
+            "report": spec.layout.report, "chunks_failed": report["chunks_failed"],
             "message": outcome_message(report, spec)}
 
 
@@ -153,7 +154,7 @@ def outcome_message(report: dict[str, Any], spec: RunSpec) -> str:
     if not report["accounted"]:
         return (f"records do not add up: {report['source_rows']} in the source, "
                 f"{report['rows_ok']} ok + {report['rows_rejected']} rejected + "
-                f"{report['rows_in_failed_chunks']} in failed chunks; see {spec.report}")
+                f"{report['rows_in_failed_chunks']} in failed chunks; see {spec.layout.report}")
     return (f"{report['chunks_failed']} of {report['chunks']} chunks failed and "
             f"{report['rows_rejected']} of {report['source_rows']} rows were rejected "
-            f"(tolerated: {spec.tolerate}); see {spec.report}")
+            f"(tolerated: {spec.tolerate}); see {spec.layout.report}")

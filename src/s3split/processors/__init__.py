@@ -37,6 +37,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption, TransientError
 from s3split.storage import Storage
+from s3split.transient import is_transient
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -52,13 +53,6 @@ SCAN_BLOCK = 1024 * 1024
 FIELD_SIZE_LIMIT = csv.field_size_limit()  # the csv module's default, for small chunks
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 DYNAMODB_TYPES = frozenset({"N", "S", "BOOL"})
-TRANSIENT_CODES = frozenset({
-    "ProvisionedThroughputExceededException",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "InternalServerError",
-    "ServiceUnavailable",
-})
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False)
 _INT = re.compile(r"[+-]?\d+")
@@ -563,8 +557,8 @@ def backoff(attempt: int) -> float:
 def _dynamodb_error(exc: ClientError, table: str) -> Exception:
     error = exc.response.get("Error", {})
     code, message = error.get("Code", ""), error.get("Message", "")
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-    if code in TRANSIENT_CODES or status >= 500:
+    if is_transient(exc):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return TransientError(f"DynamoDB table {table}: {code or status}: {message}")
     if code == "ResourceNotFoundException":
         return InvalidOption(f"DynamoDB table not found: {table}")

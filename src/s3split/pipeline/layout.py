@@ -1,0 +1,58 @@
+"""Where a run keeps its files, under its location. The one place these names are written.
+
+    <location>/chunks/part-NNNNN.csv + manifest.json   the split
+    <location>/results/part-NNNNN.<ext>                 what the processor wrote
+    <location>/results/part-NNNNN.rejects.jsonl         the rows it rejected
+    <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
+    <location>/report.json                              written by Summarize
+    <location>/run.json                                 the run's settings, for resume
+    <location>/lock.json                                the run lock (pipeline.lock)
+"""
+
+from dataclasses import dataclass
+
+from s3split.split.manifest import MANIFEST_NAME
+from s3split.storage import join
+
+CHUNKS = "chunks"
+RESULTS = "results"
+STATUS = "status"
+OUTCOMES = (STATUS, RESULTS)  # what a chunk's processing leaves; cleared by a fresh run
+
+
+@dataclass(frozen=True)
+class RunLayout:
+    location: str
+
+    @property
+    def chunks(self) -> str:
+        return join(self.location, CHUNKS)
+
+    @property
+    def manifest(self) -> str:
+        return join(self.location, CHUNKS, MANIFEST_NAME)
+
+    @property
+    def report(self) -> str:
+        return join(self.location, "report.json")
+
+    @property
+    def spec(self) -> str:
+        return join(self.location, "run.json")
+
+    @property
+    def lock(self) -> str:
+        return join(self.location, "lock.json")
+
+    @property
+    def status_dir(self) -> str:
+        return join(self.location, STATUS)
+
+    def status(self, index: int) -> str:
+        return join(self.location, STATUS, f"part-{index:05d}.json")
+
+    def result(self, index: int, extension: str) -> str:
+        return join(self.location, RESULTS, f"part-{index:05d}.{extension}")
+
+    def rejects(self, index: int) -> str:
+        return join(self.location, RESULTS, f"part-{index:05d}.rejects.jsonl")
