@@ -15,6 +15,7 @@ from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import RunInterrupted
 from s3split.manifest import MANIFEST_NAME
+from s3split.processorcheck import check_processor
 from s3split.progress import RunProgress
 from s3split.runinput import default_location, normalize
 from s3split.runlock import lock_uri
@@ -78,6 +79,7 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
+    check_processor(spec["processor"])  # as Plan does, before the engine starts
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
     started = time.monotonic()
     try:

@@ -178,3 +178,30 @@ def test_old_wait_spelling_still_works_with_a_note(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("s3split: warning: --wait SECONDS in run is deprecated; "
                            "use --pause SECONDS\n")
+
+
+@pytest.mark.parametrize(("processor", "env", "message"), [
+    ("nosuch", {}, "invalid execution input: processor: unknown processor 'nosuch'; known: "
+                   "dynamodb, jsonl, noop, validate"),
+    ("validate", {}, "invalid execution input: processor: validate needs a schema: set "
+                     "S3SPLIT_SCHEMA"),
+    ("validate", {"S3SPLIT_SCHEMA": "missing.json"},
+     "invalid processor configuration: S3SPLIT_SCHEMA: cannot read missing.json: No such file"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": "money"}}}'},
+     "invalid processor configuration: S3SPLIT_SCHEMA: schema column 'id': unknown type"),
+    ("dynamodb", {}, "invalid execution input: processor: dynamodb needs a table: set "
+                     "S3SPLIT_DYNAMODB_TABLE"),
+])
+def test_a_configuration_mistake_fails_before_any_splitting(
+        tmp_path: Path, processor: str, env: dict[str, str], message: str) -> None:
+    """Today the whole file was split and every chunk failed (or the run waited 65 s for a
+    worker that could not start)."""
+    (tmp_path / "in.csv").write_bytes(DATA)
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("S3SPLIT_SCHEMA", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_PROCESSORS")}
+    started = time.monotonic()
+    line = one_error_line(cli("run", "in.csv", "--processor", processor, "--chunk-size",
+                              "16KiB", cwd=tmp_path, env=clean | env))
+    assert line.startswith(f"s3split: error: {message}")
+    assert not (tmp_path / "s3split-out").exists()  # nothing split, locked or written
+    assert time.monotonic() - started < 60
