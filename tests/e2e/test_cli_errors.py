@@ -166,7 +166,8 @@ def test_run_and_start_share_option_names(tmp_path: Path) -> None:
     for command in ("run", "start"):
         help_text = cli(command, "--help", cwd=tmp_path).stdout
         for option in ("--chunk-size", "--lanes", "--pause SECONDS", "--processor",
-                       "--tolerate"):
+                       "--tolerate", "--chunk-rows", "--no-header", "--delimiter",
+                       "--quotechar", "--strict"):
             assert option in help_text, (command, option)
         assert "--wait" not in help_text
     assert "--follow" in cli("start", "--help", cwd=tmp_path).stdout
@@ -205,3 +206,17 @@ def test_a_configuration_mistake_fails_before_any_splitting(
     assert line.startswith(f"s3split: error: {message}")
     assert not (tmp_path / "s3split-out").exists()  # nothing split, locked or written
     assert time.monotonic() - started < 60
+
+
+def test_a_run_of_150_chunks_prints_the_summary_and_nothing_else(tmp_path: Path) -> None:
+    """150 chunks through one worker process, all succeeding: Powertools prints a metric's
+    values once it holds 100 of them, even with metrics disabled."""
+    (tmp_path / "in.csv").write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(150)))
+    done = cli("run", "in.csv", "--chunk-rows", "1", "--lanes", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "_aws" not in done.stdout
+    title, table = done.stdout.split("┌", 1)  # the title may wrap (a long path)
+    assert "s3split run:" in title and "{" not in title
+    assert "150 ok, 0 failed of 150" in table
+    assert all(line.startswith(("│", "└", "─")) for line in table.splitlines()[1:]), table
