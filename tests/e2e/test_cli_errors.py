@@ -166,7 +166,8 @@ def test_run_and_start_share_option_names(tmp_path: Path) -> None:
     for command in ("run", "start"):
         help_text = cli(command, "--help", cwd=tmp_path).stdout
         for option in ("--chunk-size", "--lanes", "--pause SECONDS", "--processor",
-                       "--tolerate"):
+                       "--tolerate", "--chunk-rows", "--no-header", "--delimiter",
+                       "--quotechar", "--strict"):
             assert option in help_text, (command, option)
         assert "--wait" not in help_text
     assert "--follow" in cli("start", "--help", cwd=tmp_path).stdout
@@ -178,3 +179,44 @@ def test_old_wait_spelling_still_works_with_a_note(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == ("s3split: warning: --wait SECONDS in run is deprecated; "
                            "use --pause SECONDS\n")
+
+
+@pytest.mark.parametrize(("processor", "env", "message"), [
+    ("nosuch", {}, "invalid execution input: processor: unknown processor 'nosuch'; known: "
+                   "dynamodb, jsonl, noop, validate"),
+    ("validate", {}, "invalid execution input: processor: validate needs a schema: set "
+                     "S3SPLIT_SCHEMA"),
+    ("validate", {"S3SPLIT_SCHEMA": "missing.json"},
+     "invalid processor configuration: S3SPLIT_SCHEMA: cannot read missing.json: No such file"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": "money"}}}'},
+     "invalid processor configuration: S3SPLIT_SCHEMA: schema column 'id': unknown type"),
+    ("dynamodb", {}, "invalid execution input: processor: dynamodb needs a table: set "
+                     "S3SPLIT_DYNAMODB_TABLE"),
+])
+def test_a_configuration_mistake_fails_before_any_splitting(
+        tmp_path: Path, processor: str, env: dict[str, str], message: str) -> None:
+    """Today the whole file was split and every chunk failed (or the run waited 65 s for a
+    worker that could not start)."""
+    (tmp_path / "in.csv").write_bytes(DATA)
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("S3SPLIT_SCHEMA", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_PROCESSORS")}
+    started = time.monotonic()
+    line = one_error_line(cli("run", "in.csv", "--processor", processor, "--chunk-size",
+                              "16KiB", cwd=tmp_path, env=clean | env))
+    assert line.startswith(f"s3split: error: {message}")
+    assert not (tmp_path / "s3split-out").exists()  # nothing split, locked or written
+    assert time.monotonic() - started < 60
+
+
+def test_a_run_of_150_chunks_prints_the_summary_and_nothing_else(tmp_path: Path) -> None:
+    """150 chunks through one worker process, all succeeding: Powertools prints a metric's
+    values once it holds 100 of them, even with metrics disabled."""
+    (tmp_path / "in.csv").write_text("id,name\n" + "".join(f"{i},n{i}\n" for i in range(150)))
+    done = cli("run", "in.csv", "--chunk-rows", "1", "--lanes", "1", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert "_aws" not in done.stdout
+    title, table = done.stdout.split("┌", 1)  # the title may wrap (a long path)
+    assert "s3split run:" in title and "{" not in title
+    assert "150 ok, 0 failed of 150" in table
+    assert all(line.startswith(("│", "└", "─")) for line in table.splitlines()[1:]), table

@@ -1,9 +1,11 @@
 """``s3split run`` as a user runs it: the real CLI in a subprocess."""
 
 import csv
+import gzip
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -120,3 +122,49 @@ def test_resume_of_a_changed_source_is_refused_and_keeps_the_run(tmp_path: Path)
     assert "SourceChanged" in message and "data.csv changed since run" in message
     assert "start a new run of the source instead (s3split run" in message
     assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
+def run_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str, str]:
+    """``s3split`` with its stderr on a pseudo-terminal (where the progress bar goes) and its
+    stdout on a pipe: (exit status, stdout, what the terminal received)."""
+    main, terminal = os.openpty()
+    env = dict(os.environ) | {"COLUMNS": "200", "TERM": "xterm"}
+    process = subprocess.Popen([S3SPLIT, *args], cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=terminal, text=True, env=env)
+    os.close(terminal)
+    received = bytearray()
+    try:
+        while True:
+            try:
+                data = os.read(main, 65536)
+            except OSError:  # EIO: the terminal's last writer closed it
+                break
+            if not data:
+                break
+            received += data
+        stdout = process.stdout.read() if process.stdout else ""
+        process.wait(timeout=300)
+    finally:
+        os.close(main)
+        if process.poll() is None:
+            process.kill()
+    return process.returncode, stdout, received.decode(errors="replace")
+
+
+def test_the_progress_bar_ends_at_its_total_with_uncompressed_mb_per_s(tmp_path: Path) -> None:
+    text = write_source(tmp_path / "data.csv", 300)
+    (tmp_path / "data.csv.gz").write_bytes(gzip.compress(text.encode()))
+    code, stdout, terminal = run_on_a_terminal("run", "data.csv.gz", "--chunk-size", "4KiB",
+                                               cwd=tmp_path)
+    assert code == 0, terminal
+    chunks = json.loads((tmp_path / "s3split-out" / "data.csv.gz" / "report.json")
+                        .read_text())["chunks"]
+    assert chunks > 3
+    frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame).strip()
+              for frame in re.split(r"[\r\n]+", terminal)]
+    last = [frame for frame in frames if frame][-1]  # the bar stays as it ended
+    assert last.startswith("done") and f" {chunks}/{chunks} chunks · 0 failed · 300 rows · " \
+        in last, last
+    assert re.search(r" [0-9.]+ MB/s uncompressed", last), last
+    assert "None" not in terminal and "GB" not in terminal and "MiB" not in terminal
+    assert "s3split run:" in stdout and "s3split run:" not in terminal  # the summary: stdout

@@ -85,3 +85,22 @@ def test_a_key_with_an_over_long_name_runs_under_the_output_directory(tmp_path: 
     report = json.loads((runs[0] / "report.json").read_text())
     assert report["succeeded"] and report["rows_ok"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s3split-out"]
+
+
+def test_the_default_output_directory_is_named_alike_for_local_and_s3_sources(
+        tmp_path: Path) -> None:
+    """By the source's own name, suffix kept: a file's name, an object's key."""
+    text = csv_text(20)
+    (tmp_path / "orders.csv").write_text(text)
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="incoming/orders.csv", Body=text.encode())
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        for source in ("orders.csv", f"s3://{BUCKET}/incoming/orders.csv"):
+            done = subprocess.run([S3SPLIT, "run", source, "--chunk-size", "2KiB"], cwd=tmp_path,
+                                  env=env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 0, done.stderr
+    out = tmp_path / "s3split-out"
+    for run in (out / "orders.csv", out / "incoming" / "orders.csv"):
+        assert json.loads((run / "report.json").read_text())["succeeded"], run

@@ -84,3 +84,29 @@ def test_a_continuation_with_an_unknown_field_is_invalid_input(
     refused(engine, {"continue": {"run": run, "lease": "x", "lanes": [lane],
                                   "generation": 1}}, "continue.run.bogus")
     assert snapshot(work, tmp_path) == before
+
+
+def test_a_start_naming_an_unknown_processor_fails_in_plan(
+        deployed: tuple[LocalEngine, Path], tmp_path: Path) -> None:
+    """Today every chunk was split and then failed; a deployment without a schema or table
+    has none for ``validate`` or ``dynamodb`` either."""
+    engine, work = deployed
+    (tmp_path / "a.csv").write_text("id\n2\n")
+    before = snapshot(work, tmp_path)
+    for processor, problem in (("nosuch", "unknown processor 'nosuch'"),
+                               ("validate", "validate needs a schema"),
+                               ("dynamodb", "dynamodb needs a table")):
+        message = refused(engine, {"source": str(tmp_path / "a.csv"), "processor": processor},
+                          "processor")
+        assert problem in message, message
+    assert snapshot(work, tmp_path) == before  # no split, no lock, no run.json
+
+
+def test_a_resume_whose_processor_cannot_run_is_refused_before_the_lock(
+        deployed: tuple[LocalEngine, Path], tmp_path: Path) -> None:
+    engine, work = deployed
+    location = earlier_run(work, tmp_path, "unschemed.csv", processor="validate")
+    before = snapshot(work, tmp_path)
+    message = refused(engine, {"resume": str(location)}, "processor")
+    assert "validate needs a schema" in message
+    assert snapshot(work, tmp_path) == before

@@ -173,6 +173,19 @@ def test_start_creates_a_named_execution_with_the_manual_input(idle: tuple[Any, 
         "source": SOURCE, "lanes": 4, "chunk_size": "32KiB", "tolerate": "5%"}
 
 
+def test_start_takes_the_csv_options_run_takes(idle: tuple[Any, Any]) -> None:
+    """A TSV without a header, started on AWS as ``run`` would split it."""
+    sfn, _ = idle
+    machine = pipeline(sfn)
+    result = cli("start", SOURCE, "--state-machine", machine, "--delimiter", "tab",
+                 "--no-header", "--chunk-rows", "1000", "--quotechar", "'", "--strict")
+    assert result.exit_code == 0, result.output
+    described = sfn.describe_execution(executionArn=result.output.strip())
+    assert json.loads(described["input"]) == {
+        "source": SOURCE, "delimiter": "\t", "header": False, "chunk_rows": 1000,
+        "quotechar": "'", "strict": True}
+
+
 def test_start_reads_the_state_machine_from_the_environment(
         idle: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch) -> None:
     sfn, _ = idle

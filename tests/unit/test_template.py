@@ -36,6 +36,7 @@ from s3split.config import Deployment, parse_tolerance
 from s3split.engine.local import placeholders, render_definition
 from s3split.pipeline.batch import result_writer_substitutions
 from s3split.pipeline.inputs import BatchStart, normalize, parse_event
+from s3split.processors.check import check_processor
 from s3split.sizes import parse_size
 from s3split.storage import Storage
 
@@ -374,6 +375,37 @@ def test_the_functions_environment_is_one_the_code_accepts(stack: Stack) -> None
     assert worker["S3SPLIT_DYNAMODB_TABLE"] == ""
     with_table = Stack(TEMPLATE_DOC, ImportTableName="orders").function_env("WorkerFunction")
     assert with_table["S3SPLIT_DYNAMODB_TABLE"] == "orders"
+
+
+PROCESSOR_CONFIG = ("S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES", "S3SPLIT_SCHEMA")
+SCHEMA_PARAMETER = json.dumps({"columns": {"id": {"type": "int", "required": True}}})
+
+
+@pytest.mark.parametrize("parameters", [
+    {},
+    {"Processor": "validate", "ValidateSchema": SCHEMA_PARAMETER},
+    {"Processor": "dynamodb", "ImportTableName": "orders",
+     "ImportTableColumnTypes": '{"price": "N"}'},
+])
+def test_plan_sees_the_processor_configuration_the_worker_runs_with(
+        parameters: dict[str, str]) -> None:
+    """Plan (the splitter function) checks the processor's configuration before splitting:
+    it must see exactly what the worker will, and the stack's processor must pass."""
+    stack = Stack(TEMPLATE_DOC, **parameters)
+    splitter, worker = (stack.function_env(name) for name in ("SplitterFunction",
+                                                               "WorkerFunction"))
+    assert {k: splitter[k] for k in PROCESSOR_CONFIG} == {k: worker[k] for k in PROCESSOR_CONFIG}
+    check_processor(Deployment.from_env(splitter).processor, splitter)
+    assert "S3SPLIT_IDEMPOTENCY_TABLE" not in splitter  # the worker's alone
+
+
+def test_only_the_worker_may_touch_dynamodb() -> None:
+    """The splitter knows the import table's name, for Plan's check; it is granted nothing."""
+    stack = Stack(TEMPLATE_DOC, Processor="dynamodb", ImportTableName="orders",
+                  Idempotency="Enabled")
+    touching = {role for role, role_grants in grants(stack).items()
+                for action, _, _ in role_grants if action.startswith("dynamodb:")}
+    assert touching == {"WorkerRole"}
 
 
 def test_an_upload_event_plans_a_run_under_the_work_prefix(stack: Stack) -> None:

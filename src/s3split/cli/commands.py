@@ -71,7 +71,8 @@ def _deprecated(old: str, new: str) -> None:
 
 
 def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The run settings, spelled and meaning the same in ``run`` and ``start``."""
+    """The run settings, spelled and meaning the same in ``run`` and ``start``: how to split
+    the source (as ``split`` takes them) and how to process its chunks."""
     options = (
         click.option("--chunk-size", metavar="SIZE",
                      help="Target chunk size, e.g. 64MiB (default: 64MiB, or the stack's)."),
@@ -86,6 +87,14 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--tolerate", metavar="N|P%",
                      help="Failed chunks tolerated before the run fails: a count or a "
                           "percentage."),
+        click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
+                     help="Records per chunk instead of a size."),
+        click.option("--no-header", is_flag=True, default=None,
+                     help="The source has no header record."),
+        click.option("--delimiter", metavar="C",
+                     help="Field delimiter (default ','; 'tab' or '\\t' for a tab)."),
+        click.option("--quotechar", metavar="C", help="Quote character (default '\"')."),
+        click.option("--strict", is_flag=True, default=None, help=STRICT_HELP),
     )
     for option in reversed(options):
         command = option(command)
@@ -173,13 +182,6 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @_pipeline_options
 @click.option("--wait", "old_wait", type=click.IntRange(0, 86_400), hidden=True,
               help="Deprecated spelling of --pause.")
-@click.option("--chunk-rows", type=click.IntRange(min=1), metavar="N",
-              help="Records per chunk instead of a size.")
-@click.option("--no-header", is_flag=True, default=None,
-              help="The source has no header record.")
-@click.option("--delimiter", metavar="C", help="Field delimiter (default ',').")
-@click.option("--quotechar", metavar="C", help="Quote character (default '\"').")
-@click.option("--strict", is_flag=True, default=None, help=STRICT_HELP)
 @click.option("--resume", metavar="DIR",
               help="Continue the run in DIR: only chunks without a success status run again.")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
@@ -209,11 +211,8 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         pause = old_wait if pause is None else pause
     options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
                          wait_seconds=pause, processor=processor, tolerate=tolerate,
-                         resume=resume, chunk_rows=chunk_rows,
-                         header=False if no_header else None,
-                         delimiter=_char(delimiter) if delimiter else None,
-                         quotechar=_char(quotechar) if quotechar else None,
-                         strict=strict or None)
+                         resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
+                                                        quotechar, strict))
     try:
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except RunInterrupted as exc:
@@ -222,6 +221,14 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     except (S3SplitError, OSError) as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)
+
+
+def _csv_settings(chunk_rows: int | None, no_header: bool | None, delimiter: str | None,
+                  quotechar: str | None, strict: bool | None) -> dict[str, Any]:
+    """The CSV options as a start input spells them; None where the option was not given."""
+    return {"chunk_rows": chunk_rows, "header": False if no_header else None,
+            "delimiter": _char(delimiter) if delimiter else None,
+            "quotechar": _char(quotechar) if quotechar else None, "strict": strict or None}
 
 
 # -- runs on AWS (the deployment template.yaml describes) --------------------------------------
@@ -357,7 +364,9 @@ def _run_progress() -> Iterator[Callable[[dict[str, Any]], None]]:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | None,
           lanes: int | None, pause: int | None, processor: str | None,
-          tolerate: str | None, old_follow: bool, old_wait_seconds: int | None, timeout: float,
+          tolerate: str | None, chunk_rows: int | None, no_header: bool | None,
+          delimiter: str | None, quotechar: str | None, strict: bool | None,
+          old_follow: bool, old_wait_seconds: int | None, timeout: float,
           poll_interval: float, as_json: bool) -> None:
     """Start a run of SOURCE (s3://bucket/key) on the deployed state machine.
 
@@ -375,7 +384,8 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
         pause = old_wait_seconds if pause is None else pause
     wait = follow
     overrides = {"chunk_size": chunk_size, "lanes": lanes, "wait_seconds": pause,
-                 "processor": processor, "tolerate": tolerate}
+                 "processor": processor, "tolerate": tolerate} | _csv_settings(
+        chunk_rows, no_header, delimiter, quotechar, strict)
     with _aws_errors():
         sfn, storage = _aws(state_machine_arn)
         execution_arn = remote.start(source, state_machine_arn, overrides, sfn)

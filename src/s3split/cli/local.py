@@ -19,6 +19,7 @@ from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.lock import lock_uri
+from s3split.processors.check import check_processor
 from s3split.sizes import format_mb
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 
@@ -78,6 +79,7 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
+    check_processor(spec["processor"])  # as Plan does, before the engine starts
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
     started = time.monotonic()
     try:

@@ -17,6 +17,7 @@ from s3split.pipeline.layout import OUTCOMES
 from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
+from s3split.processors.check import check_processor
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import BOM, split
 from s3split.storage import Storage, is_compressed, join
@@ -24,13 +25,16 @@ from s3split.storage import Storage, is_compressed, join
 
 def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
          alive: Alive) -> dict[str, Any]:
-    """Normalize the start input, lock the run location and prepare it.
+    """Normalize the start input, check its processor's configuration, lock the run
+    location and prepare it.
 
     The lock's lease travels in the state (and to continuations) so that the run's
     end releases only its own lock.
     """
     planned = normalize(event, deployment, storage)
     mode = planned["mode"]
+    if mode != "continue":  # a continuation's first generation checked it
+        check_processor(deployment.processor if mode == "batch" else planned["run"]["processor"])
     if mode == "batch":
         return stage([item["source"] for item in planned["sources"]], execution, deployment,
                      storage)

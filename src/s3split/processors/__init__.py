@@ -689,7 +689,10 @@ class ProcessorConfig:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ProcessorConfig:
         schema = _load_schema(env.get("S3SPLIT_SCHEMA", "").strip())
         if schema is not None:
-            Schema.parse(schema)
+            try:
+                Schema.parse(schema)
+            except InvalidOption as exc:
+                raise InvalidOption(f"S3SPLIT_SCHEMA: {exc}") from None
         return cls(
             dynamodb_table=env.get("S3SPLIT_DYNAMODB_TABLE", "").strip() or None,
             dynamodb_types=_parse_types(env.get("S3SPLIT_DYNAMODB_TYPES", "").strip()),

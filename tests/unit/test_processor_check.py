@@ -1,0 +1,107 @@
+"""Plan's check of a run's processor and its configuration (``check_processor``), and Plan
+refusing a misconfigured run before it locks or writes anything."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from s3split.config import Deployment
+from s3split.errors import InvalidInput
+from s3split.pipeline.lock import Holder
+from s3split.pipeline.steps import plan
+from s3split.processors.check import check_processor
+from s3split.storage import Storage
+
+SCHEMA = {"columns": {"id": {"type": "int", "required": True}}}
+
+
+@pytest.mark.parametrize(("name", "env"), [
+    ("jsonl", {}),
+    ("noop", {}),
+    ("validate", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)}),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders"}),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}),
+])
+def test_a_processor_with_what_it_needs_passes(name: str, env: dict[str, str]) -> None:
+    check_processor(name, env)
+
+
+def test_a_schema_file_passes(tmp_path: Path) -> None:
+    (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
+    check_processor("validate", {"S3SPLIT_SCHEMA": str(tmp_path / "schema.json")})
+
+
+@pytest.mark.parametrize(("name", "env", "message"), [
+    ("nosuch", {}, "processor: unknown processor 'nosuch'; known: dynamodb, jsonl, noop, "
+                   "validate"),
+    ("validate", {}, "processor: validate needs a schema: set S3SPLIT_SCHEMA"),
+    ("validate", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"},
+     "S3SPLIT_SCHEMA: cannot read /nonexistent/schema.json: No such file or directory"),
+    ("validate", {"S3SPLIT_SCHEMA": "{not json"}, "S3SPLIT_SCHEMA is not valid JSON"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": 3}'}, "S3SPLIT_SCHEMA: schema: expected"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": "money"}}}'},
+     "S3SPLIT_SCHEMA: schema column 'id': unknown type 'money'"),
+    ("dynamodb", {}, "processor: dynamodb needs a table: set S3SPLIT_DYNAMODB_TABLE"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "t", "S3SPLIT_DYNAMODB_TYPES": '{"n": "X"}'},
+     "S3SPLIT_DYNAMODB_TYPES"),
+    # The worker reads all of its configuration when it starts: a broken variable fails every
+    # chunk whichever processor runs.
+    ("jsonl", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"}, "cannot read"),
+    ("jsonl", {"S3SPLIT_PROCESSORS": "broken"}, "S3SPLIT_PROCESSORS"),
+])
+def test_a_configuration_mistake_is_invalid_input_naming_it(
+        name: str, env: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        check_processor(name, env)
+    assert message in str(caught.value)
+
+
+def test_a_custom_processor_is_known_by_name_and_not_imported(tmp_path: Path) -> None:
+    """No user code runs in the splitter: a custom target is the worker's to load."""
+    check_processor("mine", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
+    assert "no_such_module_xyz" not in sys.modules
+    with pytest.raises(InvalidInput, match="known: dynamodb, jsonl, mine, noop, validate"):
+        check_processor("other", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
+
+
+def test_an_entry_point_processor_is_known(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    dist = tmp_path / "s3split_check_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: s3split-check-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[s3split.processors]\nplugged = nowhere_xyz:f\n")
+    with pytest.raises(InvalidInput, match="unknown processor 'plugged'"):
+        check_processor("plugged", {})
+    monkeypatch.syspath_prepend(str(tmp_path))
+    check_processor("plugged", {})
+
+
+@pytest.mark.parametrize(("processor", "env"), [
+    ("nosuch", {}),
+    ("validate", {}),
+    ("validate", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"}),
+    ("dynamodb", {}),
+])
+def test_plan_refuses_a_misconfigured_run_before_touching_anything(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processor: str,
+        env: dict[str, str]) -> None:
+    for variable in ("S3SPLIT_SCHEMA", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_PROCESSORS"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, value)
+    source = tmp_path / "orders.csv"
+    source.write_text("id,name\n1,a\n")
+    deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
+                            engine_pid=os.getpid())
+
+    def alive(holder: Holder) -> bool:
+        return True
+
+    with pytest.raises(InvalidInput, match="processor"):
+        plan({"source": str(source), "processor": processor}, "exec-1", deployment, Storage(),
+             alive)
+    assert not (tmp_path / "work").exists()  # no lock, no run.json, nothing cleared
