@@ -23,6 +23,7 @@ from typing import IO, Final
 from s3split.errors import SourceChanged
 from s3split.manifest import ChunkEntry, chunk_name
 from s3split.ranges import (
+    BLOCK,
     Chunk,
     Plan,
     RangeScan,
@@ -62,7 +63,8 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
     plan = plan_ranges(run.source, info.size, run.data_start, settings.chunk_size,
                        range_count(info.size - run.data_start, jobs), cuts=cuts,
                        delimiter=settings.delimiter, quotechar=settings.quotechar,
-                       strict=settings.strict, header_cr=run.header.endswith(b"\r"))
+                       strict=settings.strict, header_cr=run.header.endswith(b"\r"),
+                       block=min(run.block_size, BLOCK))
     scans = scan_ranges(plan, jobs, run.on_progress)
     fd = os.open(run.source, os.O_RDONLY)
     try:

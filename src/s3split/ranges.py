@@ -234,8 +234,8 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     start = range_start(read, plan, index)
     end = range_start(read, plan, index + 1)
     states = (State.RECORD,) if index == 0 else (State.RECORD, State.QUOTED)
-    if end <= start:
-        return RangeScan(index, start, start, {s: Piece(start, start, s) for s in states})
+    if end <= start:  # (at the source's end, after a range that ended in any state)
+        return RangeScan(index, start, start, {s: Piece(start, start, s) for s in State})
     scanner = plan.scanner()
     tracks = [_Track([s], s, Fold(start, s)) for s in states]
     done: dict[State, list[Piece]] = {s: [] for s in states}
