@@ -42,6 +42,7 @@ HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
+RANGES_FROM = 32 * 1024 * 1024  # smaller sources: starting processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -92,8 +93,7 @@ def split(
         _clear_previous(storage, dest)
     run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     try:
-        if resume is None and (jobs > 1 or cuts is not None) and _in_ranges(source, dest,
-                                                                             settings):
+        if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts):
             from s3split.assemble import split_in_ranges  # (and multiprocessing) only here
             return split_in_ranges(run, jobs, cuts)
         return run.run(resume)
@@ -104,10 +104,13 @@ def split(
         raise
 
 
-def _in_ranges(source: str, dest: str, settings: SplitSettings) -> bool:
-    """Whether the range split applies: rows mode counts records in order, and compressed
-    or S3 sources (and S3 destinations) take the single pass for now."""
-    return (settings.chunk_size is not None and not is_s3(source) and not is_s3(dest)
+def _in_ranges(source: str, dest: str, settings: SplitSettings, info: ObjectInfo, jobs: int,
+               cuts: Sequence[int] | None) -> bool:
+    """Whether the range split applies: asked for (``jobs`` > 1 on a source of at least
+    ``RANGES_FROM`` bytes, or explicit ``cuts``) and possible: rows mode counts records in
+    order, and compressed or S3 sources (and S3 destinations) take the single pass for now."""
+    asked = cuts is not None or (jobs > 1 and info.size >= RANGES_FROM)
+    return (asked and settings.chunk_size is not None and not is_s3(source) and not is_s3(dest)
             and not is_compressed(source))
 
 

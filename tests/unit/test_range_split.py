@@ -4,6 +4,7 @@ bytes, the same manifest, the same errors at the same byte and line, for any cut
 from __future__ import annotations
 
 import errno
+import gzip
 import json
 import os
 import shutil
@@ -283,6 +284,19 @@ def test_rows_mode_and_compressed_sources_take_the_single_pass(tmp_path: Any) ->
     rows = split(path, str(tmp_path / "rows"), SplitSettings(chunk_size=None, chunk_rows=7),
                  Storage(), jobs=4, cuts=[100])
     assert rows.manifest is not None and rows.manifest.assembly is None
+    gz = str(tmp_path / "source.csv.gz")
+    with gzip.open(gz, "wb") as f:
+        f.write(QUOTED * 20)
+    packed = split(gz, str(tmp_path / "gz"), SplitSettings(chunk_size=64), Storage(), jobs=4,
+                   cuts=[100])
+    assert packed.manifest is not None and packed.manifest.assembly is None
+    assert packed.manifest.rows == rows.manifest.rows
+
+
+def test_small_sources_take_the_single_pass(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), QUOTED * 20)
+    result = split(path, str(tmp_path / "out"), SplitSettings(chunk_size=64), Storage(), jobs=8)
+    assert result.manifest is not None and result.manifest.assembly is None
 
 
 def test_a_local_split_does_not_import_boto3(tmp_path: Any) -> None:
@@ -292,6 +306,7 @@ def test_a_local_split_does_not_import_boto3(tmp_path: Any) -> None:
             f"sys.argv = ['s3split', 'split', {path!r}, {str(tmp_path / 'out')!r}, "
             "'--chunk-size', '100', '--jobs', '2']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "import s3split.assemble, s3split.ranges\n"  # (the file is too small for ranges)
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('boto3', 'botocore', 'smart_open')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
