@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from functools import partial
 from typing import IO, Final
 
@@ -94,10 +94,19 @@ def scan_ranges(plan: Plan, jobs: int, on_progress: Callable[[int], None]) -> li
             scans.append(task(index))
             on_progress(scans[-1].end - scans[-1].start)
         return scans
-    with multiprocessing.get_context(START_METHOD).Pool(processes) as pool:
-        for scan in pool.imap_unordered(task, range(plan.count)):
-            scans.append(scan)
-            on_progress(scan.end - scan.start)
+    # (an executor, not multiprocessing.Pool: a worker that dies fails the split instead of
+    # leaving it waiting for the lost range forever)
+    context = multiprocessing.get_context(START_METHOD)
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(task, index) for index in range(plan.count)]
+        try:
+            for future in as_completed(futures):
+                scans.append(future.result())
+                on_progress(scans[-1].end - scans[-1].start)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return scans
 
 
