@@ -245,7 +245,7 @@ def make_tools(s3split: str | None = None) -> list[Tool]:
     return [
         Tool(
             "s3split-size",
-            "s3split split --chunk-size",
+            f"s3split split --chunk-size (default --jobs {os.cpu_count()})",
             lambda f, o, b, r: [
                 exe or "s3split",
                 "split",
@@ -253,6 +253,22 @@ def make_tools(s3split: str | None = None) -> list[Tool]:
                 str(o),
                 "--chunk-size",
                 format_size(b),
+            ],
+            s3split_probe,
+            lambda: s3split_version(exe),
+        ),
+        Tool(
+            "s3split-jobs1",
+            "s3split split --chunk-size --jobs 1",
+            lambda f, o, b, r: [
+                exe or "s3split",
+                "split",
+                str(f),
+                str(o),
+                "--chunk-size",
+                format_size(b),
+                "--jobs",
+                "1",
             ],
             s3split_probe,
             lambda: s3split_version(exe),
@@ -547,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         "--tools",
         default="",
         help="comma list of tool keys to run (default all): s3split-size,"
-        "s3split-rows,split-C,duckdb,miller,csv-module",
+        "s3split-jobs1,s3split-rows,split-C,duckdb,miller,csv-module",
     )
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
     ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
@@ -599,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         t.unavailable = t.probe()
         if t.unavailable:
             print(f"  {t.key:<13} not available: {t.unavailable}")
-        elif t.key != "s3split-rows":
+        elif t.key not in ("s3split-rows", "s3split-jobs1"):
             versions.append((t.label.split(" --")[0], t.version()))
 
     results: list[Result] = []
@@ -644,6 +660,10 @@ def main(argv: list[str] | None = None) -> int:
     size_r, rows_r = by_key.get("s3split-size"), by_key.get("s3split-rows")
     if size_r and rows_r and size_r.ok and rows_r.ok:
         extra.append(f"s3split row mode / size mode wall: {rows_r.wall / size_r.wall:.2f}")
+    jobs1_r = by_key.get("s3split-jobs1")
+    if size_r and jobs1_r and size_r.ok and jobs1_r.ok:
+        extra.append(f"s3split speed-up, --jobs 1 -> default --jobs {os.cpu_count()}: "
+                     f"{jobs1_r.wall / size_r.wall:.2f}x")
     if rss_points:
         lo, hi = min(rss_points), max(rss_points)
         spread = (hi - lo) / lo if lo else 0.0

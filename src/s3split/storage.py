@@ -17,11 +17,6 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import boto3
-import smart_open
-from botocore.config import Config
-from botocore.exceptions import ClientError
-
 from s3split.errors import (
     BucketNotFound,
     InvalidOption,
@@ -32,6 +27,7 @@ from s3split.errors import (
 from s3split.streams import checked_reader, is_write_failure, size_of, unwritable
 
 if TYPE_CHECKING:
+    from botocore.config import Config
     from mypy_boto3_s3 import S3Client
 
 S3_PART_SIZE = 16 * 1024 * 1024  # S3 wants >= 5 MiB; this bounds the upload buffer
@@ -39,7 +35,20 @@ READ_BUFFER = 8 * 1024 * 1024
 # Throttling and 5xx are retried by botocore with backoff before any of our code sees them.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-S3_CONFIG = Config(retries={"mode": "standard", "max_attempts": 10})
+# boto3, botocore and smart-open are imported where S3 (or decompression) is used: a local
+# split does not pay for them at start-up.
+
+
+def s3_config() -> "Config":
+    from botocore.config import Config
+
+    return Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+def __getattr__(name: str) -> Any:
+    if name == "S3_CONFIG":  # (the name other modules import)
+        return s3_config()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # S3's answers to a conditional write that lost: the version changed, or a write is under way.
@@ -99,6 +108,8 @@ class ObjectInfo:
 def _bucket_must_exist(uri: str, doing: str) -> Iterator[None]:
     """A call on a bucket that does not exist: one named error naming it (smart-open wraps
     botocore's in a ValueError or OSError)."""
+    from botocore.exceptions import ClientError
+
     try:
         yield
     except (ClientError, ValueError, OSError) as exc:
@@ -117,12 +128,16 @@ class Storage:
     @property
     def s3(self) -> "S3Client":
         if self._s3 is None:
-            self._s3 = boto3.client("s3", config=S3_CONFIG)  # honours AWS_ENDPOINT_URL
+            import boto3
+
+            self._s3 = boto3.client("s3", config=s3_config())  # honours AWS_ENDPOINT_URL
         return self._s3
 
     def stat(self, uri: str) -> ObjectInfo:
         """Size and identity of a source; a clear error when it is missing or not a file."""
         if is_s3(uri):
+            from botocore.exceptions import ClientError
+
             bucket, key = split_s3(uri)
             try:
                 head = self.s3.head_object(Bucket=bucket, Key=key)
@@ -144,6 +159,8 @@ class Storage:
         """A binary stream of the source; ``.gz`` and ``.zst`` are decompressed."""
         if not is_s3(uri) and not is_compressed(uri):
             return open(uri, "rb", buffering=READ_BUFFER)
+        import smart_open
+
         params: dict[str, Any] = {}
         if is_s3(uri):
             params = {"client": self.s3, "buffer_size": READ_BUFFER}
@@ -161,6 +178,8 @@ class Storage:
         """
         if not is_s3(info.uri):
             return self.open_read(info.uri)
+        import smart_open
+
         params = {"client": _PinnedClient(self.s3, info), "buffer_size": READ_BUFFER}
         stream: IO[bytes] = smart_open.open(info.uri, "rb", transport_params=params)
         return stream
@@ -190,6 +209,8 @@ class Storage:
     def writer(self, uri: str, tags: Mapping[str, str] | None = None) -> Iterator[IO[bytes]]:
         """Write ``uri`` all-or-nothing (see module docstring); S3 objects get ``tags``."""
         if is_s3(uri):
+            import smart_open
+
             params: dict[str, Any] = {"client": self.s3, "min_part_size": S3_PART_SIZE}
             if tags:
                 tagging = {"Tagging": urlencode(dict(tags))}
@@ -253,6 +274,8 @@ class Storage:
         """
         data = json.dumps(document, indent=1, ensure_ascii=False).encode()
         if is_s3(uri):
+            from botocore.exceptions import ClientError
+
             bucket, key = split_s3(uri)
             try:
                 with _bucket_must_exist(uri, "writing"):
@@ -345,6 +368,8 @@ class _PinnedClient:
         return getattr(self._client, name)
 
     def get_object(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
         try:
             return self._client.get_object(**{**kwargs, **self._pin})
         except ClientError as exc:

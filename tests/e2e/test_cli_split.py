@@ -276,3 +276,30 @@ def test_top_level_help_lists_split() -> None:
     done = cli("--help")
     assert done.returncode == 0
     assert re.search(r"^\s+split\s", done.stdout, re.MULTILINE), done.stdout
+
+
+def test_split_jobs_2_equals_jobs_1(tmp_path: Path) -> None:
+    """The range split (three ranges of a 36 MiB file, two worker processes) writes the same
+    chunks and manifest as the single pass, and records how it wrote them."""
+    rows = [f'{i},"note {i}, ""quoted""\r\nsecond line",{i * 7}\n' if i % 5 == 0 else
+            f"{i},plain {i},{i * 7}\r\n" for i in range(1000)]
+    block = "".join(rows).encode()
+    data = b"id,note,n\r\n" + block * (36 * 1024 * 1024 // len(block) + 1)
+    source = write(tmp_path, data)
+    documents, parts = [], []
+    for jobs in ("1", "2"):
+        dest = tmp_path / f"jobs{jobs}"
+        done = cli("split", source, dest, "--chunk-size", "1MiB", "--jobs", jobs)
+        assert done.returncode == 0, done.stderr
+        document = json.loads((dest / "manifest.json").read_text())
+        for chunk in document["chunks"]:
+            chunk["uri"] = Path(chunk["uri"]).name
+        documents.append(document)
+        parts.append([p.read_bytes() for p in sorted(dest.glob("part-*.csv"))])
+    assembly = documents[1].pop("assembly")
+    assert "assembly" not in documents[0]
+    assert assembly == {"scan": "ranges", "ranges": 3, "jobs": 2,
+                        "chunks": ["copy_file_range"] * documents[0]["count"]}
+    assert documents[1] == documents[0]
+    assert parts[1] == parts[0] and len(parts[0]) == documents[0]["count"] > 30
+    assert b"".join(p[len(b"id,note,n\r\n"):] for p in parts[1]) == data[len(b"id,note,n\r\n"):]

@@ -1,6 +1,7 @@
 """The ``s3split`` command line."""
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -123,9 +124,14 @@ def main() -> None:
 @click.option("--quotechar", default='"', show_default=True, metavar="C",
               help="Quote character.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
+@click.option("--jobs", type=click.IntRange(min=1), metavar="N",
+              help="Processes that scan the source in ranges, the chunks then copied out of "
+                   "it (default: the number of CPUs; 1: one sequential pass). --chunk-rows, "
+                   ".gz/.zst sources and s3:// SOURCE or DEST always take one sequential pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None,
-          no_header: bool, delimiter: str, quotechar: str, strict: bool, as_json: bool) -> None:
+          no_header: bool, delimiter: str, quotechar: str, strict: bool, jobs: int | None,
+          as_json: bool) -> None:
     """Split SOURCE into DEST/part-NNNNN.csv chunks plus DEST/manifest.json.
 
     Every chunk starts with the source's header and holds whole records: quoted
@@ -153,7 +159,8 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         check_source(source, dest)
         with holding(dest, storage), \
                 _progress(0 if is_compressed(source) else size, "splitting") as advance:
-            result = split_source(source, dest, settings, storage, on_progress=advance)
+            result = split_source(source, dest, settings, storage, on_progress=advance,
+                                  jobs=jobs or os.cpu_count() or 1)
         seconds = time.perf_counter() - started
     except (S3SplitError, OSError) as exc:
         _fail(exc)

@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from botocore.exceptions import BotoCoreError, ClientError
-
 from s3split.errors import RunInProgress, RunTakenOver
 from s3split.pipeline.layout import RunLayout
 from s3split.storage import Storage
@@ -107,6 +105,8 @@ def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:
     """Whether a lock's holder may still be running; when we cannot tell, it may."""
     if holder.pid is not None:
         return holder.host != socket.gethostname() or _process_alive(holder.pid)
+    from botocore.exceptions import BotoCoreError, ClientError  # (only a run's lock needs it)
+
     try:
         status = sfn().describe_execution(executionArn=holder.execution)["status"]
     except ClientError as exc:

@@ -66,6 +66,10 @@ class Manifest:
     header_bytes: int
     bom: bool
     chunks: list[ChunkEntry] = field(default_factory=list)
+    # How the chunks were written, when not streamed through the splitter (a parallel split:
+    # {"scan": "ranges", "ranges": R, "jobs": J, "chunks": [method of chunk 0, ...]}). Kept
+    # out of the chunk entries so that sequential and parallel manifests agree on them.
+    assembly: dict[str, Any] | None = None
 
     @property
     def count(self) -> int:
@@ -91,12 +95,17 @@ class Manifest:
             "rows": self.rows,
             "bytes": self.bytes,
             "chunks": [asdict(c) for c in self.chunks],
-        }
+        } | ({"assembly": self.assembly} if self.assembly is not None else {})
 
     def summary(self) -> dict[str, Any]:
         """The manifest without its chunk list: small enough for logs and state payloads."""
         doc = self.to_dict()
         del doc["chunks"]
+        if "assembly" in doc:  # its per-chunk list as a count per method
+            assembly = dict(doc["assembly"])
+            methods = assembly.pop("chunks", [])
+            assembly["methods"] = {m: methods.count(m) for m in sorted(set(methods))}
+            doc["assembly"] = assembly
         return doc
 
     @classmethod
@@ -108,4 +117,5 @@ class Manifest:
             header_bytes=data["header_bytes"],
             bom=data["bom"],
             chunks=[ChunkEntry(**c) for c in data["chunks"]],
+            assembly=data.get("assembly"),
         )

@@ -9,10 +9,10 @@ continues from there, and the chunks are the same as in one pass.
 
 import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 
@@ -34,7 +34,7 @@ from s3split.split.manifest import (
     chunk_name,
 )
 from s3split.split.scanner import Dialect, Positions, Scan, Scanner, State
-from s3split.storage import ObjectInfo, Storage, join
+from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
 BLOCK = 8 * 1024 * 1024
 SPAN = 1024 * 1024  # scanned at a time: the scanner's work arrays stay cache-sized
@@ -42,6 +42,7 @@ HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
+RANGES_FROM = 32 * 1024 * 1024  # smaller sources: starting processes costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -67,8 +68,14 @@ def split(
     should_stop: Callable[[], bool] = lambda: False,
     on_progress: Callable[[int], None] = lambda n: None,
     block_size: int = BLOCK,
+    jobs: int = 1,
+    cuts: Sequence[int] | None = None,
 ) -> SplitResult:
     """Split ``source`` into ``dest`` (see module docstring).
+
+    ``jobs`` > 1 (or explicit range ``cuts``): a local, uncompressed source split by size
+    into a local ``dest`` is scanned in ranges by that many processes and its chunks are
+    copied out of the source (``s3split.split.parallel``); the chunks and manifest are the same.
 
     Only one split of ``dest`` may run at a time: the caller ensures it (``s3split split``
     holds ``split.lock``, the pipeline the run lock). What ``dest`` held that no split wrote
@@ -86,12 +93,25 @@ def split(
         _clear_previous(storage, dest)
     run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     try:
+        if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts):
+            from s3split.split.parallel import split_in_ranges  # (and multiprocessing) only here
+            return split_in_ranges(run, jobs, cuts)
         return run.run(resume)
     except SourceChanged:
         raise
     except Exception:
         storage.check_still(info)  # a rewritten file fails as that, not as the bad CSV it became
         raise
+
+
+def _in_ranges(source: str, dest: str, settings: SplitSettings, info: ObjectInfo, jobs: int,
+               cuts: Sequence[int] | None) -> bool:
+    """Whether the range split applies: asked for (``jobs`` > 1 on a source of at least
+    ``RANGES_FROM`` bytes, or explicit ``cuts``) and possible: rows mode counts records in
+    order, and compressed or S3 sources (and S3 destinations) take the single pass for now."""
+    asked = cuts is not None or (jobs > 1 and info.size >= RANGES_FROM)
+    return (asked and settings.chunk_size is not None and not is_s3(source) and not is_s3(dest)
+            and not is_compressed(source))
 
 
 def validate_settings(settings: SplitSettings) -> None:
@@ -156,6 +176,7 @@ class _Split:
         self.chunk_stack = ExitStack()
         self.chunk_bytes = self.chunk_rows = self.chunk_offset = self.chunk_line = 0
         self.entries: list[ChunkEntry] = []
+        self.assembly: dict[str, Any] | None = None  # set by a range split (s3split.split.parallel)
 
     # -- driving -------------------------------------------------------------------------------
 
@@ -398,7 +419,7 @@ class _Split:
         if [e.index for e in entries] != list(range(len(entries))):
             raise SourceChanged(f"{self.dest}: chunk records of an earlier invocation are missing")
         manifest = Manifest(self.info, self.settings, self.header.decode("utf-8", "replace"),
-                            len(self.header), self.bom, entries)
+                            len(self.header), self.bom, entries, self.assembly)
         uri = join(self.dest, MANIFEST_NAME)
         self.storage.write_json(uri, manifest.to_dict())
         self._remove_leftovers(len(entries))

@@ -1,0 +1,189 @@
+"""The range split of a local source: ranges scanned by several processes, chunks copied.
+
+``split_in_ranges`` is ``splitter.split``'s branch for ``jobs`` > 1: the header is read as
+the single pass reads it, the data is cut into ranges (``s3split.split.ranges``) scanned in a
+process pool (each worker opens the file itself and reads its range in 1 MiB blocks), the
+scans are combined into the chunk table, and each chunk is written as the header followed by
+its source bytes, copied by the kernel (``os.copy_file_range``) or, where that does not
+apply, by a read/write loop, through the same all-or-nothing ``Storage.writer``. The
+manifest, leftovers and source checks are the single pass's own (``_Split._finished``); the
+manifest also records how each chunk was written (``Manifest.assembly``).
+"""
+
+import errno
+import math
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from functools import partial
+from typing import IO, Final
+
+from s3split.errors import SourceChanged
+from s3split.split.manifest import ChunkEntry, chunk_name
+from s3split.split.ranges import (
+    BLOCK,
+    Chunk,
+    Plan,
+    RangeScan,
+    Table,
+    combine,
+    plan_ranges,
+    pread_reader,
+    raise_failure,
+    scan_local_range,
+)
+from s3split.split.scanner import State
+from s3split.split.splitter import CHUNK_TAGS, SplitResult, _blocks, _Split
+from s3split.storage import Storage, join
+
+MIN_RANGE: Final = 16 * 1024 * 1024  # a smaller range costs more in start-up than it saves
+RANGES_PER_JOB: Final = 4  # a few ranges per process even out their speeds
+COPY_BLOCK: Final = 1024 * 1024  # the read/write loop's buffer
+COPY_FILE_RANGE: Final = "copy_file_range"
+READ_WRITE: Final = "read_write"
+# copy_file_range's answers for a pair of files it cannot copy between (other filesystems on
+# old kernels, special files, filesystems without support): the read/write loop can.
+NO_COPY: Final = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP,
+                            errno.ENOTSUP, errno.EBADF, errno.ETXTBSY})
+# Worker processes: fork starts in a fraction of spawn's time (no numpy import per worker);
+# the task (a path, a Plan and an index) works under spawn as well.
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"
+
+
+def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -> SplitResult:
+    """Split ``run``'s source in ranges (see module docstring); ``cuts``: explicit range
+    starts instead of planned ones."""
+    settings, info = run.settings, run.info
+    assert settings.chunk_size is not None
+    with run.storage.open_source(info) as f:
+        run._read_header(_blocks(f, run.block_size))
+    run.on_progress(run.offset)
+    plan = plan_ranges(run.source, info.size, run.data_start, settings.chunk_size,
+                       range_count(info.size - run.data_start, jobs), cuts=cuts,
+                       delimiter=settings.delimiter, quotechar=settings.quotechar,
+                       strict=settings.strict, header_cr=run.header.endswith(b"\r"),
+                       block=min(run.block_size, BLOCK))
+    scans = scan_ranges(plan, jobs, run.on_progress)
+    fd = os.open(run.source, os.O_RDONLY)
+    try:
+        table = combine(plan, run.lines_before, scans)
+        _raise_errors(run, plan, table, fd)
+        run.entries, methods = write_chunks(run.storage, run.dest, run.source, fd, run.header,
+                                            table.chunks, jobs)
+    finally:
+        os.close(fd)
+    run.offset = info.size
+    run.assembly = {"scan": "ranges", "ranges": plan.count, "jobs": jobs, "chunks": methods}
+    return run._finished()
+
+
+def range_count(data_bytes: int, jobs: int) -> int:
+    """Ranges for ``jobs`` processes: ``RANGES_PER_JOB`` each, none below ``MIN_RANGE``."""
+    return max(1, min(jobs * RANGES_PER_JOB, math.ceil(data_bytes / MIN_RANGE)))
+
+
+def scan_ranges(plan: Plan, jobs: int, on_progress: Callable[[int], None]) -> list[RangeScan]:
+    """Every range of ``plan`` scanned, in a pool of ``jobs`` processes (here when 1)."""
+    task = partial(scan_local_range, plan.uri, plan)
+    scans: list[RangeScan] = []
+    processes = min(jobs, plan.count)
+    if processes <= 1:
+        for index in range(plan.count):
+            scans.append(task(index))
+            on_progress(scans[-1].end - scans[-1].start)
+        return scans
+    # (an executor, not multiprocessing.Pool: a worker that dies fails the split instead of
+    # leaving it waiting for the lost range forever)
+    context = multiprocessing.get_context(START_METHOD)
+    with ProcessPoolExecutor(processes, mp_context=context) as pool:
+        futures = [pool.submit(task, index) for index in range(plan.count)]
+        try:
+            for future in as_completed(futures):
+                scans.append(future.result())
+                on_progress(scans[-1].end - scans[-1].start)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return scans
+
+
+def _raise_errors(run: _Split, plan: Plan, table: Table, fd: int) -> None:
+    """The single pass's errors, at the same byte and line: a ``--strict`` failure, or a
+    quoted field still open at the end."""
+    if table.failure is not None:
+        raise_failure(pread_reader(fd), plan, table.failure)
+    if table.state is State.QUOTED:
+        run.state = State.QUOTED
+        run.open_quote = table.open_quote or (-1, 0)
+        run._finish_last_chunk()  # raises UnterminatedQuote
+
+
+# -- writing the chunks ---------------------------------------------------------------------------
+
+
+def write_chunks(storage: Storage, dest: str, source: str, fd: int, header: bytes,
+                 chunks: Sequence[Chunk], threads: int) -> tuple[list[ChunkEntry], list[str]]:
+    """Write every chunk of ``source`` (open as ``fd``), ``threads`` at a time (the copies
+    run in the kernel); their manifest entries and how each was written."""
+    write = partial(write_chunk, storage, dest, fd, header, source)
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        done = list(pool.map(write, chunks))
+    return [entry for entry, _ in done], [method for _, method in done]
+
+
+def write_chunk(storage: Storage, dest: str, fd: int, header: bytes, source: str,
+                chunk: Chunk) -> tuple[ChunkEntry, str]:
+    uri = join(dest, chunk_name(chunk.index))
+    with storage.writer(uri, CHUNK_TAGS) as f:
+        f.write(header)
+        method = copy_out(fd, f, chunk.start, chunk.end, len(header), source)
+    entry = ChunkEntry(chunk.index, uri, len(header) + chunk.end - chunk.start, chunk.rows,
+                       chunk.start, chunk.source_line)
+    return entry, method
+
+
+def copy_out(src: int, f: IO[bytes], start: int, end: int, at: int, source: str) -> str:
+    """Append bytes ``[start, end)`` of ``source`` (open as ``src``) to ``f``, which holds
+    ``at`` bytes; how they were copied."""
+    f.flush()
+    try:
+        dst = f.fileno()
+    except (OSError, ValueError):  # not a file of its own (an S3 upload)
+        dst = -1
+    pos = start
+    if dst >= 0:
+        try:
+            while pos < end:
+                copied = os.copy_file_range(src, dst, end - pos, pos, at + pos - start)
+                if not copied:
+                    raise _shrunk(source, pos, end)
+                pos += copied
+            return COPY_FILE_RANGE
+        except OSError as exc:
+            if exc.errno not in NO_COPY:
+                raise
+    while pos < end:
+        data = os.pread(src, min(COPY_BLOCK, end - pos), pos)
+        if not data:
+            raise _shrunk(source, pos, end)
+        if dst >= 0:
+            _pwrite_all(dst, data, at + pos - start)
+        else:
+            f.write(data)
+        pos += len(data)
+    return READ_WRITE
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.pwrite(fd, view, offset)
+        view, offset = view[written:], offset + written
+
+
+def _shrunk(source: str, pos: int, end: int) -> SourceChanged:
+    return SourceChanged(f"{source} changed during the split: it ends at byte {pos}, but the "
+                         f"chunk being written runs to byte {end}; start the split again")

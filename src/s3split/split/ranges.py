@@ -1,0 +1,464 @@
+"""The parallel split's core: chunk boundaries from independent scans of byte ranges.
+
+Chunk ``k`` closes at the first record end at or after ``data_start + k * chunk_size``
+(empty chunks dropped), the sequential splitter's definition, so a scanner that knows only
+its range can find the boundaries in it. Three pure steps, each small and picklable:
+
+* ``plan_ranges`` cuts ``[data_start, size)`` into ranges (``Plan``).
+* ``scan_range`` scans one range, once for each state it may start in, into a ``RangeScan``:
+  per start state a ``Piece`` (end state, the boundaries in the range, rows and line ends).
+* ``combine`` folds the scans left to right, each range's start state being the previous
+  one's end state, into the chunk ``Table``.
+
+**Where a range starts.** A planned cut moves forward to just after the next line end (an
+LF, or a CR not followed by an LF): both ranges on either side compute the same point from
+the bytes alone, no cut falls between the CR and LF of a CRLF, and after a line end the
+parser can only be at a record's start (``RECORD``) or inside a quoted field (``QUOTED``).
+So each range is scanned from at most two states, block by block; once both scans stand in
+the same state after a block, the rest is scanned once (convergence: with csv.reader's
+lenient rules a scan started on the wrong side of a quote falls in step within a few
+fields). A block without a quote leaves a ``QUOTED`` scan where it was, uncounted.
+
+**Errors.** A ``--strict`` scan that fails is only a failure if the combine chooses it: the
+piece records the block it failed in, and ``raise_failure`` scans that block again from the
+chosen state with the real line count, raising exactly the sequential split's error. An
+``UnterminatedQuote`` is raised by the caller from the table's end state and open quote.
+"""
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from s3split.errors import MalformedCsv, SourceChanged
+from s3split.split.scanner import Dialect, Positions, Scanner, State
+
+LF, CR = 0x0A, 0x0D
+BLOCK: Final = 1024 * 1024  # read and scanned at a time (the scanner's arrays stay cache-sized)
+SNAP_READ: Final = 64 * 1024  # read at a time while looking for a range's first line end
+QUOTED_STATES: Final = (State.QUOTED, State.CLOSED)
+
+Reader = Callable[[int, int], bytes]
+"""``read(offset, length)``: ``length`` bytes of the source from ``offset`` (fewer at its end)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every range scan needs to know about the split (small; sent to each worker)."""
+
+    uri: str
+    size: int  # the source's size: the last range ends there
+    data_start: int  # where the first record after the header begins
+    chunk_size: int
+    cuts: tuple[int, ...]  # planned range starts: data_start first, then increasing
+    delimiter: str = ","
+    quotechar: str = '"'
+    strict: bool = False
+    header_cr: bool = False  # the header ends in a bare CR: no chunk may start with an LF
+    block: int = BLOCK
+
+    @property
+    def count(self) -> int:
+        return len(self.cuts)
+
+    def scanner(self) -> Scanner:
+        return Scanner(Dialect.of(self.delimiter, self.quotechar), strict=self.strict,
+                       uri=self.uri)
+
+
+def plan_ranges(uri: str, size: int, data_start: int, chunk_size: int, ranges: int, *,
+                cuts: Sequence[int] | None = None, delimiter: str = ",", quotechar: str = '"',
+                strict: bool = False, header_cr: bool = False, block: int = BLOCK) -> Plan:
+    """``ranges`` equal ranges of ``[data_start, size)``, or the given ``cuts`` (any offsets;
+    those outside the data are dropped)."""
+    if cuts is None:
+        span, count = max(size - data_start, 0), max(ranges, 1)
+        cuts = [data_start + span * i // count for i in range(count)]
+    inside = sorted({c for c in cuts if data_start < c < size})
+    return Plan(uri, size, data_start, chunk_size, (data_start, *inside), delimiter, quotechar,
+                strict, header_cr, block)
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A record end that closes a chunk, with the counts from its piece's start."""
+
+    offset: int  # the record end (exclusive): the next chunk starts here
+    rows: int  # record ends in (piece start, offset]
+    lines: int  # line ends in [piece start, offset)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Where a ``--strict`` scan failed: the block ``[start, end)``, the parser's state at its
+    start and the line ends before it (counted from its piece's start)."""
+
+    start: int
+    end: int
+    state: State
+    lines: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One scan of ``[start, end)`` from one start state; counts are from ``start``.
+
+    ``first``: the first record end that may close a chunk (for a chunk target carried from
+    before the piece); ``marks``: the chunk boundaries of the targets in ``(start, end]``;
+    ``pending``: a target in ``(start, end]`` has no record end after it in the piece;
+    ``open_quote``: (offset, line ends before it) of the quote that opened the field still
+    open at the end, when it lies in the piece.
+    """
+
+    start: int
+    end: int
+    state: State
+    rows: int = 0
+    lines: int = 0
+    first: Mark | None = None
+    marks: tuple[Mark, ...] = ()
+    pending: bool = False
+    open_quote: tuple[int, int] | None = None
+    failure: Failure | None = None
+
+
+class Fold:
+    """Pieces joined left to right (each starting where the last ended, in its end state)."""
+
+    def __init__(self, start: int, state: State) -> None:
+        self.start = self.end = start
+        self.state = state
+        self.rows = self.lines = 0
+        self.first: Mark | None = None
+        self.marks: list[Mark] = []
+        self.pending = False
+        self.open_quote: tuple[int, int] | None = None
+        self.failure: Failure | None = None
+
+    def add(self, q: Piece) -> None:
+        assert q.start == self.end, (q.start, self.end)
+        if self.failure is not None:
+            return
+        if self.first is None and q.first is not None:
+            self.first = self._shift(q.first)
+        if self.pending and q.first is not None:
+            self.marks.append(self._shift(q.first))  # a target carried into this piece
+        for mark in q.marks:
+            if not self.marks or self.marks[-1].offset != mark.offset:
+                self.marks.append(self._shift(mark))
+        self.pending = q.pending or (self.pending and q.first is None)
+        if q.state in QUOTED_STATES:
+            if q.open_quote is not None:
+                self.open_quote = (q.open_quote[0], q.open_quote[1] + self.lines)
+        else:
+            self.open_quote = None
+        if q.failure is not None:
+            f = q.failure
+            self.failure = Failure(f.start, f.end, f.state, f.lines + self.lines)
+        self.rows += q.rows
+        self.lines += q.lines
+        self.end, self.state = q.end, q.state
+
+    def _shift(self, mark: Mark) -> Mark:
+        return Mark(mark.offset, mark.rows + self.rows, mark.lines + self.lines)
+
+    def piece(self) -> Piece:
+        return Piece(self.start, self.end, self.state, self.rows, self.lines, self.first,
+                     tuple(self.marks), self.pending, self.open_quote, self.failure)
+
+
+@dataclass(frozen=True)
+class RangeScan:
+    """What one range holds, for each state it may start in."""
+
+    index: int
+    start: int
+    end: int
+    pieces: dict[State, Piece] = field(default_factory=dict)
+
+
+# -- scanning one range ------------------------------------------------------------------------
+
+
+def read_exact(read: Reader, plan: Plan, offset: int, length: int) -> bytes:
+    """``length`` bytes from ``offset`` (clipped to the source's size); a short read means
+    the source shrank during the split."""
+    length = max(min(length, plan.size - offset), 0)
+    data = read(offset, length) if length else b""
+    if len(data) != length:
+        raise SourceChanged(f"{plan.uri} changed during the split: {length} bytes at byte "
+                            f"{offset} were expected, {len(data)} could be read (it had "
+                            f"{plan.size} when the split started); start the split again")
+    return data
+
+
+def range_start(read: Reader, plan: Plan, index: int) -> int:
+    """Where range ``index`` really starts: its cut, moved to just after a line end."""
+    if index == 0:
+        return plan.data_start
+    if index >= plan.count:
+        return plan.size
+    return snap(read, plan, plan.cuts[index])
+
+
+def snap(read: Reader, plan: Plan, cut: int) -> int:
+    """The first offset at or after ``cut`` that follows a line end (or the source's end)."""
+    pos = cut - 1  # the byte before the cut may already be the line end
+    while pos < plan.size:
+        buf = read_exact(read, plan, pos, SNAP_READ + 1)  # + the byte after, for a CR
+        at = _first_line_end(buf, complete=pos + len(buf) >= plan.size)
+        if at >= 0:
+            return pos + at + 1
+        pos += max(len(buf) - 1, 1)
+    return plan.size
+
+
+def _first_line_end(buf: bytes, complete: bool) -> int:
+    """The first LF or bare CR in ``buf`` whose kind is known from ``buf`` (a CR at its end
+    is bare only when ``buf`` ends the source), or -1."""
+    lf, cr = buf.find(b"\n"), buf.find(b"\r")
+    while cr >= 0 and (lf < 0 or cr < lf):
+        if cr + 1 < len(buf):
+            if buf[cr + 1] != LF:
+                return cr
+            return cr + 1  # the LF of a CRLF
+        return cr if complete else -1
+    return lf
+
+
+def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
+    """Scan range ``index`` from each state it may start in (see module docstring)."""
+    start = range_start(read, plan, index)
+    end = range_start(read, plan, index + 1)
+    states = (State.RECORD,) if index == 0 else (State.RECORD, State.QUOTED)
+    if end <= start:  # (at the source's end, after a range that ended in any state)
+        return RangeScan(index, start, start, {s: Piece(start, start, s) for s in State})
+    scanner = plan.scanner()
+    tracks = [_Track([s], s, Fold(start, s)) for s in states]
+    done: dict[State, list[Piece]] = {s: [] for s in states}
+    quote = plan.quotechar.encode()
+    for base, data, after in _range_blocks(read, plan, start, end):
+        has_quote = quote in data
+        for track in tracks:
+            if track.fold.failure is None:
+                track.fold.add(_scan_block(scanner, plan, data, base, track.state, after,
+                                           has_quote))
+                track.state = track.fold.state
+        tracks = _merge(tracks, done, base + len(data))
+    for track in tracks:
+        for s in track.starts:
+            done[s].append(track.fold.piece())
+    return RangeScan(index, start, end, {s: _joined(done[s], start, s) for s in states})
+
+
+@dataclass
+class _Track:
+    """The scan of the start states ``starts``, which stand in one state from here on."""
+
+    starts: list[State]
+    state: State
+    fold: Fold
+
+
+def _merge(tracks: list[_Track], done: dict[State, list[Piece]], at: int) -> list[_Track]:
+    """Tracks that stand in the same state at ``at`` (and have not failed) go on as one: what
+    each scanned so far is set aside for its start states."""
+    groups: dict[State, list[_Track]] = {}
+    for track in tracks:
+        if track.fold.failure is None:
+            groups.setdefault(track.state, []).append(track)
+    if all(len(group) == 1 for group in groups.values()):
+        return tracks
+    out = [t for t in tracks if t.fold.failure is not None]  # kept to the end as they are
+    for state, group in groups.items():
+        if len(group) == 1:
+            out.extend(group)
+            continue
+        starts: list[State] = []
+        for track in group:
+            for s in track.starts:
+                done[s].append(track.fold.piece())
+            starts.extend(track.starts)
+        out.append(_Track(starts, state, Fold(at, state)))
+    return out
+
+
+def _joined(pieces: list[Piece], start: int, state: State) -> Piece:
+    fold = Fold(start, state)
+    for piece in pieces:
+        if piece.end > piece.start or piece.failure is not None:
+            fold.add(piece)
+    return fold.piece()
+
+
+def _range_blocks(read: Reader, plan: Plan, start: int,
+                  end: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """``(offset, block, the byte after it)`` over ``[start, end)``; no block ends between
+    the CR and LF of a CRLF."""
+    pos = start
+    while pos < end:
+        want = min(plan.block, end - pos)
+        buf = read_exact(read, plan, pos, want + 1)
+        data, after = buf[:want], buf[want:want + 1]
+        if data.endswith(b"\r") and after == b"\n":  # keep the CR with its LF
+            if len(data) > 1:
+                data, after = data[:-1], b"\r"
+            else:
+                data, after = buf, read_exact(read, plan, pos + len(buf), 1)
+        yield pos, data, after
+        pos += len(data)
+
+
+def _scan_block(scanner: Scanner, plan: Plan, data: bytes, base: int, state: State,
+                after: bytes, has_quote: bool) -> Piece:
+    end = base + len(data)
+    if state is State.QUOTED and not has_quote:  # nothing can close the field
+        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        return Piece(base, end, state, lines=lines, pending=_targets_after(plan, base, end))
+    try:
+        scan = scanner.scan(data, state, base, 0)
+    except MalformedCsv:
+        return Piece(base, end, state, failure=Failure(base, end, state, 0))
+    ends: Positions = scan.ends
+    eligible = ends if not plan.header_cr else ends[_not_before_lf(data, after, ends)]
+    marks = _marks(plan, base, eligible, ends, scan.line_ends)
+    first = _mark(eligible[0], ends, scan.line_ends, base) if len(eligible) else None
+    last = base + int(eligible[-1]) if len(eligible) else base
+    open_quote = None
+    if scan.state in QUOTED_STATES and scan.open_quote >= 0:
+        open_quote = (base + scan.open_quote,
+                      int(np.searchsorted(scan.line_ends, scan.open_quote)))
+    return Piece(base, end, scan.state, len(ends), len(scan.line_ends), first, marks,
+                 _targets_after(plan, last, end), open_quote)
+
+
+def _not_before_lf(data: bytes, after: bytes, ends: Positions) -> npt.NDArray[np.bool_]:
+    """Which record ends are not followed by an LF (a chunk may start there when the header
+    ends in a bare CR, which would swallow the LF: see the splitter's _header_swallows_lf)."""
+    padded = np.frombuffer(data + (after or b"\0"), np.uint8)
+    eligible: npt.NDArray[np.bool_] = padded[ends] != LF
+    return eligible
+
+
+def _marks(plan: Plan, base: int, eligible: Positions, ends: Positions,
+           line_ends: Positions) -> tuple[Mark, ...]:
+    """The eligible record ends that are the first at or after a chunk target in the block:
+    those with a target between them and the previous eligible end (or the block's start)."""
+    if not len(eligible):
+        return ()
+    ds, size = plan.data_start, plan.chunk_size
+    k = (eligible + (base - ds)) // size
+    before = np.empty_like(k)
+    before[0] = (base - ds) // size
+    before[1:] = k[:-1]
+    return tuple(_mark(e, ends, line_ends, base) for e in eligible[k > before])
+
+
+def _mark(end: int | np.int64, ends: Positions, line_ends: Positions,
+          base: int) -> Mark:
+    rows = int(np.searchsorted(ends, end, side="right"))
+    return Mark(base + int(end), rows, int(np.searchsorted(line_ends, end)))
+
+
+def _targets_after(plan: Plan, last: int, end: int) -> bool:
+    """Whether a chunk target lies in ``(last, end]`` (it has no record end in the piece)."""
+    ds, size = plan.data_start, plan.chunk_size
+    return (end - ds) // size > (last - ds) // size
+
+
+# -- combining --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    start: int  # source offset of the chunk's first record
+    end: int
+    rows: int
+    source_line: int  # 1-based line of its first record
+
+
+@dataclass(frozen=True)
+class Table:
+    """The chunks, the parser's state at the source's end and where the quoted field still
+    open there began (offset, 1-based line); or the ``failure`` to raise instead."""
+
+    chunks: tuple[Chunk, ...]
+    state: State
+    open_quote: tuple[int, int] | None = None
+    failure: Failure | None = None
+
+
+def combine(plan: Plan, header_lines: int, scans: Sequence[RangeScan]) -> Table:
+    """Fold the range scans left to right into the chunk table (``header_lines``: the line
+    ends before ``data_start``). A failure's ``lines`` are then absolute."""
+    ordered = sorted(scans, key=lambda s: s.index)
+    if [s.index for s in ordered] != list(range(plan.count)):
+        raise ValueError(f"range scans {[s.index for s in ordered]} for {plan.count} ranges")
+    total = Fold(plan.data_start, State.RECORD)
+    for scan in ordered:
+        if scan.start != total.end:
+            raise ValueError(f"range {scan.index} starts at {scan.start}, not {total.end}")
+        total.add(scan.pieces[total.state])
+        if total.failure is not None:
+            f = total.failure
+            return Table((), f.state, None, Failure(f.start, f.end, f.state,
+                                                    f.lines + header_lines))
+    if total.end != plan.size:
+        raise ValueError(f"the ranges end at {total.end}, not at {plan.size}")
+    open_quote = None
+    if total.open_quote is not None:
+        open_quote = (total.open_quote[0], header_lines + total.open_quote[1] + 1)
+    return Table(_chunks(plan, header_lines, total), total.state, open_quote)
+
+
+def _chunks(plan: Plan, header_lines: int, total: Fold) -> tuple[Chunk, ...]:
+    chunks: list[Chunk] = []
+    prev = Mark(plan.data_start, 0, 0)
+    for mark in total.marks:
+        chunks.append(Chunk(len(chunks), prev.offset, mark.offset, mark.rows - prev.rows,
+                            header_lines + prev.lines + 1))
+        prev = mark
+    if prev.offset < plan.size:
+        rows = total.rows - prev.rows + (1 if total.state.in_record else 0)
+        chunks.append(Chunk(len(chunks), prev.offset, plan.size, rows,
+                            header_lines + prev.lines + 1))
+    return tuple(chunks)
+
+
+def raise_failure(read: Reader, plan: Plan, failure: Failure) -> None:
+    """Scan the failed block again from the chosen state, with the real line count: the
+    scanner raises the sequential split's ``MalformedCsv``."""
+    data = read_exact(read, plan, failure.start, failure.end - failure.start)
+    plan.scanner().scan(data, failure.state, failure.start, failure.lines)
+    raise AssertionError(f"{plan.uri}: the block at byte {failure.start} failed in a range "
+                         "scan but not when scanned again")
+
+
+# -- local sources ------------------------------------------------------------------------------
+
+
+def pread_reader(fd: int) -> Reader:
+    def read(offset: int, length: int) -> bytes:
+        parts: list[bytes] = []
+        while length > 0:
+            got = os.pread(fd, length, offset)
+            if not got:
+                break
+            parts.append(got)
+            offset += len(got)
+            length -= len(got)
+        return b"".join(parts)
+    return read
+
+
+def scan_local_range(path: str, plan: Plan, index: int) -> RangeScan:
+    """``scan_range`` of a local file, opened here (a worker process's task)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return scan_range(pread_reader(fd), plan, index)
+    finally:
+        os.close(fd)

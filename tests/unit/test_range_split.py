@@ -1,0 +1,323 @@
+"""The range split (s3split.split.ranges, s3split.split.parallel) against the single pass: the
+same chunk bytes, the same manifest, the same errors at the same byte and line, for any cuts."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_splitter_properties import SETTINGS, Source, any_sources, write_source
+
+from conftest import BOM, local_parts, read_split
+from s3split.errors import (
+    DestinationUnwritable,
+    MalformedCsv,
+    SourceChanged,
+    UnterminatedQuote,
+)
+from s3split.split import parallel as assemble
+from s3split.split.manifest import Manifest, SplitSettings
+from s3split.split.ranges import (
+    Plan,
+    combine,
+    plan_ranges,
+    pread_reader,
+    scan_local_range,
+    scan_range,
+)
+from s3split.split.scanner import State
+from s3split.split.splitter import split
+from s3split.storage import Storage
+
+Outcome = tuple[str, Any]
+
+
+def outcome(path: str, dest: str, settings_: SplitSettings, **kw: Any) -> Outcome:
+    """What a split of ``path`` into ``dest`` gives: its manifest (without the assembly
+    record), chunk bytes and file names, or its error; ``dest`` is removed again."""
+    try:
+        result = split(path, dest, settings_, Storage(), **kw)
+    except (MalformedCsv, UnterminatedQuote) as exc:
+        assert "manifest.json" not in local_parts(dest)
+        shutil.rmtree(dest, ignore_errors=True)
+        return type(exc).__name__, str(exc)
+    assert result.manifest is not None
+    manifest, chunks = read_split(dest)
+    assembly = manifest.pop("assembly", None)
+    assert assembly is None or assembly["chunks"] == ["copy_file_range"] * len(chunks)
+    done = ("done", (manifest, chunks, local_parts(dest)))
+    shutil.rmtree(dest)
+    return done
+
+
+def same_as_sequential(data: bytes, settings_: SplitSettings, cuts: list[int],
+                       jobs: int = 1, block_size: int = 1 << 20) -> Outcome:
+    with tempfile.TemporaryDirectory() as tmp:
+        path, dest = write_source(tmp, data), os.path.join(tmp, "out")
+        sequential = outcome(path, dest, settings_)
+        ranged = outcome(path, dest, settings_, jobs=jobs, cuts=cuts, block_size=block_size)
+        assert ranged == sequential
+        return ranged
+
+
+@settings(SETTINGS, max_examples=200)
+@given(data=st.data(), source=any_sources, jobs=st.integers(1, 8),
+       chunk_size=st.integers(1, 120), strict=st.booleans(),
+       block_size=st.one_of(st.integers(1, 16), st.just(1 << 20)))
+def test_ranges_equal_the_single_pass(data: st.DataObject, source: Source, jobs: int,
+                                      chunk_size: int, strict: bool, block_size: int) -> None:
+    """Random sources over the dialect fuzz alphabet, random cuts (``jobs`` ranges, or any
+    number), tiny blocks: byte-identical chunks, identical manifests, identical errors."""
+    n = len(source.data)
+    count = data.draw(st.one_of(st.just(jobs - 1), st.integers(0, 12)))
+    cuts = data.draw(st.lists(st.integers(0, n + 1), min_size=count, max_size=count))
+    settings_ = SplitSettings(chunk_size=chunk_size, header=source.header,
+                              delimiter=source.delimiter, quotechar=source.quotechar,
+                              strict=strict)
+    same_as_sequential(source.data, settings_, cuts, block_size=block_size)
+
+
+# -- the edge cases, each with its cut ------------------------------------------------------------
+
+QUOTED = b'id,note\n1,"first\nsecond\r\nthird"\n2,"a ""b"" c"\n3,plain\r\n4,"x,y"\n'
+
+
+def chunks_of(result: Outcome) -> list[bytes]:
+    assert result[0] == "done"
+    chunks: list[bytes] = result[1][1]
+    return chunks
+
+
+def scans_for(data: bytes, cuts: list[int], chunk_size: int = 10,
+              header: bytes = b"id,note\n", block: int = 1 << 20,
+              strict: bool = False) -> tuple[Plan, list[Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_source(tmp, data)
+        plan = plan_ranges(path, len(data), len(header), chunk_size, 1, cuts=cuts,
+                           strict=strict, block=block)
+        return plan, [scan_local_range(path, plan, i) for i in range(plan.count)]
+
+
+def test_cut_inside_a_quoted_field() -> None:
+    cut = QUOTED.index(b"second")  # just after the LF inside "first\nsecond..."
+    plan, scans = scans_for(QUOTED, [cut])
+    assert scans[1].start == cut  # (already after a line end)
+    table = combine(plan, 1, scans)
+    assert scans[0].pieces[State.RECORD].state is State.QUOTED  # so range 1 starts quoted
+    assert table.state is State.RECORD
+    for chunk_size in (1, 5, 10, 1000):
+        settings_ = SplitSettings(chunk_size=chunk_size)
+        chunks = chunks_of(same_as_sequential(QUOTED, settings_, [cut]))
+        assert b"".join(c[len(b"id,note\n"):] for c in chunks) == QUOTED[len(b"id,note\n"):]
+
+
+def test_cut_right_after_the_cr_of_a_crlf() -> None:
+    cr = QUOTED.index(b"plain\r\n") + len(b"plain")
+    _, scans = scans_for(QUOTED, [cr + 1])  # between CR and LF
+    assert scans[1].start == cr + 2  # the range starts after the LF
+    assert scans[0].end == cr + 2
+    for chunk_size in (1, 7, 40):
+        same_as_sequential(QUOTED, SplitSettings(chunk_size=chunk_size), [cr + 1])
+        same_as_sequential(QUOTED, SplitSettings(chunk_size=chunk_size), [cr + 1], block_size=1)
+
+
+def test_cut_inside_a_doubled_quote() -> None:
+    doubled = QUOTED.index(b'""b') + 1
+    for chunk_size in (1, 3, 30):
+        for cuts in ([doubled], [doubled - 1, doubled, doubled + 1]):
+            same_as_sequential(QUOTED, SplitSettings(chunk_size=chunk_size), cuts, block_size=2)
+
+
+def test_cut_in_the_header() -> None:
+    data = b'"long\nheader",b\n1,2\n3,4\n'
+    plan, _ = scans_for(data, [3, 12, 20], header=b'"long\nheader",b\n')
+    assert plan.cuts == (len(b'"long\nheader",b\n'), 20)  # cuts in the header are dropped
+    for chunk_size in (1, 4):
+        same_as_sequential(data, SplitSettings(chunk_size=chunk_size), [3, 12, 20])
+
+
+def test_a_range_without_a_record_end_carries_its_target() -> None:
+    """A quoted field spans the whole middle range (read in 4-byte blocks): the chunk target
+    in it closes at the first record end of the range after it."""
+    data = b"h\n1,2\n" + b'"' + b"x\n" * 40 + b'"\n5,6\n7,8\n'
+    cuts = [10, 60]
+    plan, scans = scans_for(data, cuts, chunk_size=20, header=b"h\n", block=4)
+    middle = scans[1].pieces[State.QUOTED]
+    assert middle.first is None and middle.marks == () and middle.pending
+    table = combine(plan, 1, scans)
+    closing = data.index(b'"\n5') + 2
+    assert scans[1].start < 22 < 42 < scans[1].end < closing  # two targets in the range
+    assert [c.end for c in table.chunks] == [closing, len(data)]
+    same_as_sequential(data, SplitSettings(chunk_size=20), cuts, block_size=4)
+
+
+def test_header_ending_in_a_bare_cr() -> None:
+    """No chunk starts with an LF (the header's CR would swallow it): also at a cut."""
+    data = b"h\r" + b"\n\n1\r\n\n\n2\n\n"
+    for chunk_size in (1, 2, 3):
+        for cuts in ([3], [4], [4, 5, 6, 9]):
+            same_as_sequential(data, SplitSettings(chunk_size=chunk_size), cuts)
+
+
+def test_strict_error_in_the_third_range_names_the_same_byte_and_line() -> None:
+    rows = [b"%d,plain\n" % i for i in range(30)]
+    bad = b'31,text "quoted" later\n'
+    data = b"id,note\n" + b"".join(rows) + b'30,"a\nb"\n' + bad + b"32,x\n"
+    at = data.index(b'"quoted')
+    cuts = [60, data.index(b'30,"a'), len(data) - 2]
+    _, scans = scans_for(data, cuts, strict=True)
+    assert scans[2].start <= at < scans[2].end
+    result = same_as_sequential(data, SplitSettings(chunk_size=10, strict=True), cuts)
+    line = data[:at].count(b"\n") + 1
+    assert result[0] == "MalformedCsv"
+    assert f"quote in an unquoted field at byte {at} (line {line})" in result[1]
+
+
+def test_unterminated_quote_at_the_end() -> None:
+    data = b'id,note\n1,"a\nb"\n2,ok\n3,"open\n4,still\r\n5,x'
+    at = data.index(b'"open')
+    for cuts in ([20], [20, 28, 33, 40], list(range(len(data)))):
+        result = same_as_sequential(data, SplitSettings(chunk_size=5), cuts, block_size=3)
+        assert result[0] == "UnterminatedQuote"
+        assert f"the quote at byte {at} (line 5) is never closed" in result[1]
+
+
+def test_strict_scan_on_the_wrong_side_of_a_quote_is_not_an_error() -> None:
+    """Every field quoted, strict: the scan that starts inside a quoted field fails at once
+    on valid data; only the chosen scan counts."""
+    data = b'"id","note"\n' + b"".join(b'"%d","v\n%d"\n' % (i, i) for i in range(50))
+    cuts = list(range(15, len(data), 37))
+    _, scans = scans_for(data, cuts, header=b'"id","note"\n', strict=True)
+    assert any(scan.pieces[State.QUOTED].failure is not None for scan in scans[1:])
+    result = same_as_sequential(data, SplitSettings(chunk_size=64, strict=True), cuts)
+    assert result[0] == "done"
+
+
+# -- processes, assembly and the manifest ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_worker_processes(method: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real pool (each worker opens the file itself), under fork and spawn."""
+    monkeypatch.setattr(assemble, "START_METHOD", method)
+    data = QUOTED * 50
+    result = same_as_sequential(data, SplitSettings(chunk_size=100), [700, 1500, 2300], jobs=3)
+    assert len(chunks_of(result)) > 10
+
+
+def split_dict(path: str, dest: str, **kw: Any) -> dict[str, Any]:
+    result = split(path, dest, SplitSettings(chunk_size=64), Storage(), **kw)
+    assert result.manifest is not None
+    with open(result.manifest_uri, "rb") as f:
+        document: dict[str, Any] = json.load(f)
+    assert Manifest.from_dict(document).to_dict() == document  # loads back, record and all
+    return document
+
+
+def test_manifest_records_the_assembly(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), QUOTED * 20)
+    ranged = split_dict(path, str(tmp_path / "a"), jobs=2, cuts=[300, 900])
+    assert ranged["assembly"] == {"scan": "ranges", "ranges": 3, "jobs": 2,
+                                  "chunks": ["copy_file_range"] * ranged["count"]}
+    summary = Manifest.from_dict(ranged).summary()
+    assert summary["assembly"]["methods"] == {"copy_file_range": ranged["count"]}
+    assert "assembly" not in split_dict(path, str(tmp_path / "b"))  # the single pass: none
+    old = {k: v for k, v in ranged.items() if k != "assembly"}  # an older manifest loads
+    assert Manifest.from_dict(old).assembly is None
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.ENOSYS, errno.EINVAL])
+def test_copy_file_range_fallback(code: int, tmp_path: Any,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the kernel cannot copy (another filesystem, no support), a read/write loop
+    writes the same bytes, and the manifest says so."""
+    path = write_source(str(tmp_path), QUOTED * 20)
+    expected = outcome(path, str(tmp_path / "seq"), SplitSettings(chunk_size=64))
+    calls: list[int] = []
+
+    def refuse(*args: Any) -> int:
+        calls.append(1)
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "copy_file_range", refuse)
+    dest = str(tmp_path / "out")
+    document = split_dict(path, dest, jobs=2, cuts=[500])
+    assert calls and document["assembly"]["chunks"] == ["read_write"] * document["count"]
+    _, chunks = read_split(dest)
+    assert chunks == expected[1][1]
+
+
+def test_copy_errors_other_than_unsupported_fail_the_chunk(tmp_path: Any,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_source(str(tmp_path), QUOTED * 20)
+
+    def full(*args: Any) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "copy_file_range", full)
+    dest = tmp_path / "out"
+    with pytest.raises(DestinationUnwritable):
+        split(path, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=2, cuts=[500])
+    names = local_parts(dest)
+    assert "manifest.json" not in names and not [n for n in names if n.endswith(".tmp")]
+
+
+def test_a_source_that_shrank_is_refused(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), QUOTED * 4)
+    plan = plan_ranges(path, len(QUOTED) * 5, 8, 10, 2)  # as if it had one QUOTED more
+    with pytest.raises(SourceChanged, match=r"changed during the split"):
+        scan_local_range(path, plan, 1)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert scan_range(pread_reader(fd), replace(plan, size=len(QUOTED) * 4), 1).end == \
+            len(QUOTED) * 4
+    finally:
+        os.close(fd)
+
+
+def test_rows_mode_and_compressed_sources_take_the_single_pass(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), QUOTED * 20)
+    rows = split(path, str(tmp_path / "rows"), SplitSettings(chunk_size=None, chunk_rows=7),
+                 Storage(), jobs=4, cuts=[100])
+    assert rows.manifest is not None and rows.manifest.assembly is None
+    gz = str(tmp_path / "source.csv.gz")
+    with gzip.open(gz, "wb") as f:
+        f.write(QUOTED * 20)
+    packed = split(gz, str(tmp_path / "gz"), SplitSettings(chunk_size=64), Storage(), jobs=4,
+                   cuts=[100])
+    assert packed.manifest is not None and packed.manifest.assembly is None
+    assert packed.manifest.rows == rows.manifest.rows
+
+
+def test_small_sources_take_the_single_pass(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), QUOTED * 20)
+    result = split(path, str(tmp_path / "out"), SplitSettings(chunk_size=64), Storage(), jobs=8)
+    assert result.manifest is not None and result.manifest.assembly is None
+
+
+def test_a_local_split_does_not_import_boto3(tmp_path: Any) -> None:
+    path = write_source(str(tmp_path), BOM + QUOTED * 20)
+    code = ("import sys\n"
+            "from s3split.command import main\n"
+            f"sys.argv = ['s3split', 'split', {path!r}, {str(tmp_path / 'out')!r}, "
+            "'--chunk-size', '100', '--jobs', '2']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            # (the file is too small for ranges)
+            "import s3split.split.parallel, s3split.split.ranges\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('boto3', 'botocore', 'smart_open')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "chunks" in done.stdout
