@@ -14,20 +14,12 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import (
-    BOM,
-    check_rows,
-    check_sizes,
-    check_split,
-    local_parts,
-    quote_field,
-    read_split,
-    ref_open_quote,
-)
 from s3split.errors import UnterminatedQuote
 from s3split.split.manifest import ResumeToken, SplitSettings
 from s3split.split.splitter import BLOCK, split
 from s3split.storage import Storage
+from tests.support.csvdata import BOM, quote_field, ref_open_quote
+from tests.support.splits import check_rows, check_sizes, check_split, local_parts, read_split
 
 SETTINGS = settings(max_examples=300, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
