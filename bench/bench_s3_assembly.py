@@ -3,7 +3,7 @@
     python bench/bench_s3_assembly.py [--size 512MiB] [--chunk 64MiB] [--seed 42] [--lf]
 
 Starts a moto S3 server in this process (ThreadedMotoServer) behind a counting TCP proxy
-(tests/integration/counting_proxy.py), puts a generated source (bench/gen_csv.py, reused from
+(tests/support/counting_proxy.py), puts a generated source (bench/gen_csv.py, reused from
 bench/data/) and splits it twice into chunks of ``--chunk``:
 
 - ``s3split.split.splitter.split`` from s3:// to s3:// (reads every byte, uploads every chunk);
@@ -36,9 +36,9 @@ from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-sys.path.insert(0, str(REPO / "tests" / "integration"))
+sys.path.insert(0, str(REPO))
 
-from counting_proxy import CountingProxy  # noqa: E402
+from tests.support.counting_proxy import CountingProxy  # noqa: E402
 
 from bench_split import ensure_data  # noqa: E402
 from gen_csv import format_size, parse_size  # noqa: E402

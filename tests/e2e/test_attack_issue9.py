@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline_support import local_results
+from tests.support.pipeline import local_results
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 SOURCE = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(40))

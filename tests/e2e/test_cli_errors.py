@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from backports import zstd
-from pipeline_support import BUCKET, CREDENTIALS, moto_s3_server, s3_client
+
+from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server, s3_client
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(20_000))

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline_support import local_results
+from tests.support.pipeline import local_results
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipeline_support import BUCKET, CREDENTIALS, csv_text, moto_s3_server, s3_client
+from tests.support.pipeline import BUCKET, CREDENTIALS, csv_text, moto_s3_server, s3_client
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 

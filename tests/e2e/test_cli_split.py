@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BOM, check_rows, check_sizes, check_split, make_csv, read_split
+from tests.support.csvdata import BOM, make_csv
+from tests.support.splits import check_rows, check_sizes, check_split, read_split
 
 S3SPLIT = Path(sys.executable).parent / "s3split"
 ROWS = [["id", "name", "note"],

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import assert_accounted, pipeline_backend
 
 from s3split.engine.local import LocalEngine, Outcome
 from s3split.pipeline.chunk import lambda_error_message
+from tests.support.pipeline import assert_accounted, pipeline_backend
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 BIG = b"x" * 5000

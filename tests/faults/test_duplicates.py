@@ -5,8 +5,6 @@ import io
 import os
 from pathlib import Path
 
-from pipeline_support import assert_accounted, csv_text, local_results
-
 from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
@@ -14,6 +12,7 @@ from s3split.processors import JsonlProcessor
 from s3split.split.manifest import Manifest
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.pipeline import assert_accounted, csv_text, local_results
 
 
 def test_second_delivery_changes_nothing(tmp_path: Path) -> None:

@@ -14,15 +14,15 @@ from typing import Any
 
 import boto3
 import pytest
-from fault_processors import TABLE
-from pipeline_support import CREDENTIALS, assert_accounted, moto_s3_server
 
 from s3split.engine.local import local_engine
 from s3split.storage import Storage
+from tests.support.fault_processors import TABLE
+from tests.support.pipeline import CREDENTIALS, assert_accounted, moto_s3_server
 
 pytestmark = pytest.mark.timeout(300)
 
-PROCESSOR = "throttled=tests.faults.fault_processors:throttled_dynamodb"
+PROCESSOR = "throttled=tests.support.fault_processors:throttled_dynamodb"
 HEADER = "pk,sk,qty,paid\n"
 ROWS = 120
 BAD = {7, 60}  # rows whose qty is not a number: rejected with their source line

@@ -8,29 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-from pipeline_support import PROBE, Run, assert_accounted, local_results, pipeline_backend
-
-from s3split.engine.local import LocalEngine
-from s3split.storage import Storage
+from tests.support.pipeline import Backend, Run, assert_accounted, local_results
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[LocalEngine, Storage, str]]:
-    with pipeline_backend("local", tmp_path_factory.mktemp("work"),
-                          {"S3SPLIT_PROCESSORS": PROBE}) as started:
-        yield started
-
-
 def test_worker_killed_mid_chunk_is_retried_and_its_partial_output_never_counts(
-        backend: tuple[LocalEngine, Storage, str]) -> None:
-    engine, storage, base = backend
+        local_backend: Backend) -> None:
+    engine, storage, base = local_backend
     run = Run(engine, storage, base, "killed", rows=30, control={"kill": {"1": 1}})
     outcome = run.start(lanes=2)
     assert outcome.succeeded, outcome

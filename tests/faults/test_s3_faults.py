@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from faulty_proxy import FaultyProxy
-from pipeline_support import BUCKET, moto_s3_server, s3_client
 
-from conftest import check_split, read_split
 from s3split.errors import SourceChanged
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.faulty_proxy import FaultyProxy
+from tests.support.pipeline import BUCKET, moto_s3_server, s3_client
+from tests.support.splits import check_split, read_split
 
 MiB = 1024 * 1024
 

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from pipeline_support import BUCKET, CREDENTIALS
 
 from s3split.engine.local import (
     ACCOUNT,
@@ -23,6 +22,7 @@ from s3split.engine.local import (
 )
 from s3split.engine.moto_seam import check_compatible
 from s3split.pipeline.batch import child_name, result_writer_substitutions
+from tests.support.pipeline import BUCKET, CREDENTIALS
 
 WORK = f"s3://{BUCKET}/runs"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3split-local"

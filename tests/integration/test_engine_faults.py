@@ -14,8 +14,6 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
-from pipeline_support import PROBE, Run
-from test_moto_seam import HANDLERS, HERE, LAMBDA_INVOKE, fn_arn, history, wait_for_execution
 
 from s3split.engine.faults import (
     LAMBDA_AWS_LAMBDA_EXCEPTION,
@@ -35,15 +33,25 @@ from s3split.engine.local import local_engine
 from s3split.engine.moto_seam import check_compatible, install, moto_config
 from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
+from tests.support.pipeline import PROBE, Run
+from tests.support.seam import (
+    HANDLERS,
+    LAMBDA_INVOKE,
+    MODULE,
+    SYS_PATH,
+    fn_arn,
+    history,
+    wait_for_execution,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
-FAULT_HANDLERS = HANDLERS | {"count": "seam_handlers:count"}
+FAULT_HANDLERS = HANDLERS | {"count": f"{MODULE}:count"}
 
 
 @pytest.fixture(scope="module")
 def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(FAULT_HANDLERS, max_workers=2, extra_sys_path=[str(HERE)]) as d:
+    with ProcessDispatcher(FAULT_HANDLERS, max_workers=2, extra_sys_path=SYS_PATH) as d:
         yield d
 
 

@@ -16,7 +16,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from test_moto_seam import HANDLERS, HERE, create, fn_arn, history, wait_for_execution
 
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.moto_seam import install, moto_config
@@ -28,16 +27,25 @@ from s3split.engine.quotas import (
     SOURCES,
     Quotas,
 )
+from tests.support.seam import (
+    HANDLERS,
+    MODULE,
+    SYS_PATH,
+    create,
+    fn_arn,
+    history,
+    wait_for_execution,
+)
 
 pytestmark = pytest.mark.timeout(300)
 
-QUOTA_HANDLERS = HANDLERS | {"big": "seam_handlers:big", "count": "seam_handlers:count"}
+QUOTA_HANDLERS = HANDLERS | {"big": f"{MODULE}:big", "count": f"{MODULE}:count"}
 LOOP = {"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}
 
 
 @pytest.fixture(scope="module")
 def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(QUOTA_HANDLERS, max_workers=2, extra_sys_path=[str(HERE)]) as d:
+    with ProcessDispatcher(QUOTA_HANDLERS, max_workers=2, extra_sys_path=SYS_PATH) as d:
         yield d
 
 

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from s3split.errors import ChunkInProgress, TransientError
 from s3split.pipeline.chunk import process_chunk
@@ -40,10 +38,9 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(60)
 
-REGION = "us-east-1"
 TABLE = "idempotency"
 NAME = "appender"
-ENV = {"S3SPLIT_PROCESSORS": f"{NAME}=test_idempotency:append_call",
+ENV = {"S3SPLIT_PROCESSORS": f"{NAME}={__name__}:append_call",  # this module
        "S3SPLIT_IDEMPOTENCY_TABLE": TABLE}
 CHUNK = 1
 SCHEMA = {"columns": {"id": {"type": "str"}}}
@@ -148,21 +145,16 @@ def stable(status: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBClient]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION}.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "POWERTOOLS_IDEMPOTENCY_DISABLED"):
-        monkeypatch.delenv(name, raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        client.create_table(  # as template.yaml's IdempotencyTable
-            TableName=TABLE, BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
-        client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
-            "Enabled": True, "AttributeName": "expiration"})
-        yield client
+def dynamodb(mocked_dynamodb: DynamoDBClient, monkeypatch: pytest.MonkeyPatch) -> DynamoDBClient:
+    monkeypatch.delenv("POWERTOOLS_IDEMPOTENCY_DISABLED", raising=False)
+    client = mocked_dynamodb
+    client.create_table(  # as template.yaml's IdempotencyTable
+        TableName=TABLE, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    client.update_time_to_live(TableName=TABLE, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expiration"})
+    return client
 
 
 @pytest.fixture

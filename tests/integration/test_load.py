@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import assert_accounted
 
 from s3split.engine.local import local_engine
 from s3split.storage import Storage
+from tests.support.pipeline import assert_accounted, tiny_csv
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
@@ -25,12 +25,6 @@ pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 # new, which is what the test shows, in a fifth of the time of 10,000 chunks.
 RECORDS = int(os.environ.get("S3SPLIT_LOAD_RECORDS", "2000"))
 HISTORY_LIMIT = 25_000  # a Standard execution fails at 25,000 events
-
-
-def tiny_csv(path: Path, records: int) -> Path:
-    """Header ``id,v`` and ``records`` records ``i,x``: record i is on source line i + 2."""
-    path.write_text("id,v\n" + "".join(f"{i},x\n" for i in range(records)))
-    return path
 
 
 def test_thousands_of_chunks_continue_as_new_within_the_history_limit(tmp_path: Path) -> None:

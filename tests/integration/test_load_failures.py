@@ -1,8 +1,9 @@
 """The failure paths under load: 2,000 one-record chunks, a tenth failing for good and a tenth
 throttled twice, on the engine with AWS's 25,000-event history limit in force.
 
-Processor ``failing_noop`` (pipeline_processors.py): chunks with ``index % 10 == 3`` raise
-ChunkInvalid, those with ``index % 10 == 7`` raise TransientError on their first two attempts.
+Processor ``failing_noop`` (tests/support/pipeline_processors.py): chunks with
+``index % 10 == 3`` raise ChunkInvalid, those with ``index % 10 == 7`` raise TransientError on
+their first two attempts.
 Retry intervals are skipped (``retry_interval_scale=0``); the tolerance is exactly the 200
 failures. Run with ``-s`` to see the wall time and the events per execution.
 """
@@ -13,18 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import assert_accounted
-from test_load import tiny_csv
 
 from s3split.engine.local import local_engine
 from s3split.engine.quotas import AWS_QUOTAS
 from s3split.storage import Storage
+from tests.support.pipeline import assert_accounted, tiny_csv
 
 pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]
 
 RECORDS = 2_000
 FAILING = RECORDS // 10
-PROCESSORS = "failing_noop=tests.integration.pipeline_processors:failing_noop"
+PROCESSORS = "failing_noop=tests.support.pipeline_processors:failing_noop"
 
 
 def test_two_thousand_chunks_with_failures_stay_within_the_history_limit(

@@ -1,8 +1,8 @@
 """The moto seam: real ASL on moto's interpreter, Lambda Tasks in worker processes.
 
-Handlers live in ``seam_handlers.py`` next to this file. Workers are spawned
-(fresh interpreters), so they import it by module name from ``extra_sys_path``
-below -- independent of pytest's import mode and of ``tests`` being a package.
+Handlers live in ``tests/support/seam_handlers.py``. Workers are spawned (fresh
+interpreters), so they import it by module name from ``extra_sys_path`` below --
+independent of pytest's import mode.
 """
 
 from __future__ import annotations
@@ -25,22 +25,18 @@ from s3split.engine.lambda_runtime import (
     ProcessDispatcher,
 )
 from s3split.engine.moto_seam import check_compatible, install, moto_config
+from tests.support.seam import (
+    HANDLERS,
+    LAMBDA_INVOKE,
+    REGION,
+    SYS_PATH,
+    create,
+    fn_arn,
+    history,
+    wait_for_execution,
+)
 
 pytestmark = pytest.mark.timeout(120)
-
-HERE = Path(__file__).resolve().parent
-REGION = "us-east-1"
-ACCOUNT = "123456789012"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
-HANDLERS = {
-    name: f"seam_handlers:{name}"
-    for name in ("echo", "validate", "flaky", "crash_once", "lane", "sleepy", "generation")
-}
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-
-
-def fn_arn(name: str) -> str:
-    return f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
 
 
 def invoke_task(function: str, **extra: Any) -> dict[str, Any]:
@@ -61,7 +57,7 @@ def dispatcher() -> Iterator[ProcessDispatcher]:
         HANDLERS,
         max_workers=3,
         timeouts={"sleepy": 1.0, "echo": 30.0},
-        extra_sys_path=[str(HERE)],
+        extra_sys_path=SYS_PATH,
     ) as d:
         yield d
 
@@ -70,30 +66,6 @@ def dispatcher() -> Iterator[ProcessDispatcher]:
 def sfn(dispatcher: ProcessDispatcher) -> Iterator[Any]:
     with mock_aws(config=moto_config()), install(dispatcher):
         yield boto3.client("stepfunctions", region_name=REGION)
-
-
-def create(sfn: Any, definition: dict[str, Any], name: str = "seam") -> str:
-    created = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE)
-    arn: str = created["stateMachineArn"]
-    return arn
-
-
-def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn)["events"]
-    return events
-
-
-def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
-    """Poll until the execution leaves RUNNING; fail with its history after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        if time.monotonic() > deadline:
-            tail = [e["type"] for e in history(sfn, execution_arn)[-10:]]
-            raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s; last: {tail}")
-        time.sleep(0.05)
 
 
 def run(sfn: Any, definition: dict[str, Any], payload: Any, timeout: float = 30) -> dict[str, Any]:

@@ -3,24 +3,9 @@ local files and on S3 (a moto server on loopback). Assertions read the execution
 well as the run's outputs.
 """
 
-from collections.abc import Iterator
 
-import pytest
-from pipeline_support import PROBE, Run, assert_accounted, max_overlap, pipeline_backend
-
-from s3split.engine.local import LocalEngine
-from s3split.storage import Storage, join
-
-
-@pytest.fixture(scope="module", params=["local", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[tuple[LocalEngine, Storage, str]]:
-    with pipeline_backend(request.param, tmp_path_factory.mktemp("work"),
-                          {"S3SPLIT_PROCESSORS": PROBE}) as started:
-        yield started
-
-
-Backend = tuple[LocalEngine, Storage, str]
+from s3split.storage import join
+from tests.support.pipeline import Backend, Run, assert_accounted, max_overlap
 
 
 def new_run(backend: Backend, name: str, rows: int = 20,

@@ -4,11 +4,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import PROBE, Run
 
 from s3split.engine.local import LocalEngine, local_engine
 from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
+from tests.support.pipeline import PROBE, Run
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import BUCKET, CREDENTIALS, make_csv
 
 from s3split.engine.local import LocalEngine, local_engine
 from s3split.pipeline.batch import child_name
+from tests.support.pipeline import BUCKET, CREDENTIALS, make_csv
 
 EVENTS = Path(__file__).parents[1] / "events"
 

@@ -2,53 +2,38 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from moto import mock_aws
 
 from s3split.errors import ChunkInvalid, InvalidOption, TransientError
 from s3split.processors import (
     BACKOFF_BASE,
     BACKOFF_CAP,
     RETRY_ROUNDS,
-    ChunkJob,
     DynamoDBProcessor,
     ProcessorConfig,
     ProcessResult,
     get_processor,
 )
 from s3split.storage import Storage
+from tests.support.jobs import make_job
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 pytestmark = pytest.mark.timeout(60)
 
-REGION = "us-east-1"
 TYPES = {"qty": "N", "paid": "BOOL", "sk": "N"}
 
 
 @pytest.fixture
-def dynamodb(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoDBClient]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name=REGION)
-        create_table(client, "orders", pk="S")
-        create_table(client, "events", pk="S", sk="N")
-        yield client
+def dynamodb(mocked_dynamodb: DynamoDBClient) -> DynamoDBClient:
+    create_table(mocked_dynamodb, "orders", pk="S")
+    create_table(mocked_dynamodb, "events", pk="S", sk="N")
+    return mocked_dynamodb
 
 
 def create_table(client: DynamoDBClient, name: str, *, pk: str, sk: str | None = None) -> None:
@@ -60,24 +45,6 @@ def create_table(client: DynamoDBClient, name: str, *, pk: str, sk: str | None =
     client.create_table(
         TableName=name, KeySchema=keys, AttributeDefinitions=attributes,
         BillingMode="PAY_PER_REQUEST",
-    )
-
-
-def make_job(tmp_path: Path, content: str, *, source_line: int = 2) -> ChunkJob:
-    chunk = tmp_path / "chunks" / "part-00001.csv"
-    chunk.parent.mkdir(parents=True, exist_ok=True)
-    chunk.write_text(content, encoding="utf-8")
-    return ChunkJob(
-        index=1,
-        chunk_uri=str(chunk),
-        output_uri=str(tmp_path / "results" / "part-00001.jsonl"),
-        rejects_uri=str(tmp_path / "rejects" / "part-00001.jsonl"),
-        source_line=source_line,
-        has_header=True,
-        delimiter=",",
-        quotechar='"',
-        run_id="run-1",
-        manifest_etag="",
     )
 
 

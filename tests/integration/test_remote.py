@@ -23,7 +23,6 @@ import boto3
 import pytest
 from click.testing import CliRunner, Result
 from moto import mock_aws
-from pipeline_support import CREDENTIALS, moto_s3_server
 
 from s3split.cli import aws as remote
 from s3split.cli.commands import main
@@ -31,6 +30,7 @@ from s3split.engine.local import render_definition
 from s3split.errors import InvalidInput, InvalidOption
 from s3split.pipeline.batch import result_writer_substitutions
 from s3split.storage import Storage
+from tests.support.pipeline import CREDENTIALS, moto_s3_server
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,15 +43,10 @@ NAME = re.compile(r"^orders-\d{8}T\d{6}-[0-9a-f]{4}$")
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Fake credentials, one region, nothing pointing at a real endpoint."""
-    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3",
-                 "AWS_ENDPOINT_URL_SFN", "S3SPLIT_STATE_MACHINE"):
-        monkeypatch.delenv(name, raising=False)
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    yield
+def aws(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fake credentials, one region, nothing pointing at a real endpoint (``aws_env``), and no
+    state machine named by the environment."""
+    monkeypatch.delenv("S3SPLIT_STATE_MACHINE", raising=False)
 
 
 def _moto(execute: bool) -> Iterator[tuple[Any, Any]]:

@@ -3,27 +3,12 @@ local files and with S3 on a moto server."""
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Any
 
-import pytest
-from pipeline_support import PROBE, Run, assert_accounted, pipeline_backend
-
-from s3split.engine.local import LocalEngine
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.lock import Holder, lock_uri
-from s3split.storage import Storage
-
-Backend = tuple[LocalEngine, Storage, str]
-
-
-@pytest.fixture(scope="module", params=["local", "s3"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-            ) -> Iterator[Backend]:
-    with pipeline_backend(request.param, tmp_path_factory.mktemp("work"),
-                          {"S3SPLIT_PROCESSORS": PROBE}) as started:
-        yield started
+from tests.support.pipeline import Backend, Run, assert_accounted
 
 
 def new_run(backend: Backend, name: str, control: dict[str, Any] | None = None) -> Run:

@@ -12,7 +12,6 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import mocked_s3
 from s3split.errors import (
     BucketNotFound,
     InvalidOption,
@@ -29,6 +28,7 @@ from s3split.split.s3_assembly import (
     plan_parts,
 )
 from s3split.storage import ObjectInfo, Storage
+from tests.support.aws import mocked_s3
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from counting_proxy import CountingProxy
-from pipeline_support import BUCKET, s3_client
 
 from s3split.split.s3_assembly import PinnedSource, assemble_chunk, plan_parts
+from tests.support.counting_proxy import CountingProxy
+from tests.support.pipeline import BUCKET, s3_client
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from conftest import check_sizes, check_split, mocked_s3, read_split
 from s3split import storage as storage_module
 from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
 from s3split.split.lock import acquire, holding
 from s3split.split.manifest import ResumeToken, SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.aws import mocked_s3
+from tests.support.splits import check_sizes, check_split, read_split
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from conftest import mocked_s3
 from s3split.cli import aws as remote
 from s3split.config import Deployment
 from s3split.errors import BucketNotAllowed, InvalidInput
@@ -25,6 +24,7 @@ from s3split.pipeline.inputs import (
     normalize,
 )
 from s3split.storage import Storage
+from tests.support.aws import mocked_s3
 
 WORK = "s3://data/runs"
 AWS = Deployment(work_location=WORK, allowed_buckets=frozenset({"data"}))

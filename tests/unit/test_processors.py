@@ -32,6 +32,7 @@ from s3split.processors import (
     unique_names,
 )
 from s3split.storage import Storage
+from tests.support.jobs import make_job
 
 JSONL = ProcessorConfig()
 SCHEMA: dict[str, Any] = {
@@ -46,36 +47,6 @@ SCHEMA: dict[str, Any] = {
     "extra_columns": False,
 }
 VALIDATE_HEADER = "id,price,name,day,at,ok\n"
-
-
-def make_job(
-    tmp_path: Path,
-    content: bytes | str,
-    *,
-    has_header: bool = True,
-    source_line: int = 2,
-    delimiter: str = ",",
-    index: int = 3,
-    rows: int = -1,
-) -> ChunkJob:
-    data = content.encode() if isinstance(content, str) else content
-    chunk = tmp_path / "chunks" / f"part-{index:05d}.csv"
-    chunk.parent.mkdir(parents=True, exist_ok=True)
-    chunk.write_bytes(data)
-    return ChunkJob(
-        index=index,
-        chunk_uri=str(chunk),
-        output_uri=str(tmp_path / "results" / f"part-{index:05d}.jsonl"),
-        rejects_uri=str(tmp_path / "rejects" / f"part-{index:05d}.jsonl"),
-        source_line=source_line,
-        has_header=has_header,
-        delimiter=delimiter,
-        quotechar='"',
-        run_id="run-1",
-        manifest_etag="",
-        rows=rows,
-        bytes=len(data),
-    )
 
 
 def read_jsonl(uri: str) -> list[Any]:

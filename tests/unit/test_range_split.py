@@ -17,9 +17,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_splitter_properties import SETTINGS, Source, any_sources, write_source
 
-from conftest import BOM, local_parts, read_split
 from s3split.errors import (
     DestinationUnwritable,
     MalformedCsv,
@@ -39,6 +37,9 @@ from s3split.split.ranges import (
 from s3split.split.scanner import State
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.csvdata import BOM
+from tests.support.fuzz import SETTINGS, Source, any_sources, write_source
+from tests.support.splits import local_parts, read_split
 
 Outcome = tuple[str, Any]
 

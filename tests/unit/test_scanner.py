@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import _lenient_walk, csv_rows, line_ends_before, ref_records
 from s3split.errors import InvalidOption, MalformedCsv
 from s3split.split import scanner as scanner_module
 from s3split.split.scanner import Dialect, Scanner, State
+from tests.support.csvdata import _lenient_walk, csv_rows, line_ends_before, ref_records
 
 STATES = {"R": State.RECORD, "S": State.FIELD, "F": State.UNQUOTED, "Q": State.QUOTED,
           "E": State.CLOSED}

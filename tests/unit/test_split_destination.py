@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import check_split, local_parts, read_split
 from s3split.errors import SourceInDestination, SplitInProgress, UnterminatedQuote
 from s3split.split import destination, splitter
 from s3split.split.lock import acquire, holding, lock_uri, release
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.splits import check_split, local_parts, read_split
 
 pytestmark = pytest.mark.timeout(60)
 

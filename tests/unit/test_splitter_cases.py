@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from conftest import BOM, check_rows, check_sizes, check_split, local_parts, make_csv, read_split
 from s3split.errors import (
     HeaderTooLong,
     InvalidOption,
@@ -21,6 +20,8 @@ from s3split.split import splitter
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
+from tests.support.csvdata import BOM, make_csv
+from tests.support.splits import check_rows, check_sizes, check_split, local_parts, read_split
 
 ROWS = SplitSettings(chunk_size=None, chunk_rows=2)
 

@@ -7,85 +7,26 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import (
-    BOM,
-    check_rows,
-    check_sizes,
-    check_split,
-    local_parts,
-    quote_field,
-    read_split,
-    ref_open_quote,
-)
 from s3split.errors import UnterminatedQuote
 from s3split.split.manifest import ResumeToken, SplitSettings
 from s3split.split.splitter import BLOCK, split
 from s3split.storage import Storage
-
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-@dataclass(frozen=True)
-class Source:
-    data: bytes
-    delimiter: str
-    quotechar: str
-    header: bool
-
-
-DIALECTS = [(",", '"'), (";", '"'), ("\t", '"'), (",", "'"), (";", "'")]
-
-
-@st.composite
-def sources(draw: st.DrawFn) -> Source:
-    """An RFC 4180-valid CSV: plain or quoted fields, LF or CRLF, maybe a BOM."""
-    delimiter, quotechar = draw(st.sampled_from(DIALECTS))
-    other_quote = "'" if quotechar == '"' else '"'
-    plain = st.text(st.sampled_from(["a", "b", "7", " ", "é", "€", "中", other_quote]),
-                    max_size=5)
-    inside = st.lists(st.sampled_from(["a", "é", delimiter, quotechar, "\r", "\n", "\r\n", " "]),
-                      max_size=6).map("".join)
-    field = st.one_of(plain, inside.map(lambda v: quote_field(v, quotechar)))
-    columns = draw(st.integers(1, 4))
-    record = st.lists(field, min_size=columns, max_size=columns).map(delimiter.join)
-    header = draw(st.booleans())
-    records = draw(st.lists(record, max_size=25))
-    if header:
-        records.insert(0, draw(record))
-    newline = draw(st.sampled_from(["\n", "\r\n"]))
-    text = newline.join(records)
-    if records and draw(st.booleans()):
-        text += newline
-    data = (BOM if draw(st.booleans()) else b"") + text.encode()
-    return Source(data, delimiter, quotechar, header)
-
-
-@st.composite
-def dirty_sources(draw: st.DrawFn) -> Source:
-    """Any string over the characters that matter (what csv.reader accepts, RFC or not):
-    quotes in unquoted fields, text after closing quotes, bare CRs, blank lines."""
-    delimiter, quotechar = draw(st.sampled_from(DIALECTS))
-    alphabet = ["a", "b", delimiter, quotechar, " ", "\r", "\n", "\r\n", "é"]
-    text = "".join(draw(st.lists(st.sampled_from(alphabet), max_size=60)))
-    data = (BOM if draw(st.booleans()) else b"") + text.encode()
-    return Source(data, delimiter, quotechar, draw(st.booleans()))
-
-
-def unterminated(source: Source) -> bool:
-    """Whether csv.reader would end inside a quoted field (the splitter refuses that)."""
-    body = source.data[len(BOM):] if source.data.startswith(BOM) else source.data
-    return ref_open_quote(body, source.quotechar.encode(), source.delimiter.encode()) is not None
-
-
-any_sources = st.one_of(sources(), dirty_sources())
+from tests.support.csvdata import BOM, ref_open_quote
+from tests.support.fuzz import (
+    SETTINGS,
+    Source,
+    any_sources,
+    sources,
+    unterminated,
+    write_source,
+)
+from tests.support.splits import check_rows, check_sizes, check_split, local_parts, read_split
 
 
 @st.composite
@@ -101,13 +42,6 @@ def split_settings(draw: st.DrawFn, source: Source) -> SplitSettings:
 
 
 block_sizes = st.one_of(st.integers(1, 64), st.just(BLOCK))
-
-
-def write_source(tmp: str, data: bytes) -> str:
-    path = os.path.join(tmp, "source.csv")
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
 
 
 def check(source: Source, settings_: SplitSettings, dest: str) -> None:

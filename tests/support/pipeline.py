@@ -1,4 +1,5 @@
-"""Shared pieces of the pipeline tests: a CSV maker, a moto S3 server, a run on the engine."""
+"""Shared pieces of the pipeline tests: CSV makers, a moto S3 server, a run on the engine
+(the fixtures built from them are in tests/conftest.py)."""
 
 import csv
 import io
@@ -12,14 +13,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from s3split.engine.local import LocalEngine, Outcome
 from s3split.pipeline.report import MAX_LISTED
 from s3split.processors import MAX_REJECT_SAMPLES
 from s3split.storage import Storage, join
 
-PROBE = "probe=tests.integration.pipeline_processors:probe"
+PROBE = "probe=tests.support.pipeline_processors:probe"  # imported by the engine's workers
 HEADER = "id,name,note,pad\r\n"
 BUCKET = "data"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -38,6 +37,12 @@ def make_csv(path: Path, rows: int) -> str:
     text = csv_text(rows)
     path.write_bytes(text.encode())
     return text
+
+
+def tiny_csv(path: Path, records: int) -> Path:
+    """Header ``id,v`` and ``records`` records ``i,x``: record i is on source line i + 2."""
+    path.write_text("id,v\n" + "".join(f"{i},x\n" for i in range(records)))
+    return path
 
 
 def _free_port() -> int:
@@ -205,9 +210,11 @@ def s3_client(endpoint: str) -> Any:
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+Backend = tuple[LocalEngine, Storage, str]  # the engine, its storage, where runs go
+
+
 @contextmanager
-def pipeline_backend(kind: str, tmp: Path, env: dict[str, str],
-                     ) -> Iterator[tuple[LocalEngine, Storage, str]]:
+def pipeline_backend(kind: str, tmp: Path, env: dict[str, str]) -> Iterator[Backend]:
     """The engine with local storage under ``tmp``, or with S3 on a moto server."""
     from s3split.engine.local import local_engine
 
@@ -223,18 +230,3 @@ def pipeline_backend(kind: str, tmp: Path, env: dict[str, str],
         base = f"s3://{BUCKET}/runs"
         with local_engine(base, workers=2, env=s3_env | env) as engine:
             yield engine, Storage(s3), base
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """A moto S3 server for the module's tests (import this fixture and ``s3``)."""
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(scope="module")
-def s3(s3_endpoint: str) -> Any:
-    """A client of ``s3_endpoint`` with the ``BUCKET`` made."""
-    client = s3_client(s3_endpoint)
-    client.create_bucket(Bucket=BUCKET)
-    return client

@@ -1,8 +1,9 @@
-"""Lambda handlers for test_moto_seam.py, run in spawned worker processes.
+"""Lambda handlers for the seam tests (test_moto_seam.py, test_engine_faults.py,
+test_engine_quotas.py), run in spawned worker processes.
 
-Workers import this module by name ("seam_handlers:<fn>"): the test passes this
-directory to ``ProcessDispatcher(extra_sys_path=...)``, so the import works
-whatever pytest's import mode and whether or not ``tests`` is a package.
+Workers import this module by name ("tests.support.seam_handlers:<fn>", see ``seam.HANDLERS``):
+the tests pass the repository to ``ProcessDispatcher(extra_sys_path=...)``, so the import works
+whatever pytest's import mode.
 """
 
 from __future__ import annotations

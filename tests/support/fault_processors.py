@@ -1,5 +1,5 @@
 """Processors for the fault tests, run by the engine's worker processes (named in
-``S3SPLIT_PROCESSORS`` as ``tests.faults.fault_processors:<function>``).
+``S3SPLIT_PROCESSORS`` as ``tests.support.fault_processors:<function>``).
 
 ``throttled_dynamodb``: the dynamodb processor writing to table ``events`` on a moto server
 (``AWS_ENDPOINT_URL_DYNAMODB``), with DynamoDB's faults injected at the botocore layer and

@@ -1,0 +1,1 @@
+"""Injected faults: killed processes, cut connections, throttling, bad input."""

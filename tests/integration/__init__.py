@@ -1,0 +1,1 @@
+"""Integration tests: the engine, moto servers and DynamoDB."""
