@@ -12,16 +12,9 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from moto import mock_aws
 
 from s3split.errors import ChunkInvalid, InvalidOption, TransientError
-from s3split.processors import (
-    BACKOFF_BASE,
-    BACKOFF_CAP,
-    RETRY_ROUNDS,
-    ChunkJob,
-    DynamoDBProcessor,
-    ProcessorConfig,
-    ProcessResult,
-    get_processor,
-)
+from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, RETRY_ROUNDS, DynamoDBProcessor
+from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
