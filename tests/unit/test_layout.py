@@ -1,0 +1,49 @@
+"""The package layout says what runs where: the code Lambda runs never imports the command
+line, the local engine or their dependencies (the layer ships without them)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "src" / "s3split"
+LAMBDA_CODE = [*(PACKAGE / "split").glob("*.py"), *(PACKAGE / "pipeline").glob("*.py"),
+               *(PACKAGE / "processors").glob("*.py"),
+               *(p for p in PACKAGE.glob("*.py") if p.name not in ("command.py", "__main__.py")),
+               *(ROOT / "functions").glob("*/app.py")]
+OFF_LAMBDA = ("s3split.cli", "s3split.engine", "click", "rich", "moto")
+
+
+def imported(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("path", LAMBDA_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_lambda_code_imports_nothing_of_the_command_line_or_the_engine(path: Path) -> None:
+    wrong = {name for name in imported(path)
+             if any(name == off or name.startswith(off + ".") for off in OFF_LAMBDA)}
+    assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
+def test_the_layout_is_what_the_readme_shows() -> None:
+    text = (ROOT / "README.md").read_text()
+    layout = text[text.index("## Code layout"):]
+    layout = layout[:layout.index("\n## ", 1)]
+    packages = sorted(p.name for p in PACKAGE.iterdir()
+                      if (p / "__init__.py").exists() and not p.name.startswith("_"))
+    assert packages == ["cli", "engine", "pipeline", "processors", "split"]
+    for package in packages:
+        for module in (PACKAGE / package).glob("*.py"):
+            if module.name != "__init__.py":
+                assert f"{package}/{module.name}" in layout or f" {module.name}" in layout, \
+                    f"README's code layout lacks {package}/{module.name}"
