@@ -14,8 +14,8 @@ from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
 from s3split.pipeline.inputs import parse_event
 from s3split.pipeline.lanes import failure_cost, worker_cost
 from s3split.pipeline.spec import RunSpec
-from s3split.processors import ProcessorConfig, get_processor
 from s3split.processors.idempotency import ChunkIdempotency
+from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage
 from s3split.transient import transient_errors

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.support.pipeline import local_results
 
@@ -168,3 +169,36 @@ def test_the_progress_bar_ends_at_its_total_with_uncompressed_mb_per_s(tmp_path:
     assert re.search(r" [0-9.]+ MB/s uncompressed", last), last
     assert "None" not in terminal and "GB" not in terminal and "MiB" not in terminal
     assert "s3split run:" in stdout and "s3split run:" not in terminal  # the summary: stdout
+
+
+def test_a_resume_runs_with_the_schema_the_run_started_with_until_one_is_set_again(
+        tmp_path: Path) -> None:
+    """``S3SPLIT_SCHEMA=s.json s3split run x.csv --processor validate``, then ``s3split run
+    --resume DIR`` without the variable failed "validate needs a schema". The run records its
+    schema; a resume uses it, and a fixed schema set again replaces it: fix, then resume."""
+    text = write_source(tmp_path / "data.csv", 200)
+    columns: dict[str, Any] = {"id": {"type": "int", "required": True}, "city": {"type": "str"}}
+    (tmp_path / "schema.json").write_text(json.dumps({"columns": columns}))  # lacks "note"
+    unset = {name: value for name, value in os.environ.items() if name != "S3SPLIT_SCHEMA"}
+
+    def run(*args: str, schema: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = unset | ({"S3SPLIT_SCHEMA": schema} if schema else {})
+        return subprocess.run([S3SPLIT, "run", *args], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=300, env=env)
+
+    first = run("data.csv", "--chunk-size", "4KiB", "--processor", "validate", "--out", "out",
+                schema="schema.json")
+    assert first.returncode == 1 and "not in the schema: note" in first.stdout, first.stderr
+    (tmp_path / "schema.json").unlink()  # recorded as a document, not as a path
+    again = run("--resume", "out")
+    assert again.returncode == 1, again.stderr
+    assert "not in the schema: note" in again.stdout and "needs a schema" not in again.stderr
+    fixed = {"columns": columns | {"note": {"type": "str"}}}
+    (tmp_path / "fixed.json").write_text(json.dumps(fixed))
+    third = run("--resume", "out", schema=str(tmp_path / "fixed.json"))
+    assert third.returncode == 0, third.stdout + third.stderr
+    source = csv.DictReader(io.StringIO(text, newline=""))
+    assert local_results(tmp_path / "out") == [row | {"id": int(row["id"])} for row in source]
+    # the next resume runs with the fixed schema
+    assert json.loads((tmp_path / "out" / "processor.json").read_text()) == {
+        "S3SPLIT_SCHEMA": fixed}

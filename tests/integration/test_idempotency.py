@@ -19,16 +19,10 @@ import pytest
 from s3split.errors import ChunkInProgress, TransientError
 from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.spec import RunSpec
-from s3split.processors import (
-    BUILTINS,
-    ChunkJob,
-    Processor,
-    ProcessorConfig,
-    ProcessResult,
-    get_processor,
-    read_rows,
-)
+from s3split.processors.base import ChunkJob, Processor, ProcessResult
 from s3split.processors.idempotency import ChunkIdempotency
+from s3split.processors.reader import read_rows
+from s3split.processors.registry import BUILTINS, ProcessorConfig, get_processor
 from s3split.split.manifest import Manifest
 from s3split.split.splitter import split
 from s3split.storage import Storage

@@ -9,15 +9,9 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from s3split.errors import ChunkInvalid, InvalidOption, TransientError
-from s3split.processors import (
-    BACKOFF_BASE,
-    BACKOFF_CAP,
-    RETRY_ROUNDS,
-    DynamoDBProcessor,
-    ProcessorConfig,
-    ProcessResult,
-    get_processor,
-)
+from s3split.processors.base import ProcessResult
+from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, RETRY_ROUNDS, DynamoDBProcessor
+from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.storage import Storage
 from tests.support.jobs import make_job
 

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 
 from s3split.config import Deployment
-from s3split.errors import InvalidInput
+from s3split.errors import InvalidInput, InvalidOption
 from s3split.pipeline.lock import Holder
 from s3split.pipeline.steps import plan
 from s3split.processors.check import check_processor
+from s3split.processors.dynamodb import DynamoDBProcessor
+from s3split.processors.jsonl import JsonlProcessor, NoopProcessor
+from s3split.processors.registry import BUILTINS, ProcessorConfig, get_processor
+from s3split.processors.settings import resume_environment
+from s3split.processors.validate import ValidateProcessor
 from s3split.storage import Storage
 
 SCHEMA = {"columns": {"id": {"type": "int", "required": True}}}
@@ -105,3 +110,111 @@ def test_plan_refuses_a_misconfigured_run_before_touching_anything(
         plan({"source": str(source), "processor": processor}, "exec-1", deployment, Storage(),
              alive)
     assert not (tmp_path / "work").exists()  # no lock, no run.json, nothing cleared
+
+
+# -- one table: what Plan accepts is what the worker builds ---------------------------------
+
+BUILT = {"jsonl": JsonlProcessor, "validate": ValidateProcessor, "dynamodb": DynamoDBProcessor,
+         "noop": NoopProcessor}
+
+
+def test_every_registered_name_builds_its_own_processor_type() -> None:
+    """A name added to the table must build a processor of its own (it once fell through to
+    DynamoDB's), and this test must be told which."""
+    config = ProcessorConfig(dynamodb_table="orders", schema=SCHEMA)
+    built = {name: type(get_processor(name, config)) for name in BUILTINS}
+    assert built == BUILT
+    assert len(set(built.values())) == len(BUILTINS)
+    with pytest.raises(InvalidOption, match="unknown processor 'parquet'; known: dynamodb, "
+                                            "jsonl, noop, validate"):
+        get_processor("parquet", config)
+    with pytest.raises(InvalidInput, match="unknown processor 'parquet'"):
+        check_processor("parquet", {"S3SPLIT_DYNAMODB_TABLE": "orders"})
+
+
+@pytest.mark.parametrize("name", [*BUILTINS, "parquet"])
+@pytest.mark.parametrize("env", [{}, {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)},
+                                 {"S3SPLIT_DYNAMODB_TABLE": "orders"}])
+def test_plan_refuses_exactly_what_the_worker_cannot_build(name: str, env: dict[str, str]
+                                                           ) -> None:
+    try:
+        get_processor(name, ProcessorConfig.from_env(env))
+        builds = True
+    except InvalidOption:
+        builds = False
+    try:
+        check_processor(name, env)
+        passes = True
+    except InvalidInput:
+        passes = False
+    assert passes == builds
+
+
+# -- the settings a run records for its resume -----------------------------------------------
+
+def _plan(tmp_path: Path, processor: str) -> Path:
+    source = tmp_path / "orders.csv"
+    source.write_text("id,name\n1,a\n")
+    deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
+                            engine_pid=os.getpid())
+    planned = plan({"source": str(source), "processor": processor}, "exec-1", deployment,
+                   Storage(), lambda holder: True)
+    return Path(planned["run"]["location"])
+
+
+@pytest.mark.parametrize(("processor", "env", "recorded"), [
+    ("validate", {"S3SPLIT_SCHEMA": "FILE", "S3SPLIT_DYNAMODB_TABLE": "orders"},
+     {"S3SPLIT_SCHEMA": SCHEMA}),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}',
+                  "S3SPLIT_SCHEMA": "FILE"},
+     {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_DYNAMODB_TYPES": {"n": "N"}}),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders"}, {"S3SPLIT_DYNAMODB_TABLE": "orders"}),
+    ("jsonl", {"S3SPLIT_SCHEMA": "FILE"}, {}),
+])
+def test_plan_records_the_settings_its_processor_reads_as_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, processor: str, env: dict[str, str],
+        recorded: dict[str, object]) -> None:
+    """A schema given as a file is recorded as its document: the resume needs neither the
+    variable nor the file."""
+    (tmp_path / "schema.json").write_text(json.dumps(SCHEMA))
+    for variable in ("S3SPLIT_SCHEMA", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES",
+                     "S3SPLIT_PROCESSORS"):
+        monkeypatch.delenv(variable, raising=False)
+    for variable, value in env.items():
+        monkeypatch.setenv(variable, str(tmp_path / "schema.json") if value == "FILE" else value)
+    location = _plan(tmp_path, processor)
+    assert json.loads((location / "processor.json").read_text()) == recorded
+
+
+def test_a_resume_takes_the_recorded_settings_the_environment_does_not_set_again() -> None:
+    document = {"S3SPLIT_SCHEMA": SCHEMA, "S3SPLIT_DYNAMODB_TABLE": "orders",
+                "S3SPLIT_DYNAMODB_TYPES": {"n": "N"}}
+    resumed = resume_environment(document, "run/processor.json", {"S3SPLIT_SCHEMA": " "})
+    assert resumed == {"S3SPLIT_SCHEMA": json.dumps(SCHEMA), "S3SPLIT_DYNAMODB_TABLE": "orders",
+                       "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
+    assert ProcessorConfig.from_env(resumed).schema == SCHEMA
+    fixed = {"S3SPLIT_SCHEMA": "/fixed/schema.json", "S3SPLIT_DYNAMODB_TABLE": "other"}
+    assert resume_environment(document, "run/processor.json", fixed) == {
+        "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
+    assert resume_environment({}, "run/processor.json", {}) == {}
+
+
+@pytest.mark.parametrize(("document", "problem"), [
+    ([], "expected a JSON object of processor settings"),
+    # code is never taken from a record: a custom processor's target, nor a module to import
+    ({"S3SPLIT_PROCESSORS": "x=os:system"}, "'S3SPLIT_PROCESSORS' is not a processor setting"),
+    ({"S3SPLIT_IDEMPOTENCY_TABLE": "t"}, "'S3SPLIT_IDEMPOTENCY_TABLE' is not a processor"),
+    # a recorded schema is a document, never a path the CLI would read
+    ({"S3SPLIT_SCHEMA": "/etc/passwd"}, "S3SPLIT_SCHEMA: expected a JSON object, got '/etc/"),
+    ({"S3SPLIT_SCHEMA": {"columns": 3}}, "S3SPLIT_SCHEMA: schema: expected"),
+    ({"S3SPLIT_SCHEMA": {}}, "S3SPLIT_SCHEMA: expected a JSON object"),
+    ({"S3SPLIT_DYNAMODB_TABLE": ""}, "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
+    ({"S3SPLIT_DYNAMODB_TABLE": ["t"]}, "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
+    ({"S3SPLIT_DYNAMODB_TYPES": {"n": "NUMBER"}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
+])
+def test_a_record_that_is_not_one_is_refused_naming_the_file(document: object, problem: str
+                                                             ) -> None:
+    with pytest.raises(InvalidInput) as caught:
+        resume_environment(document, "/runs/x/processor.json", {})
+    assert str(caught.value).startswith("/runs/x/processor.json: ")
+    assert problem in str(caught.value)

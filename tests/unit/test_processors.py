@@ -19,18 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
-from s3split.processors import (
-    BACKOFF_BASE,
-    BACKOFF_CAP,
-    ChunkJob,
-    ProcessorConfig,
-    ProcessResult,
-    backoff,
-    find_invalid_utf8,
-    get_processor,
-    read_rows,
-    unique_names,
-)
+from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, backoff
+from s3split.processors.jsonl import unique_names
+from s3split.processors.reader import find_invalid_utf8, read_rows
+from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.storage import Storage
 from tests.support.jobs import make_job
 

@@ -41,6 +41,6 @@ def test_permanent_failures_pass_through(exc: Exception) -> None:
 def test_the_dynamodb_processor_retries_what_everything_else_retries(code: str) -> None:
     """One retry policy: DynamoDB's errors go through the same list (it once kept its own,
     shorter one, so an InternalError of DynamoDB failed the chunk for good)."""
-    from s3split.processors import _dynamodb_error
+    from s3split.processors.dynamodb import _dynamodb_error
 
     assert isinstance(_dynamodb_error(client_error(code, 400), "t"), TransientError)

@@ -14,12 +14,13 @@ from rich.table import Table
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
-from s3split.errors import RunInterrupted
+from s3split.errors import InvalidInput, RunInterrupted
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.lock import lock_uri
 from s3split.processors.check import check_processor
+from s3split.processors.settings import resume_environment
 from s3split.sizes import format_mb
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 
@@ -79,8 +80,9 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
-    check_processor(spec["processor"])  # as Plan does, before the engine starts
-    env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
+    resumed = _resumed_settings(location, storage) if options.resume else {}
+    check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
+    env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
     started = time.monotonic()
     try:
         with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
@@ -110,6 +112,19 @@ def _release_own_lock(location: str, storage: Storage) -> None:
     if current is not None and current[0].get("pid") == os.getpid() \
             and current[0].get("host") == socket.gethostname():
         storage.delete(uri)
+
+
+def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:
+    """The processor settings the run recorded (its schema, say) that the user's environment
+    does not set again: a resume runs with what the run was started with."""
+    uri = RunLayout(location).processor
+    if not storage.exists(uri):
+        return {}  # a run recorded before processor settings were
+    try:
+        document = storage.read_json(uri)
+    except ValueError as exc:
+        raise InvalidInput(f"{uri}: not valid JSON: {exc}") from None
+    return resume_environment(document, uri, os.environ)
 
 
 def _recorded_source(location: str, storage: Storage) -> str | None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput, SourceNotFound
 from s3split.pipeline.spec import RunSpec
-from s3split.processors import ChunkJob, Processor, ProcessResult
+from s3split.processors.base import ChunkJob, Processor, ProcessResult
 from s3split.split.manifest import ChunkEntry, Manifest
 from s3split.storage import Storage
 

@@ -6,6 +6,7 @@
     <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
     <location>/report.json                              written by Summarize
     <location>/run.json                                 the run's settings, for resume
+    <location>/processor.json                           its processor's settings, for resume
     <location>/lock.json                                the run lock (pipeline.lock)
 """
 
@@ -39,6 +40,10 @@ class RunLayout:
     @property
     def spec(self) -> str:
         return join(self.location, "run.json")
+
+    @property
+    def processor(self) -> str:
+        return join(self.location, "processor.json")
 
     @property
     def lock(self) -> str:

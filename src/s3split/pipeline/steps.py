@@ -18,6 +18,7 @@ from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
+from s3split.processors.settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import BOM, split
 from s3split.storage import Storage, is_compressed, join
@@ -33,8 +34,10 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     """
     planned = normalize(event, deployment, storage)
     mode = planned["mode"]
+    config = None
     if mode != "continue":  # a continuation's first generation checked it
-        check_processor(deployment.processor if mode == "batch" else planned["run"]["processor"])
+        config = check_processor(
+            deployment.processor if mode == "batch" else planned["run"]["processor"])
     if mode == "batch":
         return stage([item["source"] for item in planned["sources"]], execution, deployment,
                      storage)
@@ -52,6 +55,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
         _clear_outcomes(spec, storage)
         storage.write_json(spec.layout.spec, spec.to_dict())
+    if config is not None:  # what the processor runs with, for a local resume (settings.py)
+        storage.write_json(spec.layout.processor, record(spec.processor, config))
     storage.delete(spec.layout.report)  # while a run is under way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None}}

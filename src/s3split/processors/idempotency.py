@@ -37,14 +37,9 @@ from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import 
 )
 
 from s3split.errors import ChunkInProgress, TransientError
-from s3split.processors import (
-    BUILTINS,
-    ChunkJob,
-    Processor,
-    ProcessorConfig,
-    ProcessResult,
-    default_dynamodb_client,
-)
+from s3split.processors.base import ChunkJob, Processor, ProcessResult
+from s3split.processors.dynamodb import default_dynamodb_client
+from s3split.processors.registry import BUILTINS, ProcessorConfig
 from s3split.storage import Storage
 from s3split.transient import is_transient
 
