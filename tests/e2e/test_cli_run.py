@@ -81,28 +81,35 @@ def _env(extra: dict[str, str]) -> dict[str, str]:
 
 def test_two_runs_of_one_source_at_once_one_is_refused(tmp_path: Path) -> None:
     text = write_source(tmp_path / "data.csv", 120)
-    # 4 chunks 5 s apart: the first run outlasts the second one's start on a busy machine.
-    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--lanes", "1", "--pause", "5"]
-    lock = tmp_path / "s3split-out" / "data.csv" / "lock.json"
+    # The first run's chunks wait for a file the test writes once the second run has ended,
+    # so the first holds the location however slowly the second starts.
+    (tmp_path / "gated.py").write_text(
+        "import time\n"
+        "from pathlib import Path\n"
+        "from s3split.processors import JsonlProcessor\n"
+        "def process(job, storage):\n"
+        "    gate, deadline = Path(job.output_uri).parents[1] / 'go', time.monotonic() + 300\n"
+        "    while not gate.exists() and time.monotonic() < deadline:\n"
+        "        time.sleep(0.05)\n"
+        "    return JsonlProcessor()(job, storage)\n")
+    env = _env({"S3SPLIT_PROCESSORS": "gated=gated:process", "PYTHONPATH": str(tmp_path)})
+    argv = [S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--processor", "gated"]
+    out = tmp_path / "s3split-out" / "data.csv"
 
     def start() -> subprocess.Popen[str]:
         return subprocess.Popen(argv, cwd=tmp_path, text=True, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
+                                stderr=subprocess.PIPE, env=env)
 
     first = start()
     deadline = time.monotonic() + 120
-    while not lock.exists():  # the second starts once the first holds the location
+    while not (out / "lock.json").exists():  # the second starts once the first holds it
         assert time.monotonic() < deadline and first.poll() is None, "the first run never locked"
         time.sleep(0.05)
-    both = [first, start()]
-    done = []
-    for proc in both:
-        out, err = proc.communicate(timeout=300)
-        done.append((proc.returncode, out, err))
-
-    assert sorted(code for code, _, _ in done) == [0, 1], done
-    (_, _, refused), = [d for d in done if d[0] == 1]
-    out = tmp_path / "s3split-out" / "data.csv"
+    second = start()
+    _, refused = second.communicate(timeout=300)
+    (out / "go").touch()
+    finished = first.communicate(timeout=300)
+    assert (second.returncode, first.returncode) == (1, 0), (refused, finished)
     assert "RunInProgress" in refused and f"run location {out} is in use" in refused, refused
     assert local_results(out) == list(csv.DictReader(io.StringIO(text, newline="")))
     report = json.loads((out / "report.json").read_text())
