@@ -1,0 +1,147 @@
+"""Scan-only throughput: the scanner against the one before the dialect rewrite (01ecd4a).
+
+    python bench/bench_scan.py [--size 64MiB] [--repeat 7] [--files light-lf,light-crlf,quoteall]
+
+Each file is read into memory and cut into spans as the splitter cuts its blocks (``SPAN``
+bytes, never between the CR and LF of a CRLF). Timed: scanning every span in order, the
+parser state carried from one to the next, nothing else (no reading, no writing).
+
+* **new**: ``Scanner.scan(span, state, base, lines)``, what ``splitter._feed_span`` calls.
+* **old**: the scanner of commit 01ecd4a, loaded from git (``git show``) into a temporary
+  module: ``count(span, in_quotes)`` and, when the span ends inside or right after a quoted
+  field, ``last_opening_quote`` (what its splitter's ``_emit`` did for each span).
+
+Times are CPU seconds of this process (``time.process_time``): the scan is single-threaded
+and the machines it runs on are shared, where wall time would count other processes' turns.
+
+Files (generated once into bench/data/, reused; the same ones bench_split.py and
+bench_shapes.py use): ``light-lf`` / ``light-crlf`` are ``gen_csv.py`` output (lightly
+quoted: ~30% of records have a quoted comma, ~8% doubled quotes, ~5% an embedded line
+break); ``quoteall`` is the same records with every field quoted (bench_shapes.py's
+quote-dense baseline). Runs of old and new alternate; best of ``--repeat`` each. MB = 10^6
+bytes; ratio = new MB/s / old MB/s (>= 1: the new scanner is at least as fast). Both
+scanners' record counts are checked to agree (these files quote by RFC 4180).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import bench_split
+from bench_shapes import SEED, gen_quoteall
+from gen_csv import format_size, parse_size
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from s3split.scanner import Scanner, State  # noqa: E402
+from s3split.splitter import SPAN, _cut  # noqa: E402
+
+OLD_COMMIT = "01ecd4a"
+FILES = ("light-lf", "light-crlf", "quoteall")
+
+
+def old_scanner_module() -> types.ModuleType:
+    """The scanner of OLD_COMMIT, from git, as a module of its own."""
+    source = subprocess.run(["git", "show", f"{OLD_COMMIT}:src/s3split/scanner.py"], cwd=REPO,
+                            check=True, capture_output=True, text=True).stdout
+    module = types.ModuleType("old_scanner")
+    sys.modules[module.__name__] = module  # (dataclasses look their module up there)
+    exec(compile(source, f"{OLD_COMMIT}:src/s3split/scanner.py", "exec"), module.__dict__)
+    return module
+
+
+def data_file(name: str, data_dir: Path, size: int) -> Path:
+    if name == "quoteall":
+        return gen_quoteall(data_dir / f"shape-quoteall-{size}-seed{SEED}.csv", size, SEED)
+    return bench_split.ensure_data(data_dir, size, SEED, lf=name == "light-lf").path
+
+
+def spans(data: bytes, span: int) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(data):
+        end = _cut(data, pos + span)
+        out.append(data[pos:end])
+        pos = end
+    return out
+
+
+def scan_new(pieces: list[bytes]) -> int:
+    scanner, state, base, records = Scanner(), State.RECORD, 0, 0
+    for piece in pieces:
+        scan = scanner.scan(piece, state, base)
+        records += len(scan.ends)
+        state, base = scan.state, base + len(piece)
+    return records
+
+
+def make_scan_old(old: types.ModuleType) -> Callable[[list[bytes]], int]:
+    def scan_old(pieces: list[bytes]) -> int:
+        scanner: Any = old.Scanner(b'"')
+        in_quotes, records = False, 0
+        for piece in pieces:
+            counted = scanner.count(piece, in_quotes)
+            if counted.in_quotes or piece.endswith(b'"'):
+                scanner.last_opening_quote(piece, counted.in_quotes)
+            records += counted.records
+            in_quotes = counted.in_quotes
+        return records
+
+    return scan_old
+
+
+def best_of(runs: int, scans: dict[str, Callable[[list[bytes]], int]],
+            pieces: list[bytes]) -> tuple[dict[str, float], dict[str, int]]:
+    """Best seconds and the record count of each scan, their runs interleaved."""
+    best = dict.fromkeys(scans, float("inf"))
+    records: dict[str, int] = {}
+    for _ in range(runs):
+        for name, scan in scans.items():
+            t0 = time.process_time()
+            records[name] = scan(pieces)
+            best[name] = min(best[name], time.process_time() - t0)
+    return best, records
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--size", type=parse_size, default=parse_size("64MiB"))
+    ap.add_argument("--repeat", type=int, default=7, help="timed runs of each (best is shown)")
+    ap.add_argument("--span", type=parse_size, default=SPAN,
+                    help=f"bytes scanned at a time (default the splitter's, {format_size(SPAN)})")
+    ap.add_argument("--files", default=",".join(FILES), help="comma list of " + ",".join(FILES))
+    ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    args = ap.parse_args(argv)
+    names = [n.strip() for n in args.files.split(",") if n.strip()]
+    if bad := set(names) - set(FILES):
+        ap.error(f"unknown file(s): {', '.join(sorted(bad))}")
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    scans = {"old": make_scan_old(old_scanner_module()), "new": scan_new}
+
+    paths = {name: data_file(name, args.data_dir, args.size) for name in names}
+    print(f"scan only, {format_size(args.span)} spans, best of {args.repeat} (CPU time); "
+          f"MB = 10^6 bytes; old = {OLD_COMMIT}")
+    print(f"{'file':<12} {'MB':>8} {'old MB/s':>9} {'new MB/s':>9} {'new/old':>8}")
+    failed = False
+    for name, path in paths.items():
+        data = path.read_bytes()
+        best, records = best_of(args.repeat, scans, spans(data, args.span))
+        old_mbs, new_mbs = (len(data) / 1e6 / best[k] for k in ("old", "new"))
+        note = "" if records["old"] == records["new"] else \
+            f"  RECORDS DIFFER: old {records['old']}, new {records['new']}"
+        failed |= bool(note)
+        print(f"{name:<12} {len(data) / 1e6:>8.1f} {old_mbs:>9.0f} {new_mbs:>9.0f} "
+              f"{new_mbs / old_mbs:>7.2f}x{note}", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
