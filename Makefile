@@ -46,14 +46,14 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_shapes.py
-	$(BIN)/python bench/bench_scan.py
+	$(BIN)/python bench/bench_scan.py --split all
 
 # e.g. make bench-shapes SHAPES_ARGS="--scale 0.1" for a smoke run
 bench-shapes: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/bench_shapes.py $(SHAPES_ARGS)
 
-# e.g. make bench-scan SCAN_ARGS="--size 256MiB --repeat 9"
+# e.g. make bench-scan SCAN_ARGS="--split all" (the whole split of bench_shapes.py's shapes too)
 bench-scan: $(STAMP)
 	$(BIN)/python bench/bench_scan.py $(SCAN_ARGS)
 
