@@ -21,12 +21,12 @@ before each quote the rule takes as opening a field, that the block has no anoma
 are found only in a block whose CRs are not all followed by an LF. Almost every block of
 almost every file ends here.
 
-**The exact path** takes a block with an anomaly. The same quotes are found with a few
-vectorised passes; where an anomaly occurs the parser is inside an unquoted field, which ends
-at the next delimiter or line end, and the parity rule resumes from there. A block with few
-quotes takes each quote's parity from its rank; a quote-dense one (``DENSE``) from a running
-count over the block. So a block costs a handful of C-level passes plus a few Python steps per
-anomaly, never a Python step per byte or per record.
+**The exact path** takes a block with an anomaly, with the quotes and line ends the fast path
+found: where an anomaly occurs the parser is inside an unquoted field, which ends at the next
+delimiter or line end, and the parity rule resumes from there, each quote's parity from its
+rank. (With the fast path off, ``FAST``, it finds them itself; a quote-dense block, ``DENSE``,
+then takes parities from a running count over the block.) So a block costs a handful of
+C-level passes plus a few Python steps per anomaly, never a Python step per byte or per record.
 
 ``--strict`` refuses what RFC 4180 forbids instead: a quote in an unquoted field, or text after
 a closing quote, fails ``MalformedCsv`` naming the byte and line.
@@ -135,9 +135,14 @@ class Scanner:
             if self.strict and not self.boundary[a[0]]:
                 self.malformed("text after a closing quote", base, data, 0, lines_before)
         if FAST:
-            fast = _FastScan(self, data, a, state).scan()
-            if fast is not None:
-                return fast
+            fast = _FastScan(self, data, a, state)
+            found = fast.scan()
+            if found is not None:
+                return found
+            # An anomaly: the exact path, with the quotes and line ends the fast path found.
+            line_ends = fast.line_ends()
+            parity: _Parity = _SparseParity(self, a, fast.quotes, line_ends, state)
+            return _Walk(self, data, a, parity, line_ends, state, base, lines_before).run()
         is_quote = self._quote_mask(a)
         quote_count = int(np.count_nonzero(is_quote))
         if quote_count * DENSE < len(a):
@@ -147,8 +152,7 @@ class Scanner:
             line_ends = self._line_ends(a, special, kinds)
             if not quote_count:
                 return self._without_quotes(a, line_ends, state)
-            parity: _Parity = _SparseParity(self, a, special[kinds == self.quote], line_ends,
-                                            state)
+            parity = _SparseParity(self, a, special[kinds == self.quote], line_ends, state)
         else:
             # Quote-dense text: the parity before every byte at once (a running count).
             crlf = np.flatnonzero(self._special_mask(a, None))
@@ -255,16 +259,19 @@ class _FastScan:
     """The parity rule alone, for a block without anomalies (see the module docstring): the
     quote and line end positions, and one check that no quote the rule takes as opening a
     field follows other text. ``scan`` returns None for a block with such a quote (or, with
-    ``--strict``, text after a closing quote): the exact path takes it then."""
+    ``--strict``, text after a closing quote): the exact path takes it then, with the quotes
+    and line ends found here."""
 
     def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8],
                  state: State) -> None:
         self.s, self.data, self.a, self.state = scanner, data, a, state
         self.outside = 1 if state is State.QUOTED else 0  # the parity outside quoted fields
+        self.quotes = self.lfs = _EMPTY
 
     def scan(self) -> Scan | None:
         s, a = self.s, self.a
-        quotes, line_ends, parity = self._locate()
+        quotes, lfs, parity = self._locate()
+        self.quotes, self.lfs = quotes, lfs  # (the exact path takes them after an anomaly)
         s.few_quotes = len(quotes) * FEW < len(a)  # a guess for the next block
         openers = quotes[self.outside::2]  # by the parity rule; each must follow a boundary
         before = self._bytes_before(openers)
@@ -272,8 +279,8 @@ class _FastScan:
             return None
         if s.strict and not self._closers_ok(quotes[1 - self.outside::2]):
             return None
-        if b"\r" in self.data and self._has_bare_cr(line_ends):
-            line_ends = s._with_bare_crs(a, line_ends, s.positions(a, CR))
+        line_ends = self.line_ends()
+        if line_ends is not lfs:
             parity = np.searchsorted(quotes, line_ends) & 1
         # (np.compress: several times faster than a boolean index here)
         ends: Positions = np.compress(parity == self.outside, line_ends) + 1
@@ -327,6 +334,13 @@ class _FastScan:
         """``--strict``: every closing quote is followed by a boundary or the block's end."""
         closers = closers[closers + 1 < len(self.a)]
         return bool(self.s.boundary[self.a[closers + 1]].all())
+
+    def line_ends(self) -> Positions:
+        """The LFs, and the CRs not followed by an LF (rare: found only when the CRs are not
+        all the first half of a CRLF)."""
+        if b"\r" in self.data and self._has_bare_cr(self.lfs):
+            return self.s._with_bare_crs(self.a, self.lfs, self.s.positions(self.a, CR))
+        return self.lfs
 
     def _has_bare_cr(self, lfs: Positions) -> bool:
         """Whether a CR is not the first half of a CRLF."""
