@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install demo test test-fast lint unit bench bench-shapes clean
+.PHONY: help install demo test test-fast lint unit bench bench-shapes bench-scan clean
 
 help:
 	@echo "make demo   - run s3split on the bundled sample"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   - ruff and mypy only"
 	@echo "make bench  - benchmarks against split, DuckDB, Miller and the csv module"
 	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
+	@echo "make bench-scan - the scanner alone against the one before the dialect rewrite"
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,11 +46,16 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_shapes.py
+	$(BIN)/python bench/bench_scan.py --split all
 
 # e.g. make bench-shapes SHAPES_ARGS="--scale 0.1" for a smoke run
 bench-shapes: $(STAMP)
 	bash bench/setup.sh
 	$(BIN)/python bench/bench_shapes.py $(SHAPES_ARGS)
+
+# e.g. make bench-scan SCAN_ARGS="--split all" (the whole split of bench_shapes.py's shapes too)
+bench-scan: $(STAMP)
+	$(BIN)/python bench/bench_scan.py $(SCAN_ARGS)
 
 clean:
 	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache

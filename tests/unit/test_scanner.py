@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from unittest import mock
 
 import pytest
@@ -109,15 +112,38 @@ ALPHABET = [b"a", b",", b'"', b" ", b"\r", b"\n", b"\r\n", "é".encode()]
 dirty = st.lists(st.sampled_from(ALPHABET), max_size=40).map(b"".join)
 
 
-@pytest.mark.parametrize("dense", [0, 10**9], ids=["few-quotes path", "quote-dense path"])
+# Each of the scanner's ways, forced: the parity-only fast path (blocks with an anomaly go on
+# to the exact path) finding quotes and LFs in one pass or apart, and the exact path alone,
+# with parities by rank or by a running count.
+PATHS = {
+    "fast, quotes with LFs": {"FAST": True, "FEW": 0},
+    "fast, quotes apart": {"FAST": True, "FEW": 10**9},
+    "exact, by rank": {"FAST": False, "DENSE": 0},
+    "exact, running count": {"FAST": False, "DENSE": 10**9},
+}
+each_path = pytest.mark.parametrize("path", PATHS.values(), ids=PATHS.keys())
+fast_or_exact = pytest.mark.parametrize("path", [PATHS["fast, quotes with LFs"],
+                                                 PATHS["fast, quotes apart"],
+                                                 PATHS["exact, by rank"]])
+
+
+@contextmanager
+def forced(path: dict[str, int]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for name, value in path.items():
+            stack.enter_context(mock.patch.object(scanner_module, name, value))
+        yield
+
+
+@each_path
 @settings(max_examples=400, deadline=None)
 @given(data=dirty, cuts=st.lists(st.integers(1, 40), max_size=4))
-def test_matches_csv_readers_states_in_any_pieces(dense: int, data: bytes,
+def test_matches_csv_readers_states_in_any_pieces(path: dict[str, int], data: bytes,
                                                    cuts: list[int]) -> None:
-    """Any byte string, scanned in any pieces, on either of the scanner's paths (by rank for
-    few quotes, by a running count for many): csv.reader's record ends, state and open quote."""
+    """Any byte string, scanned in any pieces, on each of the scanner's ways: csv.reader's
+    record ends, state and open quote."""
     ends, state, opened = _lenient_walk(data)
-    with mock.patch.object(scanner_module, "DENSE", dense):
+    with forced(path):
         got_ends, got_state, got_opened = scan_in_pieces(data,
                                                          [c for c in cuts if c < len(data)])
     assert got_ends == ends
@@ -137,12 +163,14 @@ def test_reference_is_csv_reader(data: bytes) -> None:
     assert rows == csv_rows(data)
 
 
+@fast_or_exact
 @settings(max_examples=200, deadline=None)
 @given(data=dirty)
-def test_strict_accepts_exactly_rfc_input(data: bytes) -> None:
+def test_strict_accepts_exactly_rfc_input(path: dict[str, int], data: bytes) -> None:
     """Strict mode refuses a source iff csv.reader's parse leaves RFC 4180 somewhere."""
     try:
-        Scanner(strict=True).scan(data, State.RECORD)
+        with forced(path):
+            Scanner(strict=True).scan(data, State.RECORD)
     except MalformedCsv:
         refused = True
     else:
@@ -166,6 +194,90 @@ def _breaks_rfc(data: bytes) -> bool:
             state = "S" if c == 0x2C else ("R" if c in b"\r\n" else "F")
         del i
     return False
+
+
+# -- the fast path and its edges ----------------------------------------------------------------
+
+
+def fast_path_outcomes(data: bytes, cuts: list[int]) -> tuple[list[int], list[bool]]:
+    """Scan ``data`` in pieces; the length of each block the fast path saw and whether it
+    took the block (False: it handed the block to the exact path)."""
+    seen: list[tuple[int, bool]] = []
+    fast_scan = scanner_module._FastScan.scan
+
+    def spy(self: scanner_module._FastScan) -> scanner_module.Scan | None:
+        result = fast_scan(self)
+        seen.append((len(self.a), result is not None))
+        return result
+
+    with mock.patch.object(scanner_module._FastScan, "scan", spy):
+        scan_in_pieces(data, cuts)
+    return [n for n, _ in seen], [took for _, took in seen]
+
+
+def quotes_read_as_data(data: bytes) -> list[int]:
+    """Where csv.reader meets a quote inside an unquoted field (the fast path's anomaly)."""
+    found, state = [], "R"
+    for i, c in enumerate(data):
+        if state == "Q":
+            state = "E" if c == 0x22 else "Q"
+        elif c == 0x22:
+            if state == "F":
+                found.append(i)
+            state = "F" if state == "F" else "Q"
+        elif c == 0x2C:
+            state = "S"
+        elif c in b"\r\n":
+            state = "R"
+        else:
+            state = "F"
+    return found
+
+
+@pytest.mark.parametrize("few", [0, 10**9], ids=["quotes with LFs", "quotes apart"])
+@settings(max_examples=400, deadline=None)
+@given(data=dirty, cuts=st.lists(st.integers(1, 40), max_size=4))
+def test_the_fast_path_takes_exactly_the_blocks_without_a_quote_read_as_data(
+        few: int, data: bytes, cuts: list[int]) -> None:
+    """Any block without a quote inside an unquoted field (bare CRs included) is the fast
+    path's; a block with one goes to the exact path (the property test above checks that
+    either's answer is csv.reader's)."""
+    with mock.patch.object(scanner_module, "FEW", few):
+        lengths, took = fast_path_outcomes(data, [c for c in cuts if c < len(data)])
+    anomalies = quotes_read_as_data(data)
+    starts = [sum(lengths[:i]) for i in range(len(lengths))]
+    assert took == [not any(s <= at < s + n for at in anomalies)
+                    for s, n in zip(starts, lengths, strict=True)]
+
+
+EDGES = [
+    # (data, cuts, which blocks the fast path takes)
+    (b'ab"c\n"d"\n', [2], [True, False]),  # a quote read as data: the first byte of a block
+    (b'ab"\nc\n', [3], [False, True]),  # ... and the last byte of one
+    (b'"x"y"\nz\n', [], [False]),  # text after a closing quote, then a quote: data
+    (b'a\rb\n', [2], [True, True]),  # a bare CR: the last byte of a block
+    (b'x\n\na\r', [2], [True, True]),  # a block that starts with an LF and ends in a bare CR
+    (b'\na\r\nb\rc', [], [True]),  # an LF first, a CRLF, then a bare CR
+    (b'"a""b"\n', [3], [True, True]),  # an escaped quote across two blocks (CLOSED, then ")
+    (b'"a",b\n', [3], [True, True]),  # a closing quote: the last byte of a block
+    (b'"a\n"\n', [3], [True, True]),  # a closing quote: the first byte of a block
+    (b'a,"', [2], [True, True]),  # an opening quote alone in the last block
+    (b'"a"b\n', [3], [True, True]),  # text after a closing quote in the next block
+    (b'"a"\r\n"b"', [4], [True, True]),  # the cut moves past the LF of a CRLF
+]
+
+
+@each_path
+@pytest.mark.parametrize(("data", "cuts", "fast_takes"), EDGES)
+def test_the_fast_paths_edges(path: dict[str, int], data: bytes, cuts: list[int],
+                              fast_takes: list[bool]) -> None:
+    """Blocks that put an anomaly, a quote or a CR on a block's first or last byte: each way
+    gives csv.reader's answer, and the fast path takes the blocks it should."""
+    ends, state, opened = _lenient_walk(data)
+    with forced(path):
+        assert scan_in_pieces(data, cuts) == (ends, STATES[state], opened)
+        if path["FAST"]:
+            assert fast_path_outcomes(data, cuts)[1] == fast_takes
 
 
 def test_line_numbers_count_bare_crs() -> None:

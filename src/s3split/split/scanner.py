@@ -9,17 +9,24 @@ it on every byte string:
   continues the field unquoted (``"a"b`` is ``ab``), and a quote there is data again;
 * outside quoted fields LF, CRLF and a bare CR each end a record.
 
-**The fast path.** In a file that quotes by RFC 4180, a byte is inside a quoted field exactly
+**The parity rule.** In a file that quotes by RFC 4180, a byte is inside a quoted field exactly
 when an odd number of quotes precede it, so record ends are the line ends with an even number
 of quotes before them. That parity rule and the lenient rules disagree only at a quote that the
 parity rule would take as opening a field but that follows other text in the field (a quote in
-an unquoted field, or text after a closing quote followed by a quote). Such quotes are found
-with a few vectorised numpy passes over the block (the quote positions and the byte before
-each); where one occurs the parser is inside an unquoted field, which ends at the next delimiter
-or line end, and the parity rule resumes from there. A block with few quotes takes each quote's
-parity from its rank; a quote-dense one (``DENSE``) from a running count over the block. So a
-block costs a handful of C-level passes plus a few Python steps per anomaly, never a Python
-step per byte or per record.
+an unquoted field, or text after a closing quote followed by a quote): an anomaly.
+
+**The fast path** (``_FastScan``) applies the parity rule alone: it finds the quotes and LFs
+(in one pass when quotes are few, ``FEW``), takes the record ends and checks, with the byte
+before each quote the rule takes as opening a field, that the block has no anomaly; bare CRs
+are found only in a block whose CRs are not all followed by an LF. Almost every block of
+almost every file ends here.
+
+**The exact path** takes a block with an anomaly, with the quotes and line ends the fast path
+found: where an anomaly occurs the parser is inside an unquoted field, which ends at the next
+delimiter or line end, and the parity rule resumes from there, each quote's parity from its
+rank. (With the fast path off, ``FAST``, it finds them itself; a quote-dense block, ``DENSE``,
+then takes parities from a running count over the block.) So a block costs a handful of
+C-level passes plus a few Python steps per anomaly, never a Python step per byte or per record.
 
 ``--strict`` refuses what RFC 4180 forbids instead: a quote in an unquoted field, or text after
 a closing quote, fails ``MalformedCsv`` naming the byte and line.
@@ -28,6 +35,7 @@ a closing quote, fails ``MalformedCsv`` naming the byte and line.
 import enum
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +46,8 @@ LF, CR = 0x0A, 0x0D
 
 Positions = npt.NDArray[np.int64]
 DENSE = 4  # a block with a quote in every DENSE bytes or more takes the dense path
+FEW = 16  # the fast path finds quotes with LFs when under one in FEW bytes (the last block's)
+FAST = True  # try the parity-only path first (off: every block takes the exact path; tests)
 _EMPTY: Positions = np.zeros(0, np.int64)
 
 
@@ -108,8 +118,11 @@ class Scanner:
         # Bytes that may stand right before a quote that opens a field (or an escaped one).
         self.boundary = np.zeros(256, bool)
         self.boundary[[self.delimiter, LF, CR, self.quote]] = True
+        self.text = int(np.flatnonzero(~self.boundary)[0])  # a byte that is none of them
         self.unquoted_rest = re.compile(b"[^" + re.escape(bytes([self.delimiter])) + b"\r\n]*")
         self._mask = self._work = self._quotes = np.empty(0, bool)
+        self._eq = [np.empty(0, bool), np.empty(0, bool)]
+        self.few_quotes: bool | None = None  # the fast path's guess for the next block
 
     def scan(self, data: bytes, state: State, base: int = 0, lines_before: int = 0) -> Scan:
         """Scan ``data``, which starts in ``state``; ``base`` and ``lines_before`` (the source
@@ -121,6 +134,15 @@ class Scanner:
             state = State.UNQUOTED  # the quoted part ended; a quote now would be data
             if self.strict and not self.boundary[a[0]]:
                 self.malformed("text after a closing quote", base, data, 0, lines_before)
+        if FAST:
+            fast = _FastScan(self, data, a, state)
+            found = fast.scan()
+            if found is not None:
+                return found
+            # An anomaly: the exact path, with the quotes and line ends the fast path found.
+            line_ends = fast.line_ends()
+            parity: _Parity = _SparseParity(self, a, fast.quotes, line_ends, state)
+            return _Walk(self, data, a, parity, line_ends, state, base, lines_before).run()
         is_quote = self._quote_mask(a)
         quote_count = int(np.count_nonzero(is_quote))
         if quote_count * DENSE < len(a):
@@ -130,8 +152,7 @@ class Scanner:
             line_ends = self._line_ends(a, special, kinds)
             if not quote_count:
                 return self._without_quotes(a, line_ends, state)
-            parity: _Parity = _SparseParity(self, a, special[kinds == self.quote], line_ends,
-                                            state)
+            parity = _SparseParity(self, a, special[kinds == self.quote], line_ends, state)
         else:
             # Quote-dense text: the parity before every byte at once (a running count).
             crlf = np.flatnonzero(self._special_mask(a, None))
@@ -143,6 +164,19 @@ class Scanner:
         if len(self._quotes) < len(a):
             self._quotes = np.empty(len(a), bool)
         return np.equal(a, self.quote, out=self._quotes[:len(a)])
+
+    def equal(self, a: npt.NDArray[np.uint8], byte: int, slot: int = 0) -> npt.NDArray[np.bool_]:
+        """``a == byte`` in buffer ``slot`` (0 or 1), reused across blocks like ``_mask``, so
+        valid until the next call for that slot."""
+        if len(self._eq[slot]) < len(a):
+            self._eq[slot] = np.empty(len(a), bool)
+        found: npt.NDArray[np.bool_] = np.equal(a, byte, out=self._eq[slot][:len(a)])
+        return found
+
+    def positions(self, a: npt.NDArray[np.uint8], byte: int) -> Positions:
+        """Where ``byte`` occurs in ``a``, in order."""
+        found: Positions = np.flatnonzero(self.equal(a, byte))
+        return found
 
     def _line_ends(self, a: npt.NDArray[np.uint8], crlf: Positions,
                    kinds: npt.NDArray[np.uint8]) -> Positions:
@@ -175,6 +209,14 @@ class Scanner:
         if not len(bare):
             return lfs
         return np.sort(np.concatenate((lfs, bare))) if len(lfs) else bare
+
+    def all_boundaries(self, found: npt.NDArray[np.uint8]) -> bool:
+        """Whether every byte of ``found`` may stand before an opening quote (comparisons:
+        much faster than looking each up in ``boundary``)."""
+        ok = np.equal(found, self.delimiter)
+        for byte in (LF, CR, self.quote):
+            ok |= found == byte
+        return bool(ok.all())
 
     def boundary_mask(self, a: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
         """Which bytes may stand before a quote that opens a field (or an escaped one)."""
@@ -211,6 +253,102 @@ class Scanner:
         line = lines_before + _line_count(data, at) + 1
         raise MalformedCsv(f"{self.uri}: {what} at byte {base + at} (line {line}); "
                            "without --strict such input is read as Python's csv module reads it")
+
+
+class _FastScan:
+    """The parity rule alone, for a block without anomalies (see the module docstring): the
+    quote and line end positions, and one check that no quote the rule takes as opening a
+    field follows other text. ``scan`` returns None for a block with such a quote (or, with
+    ``--strict``, text after a closing quote): the exact path takes it then, with the quotes
+    and line ends found here."""
+
+    def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8],
+                 state: State) -> None:
+        self.s, self.data, self.a, self.state = scanner, data, a, state
+        self.outside = 1 if state is State.QUOTED else 0  # the parity outside quoted fields
+        self.quotes = self.lfs = _EMPTY
+
+    def scan(self) -> Scan | None:
+        s, a = self.s, self.a
+        quotes, lfs, parity = self._locate()
+        self.quotes, self.lfs = quotes, lfs  # (the exact path takes them after an anomaly)
+        s.few_quotes = len(quotes) * FEW < len(a)  # a guess for the next block
+        openers = quotes[self.outside::2]  # by the parity rule; each must follow a boundary
+        before = self._bytes_before(openers)
+        if not s.all_boundaries(before):
+            return None
+        if s.strict and not self._closers_ok(quotes[1 - self.outside::2]):
+            return None
+        line_ends = self.line_ends()
+        if line_ends is not lfs:
+            parity = np.searchsorted(quotes, line_ends) & 1
+        # (np.compress: several times faster than a boolean index here)
+        ends: Positions = np.compress(parity == self.outside, line_ends) + 1
+        state = State.QUOTED if (len(quotes) & 1) != self.outside else s._state_after(a, ends)
+        opened = self._last_opening(openers, before) \
+            if state in (State.QUOTED, State.CLOSED) else -1
+        return Scan(ends, line_ends, state, opened)
+
+    def _locate(self) -> tuple[Positions, Positions, npt.NDArray[np.integer[Any]]]:
+        """The quotes, the LFs, and the parity of the quotes before each LF."""
+        s, a = self.s, self.a
+        is_quote = s.equal(a, s.quote)
+        few = s.few_quotes
+        if few is None:
+            few = int(np.count_nonzero(is_quote)) * FEW < len(a)
+        if few:
+            # Quotes and LFs in one pass; the quotes before an LF: its rank among them minus
+            # its rank among the LFs.
+            special = np.flatnonzero(np.logical_or(is_quote, s.equal(a, LF, 1), out=is_quote))
+            quote_at = a[special] == s.quote
+            lf_at = np.flatnonzero(~quote_at)
+            quotes: Positions = special[np.flatnonzero(quote_at)]
+            return quotes, special[lf_at], (lf_at - np.arange(len(lf_at))) & 1
+        # Many quotes: the two apart (fewer steps per quote), the parity of the quotes between
+        # line ends, then before each (an LF at 0 makes an empty first segment, which reads
+        # that LF: no quote).
+        quotes = np.flatnonzero(is_quote)
+        lfs = np.flatnonzero(s.equal(a, LF, 1))
+        between = np.bitwise_xor.reduceat(is_quote.view(np.uint8), np.append(0, lfs))[:-1]
+        parity = np.bitwise_xor.accumulate(between, dtype=np.uint8) if len(lfs) else _EMPTY
+        return quotes, lfs, parity
+
+    def _last_opening(self, openers: Positions, before: npt.NDArray[np.uint8]) -> int:
+        """Where the quoted field open at the end began: the last opener that is not an
+        escaped quote (does not follow a quote), or -1 when it began before the block."""
+        if len(before) and before[-1] != self.s.quote:
+            return int(openers[-1])
+        fresh = np.flatnonzero(before != self.s.quote)
+        return int(openers[fresh[-1]]) if len(fresh) else -1
+
+    def _bytes_before(self, positions: Positions) -> npt.NDArray[np.uint8]:
+        """The byte before each position; before the block, what the state says was there:
+        a quote after CLOSED, a line end after RECORD or FIELD, other text after UNQUOTED."""
+        before: npt.NDArray[np.uint8] = np.take(self.a, positions - 1)
+        if len(positions) and positions[0] == 0:
+            before[0] = self.s.quote if self.state is State.CLOSED else \
+                LF if self.state is not State.UNQUOTED else self.s.text
+        return before
+
+    def _closers_ok(self, closers: Positions) -> bool:
+        """``--strict``: every closing quote is followed by a boundary or the block's end."""
+        closers = closers[closers + 1 < len(self.a)]
+        return bool(self.s.boundary[self.a[closers + 1]].all())
+
+    def line_ends(self) -> Positions:
+        """The LFs, and the CRs not followed by an LF (rare: found only when the CRs are not
+        all the first half of a CRLF)."""
+        if b"\r" in self.data and self._has_bare_cr(self.lfs):
+            return self.s._with_bare_crs(self.a, self.lfs, self.s.positions(self.a, CR))
+        return self.lfs
+
+    def _has_bare_cr(self, lfs: Positions) -> bool:
+        """Whether a CR is not the first half of a CRLF."""
+        crs = int(np.count_nonzero(self.s.equal(self.a, CR)))
+        before = self.a[lfs - 1]  # (lfs[0] - 1 may be -1: fixed below)
+        if len(lfs) and lfs[0] == 0:
+            before[0] = 0  # a CRLF never straddles two blocks
+        return int(np.count_nonzero(before == CR)) != crs
 
 
 def _line_count(data: bytes, end: int) -> int:

@@ -340,25 +340,30 @@ class _Split:
             buf += more  # a block smaller than the BOM (or a short read) must not hide it
         self.bom = buf.startswith(BOM)
         start = end = len(BOM) if self.bom else 0
+        lines = 0
         if self.settings.header:
-            buf, end = self._header_end(blocks, buf, start)
+            buf, end, lines = self._header_end(blocks, buf, start)
         self.header = buf[start:end]
         self.offset = self.data_start = end
-        self.lines_before = _line_ends_in(self.header)
+        self.lines_before = lines
         self.state = State.RECORD
         return buf[end:]
 
-    def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int) -> tuple[bytes, int]:
-        """The buffer read so far and where the header record ends in it. Scanned in pieces
-        that grow from 4 KiB (a header is usually short, and the block it is in is scanned
-        again as data), each byte once however many blocks the header takes."""
-        state, scanned, piece, opened = State.RECORD, start, 4096, start
+    def _header_end(self, blocks: Iterator[bytes], buf: bytes,
+                    start: int) -> tuple[bytes, int, int]:
+        """The buffer read so far, where the header record ends in it and the line ends in
+        the header. Scanned in pieces that grow from 4 KiB (a header is usually short, and the
+        block it is in is scanned again as data), each byte once however many blocks the
+        header takes."""
+        state, scanned, piece, opened, lines = State.RECORD, start, 4096, start, 0
         while True:
             if scanned < len(buf):
                 end = _cut(buf, scanned + piece)
                 scan = self.scanner.scan(buf[scanned:end], state, scanned)
                 if len(scan.ends):
-                    return buf, scanned + int(scan.ends[0])
+                    at = int(scan.ends[0])
+                    return buf, scanned + at, lines + int(np.searchsorted(scan.line_ends, at))
+                lines += len(scan.line_ends)
                 if scan.open_quote >= 0:
                     opened = scanned + scan.open_quote
                 state, scanned, piece = scan.state, end, min(piece * 4, SPAN)
@@ -369,7 +374,7 @@ class _Split:
                 if state is State.QUOTED:
                     self.open_quote = (opened, 1 + _line_ends_in(buf[start:opened]))
                     self._finish_last_chunk()  # raises UnterminatedQuote
-                return buf, len(buf)
+                return buf, len(buf), lines
             if len(buf) > HEADER_LIMIT:
                 raise HeaderTooLong(f"{self.source}: no end of the header record in the "
                                     f"first {len(buf)} bytes")
