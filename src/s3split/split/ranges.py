@@ -39,6 +39,9 @@ from s3split.split.scanner import Dialect, Positions, Scanner, State
 LF, CR = 0x0A, 0x0D
 BLOCK: Final = 1024 * 1024  # read and scanned at a time (the scanner's arrays stay cache-sized)
 SNAP_READ: Final = 64 * 1024  # read at a time while looking for a range's first line end
+# The first block of a range scanned from two states is 1/SETTLE of a block: the two usually
+# fall in step within a few records, and from there on the range is scanned once.
+SETTLE: Final = 16
 QUOTED_STATES: Final = (State.QUOTED, State.CLOSED)
 
 Reader = Callable[[int, int], bytes]
@@ -262,7 +265,8 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     tracks = [_Track([s], s, Fold(start, s)) for s in states]
     done: dict[State, list[Piece]] = {s: [] for s in states}
     quote = plan.quotechar.encode()
-    for base, data, after in _range_blocks(read, plan, start, end):
+    first = max(1, plan.block // SETTLE) if len(tracks) > 1 else plan.block
+    for base, data, after in _range_blocks(read, plan, start, end, first):
         has_quote = quote in data
         for track in tracks:
             if track.fold.failure is None:
@@ -316,20 +320,21 @@ def _joined(pieces: list[Piece], start: int, state: State) -> Piece:
     return fold.piece()
 
 
-def _range_blocks(read: Reader, plan: Plan, start: int,
-                  end: int) -> Iterator[tuple[int, bytes, bytes]]:
-    """``(offset, block, the byte after it)`` over ``[start, end)``; no block ends between
-    the CR and LF of a CRLF."""
-    pos = start
+def _range_blocks(read: Reader, plan: Plan, start: int, end: int,
+                  first: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """``(offset, block, the byte after it)`` over ``[start, end)``, the first block at most
+    ``first`` bytes; no block ends between the CR and LF of a CRLF."""
+    pos, block = start, min(first, plan.block)
     while pos < end:
-        want = min(plan.block, end - pos)
-        buf = read_exact(read, plan, pos, want + 1)
-        data, after = buf[:want], buf[want:want + 1]
+        want = min(block, end - pos)
+        block = plan.block
+        # (the byte after in a read of its own: slicing it off a block would copy the block)
+        data, after = read_exact(read, plan, pos, want), read_exact(read, plan, pos + want, 1)
         if data.endswith(b"\r") and after == b"\n":  # keep the CR with its LF
             if len(data) > 1:
                 data, after = data[:-1], b"\r"
             else:
-                data, after = buf, read_exact(read, plan, pos + len(buf), 1)
+                data, after = data + after, read_exact(read, plan, pos + want + 1, 1)
         yield pos, data, after
         pos += len(data)
 
