@@ -478,3 +478,26 @@ def test_the_second_start_state_is_scanned_only_until_it_falls_in_step(
     scan = scan_local_range(path, plan, 1)
     assert set(scan.pieces) == {State.RECORD, State.QUOTED}
     assert scan.end - scan.start < sum(scanned) <= scan.end - scan.start + plan.block // 16
+
+
+def test_stopping_the_split_midway_stops_the_workers(tmp_path: Any) -> None:
+    """Ctrl-C while the first scans come in (here raised by the progress callback, which
+    runs in the splitting process): the interrupt propagates, no worker is left behind,
+    and no manifest is written."""
+    data = b"id,note\n" + b"".join(b"%d,some plain text\n" % i for i in range(100_000))
+    path = write_source(str(tmp_path), data)
+    calls: list[int] = []
+
+    def interrupt(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 2:  # (the first call is the header)
+            raise KeyboardInterrupt
+
+    dest = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        split(path, str(dest), SplitSettings(chunk_size=1 << 16), Storage(), jobs=2,
+              cuts=[len(data) * i // 8 for i in range(1, 8)], block_size=64,
+              on_progress=interrupt)
+    assert len(calls) == 2
+    assert multiprocessing.active_children() == []
+    assert "manifest.json" not in local_parts(dest)

@@ -14,7 +14,7 @@ import contextlib
 import pickle
 import signal
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -29,7 +29,7 @@ _OK, _ERROR = "ok", "error"
 
 
 def run_tasks(task: Callable[[int], T], count: int, jobs: int, context: BaseContext,
-              describe: Callable[[int], str]) -> Iterator[tuple[int, T]]:
+              describe: Callable[[int], str]) -> Generator[tuple[int, T], None, None]:
     """``(index, task(index))`` for every index below ``count``, in the order they finish,
     from ``jobs`` worker processes started from ``context``. ``describe(index)`` names a
     task in the ``WorkerDied`` raised when its worker dies. Closing the iterator early (or
