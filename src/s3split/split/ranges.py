@@ -17,7 +17,12 @@ parser can only be at a record's start (``RECORD``) or inside a quoted field (``
 So each range is scanned from at most two states, block by block; once both scans stand in
 the same state after a block, the rest is scanned once (convergence: with csv.reader's
 lenient rules a scan started on the wrong side of a quote falls in step within a few
-fields). A block without a quote leaves a ``QUOTED`` scan where it was, uncounted.
+fields, so the first block of such a range is only a sixteenth of the others). A block
+without a quote leaves a ``QUOTED`` scan where it was, uncounted.
+
+A range looks for its start only up to the next cut: with no line end there it is empty
+(its bytes belong to the range before, which reads on to the next line end), so a long
+stretch without line ends is read about three times in all, not once per range over it.
 
 **Errors.** A ``--strict`` scan that fails is only a failure if the combine chooses it: the
 piece records the block it failed in, and ``raise_failure`` scans that block again from the
