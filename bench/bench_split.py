@@ -114,8 +114,7 @@ def ensure_shape(data_dir: Path, shape: str, size: int, seed: int, lf: bool) -> 
     csv_path = data_dir / f"quoteall-{format_size(size)}-seed{seed}.csv"
     stats_path = csv_path.with_suffix(".json")
     if not csv_path.exists():
-        print(f"generating {csv_path.name} ...", flush=True)
-        gen_quoteall(csv_path, size, seed)
+        gen_quoteall(csv_path, size, seed)  # (says so itself)
     stats: dict[str, int] = {}
     if stats_path.exists():
         stats = json.loads(stats_path.read_text())
@@ -151,6 +150,7 @@ class Run:
     maxrss_kib: int
     rc: int
     stderr: str
+    cpu: float = 0.0  # user + system seconds of the tool and its processes
 
 
 # Launcher for the measured command. ru_maxrss of a child is max(its own peak, the RSS of
@@ -171,7 +171,8 @@ if pid == 0:  # exec at once: whatever the child allocates first raises the floo
 _, status, ru = os.wait4(pid, 0)
 wall = time.perf_counter() - t0
 with open(out, "w") as fh:
-    fh.write(f"{wall} {ru.ru_maxrss} {os.waitstatus_to_exitcode(status)}")
+    fh.write(f"{wall} {ru.ru_maxrss} {os.waitstatus_to_exitcode(status)} "
+             f"{ru.ru_utime + ru.ru_stime}")
 """
 
 
@@ -202,8 +203,8 @@ def measure(argv: Sequence[str], cwd: Path, timeout: float) -> Run:
         text = err_path.read_text(errors="replace")
         if not result.exists():
             return Run(0.0, 0, proc.returncode or 1, text or "launcher failed")
-        wall, rss, rc = result.read_text().split()
-    return Run(float(wall), int(rss), int(rc), text)  # Linux: ru_maxrss is KiB
+        wall, rss, rc, cpu = result.read_text().split()
+    return Run(float(wall), int(rss), int(rc), text, float(cpu))  # Linux: ru_maxrss is KiB
 
 
 def fmt_rss(mib: float) -> str:
@@ -406,6 +407,10 @@ class Result:
         return statistics.median(r.wall for r in self.runs)
 
     @property
+    def cpu(self) -> float:
+        return statistics.median(r.cpu for r in self.runs)
+
+    @property
     def best(self) -> float:
         return min(r.wall for r in self.runs)
 
@@ -452,7 +457,7 @@ def run_tool(
             shutil.rmtree(base, ignore_errors=True)
         print(
             f"  {tool.key:<13} run {i + 1}/{repeat}: {run.wall:7.2f} s  "
-            f"{run.maxrss_kib / 1024:7.1f} MiB  (load {load()})",
+            f"{run.maxrss_kib / 1024:7.1f} MiB  cpu {run.cpu:6.2f} s  (load {load()})",
             flush=True,
         )
     res.loads = (first_load, load())
@@ -542,7 +547,7 @@ def main_rows(results: list[Result], ds: Dataset, chunk: int) -> list[list[str]]
     for r in results:
         if not r.ok:
             reason = r.tool.unavailable or (f"failed: {r.error}" if r.error else "no runs")
-            rows.append([r.tool.label, *["n/a"] * 7, f"not available: {reason}"])
+            rows.append([r.tool.label, *["n/a"] * 8, f"not available: {reason}"])
             continue
         c = r.check
         assert c is not None
@@ -557,6 +562,7 @@ def main_rows(results: list[Result], ds: Dataset, chunk: int) -> list[list[str]]
                 r.tool.label,
                 f"{r.wall:.2f}",
                 f"{r.best:.2f}",
+                f"{r.cpu:.2f}",
                 f"{ds.nbytes / 2**20 / r.wall:.0f}",
                 fmt_rss(r.rss_mib),
                 f"{r.wall / ref.wall:.2f}x / {r.best / ref.best:.2f}x" if ref else "n/a",
@@ -572,6 +578,7 @@ HEADERS = (
     "tool",
     "wall s",
     "best s",
+    "cpu s",
     "MiB/s",
     "peak RSS MiB",
     "vs split -C (median / best)",

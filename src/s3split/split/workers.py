@@ -11,8 +11,10 @@ arrives, and stopped when the caller is done or gives up.
 """
 
 import contextlib
+import ctypes
 import pickle
 import signal
+import sys
 import traceback
 from collections.abc import Callable, Generator
 from multiprocessing.connection import Connection, wait
@@ -24,6 +26,12 @@ from s3split.errors import WorkerDied
 
 T = TypeVar("T")
 STOP_WAIT: Final = 5.0  # seconds a stopped worker gets to exit before it is killed
+# glibc's mallopt parameters (malloc.h) and the values a worker sets (see keep_freed_memory):
+# allocations up to 32 MiB (glibc's maximum) from the heap, and up to 256 MiB of free heap
+# kept instead of handed back to the OS.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD: Final = 32 * 1024 * 1024
+TRIM_THRESHOLD: Final = 256 * 1024 * 1024
 
 _OK, _ERROR = "ok", "error"
 
@@ -124,9 +132,31 @@ def _how(exitcode: int | None) -> str:
     return f"it exited with status {exitcode}"
 
 
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed memory for the next allocation (whether it could).
+
+    By default glibc hands a freed megabyte-sized block back to the OS (``munmap``, or by
+    trimming the heap) until it has freed larger ones, so in a fresh process the scanner's
+    temporary arrays, allocated afresh for every block, cost a page fault per 4 KiB each
+    time: on quote-dense data a third of a range scan's CPU time (measured: 517,000 faults
+    for 384 MiB; 250 with this). A worker forked after the header's 8 MiB read happens to
+    inherit raised thresholds; this does not leave it to chance. Kept, the arrays are
+    reused; the process's peak memory is the same."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # (the C library the process runs on)
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and
+                mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
 def _serve(conn: Connection, task: Callable[[int], object]) -> None:
     """A worker's loop: run each index it is sent, answer ``(kind, value)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    keep_freed_memory()
     while True:
         try:
             index = conn.recv()
