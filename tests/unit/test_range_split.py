@@ -501,3 +501,27 @@ def test_stopping_the_split_midway_stops_the_workers(tmp_path: Any) -> None:
     assert len(calls) == 2
     assert multiprocessing.active_children() == []
     assert "manifest.json" not in local_parts(dest)
+
+
+def test_parts_of_a_failed_split_are_removed_by_the_next_one(tmp_path: Any) -> None:
+    """Chunks are written while later ranges are still scanned, so a split that then fails
+    (a quote never closed, found at the end) has written parts that no manifest lists: they
+    are noted, and the next split of the destination deletes those it does not rewrite."""
+    dest = tmp_path / "d"
+    good = write_source(str(tmp_path), QUOTED * 4)
+    split(good, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=2, cuts=[100])
+    before = [n for n in local_parts(dest) if n.startswith("part-")]
+    bad = str(tmp_path / "bad.csv")
+    with open(bad, "wb") as f:
+        f.write(QUOTED * 40 + b'9,"never closed\n')
+    with pytest.raises(UnterminatedQuote):  # (each range's progress gives the writer time)
+        split(bad, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=1,
+              cuts=list(range(100, 40 * len(QUOTED), 400)),
+              on_progress=lambda n: time.sleep(0.05))
+    written = [n for n in local_parts(dest) if n.startswith("part-")]
+    assert len(written) > len(before) + 10  # (the failed split's complete chunks)
+    one = str(tmp_path / "one.csv")
+    with open(one, "wb") as f:
+        f.write(b"id,note\n1,x\n")
+    split(one, str(dest), SplitSettings(chunk_size=64), Storage())
+    assert local_parts(dest) == ["manifest.json", "part-00000.csv"]

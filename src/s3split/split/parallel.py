@@ -17,12 +17,13 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, suppress
 from functools import partial
 from typing import IO, Final
 
-from s3split.errors import SourceChanged
+from s3split.errors import S3SplitError, SourceChanged
+from s3split.split.destination import note_written
 from s3split.split.manifest import ChunkEntry, chunk_name
 from s3split.split.ranges import (
     BLOCK,
@@ -88,8 +89,8 @@ def _scan_and_write(run: _Split, plan: Plan, jobs: int,
     combiner = Combiner(plan, run.lines_before)
     write = partial(write_chunk, run.storage, run.dest, fd, run.header, run.source)
     writers = ThreadPoolExecutor(max(1, jobs))
+    written: list[Future[tuple[ChunkEntry, str]]] = []
     try:
-        written = []
         with closing(scan_ranges(plan, jobs)) as scans:  # (whatever stops us stops them)
             for scan in scans:
                 run.on_progress(scan.end - scan.start)
@@ -98,9 +99,23 @@ def _scan_and_write(run: _Split, plan: Plan, jobs: int,
         _raise_errors(run, plan, table, fd)
         written += [writers.submit(write, chunk) for chunk in table.chunks[len(written):]]
         done = [future.result() for future in written]
+    except BaseException:
+        writers.shutdown(cancel_futures=True)  # (waits for the running ones)
+        _note_written(run, written)
+        raise
     finally:
-        writers.shutdown(cancel_futures=True)  # (after an error: waits for the running ones)
+        writers.shutdown(cancel_futures=True)
     return [entry for entry, _ in done], [method for _, method in done]
+
+
+def _note_written(run: _Split, written: Sequence[Future[tuple[ChunkEntry, str]]]) -> None:
+    """The parts a failed split wrote, noted for the next split of its destination to
+    delete (chunks are written before the split knows it will fail); the split's own
+    error is what the caller sees, whatever happens here."""
+    names = [chunk_name(f.result()[0].index) for f in written
+             if f.done() and not f.cancelled() and f.exception() is None]
+    with suppress(OSError, S3SplitError):
+        note_written(run.storage, run.dest, names)
 
 
 def range_count(data_bytes: int, jobs: int) -> int:
