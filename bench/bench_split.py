@@ -129,6 +129,37 @@ def ensure_shape(data_dir: Path, shape: str, size: int, seed: int, lf: bool) -> 
     return Dataset(csv_path, stats["rows"], stats["bytes"], line.rstrip(b"\r\n"), len(line))
 
 
+SPIN_SCRIPT = """\
+import sys, time
+from concurrent.futures import ProcessPoolExecutor
+def spin(n):
+    x = 0
+    for i in range(n):
+        x += i
+    return x
+if __name__ == "__main__":
+    n, cpus = 3_000_000, int(sys.argv[1])
+    with ProcessPoolExecutor(cpus) as pool:
+        list(pool.map(spin, [1] * cpus))  # (workers started)
+        t = time.perf_counter(); spin(n); one = time.perf_counter() - t
+        t = time.perf_counter(); list(pool.map(spin, [n] * cpus)); many = time.perf_counter() - t
+    print(f"{cpus * one / many:.2f}")
+"""
+
+
+def parallelism() -> str:
+    """How many CPUs' worth of work the machine does at once right now (the same loop in
+    one process, then in one per CPU): below the CPU count, other work takes the rest, and
+    no tool can go faster in parallel than this."""
+    cpus = len(os.sched_getaffinity(0))
+    best = 0.0
+    for _ in range(3):
+        r = subprocess.run([PY, "-c", SPIN_SCRIPT, str(cpus)], capture_output=True, text=True)
+        with contextlib.suppress(ValueError):
+            best = max(best, float(r.stdout.strip()))
+    return f"{best:.2f} of {cpus}"
+
+
 def load() -> str:
     """The 1-minute load average (other work on the machine skews wall times)."""
     return f"{os.getloadavg()[0]:.2f}"
@@ -397,6 +428,7 @@ class Result:
     error: str | None = None
     kept: Path | None = None
     loads: tuple[str, str] = ("?", "?")  # the load average before and after its runs
+    parallelism: str = "?"  # the machine's parallelism right after its runs
 
     @property
     def ok(self) -> bool:
@@ -461,6 +493,7 @@ def run_tool(
             flush=True,
         )
     res.loads = (first_load, load())
+    res.parallelism = parallelism()
     return res
 
 
@@ -741,7 +774,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{jobs1_r.best / size_r.best:.2f}x (best)"
         )
     extra += [
-        f"load average (1 min) before..after {r.tool.key}: {r.loads[0]}..{r.loads[1]}"
+        f"load average (1 min) before..after {r.tool.key}: {r.loads[0]}..{r.loads[1]}; "
+        f"CPUs' worth of parallel work available after it: {r.parallelism}"
         for r in results
         if r.ok
     ]
