@@ -104,3 +104,8 @@ class ExtraNotInstalled(S3SplitError):
 class EngineFilesMissing(S3SplitError):
     """The local engine finds neither the checkout's nor the installed package's copy of the
     state machine definition and the handlers."""
+
+
+class WorkerDied(S3SplitError):
+    """A process of a parallel local split died before it finished its range (killed by the
+    OS, for example for lack of memory, or by a signal); the split wrote no manifest."""

@@ -6,11 +6,15 @@ from __future__ import annotations
 import errno
 import gzip
 import json
+import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from dataclasses import replace
 from typing import Any
 
@@ -23,18 +27,22 @@ from s3split.errors import (
     MalformedCsv,
     SourceChanged,
     UnterminatedQuote,
+    WorkerDied,
 )
 from s3split.split import parallel as assemble
 from s3split.split.manifest import Manifest, SplitSettings
 from s3split.split.ranges import (
+    SNAP_READ,
+    Combiner,
     Plan,
+    Reader,
     combine,
     plan_ranges,
     pread_reader,
     scan_local_range,
     scan_range,
 )
-from s3split.split.scanner import State
+from s3split.split.scanner import Scanner, State
 from s3split.split.splitter import split
 from s3split.storage import Storage
 from tests.support.csvdata import BOM
@@ -322,3 +330,199 @@ def test_a_local_split_does_not_import_boto3(tmp_path: Any) -> None:
                           timeout=120, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "chunks" in done.stdout
+
+
+# -- long stretches without a line end, incremental combining, workers that fail ----------------
+
+
+def counting(read: Reader, counts: list[int]) -> Reader:
+    """``read``, adding the bytes it returns to ``counts[-1]``."""
+    def counted(offset: int, length: int) -> bytes:
+        data = read(offset, length)
+        counts[-1] += len(data)
+        return data
+    return counted
+
+
+def test_a_field_over_many_ranges_is_read_linearly(tmp_path: Any) -> None:
+    """One 40 MiB quoted field (no line end in it) over 16 ranges: the 14 ranges wholly
+    inside it report themselves empty after reading only up to the next cut, and only the
+    range before the field reads on to its end, so the bytes read stay a small multiple of
+    the source (when each range looked for its end up to the first line end after it, they
+    read ~15x the source)."""
+    field = b'"' + b"x" * (40 << 20) + b'"\r\n'
+    data = b"id,note\n" + b"1,a\n" * 1000 + b"2," + field + b"3,b\n" * 1000
+    opened = data.index(b'"')
+    cuts = [opened + i * (len(field) // 16) for i in range(1, 16)] + [len(data) - 1000]
+    path = write_source(str(tmp_path), data)
+    plan = plan_ranges(path, len(data), len(b"id,note\n"), 1 << 20, 1, cuts=cuts)
+    counts: list[int] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        read = counting(pread_reader(fd), counts)
+        scans = []
+        for index in range(plan.count):
+            counts.append(0)
+            scans.append(scan_range(read, plan, index))
+    finally:
+        os.close(fd)
+    assert [scan.empty for scan in scans] == [False] + [True] * 14 + [False, False]
+    for index in range(1, 15):  # an empty range reads no further than the next cut
+        span = plan.cuts[index + 1] - plan.cuts[index]
+        assert counts[index] <= span + span // SNAP_READ + 2  # (each read overlaps by a byte)
+    assert scans[0].end == scans[15].start == opened + len(field)
+    assert sum(counts) <= 3 * len(data)
+    table = combine(plan, 1, scans)
+    assert sum(c.end - c.start for c in table.chunks) == len(data) - len(b"id,note\n")
+    same_as_sequential(data, SplitSettings(chunk_size=1 << 20), cuts, jobs=2)
+
+
+def test_no_line_end_after_the_last_cut() -> None:
+    """The last range holds no line end (the source ends without one): it is empty and its
+    bytes are the previous range's, up to the source's end."""
+    data = b"id,note\n1,a\n2," + b"y" * 300
+    _, scans = scans_for(data, [20, 100])
+    assert [scan.empty for scan in scans] == [False, True, True]
+    assert scans[0].end == len(data)
+    for chunk_size in (1, 50, 1000):
+        same_as_sequential(data, SplitSettings(chunk_size=chunk_size), [20, 100])
+
+
+def test_chunks_come_out_of_the_combiner_as_soon_as_their_end_is_known() -> None:
+    """Scans arriving in any order: nothing until range 0 is in, then each chunk whose end
+    lies in the ranges folded so far; with the table's last chunk, exactly ``combine``'s."""
+    data = QUOTED * 40
+    cuts = list(range(100, len(data), 150))
+    plan, scans = scans_for(data, cuts, chunk_size=64)
+    expected = combine(plan, 1, scans).chunks
+    combiner = Combiner(plan, 1)
+    order = [*range(3, len(scans)), 1, 2, 0]
+    got = [combiner.add(scans[i]) for i in order]
+    assert got[:-1] == [[]] * (len(scans) - 1)
+    assert combiner.table().chunks[:len(got[-1])] == tuple(got[-1])
+    assert len(expected) - 1 <= len(got[-1]) <= len(expected)
+    assert combiner.table().chunks == expected
+    combiner = Combiner(plan, 1)
+    early = [c for scan in scans[:4] for c in combiner.add(scan)]
+    assert early and early == list(expected[:len(early)])
+    assert all(c.end <= scans[4].start for c in early)
+    with pytest.raises(ValueError, match="again"):
+        combiner.add(scans[2])
+
+
+def test_a_worker_killed_by_the_os_is_named(tmp_path: Any) -> None:
+    """SIGKILL a worker mid-scan (as the OOM killer would): the split fails at once with
+    ``WorkerDied`` naming the range it held and its byte offsets and the signal, writes no
+    manifest and leaves no worker process behind."""
+    data = b"id,note\n" + b"".join(b"%d,some plain text\n" % i for i in range(800_000))
+    path = write_source(str(tmp_path), data)
+    cuts = [len(data) * i // 4 for i in range(1, 4)]
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 60
+        while len(children := multiprocessing.active_children()) < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.2)
+        killed.append(min(children, key=lambda p: p.pid).pid)
+        os.kill(killed[0], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    dest = tmp_path / "out"
+    started = time.monotonic()
+    try:
+        with pytest.raises(WorkerDied) as raised:  # (16-byte blocks: each range takes seconds)
+            split(path, str(dest), SplitSettings(chunk_size=1 << 20), Storage(), jobs=2,
+                  cuts=cuts, block_size=16)
+    finally:
+        killer.join()
+    assert killed and time.monotonic() - started < 30
+    message = str(raised.value)
+    bounds = [len(b"id,note\n"), *cuts, len(data)]
+    assert any(f"range {i} (bytes {bounds[i]} to {bounds[i + 1]}) of {path}" in message
+               for i in (0, 1)), message
+    assert "killed by SIGKILL" in message
+    assert "manifest.json" not in local_parts(dest)
+    assert multiprocessing.active_children() == []
+
+
+def test_a_workers_own_error_comes_back_as_it_was(tmp_path: Any) -> None:
+    """A worker's exception (here: the source is shorter than when the split started)
+    reaches the caller as the same class and message, not as a pool error."""
+    path = write_source(str(tmp_path), QUOTED * 40)
+    size = len(QUOTED) * 40
+    plan = plan_ranges(path, size + 100, 8, 64, 4)  # as if it had 100 bytes more
+    with pytest.raises(SourceChanged) as raised:
+        list(assemble.scan_ranges(plan, 2))
+    assert f"it had {size + 100} when the split started" in str(raised.value)
+    assert multiprocessing.active_children() == []
+
+
+def test_the_second_start_state_is_scanned_only_until_it_falls_in_step(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A range after a cut is scanned from two states; on ordinary data they agree within a
+    few records, so the bytes scanned exceed the range by at most a sixteenth of a block
+    (not a whole block scanned twice)."""
+    data = b"id,note\n" + b"".join(b'%d,"a, ""b""",c\r\n' % i for i in range(200_000))
+    path = write_source(str(tmp_path), data)
+    plan = plan_ranges(path, len(data), len(b"id,note\n"), 1 << 20, 2)
+    scanned: list[int] = []
+    real_scan = Scanner.scan
+
+    def counted(self: Scanner, data: bytes, *args: Any) -> Any:
+        scanned.append(len(data))
+        return real_scan(self, data, *args)
+
+    monkeypatch.setattr(Scanner, "scan", counted)
+    scan = scan_local_range(path, plan, 1)
+    assert set(scan.pieces) == {State.RECORD, State.QUOTED}
+    assert scan.end - scan.start < sum(scanned) <= scan.end - scan.start + plan.block // 16
+
+
+def test_stopping_the_split_midway_stops_the_workers(tmp_path: Any) -> None:
+    """Ctrl-C while the first scans come in (here raised by the progress callback, which
+    runs in the splitting process): the interrupt propagates, no worker is left behind,
+    and no manifest is written."""
+    data = b"id,note\n" + b"".join(b"%d,some plain text\n" % i for i in range(100_000))
+    path = write_source(str(tmp_path), data)
+    calls: list[int] = []
+
+    def interrupt(n: int) -> None:
+        calls.append(n)
+        if len(calls) == 2:  # (the first call is the header)
+            raise KeyboardInterrupt
+
+    dest = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        split(path, str(dest), SplitSettings(chunk_size=1 << 16), Storage(), jobs=2,
+              cuts=[len(data) * i // 8 for i in range(1, 8)], block_size=64,
+              on_progress=interrupt)
+    assert len(calls) == 2
+    assert multiprocessing.active_children() == []
+    assert "manifest.json" not in local_parts(dest)
+
+
+def test_parts_of_a_failed_split_are_removed_by_the_next_one(tmp_path: Any) -> None:
+    """Chunks are written while later ranges are still scanned, so a split that then fails
+    (a quote never closed, found at the end) has written parts that no manifest lists: they
+    are noted, and the next split of the destination deletes those it does not rewrite."""
+    dest = tmp_path / "d"
+    good = write_source(str(tmp_path), QUOTED * 4)
+    split(good, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=2, cuts=[100])
+    before = [n for n in local_parts(dest) if n.startswith("part-")]
+    bad = str(tmp_path / "bad.csv")
+    with open(bad, "wb") as f:
+        f.write(QUOTED * 40 + b'9,"never closed\n')
+    with pytest.raises(UnterminatedQuote):  # (each range's progress gives the writer time)
+        split(bad, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=1,
+              cuts=list(range(100, 40 * len(QUOTED), 400)),
+              on_progress=lambda n: time.sleep(0.05))
+    written = [n for n in local_parts(dest) if n.startswith("part-")]
+    assert len(written) > len(before) + 10  # (the failed split's complete chunks)
+    one = str(tmp_path / "one.csv")
+    with open(one, "wb") as f:
+        f.write(b"id,note\n1,x\n")
+    split(one, str(dest), SplitSettings(chunk_size=64), Storage())
+    assert local_parts(dest) == ["manifest.json", "part-00000.csv"]

@@ -16,7 +16,7 @@ temporaries ``Storage.writer`` makes for any of them (``.NAME.xxxxxxxx.tmp``).
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from s3split.errors import InvalidOption, SourceInDestination
@@ -125,6 +125,14 @@ def record_previous(storage: Storage, dest: str) -> None:
         storage.write_json(uri, {"parts": sorted(names)})
     else:
         storage.delete(uri)
+
+
+def note_written(storage: Storage, dest: str, names: Iterable[str]) -> None:
+    """A split that failed after writing the parts ``names``: add them to the note, so the
+    next split deletes those it does not rewrite (there is no manifest to list them)."""
+    parts = _recorded(storage, dest) | {name for name in names if _PART.fullmatch(name)}
+    if parts:
+        storage.write_json(join(dest, RECORD_NAME), {"parts": sorted(parts)})
 
 
 def remove_leftovers(storage: Storage, dest: str, source: str, count: int) -> None:

@@ -1,11 +1,12 @@
 """The range split of a local source: ranges scanned by several processes, chunks copied.
 
 ``split_in_ranges`` is ``splitter.split``'s branch for ``jobs`` > 1: the header is read as
-the single pass reads it, the data is cut into ranges (``s3split.split.ranges``) scanned in a
-process pool (each worker opens the file itself and reads its range in 1 MiB blocks), the
-scans are combined into the chunk table, and each chunk is written as the header followed by
-its source bytes, copied by the kernel (``os.copy_file_range``) or, where that does not
-apply, by a read/write loop, through the same all-or-nothing ``Storage.writer``. The
+the single pass reads it, the data is cut into ranges (``s3split.split.ranges``) scanned by
+worker processes (``s3split.split.workers``; each worker opens the file itself and reads its
+range in 1 MiB blocks), the scans are combined into the chunk table as they arrive, and each
+chunk, as soon as its end is known, is written as the header followed by its source bytes,
+copied by the kernel (``os.copy_file_range``) or, where that does not apply, by a read/write
+loop, through the same all-or-nothing ``Storage.writer``. The
 manifest, leftovers and source checks are the single pass's own (``_Split._finished``); the
 manifest also records how each chunk was written (``Manifest.assembly``).
 """
@@ -15,20 +16,22 @@ import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from collections.abc import Generator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, suppress
 from functools import partial
 from typing import IO, Final
 
-from s3split.errors import SourceChanged
+from s3split.errors import S3SplitError, SourceChanged
+from s3split.split.destination import note_written
 from s3split.split.manifest import ChunkEntry, chunk_name
 from s3split.split.ranges import (
     BLOCK,
     Chunk,
+    Combiner,
     Plan,
     RangeScan,
     Table,
-    combine,
     plan_ranges,
     pread_reader,
     raise_failure,
@@ -36,10 +39,14 @@ from s3split.split.ranges import (
 )
 from s3split.split.scanner import State
 from s3split.split.splitter import CHUNK_TAGS, SplitResult, _blocks, _Split
+from s3split.split.workers import run_tasks
 from s3split.storage import Storage, join
 
 MIN_RANGE: Final = 16 * 1024 * 1024  # a smaller range costs more in start-up than it saves
-RANGES_PER_JOB: Final = 4  # a few ranges per process even out their speeds
+# Several ranges per process even out their speeds, and the sooner the first ones are done
+# the sooner chunks are written; each range costs a few reads and 1/16 of a block scanned
+# twice.
+RANGES_PER_JOB: Final = 8
 COPY_BLOCK: Final = 1024 * 1024  # the read/write loop's buffer
 COPY_FILE_RANGE: Final = "copy_file_range"
 READ_WRITE: Final = "read_write"
@@ -65,13 +72,9 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
                        delimiter=settings.delimiter, quotechar=settings.quotechar,
                        strict=settings.strict, header_cr=run.header.endswith(b"\r"),
                        block=min(run.block_size, BLOCK))
-    scans = scan_ranges(plan, jobs, run.on_progress)
     fd = os.open(run.source, os.O_RDONLY)
     try:
-        table = combine(plan, run.lines_before, scans)
-        _raise_errors(run, plan, table, fd)
-        run.entries, methods = write_chunks(run.storage, run.dest, run.source, fd, run.header,
-                                            table.chunks, jobs)
+        run.entries, methods = _scan_and_write(run, plan, jobs, fd)
     finally:
         os.close(fd)
     run.offset = info.size
@@ -79,35 +82,65 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
     return run._finished()
 
 
+def _scan_and_write(run: _Split, plan: Plan, jobs: int,
+                    fd: int) -> tuple[list[ChunkEntry], list[str]]:
+    """Scan the ranges and write each chunk as soon as the ranges up to its end are
+    combined (the kernel copies while later ranges are scanned); the entries and methods."""
+    combiner = Combiner(plan, run.lines_before)
+    write = partial(write_chunk, run.storage, run.dest, fd, run.header, run.source)
+    writers = ThreadPoolExecutor(max(1, jobs))
+    written: list[Future[tuple[ChunkEntry, str]]] = []
+    try:
+        with closing(scan_ranges(plan, jobs)) as scans:  # (whatever stops us stops them)
+            for scan in scans:
+                run.on_progress(scan.end - scan.start)
+                written += [writers.submit(write, chunk) for chunk in combiner.add(scan)]
+        table = combiner.table()
+        _raise_errors(run, plan, table, fd)
+        written += [writers.submit(write, chunk) for chunk in table.chunks[len(written):]]
+        done = [future.result() for future in written]
+    except BaseException:
+        writers.shutdown(cancel_futures=True)  # (waits for the running ones)
+        _note_written(run, written)
+        raise
+    finally:
+        writers.shutdown(cancel_futures=True)
+    return [entry for entry, _ in done], [method for _, method in done]
+
+
+def _note_written(run: _Split, written: Sequence[Future[tuple[ChunkEntry, str]]]) -> None:
+    """The parts a failed split wrote, noted for the next split of its destination to
+    delete (chunks are written before the split knows it will fail); the split's own
+    error is what the caller sees, whatever happens here."""
+    names = [chunk_name(f.result()[0].index) for f in written
+             if f.done() and not f.cancelled() and f.exception() is None]
+    with suppress(OSError, S3SplitError):
+        note_written(run.storage, run.dest, names)
+
+
 def range_count(data_bytes: int, jobs: int) -> int:
     """Ranges for ``jobs`` processes: ``RANGES_PER_JOB`` each, none below ``MIN_RANGE``."""
     return max(1, min(jobs * RANGES_PER_JOB, math.ceil(data_bytes / MIN_RANGE)))
 
 
-def scan_ranges(plan: Plan, jobs: int, on_progress: Callable[[int], None]) -> list[RangeScan]:
-    """Every range of ``plan`` scanned, in a pool of ``jobs`` processes (here when 1)."""
+def scan_ranges(plan: Plan, jobs: int) -> Generator[RangeScan, None, None]:
+    """Every range of ``plan`` scanned, as each is done, by ``jobs`` worker processes (here
+    when 1); a worker that dies fails the split with ``WorkerDied`` naming its range.
+    Closing the generator stops the workers."""
     task = partial(scan_local_range, plan.uri, plan)
-    scans: list[RangeScan] = []
-    processes = min(jobs, plan.count)
-    if processes <= 1:
-        for index in range(plan.count):
-            scans.append(task(index))
-            on_progress(scans[-1].end - scans[-1].start)
-        return scans
-    # (an executor, not multiprocessing.Pool: a worker that dies fails the split instead of
-    # leaving it waiting for the lost range forever)
+    if min(jobs, plan.count) <= 1:
+        yield from map(task, range(plan.count))
+        return
     context = multiprocessing.get_context(START_METHOD)
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        futures = [pool.submit(task, index) for index in range(plan.count)]
-        try:
-            for future in as_completed(futures):
-                scans.append(future.result())
-                on_progress(scans[-1].end - scans[-1].start)
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
-    return scans
+    with closing(run_tasks(task, plan.count, jobs, context,
+                           partial(describe_range, plan))) as done:
+        for _, scan in done:
+            yield scan
+
+
+def describe_range(plan: Plan, index: int) -> str:
+    end = plan.cuts[index + 1] if index + 1 < plan.count else plan.size
+    return f"range {index} (bytes {plan.cuts[index]} to {end}) of {plan.uri}"
 
 
 def _raise_errors(run: _Split, plan: Plan, table: Table, fd: int) -> None:
@@ -122,16 +155,6 @@ def _raise_errors(run: _Split, plan: Plan, table: Table, fd: int) -> None:
 
 
 # -- writing the chunks ---------------------------------------------------------------------------
-
-
-def write_chunks(storage: Storage, dest: str, source: str, fd: int, header: bytes,
-                 chunks: Sequence[Chunk], threads: int) -> tuple[list[ChunkEntry], list[str]]:
-    """Write every chunk of ``source`` (open as ``fd``), ``threads`` at a time (the copies
-    run in the kernel); their manifest entries and how each was written."""
-    write = partial(write_chunk, storage, dest, fd, header, source)
-    with ThreadPoolExecutor(max(1, threads)) as pool:
-        done = list(pool.map(write, chunks))
-    return [entry for entry, _ in done], [method for _, method in done]
 
 
 def write_chunk(storage: Storage, dest: str, fd: int, header: bytes, source: str,

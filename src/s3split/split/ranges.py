@@ -17,7 +17,12 @@ parser can only be at a record's start (``RECORD``) or inside a quoted field (``
 So each range is scanned from at most two states, block by block; once both scans stand in
 the same state after a block, the rest is scanned once (convergence: with csv.reader's
 lenient rules a scan started on the wrong side of a quote falls in step within a few
-fields). A block without a quote leaves a ``QUOTED`` scan where it was, uncounted.
+fields, so the first block of such a range is only a sixteenth of the others). A block
+without a quote leaves a ``QUOTED`` scan where it was, uncounted.
+
+A range looks for its start only up to the next cut: with no line end there it is empty
+(its bytes belong to the range before, which reads on to the next line end), so a long
+stretch without line ends is read about three times in all, not once per range over it.
 
 **Errors.** A ``--strict`` scan that fails is only a failure if the combine chooses it: the
 piece records the block it failed in, and ``raise_failure`` scans that block again from the
@@ -39,6 +44,9 @@ from s3split.split.scanner import Dialect, Positions, Scanner, State
 LF, CR = 0x0A, 0x0D
 BLOCK: Final = 1024 * 1024  # read and scanned at a time (the scanner's arrays stay cache-sized)
 SNAP_READ: Final = 64 * 1024  # read at a time while looking for a range's first line end
+# The first block of a range scanned from two states is 1/SETTLE of a block: the two usually
+# fall in step within a few records, and from there on the range is scanned once.
+SETTLE: Final = 16
 QUOTED_STATES: Final = (State.QUOTED, State.CLOSED)
 
 Reader = Callable[[int, int], bytes]
@@ -172,12 +180,14 @@ class Fold:
 
 @dataclass(frozen=True)
 class RangeScan:
-    """What one range holds, for each state it may start in."""
+    """What one range holds, for each state it may start in; an ``empty`` range (no line
+    end between its cut and the next) holds nothing: its bytes are its predecessor's."""
 
     index: int
     start: int
     end: int
     pieces: dict[State, Piece] = field(default_factory=dict)
+    empty: bool = False
 
 
 # -- scanning one range ------------------------------------------------------------------------
@@ -206,14 +216,32 @@ def range_start(read: Reader, plan: Plan, index: int) -> int:
 
 def snap(read: Reader, plan: Plan, cut: int) -> int:
     """The first offset at or after ``cut`` that follows a line end (or the source's end)."""
+    found = snap_before(read, plan, cut, plan.size)
+    return plan.size if found is None else found
+
+
+def snap_before(read: Reader, plan: Plan, cut: int, limit: int) -> int | None:
+    """``snap(cut)`` if it lies before ``limit``, else None; reads only ``[cut - 1, limit)``."""
     pos = cut - 1  # the byte before the cut may already be the line end
-    while pos < plan.size:
-        buf = read_exact(read, plan, pos, SNAP_READ + 1)  # + the byte after, for a CR
+    while pos < limit - 1:  # (a line end at limit - 1 or later ends at or after the limit)
+        # (+ the byte after, for a CR)
+        buf = read_exact(read, plan, pos, min(SNAP_READ + 1, limit - pos))
         at = _first_line_end(buf, complete=pos + len(buf) >= plan.size)
         if at >= 0:
-            return pos + at + 1
+            return pos + at + 1 if pos + at + 1 < limit else None
         pos += max(len(buf) - 1, 1)
-    return plan.size
+    return None
+
+
+def own_start(read: Reader, plan: Plan, index: int) -> int | None:
+    """Where range ``index`` starts, or None when no line end lies between its cut and the
+    next one (or the source's end): then it starts where the next range starts, so it is
+    empty, and its predecessor's scan reads on over its bytes; looking only that far keeps
+    a source without line ends over many ranges linear in reading."""
+    if index == 0:
+        return plan.data_start
+    limit = plan.cuts[index + 1] if index + 1 < plan.count else plan.size
+    return snap_before(read, plan, plan.cuts[index], limit)
 
 
 def _first_line_end(buf: bytes, complete: bool) -> int:
@@ -231,7 +259,9 @@ def _first_line_end(buf: bytes, complete: bool) -> int:
 
 def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     """Scan range ``index`` from each state it may start in (see module docstring)."""
-    start = range_start(read, plan, index)
+    start = own_start(read, plan, index)
+    if start is None:
+        return RangeScan(index, plan.cuts[index], plan.cuts[index], empty=True)
     end = range_start(read, plan, index + 1)
     states = (State.RECORD,) if index == 0 else (State.RECORD, State.QUOTED)
     if end <= start:  # (at the source's end, after a range that ended in any state)
@@ -240,7 +270,8 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     tracks = [_Track([s], s, Fold(start, s)) for s in states]
     done: dict[State, list[Piece]] = {s: [] for s in states}
     quote = plan.quotechar.encode()
-    for base, data, after in _range_blocks(read, plan, start, end):
+    first = max(1, plan.block // SETTLE) if len(tracks) > 1 else plan.block
+    for base, data, after in _range_blocks(read, plan, start, end, first):
         has_quote = quote in data
         for track in tracks:
             if track.fold.failure is None:
@@ -294,20 +325,21 @@ def _joined(pieces: list[Piece], start: int, state: State) -> Piece:
     return fold.piece()
 
 
-def _range_blocks(read: Reader, plan: Plan, start: int,
-                  end: int) -> Iterator[tuple[int, bytes, bytes]]:
-    """``(offset, block, the byte after it)`` over ``[start, end)``; no block ends between
-    the CR and LF of a CRLF."""
-    pos = start
+def _range_blocks(read: Reader, plan: Plan, start: int, end: int,
+                  first: int) -> Iterator[tuple[int, bytes, bytes]]:
+    """``(offset, block, the byte after it)`` over ``[start, end)``, the first block at most
+    ``first`` bytes; no block ends between the CR and LF of a CRLF."""
+    pos, block = start, min(first, plan.block)
     while pos < end:
-        want = min(plan.block, end - pos)
-        buf = read_exact(read, plan, pos, want + 1)
-        data, after = buf[:want], buf[want:want + 1]
+        want = min(block, end - pos)
+        block = plan.block
+        # (the byte after in a read of its own: slicing it off a block would copy the block)
+        data, after = read_exact(read, plan, pos, want), read_exact(read, plan, pos + want, 1)
         if data.endswith(b"\r") and after == b"\n":  # keep the CR with its LF
             if len(data) > 1:
                 data, after = data[:-1], b"\r"
             else:
-                data, after = buf, read_exact(read, plan, pos + len(buf), 1)
+                data, after = data + after, read_exact(read, plan, pos + want + 1, 1)
         yield pos, data, after
         pos += len(data)
 
@@ -398,35 +430,75 @@ def combine(plan: Plan, header_lines: int, scans: Sequence[RangeScan]) -> Table:
     ordered = sorted(scans, key=lambda s: s.index)
     if [s.index for s in ordered] != list(range(plan.count)):
         raise ValueError(f"range scans {[s.index for s in ordered]} for {plan.count} ranges")
-    total = Fold(plan.data_start, State.RECORD)
+    combiner = Combiner(plan, header_lines)
     for scan in ordered:
-        if scan.start != total.end:
-            raise ValueError(f"range {scan.index} starts at {scan.start}, not {total.end}")
-        total.add(scan.pieces[total.state])
+        combiner.add(scan)
+    return combiner.table()
+
+
+class Combiner:
+    """``combine`` as the scans arrive, in any order: each ``add`` folds what it can (the
+    scans that follow the ones folded so far) and returns the chunks whose end is now known,
+    so they can be written while later ranges are still scanned."""
+
+    def __init__(self, plan: Plan, header_lines: int) -> None:
+        self.plan, self.header_lines = plan, header_lines
+        self.total = Fold(plan.data_start, State.RECORD)
+        self.waiting: dict[int, RangeScan] = {}
+        self.folded = 0  # ranges folded (in index order)
+        self.chunks: list[Chunk] = []
+        self.last = Mark(plan.data_start, 0, 0)  # where the next chunk starts
+
+    def add(self, scan: RangeScan) -> list[Chunk]:
+        if not self.folded <= scan.index < self.plan.count or scan.index in self.waiting:
+            raise ValueError(f"range scan {scan.index} again, or not one of {self.plan.count}")
+        self.waiting[scan.index] = scan
+        while self.folded in self.waiting and self.total.failure is None:
+            self._fold(self.waiting.pop(self.folded))
+            self.folded += 1
+        return self._new_chunks()
+
+    def _fold(self, scan: RangeScan) -> None:
+        if scan.empty:
+            return
+        if scan.start != self.total.end:
+            raise ValueError(f"range {scan.index} starts at {scan.start}, not {self.total.end}")
+        self.total.add(scan.pieces[self.total.state])
+
+    def _new_chunks(self) -> list[Chunk]:
+        if self.total.failure is not None:
+            return []
+        new: list[Chunk] = []
+        for mark in self.total.marks[len(self.chunks):]:
+            new.append(Chunk(len(self.chunks) + len(new), self.last.offset, mark.offset,
+                             mark.rows - self.last.rows,
+                             self.header_lines + self.last.lines + 1))
+            self.last = mark
+        self.chunks.extend(new)
+        return new
+
+    def table(self) -> Table:
+        """The chunk table once every scan is in: the last chunk too (``add`` returns only
+        chunks that end at a mark); or the failure."""
+        total, header_lines = self.total, self.header_lines
         if total.failure is not None:
             f = total.failure
             return Table((), f.state, None, Failure(f.start, f.end, f.state,
                                                     f.lines + header_lines))
-    if total.end != plan.size:
-        raise ValueError(f"the ranges end at {total.end}, not at {plan.size}")
-    open_quote = None
-    if total.open_quote is not None:
-        open_quote = (total.open_quote[0], header_lines + total.open_quote[1] + 1)
-    return Table(_chunks(plan, header_lines, total), total.state, open_quote)
-
-
-def _chunks(plan: Plan, header_lines: int, total: Fold) -> tuple[Chunk, ...]:
-    chunks: list[Chunk] = []
-    prev = Mark(plan.data_start, 0, 0)
-    for mark in total.marks:
-        chunks.append(Chunk(len(chunks), prev.offset, mark.offset, mark.rows - prev.rows,
-                            header_lines + prev.lines + 1))
-        prev = mark
-    if prev.offset < plan.size:
-        rows = total.rows - prev.rows + (1 if total.state.in_record else 0)
-        chunks.append(Chunk(len(chunks), prev.offset, plan.size, rows,
-                            header_lines + prev.lines + 1))
-    return tuple(chunks)
+        if self.folded != self.plan.count:
+            raise ValueError(f"{self.folded} of {self.plan.count} range scans folded")
+        if total.end != self.plan.size:
+            raise ValueError(f"the ranges end at {total.end}, not at {self.plan.size}")
+        chunks = list(self.chunks)
+        last = self.last
+        if last.offset < self.plan.size:
+            rows = total.rows - last.rows + (1 if total.state.in_record else 0)
+            chunks.append(Chunk(len(chunks), last.offset, self.plan.size, rows,
+                                header_lines + last.lines + 1))
+        open_quote = None
+        if total.open_quote is not None:
+            open_quote = (total.open_quote[0], header_lines + total.open_quote[1] + 1)
+        return Table(tuple(chunks), total.state, open_quote)
 
 
 def raise_failure(read: Reader, plan: Plan, failure: Failure) -> None:
