@@ -104,3 +104,9 @@ class ExtraNotInstalled(S3SplitError):
 class EngineFilesMissing(S3SplitError):
     """The local engine finds neither the checkout's nor the installed package's copy of the
     state machine definition and the handlers."""
+
+
+class SplitTaskFailed(S3SplitError):
+    """A range scan or chunk assembly task of a split on the state machine failed for good
+    with an error that is not one of these (a Lambda service error, a timeout, retries of a
+    transient one exhausted), or left neither its result nor its error behind."""

@@ -27,6 +27,7 @@ from s3split.split.ranges import (
     Chunk,
     Plan,
     RangeScan,
+    Reader,
     Table,
     combine,
     plan_ranges,
@@ -69,7 +70,7 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
     fd = os.open(run.source, os.O_RDONLY)
     try:
         table = combine(plan, run.lines_before, scans)
-        _raise_errors(run, plan, table, fd)
+        raise_errors(run, plan, table, pread_reader(fd))
         run.entries, methods = write_chunks(run.storage, run.dest, run.source, fd, run.header,
                                             table.chunks, jobs)
     finally:
@@ -110,11 +111,11 @@ def scan_ranges(plan: Plan, jobs: int, on_progress: Callable[[int], None]) -> li
     return scans
 
 
-def _raise_errors(run: _Split, plan: Plan, table: Table, fd: int) -> None:
+def raise_errors(run: _Split, plan: Plan, table: Table, read: Reader) -> None:
     """The single pass's errors, at the same byte and line: a ``--strict`` failure, or a
     quoted field still open at the end."""
     if table.failure is not None:
-        raise_failure(pread_reader(fd), plan, table.failure)
+        raise_failure(read, plan, table.failure)
     if table.state is State.QUOTED:
         run.state = State.QUOTED
         run.open_quote = table.open_quote or (-1, 0)
