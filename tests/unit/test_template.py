@@ -237,6 +237,20 @@ def test_parameters_have_sane_defaults(stack: Stack) -> None:
     assert "ImportTable" in Stack(TEMPLATE_DOC, ImportTableName="orders").resources()
 
 
+def test_the_range_split_settings_reach_the_splitter_only() -> None:
+    """RangeSplitFrom and RangeConcurrency become the splitter's Deployment (Plan chooses the
+    range split, PlanRanges and Combine hand the Maps their MaxConcurrency)."""
+    assert TEMPLATE_DOC["Parameters"]["RangeSplitFrom"]["AllowedPattern"] == \
+        TEMPLATE_DOC["Parameters"]["ChunkSize"]["AllowedPattern"]
+    default = Deployment.from_env(Stack(TEMPLATE_DOC).function_env("SplitterFunction"))
+    assert (default.range_split_from, default.range_concurrency) == (1024 ** 3, 100)
+    stack = Stack(TEMPLATE_DOC, RangeSplitFrom="5GB", RangeConcurrency="7")
+    chosen = Deployment.from_env(stack.function_env("SplitterFunction"))
+    assert (chosen.range_split_from, chosen.range_concurrency) == (5 * 10 ** 9, 7)
+    for name in ("WorkerFunction", "IteratorFunction"):
+        assert not {k for k in stack.function_env(name) if k.startswith("S3SPLIT_RANGE")}
+
+
 @pytest.mark.parametrize(("value", "ok"), [
     ("64MiB", True), ("500KB", True), ("97", True), ("1.5G", True), ("2gib", True),
     ("64 MiB", False), ("MiB", False), ("-1", False), ("64XB", False), ("", False)])
@@ -692,6 +706,33 @@ def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
     machine = {(a, r) for a, r, _ in by_role["StateMachineRole"] if a.startswith("s3:")}
     assert machine == {(a, f"{BUCKET_ARN}/runs/_batches/*") for a in (
         "s3:GetObject", "s3:PutObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload")}
+
+
+# What the range split asks S3 to do as the splitter (split/staged.py, split/s3_assembly.py), and
+# the IAM actions each call needs: ranged GETs and HEADs of the pinned version, the chunks'
+# multipart uploads with tags, UploadPartCopy (read permission on the source, write on the
+# destination), and aborting an upload that failed.
+RANGE_SPLIT_CALLS = {
+    "GetObject (VersionId, Range) of the source": {(a, INPUT) for a in S3_READ},
+    "HeadObject (VersionId) of the source": {(a, INPUT) for a in S3_READ},
+    "CreateMultipartUpload / PutObject with Tagging": {("s3:PutObject", RUNS),
+                                                       ("s3:PutObjectTagging", RUNS)},
+    "UploadPart, CompleteMultipartUpload": {("s3:PutObject", RUNS)},
+    "UploadPartCopy (source VersionId)": {*((a, INPUT) for a in S3_READ), ("s3:PutObject", RUNS)},
+    "AbortMultipartUpload": {("s3:AbortMultipartUpload", RUNS)},
+    "the scratch under runs/: get, put, delete": {("s3:GetObject", RUNS), ("s3:PutObject", RUNS),
+                                                  ("s3:DeleteObject", RUNS)},
+}
+
+
+def test_the_splitter_may_make_the_calls_of_a_range_split(
+        granted: tuple[Stack, dict[str, list[tuple[str, str, str]]]]) -> None:
+    """No new grants: what the range split needs is what the splitter had (and the test above
+    says it has nothing more)."""
+    _, by_role = granted
+    splitter = {(action, resource) for action, resource, _ in by_role["SplitterRole"]}
+    for call, needs in RANGE_SPLIT_CALLS.items():
+        assert needs <= splitter, (call, needs - splitter)
 
 
 def test_logs_go_only_to_each_functions_own_log_group(

@@ -225,6 +225,7 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
         raise SplitTaskFailed(f"{staged.info.uri}: the range scans do not fit together: "
                               f"{exc}") from None
     if table.failure is None and table.state is not State.QUOTED:
+        storage.check_still(staged.info)  # a local source rewritten since the scans
         return table
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
     try:
