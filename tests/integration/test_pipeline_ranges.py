@@ -6,6 +6,7 @@ source first. Faults (a failed range task, a rewritten source, a killed run): se
 tests/faults/test_range_split_faults.py."""
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -169,3 +170,31 @@ def test_a_resume_whose_manifest_is_gone_splits_in_ranges_again(backend: Backend
     assert without_uris(run.manifest) == without_uris(manifest)
     assert_accounted(run.report, ROWS, run.manifest)
     assert run.result_rows() == run.source_rows()
+
+
+@pytest.mark.slow
+def test_a_thousand_range_split_fits_the_quotas(backend: Backend) -> None:
+    """The engine enforces AWS's quotas (25,000 history events, 256 KiB states): a split of
+    1,000 ranges costs the execution a few dozen events and carries a few KiB of state (the
+    Maps' children have histories of their own on AWS; moto keeps one per Map run)."""
+    if backend.kind == "s3":
+        pytest.skip("the same states on S3; one run of 1,000 ranges is enough")
+    rows = 11_700  # ~1.5 MB: over 1,000 ranges of 1,500 bytes
+    run = ranged_run(backend, "thousand", rows=rows)
+    started = time.monotonic()
+    outcome = run.engine.wait(run.engine.start(
+        {"source": run.source, "run": run.location, "chunk_size": 64 * 1024,
+         "processor": "probe", "lanes": 2}), timeout_s=900)
+    elapsed = time.monotonic() - started
+    assert outcome.succeeded, outcome
+    assert 1000 <= run.manifest["assembly"]["ranges"] < 1010
+    events = backend.engine.history(outcome.executions[0])
+    lanes = next(n for n, e in enumerate(events)
+                 if e.get("stateEnteredEventDetails", {}).get("name") == "Lanes")
+    assert len(outcome.executions) == 1 and lanes < 60, lanes  # the split's events
+    biggest = max(len(json.dumps(e.get(key, {}).get("input", e.get(key, {}).get("output", "")))
+                      .encode()) for e in events for key in e if key.endswith("EventDetails"))
+    assert biggest < 64 * 1024, biggest
+    assert_accounted(run.report, rows, run.manifest)
+    print(f"1,000 ranges: {elapsed:.1f} s, {lanes} events before the lanes, largest state "
+          f"{biggest} bytes")
