@@ -296,6 +296,8 @@ def test_a_plan_of_another_source_or_destination_is_refused(
         Staged.from_dict(document, "/elsewhere.csv", spec.layout.chunks)
     with pytest.raises(InvalidInput, match="not of"):
         Staged.from_dict(document, spec.source, str(tmp_path / "other"))
+    with pytest.raises(InvalidInput, match=r"plan id '\.\./x'"):
+        Staged.from_dict(document | {"id": "../x"}, spec.source, spec.layout.chunks)
     document["plan"]["cuts"] = [document["plan"]["cuts"][1], document["plan"]["cuts"][0]]
     with pytest.raises(InvalidInput, match="ranges do not cut"):
         Staged.from_dict(document, spec.source, spec.layout.chunks)

@@ -21,6 +21,7 @@ version fails ``SourceChanged``. Each step can run again with the same result.
 import base64
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -70,6 +71,7 @@ if TYPE_CHECKING:
 MAX_RANGES: Final = 10_000  # the range list travels in the state: ~6 bytes a range
 READAHEAD: Final = 16 * 1024 * 1024  # one ranged GET serves this many bytes of a scan
 SMALL_READ: Final = 256 * 1024  # reads below this (a cut's first line end) get no read-ahead
+_PLAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 
 
 def applies(source: str, settings: SplitSettings, size: int, threshold: int) -> bool:
@@ -114,6 +116,8 @@ class Staged:
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"staged range split of {source}: not a plan "
                                f"({type(exc).__name__}: {exc})") from None
+        if not _PLAN_ID.fullmatch(staged.id):  # it names files: no path of its own
+            raise InvalidInput(f"staged range split of {source}: plan id {staged.id!r}")
         if (staged.info.uri, plan.uri, staged.dest) != (source, source, dest):
             raise InvalidInput(f"staged range split: it is of {staged.info.uri} into "
                                f"{staged.dest}, not of {source} into {dest}")
