@@ -378,3 +378,20 @@ def test_the_pinned_reader_reads_ahead_and_only_the_pinned_version(
         with pytest.raises(SourceChanged, match="s3://data/k changed"):
             read(0, 300_000)
         assert join("s3://data", "k") == "s3://data/k"
+
+
+@pytest.mark.parametrize("data", [HEADER, HEADER[:-2], HEADER + b"1,a,b"])
+def test_a_header_only_or_one_record_source_gives_the_sequential_manifest(
+        tmp_path: Path, data: bytes) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(data)
+    spec = spec_for(str(source), str(tmp_path / "run"))
+    expected, expected_chunks = sequential(spec, tmp_path)
+    done = run_steps(spec, Storage())
+    manifest = json.loads(Path(spec.layout.manifest).read_text())
+    manifest.pop("assembly")
+    for document in (manifest, expected):
+        for entry in document["chunks"]:
+            entry["uri"] = os.path.basename(entry["uri"])
+    assert manifest == expected and done["count"] == len(expected_chunks)
+    assert chunk_files(Path(spec.layout.chunks)) == expected_chunks
