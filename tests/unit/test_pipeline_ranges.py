@@ -298,9 +298,11 @@ def test_a_plan_of_another_source_or_destination_is_refused(
         Staged.from_dict(document, spec.source, str(tmp_path / "other"))
     with pytest.raises(InvalidInput, match=r"plan id '\.\./x'"):
         Staged.from_dict(document | {"id": "../x"}, spec.source, spec.layout.chunks)
-    document["plan"]["cuts"] = [document["plan"]["cuts"][1], document["plan"]["cuts"][0]]
-    with pytest.raises(InvalidInput, match="ranges do not cut"):
-        Staged.from_dict(document, spec.source, spec.layout.chunks)
+    cuts = document["plan"]["cuts"]
+    for bad in ([], [cuts[1], cuts[0]], [cuts[0] - 1, *cuts[1:]], [*cuts, 10**9]):
+        with pytest.raises(InvalidInput, match="ranges do not cut"):
+            Staged.from_dict(document | {"plan": document["plan"] | {"cuts": bad}},
+                             spec.source, spec.layout.chunks)
     with pytest.raises(InvalidInput, match=f"range {RANGES} of .* it has ranges 0 to "
                                            f"{RANGES - 1}"):
         ranges.scan_one(spec, RANGES, Storage())

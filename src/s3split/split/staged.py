@@ -121,9 +121,10 @@ class Staged:
         if (staged.info.uri, plan.uri, staged.dest) != (source, source, dest):
             raise InvalidInput(f"staged range split: it is of {staged.info.uri} into "
                                f"{staged.dest}, not of {source} into {dest}")
-        if list(plan.cuts) != sorted(set(plan.cuts)) or not plan.cuts or \
-                plan.cuts[0] != plan.data_start or not plan.data_start <= plan.size == \
-                staged.info.size or plan.cuts[-1] > plan.size:
+        cuts = list(plan.cuts)
+        increasing = bool(cuts) and cuts == sorted(set(cuts))
+        if not (increasing and cuts[0] == plan.data_start
+                and cuts[-1] <= plan.size == staged.info.size):
             raise InvalidInput(f"staged range split of {source}: its ranges do not cut "
                                f"[{plan.data_start}, {plan.size})")
         return staged
