@@ -397,3 +397,20 @@ def test_a_header_only_or_one_record_source_gives_the_sequential_manifest(
             entry["uri"] = os.path.basename(entry["uri"])
     assert manifest == expected and done["count"] == len(expected_chunks)
     assert chunk_files(Path(spec.layout.chunks)) == expected_chunks
+
+
+def test_only_the_steps_that_write_chunks_read_the_header(local: tuple[RunSpec, Path]) -> None:
+    """A header may be MiBs: the plan every range task reads does not carry it."""
+    spec, _ = local
+    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    plan = json.loads(Path(spec.layout.ranges, "plan.json").read_text())
+    assert "header" not in plan and plan["header_bytes"] == len(HEADER)
+    (header,) = Path(spec.layout.ranges).glob("header.*.bin")
+    assert header.read_bytes() == HEADER
+    header.write_bytes(HEADER + b"x")  # (a header that is not the plan's)
+    for index in planned["items"]:
+        ranges.scan_one(spec, index, Storage())
+    ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+    with pytest.raises(InvalidInput, match=f"its header has {len(HEADER) + 1} bytes, not "
+                                           f"{len(HEADER)}"):
+        ranges.assemble_batch(spec, 0, Storage())

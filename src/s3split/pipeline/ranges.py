@@ -7,6 +7,7 @@ Each step takes and returns small dicts: what the steps hand each other stays in
 late writes beside them, never over them)::
 
     plan.json                            the staged split (PlanRanges)
+    header.<id>.bin                      the header each chunk starts with (PlanRanges)
     range-NNNNN.<id>.json                range NNNNN's scan (ScanRange)
     failed-scan-NNNNN.<id>.json          why it failed for good (RecordRangeFailure)
     table.json                           the chunk table and its batches (Combine)
@@ -64,7 +65,9 @@ def plan_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> dict
     _clear(storage, spec.layout.ranges)
     staged = prepare(spec.source, spec.layout.chunks, spec.split_settings, storage,
                      uuid.uuid4().hex[:16], deployment.range_size)
-    storage.write_json(join(spec.layout.ranges, PLAN), staged.to_dict())
+    with storage.writer(_header(spec, staged)) as f:
+        f.write(staged.head)
+    storage.write_json(join(spec.layout.ranges, PLAN), staged.to_dict())  # last: it refers
     return {"done": False, "ranges": staged.plan.count,
             "items": list(range(staged.plan.count)),
             "concurrency": deployment.range_concurrency}
@@ -110,7 +113,7 @@ def combine_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> d
 
 def assemble_batch(spec: RunSpec, index: int, storage: Storage) -> dict[str, Any]:
     """Write the chunks of batch ``index`` and keep their manifest entries."""
-    staged = _staged(spec, storage)
+    staged = _staged(spec, storage, header=True)
     chunks, per_batch = _table(spec, staged, storage)
     if not 0 <= index < max(1, math.ceil(len(chunks) / per_batch)):
         raise InvalidInput(f"assembly batch {index} of {spec.source}: there are "
@@ -129,7 +132,7 @@ def finish_split(spec: RunSpec, deployment: Deployment, storage: Storage) -> dic
             raise SplitTaskFailed(f"range split of {spec.source}: neither its plan nor a "
                                   f"manifest in {spec.layout.location}; split it again")
         return split_done(spec, manifest, deployment)
-    staged = _staged(spec, storage)
+    staged = _staged(spec, storage, header=True)
     chunks, per_batch = _table(spec, staged, storage)
     batches = _items(spec, staged, "batch", "assemble", math.ceil(len(chunks) / per_batch),
                      storage)
@@ -153,11 +156,20 @@ def finish_split(spec: RunSpec, deployment: Deployment, storage: Storage) -> dic
 # -- the scratch folder ---------------------------------------------------------------------------
 
 
-def _staged(spec: RunSpec, storage: Storage) -> Staged:
+def _staged(spec: RunSpec, storage: Storage, header: bool = False) -> Staged:
+    """The staged split (with its header for the steps that write chunks)."""
     uri = join(spec.layout.ranges, PLAN)
     if not storage.exists(uri):
         raise SplitTaskFailed(f"range split of {spec.source}: no plan at {uri}")
-    return Staged.from_dict(storage.read_json(uri), spec.source, spec.layout.chunks)
+    staged = Staged.from_dict(storage.read_json(uri), spec.source, spec.layout.chunks)
+    if not header:
+        return staged
+    with storage.open_read(_header(spec, staged)) as f:
+        return staged.with_header(f.read())
+
+
+def _header(spec: RunSpec, staged: Staged) -> str:
+    return join(spec.layout.ranges, f"header.{staged.id}.bin")
 
 
 def _table(spec: RunSpec, staged: Staged, storage: Storage) -> tuple[list[Chunk], int]:

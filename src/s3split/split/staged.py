@@ -18,13 +18,12 @@ ETag, a local one by its identity (inode, mtime, size) checked around each step;
 version fails ``SourceChanged``. Each step can run again with the same result.
 """
 
-import base64
 import math
 import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from s3split.errors import InvalidInput, InvalidOption, SourceChanged, SplitTaskFailed
@@ -86,23 +85,39 @@ def applies(source: str, settings: SplitSettings, size: int, threshold: int) -> 
 
 @dataclass(frozen=True)
 class Staged:
-    """What every later step needs: the pinned source version, the header, the range plan."""
+    """What every later step needs: the pinned source version, the range plan and the header
+    (kept apart: it may be MiBs, and only the steps that write chunks need it)."""
 
     id: str  # names this plan's scratch files: a late task of an earlier plan writes elsewhere
     dest: str
     info: ObjectInfo
     settings: SplitSettings
-    header: bytes
     bom: bool
     header_lines: int  # line ends in the header (before the plan's data_start)
+    header_bytes: int
     plan: Plan
+    header: bytes | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """Everything but the header itself."""
         plan = asdict(self.plan) | {"cuts": list(self.plan.cuts)}
         return {"id": self.id, "dest": self.dest, "info": asdict(self.info),
-                "settings": asdict(self.settings),
-                "header": base64.b64encode(self.header).decode("ascii"), "bom": self.bom,
-                "header_lines": self.header_lines, "plan": plan}
+                "settings": asdict(self.settings), "bom": self.bom,
+                "header_lines": self.header_lines, "header_bytes": self.header_bytes,
+                "plan": plan}
+
+    def with_header(self, header: bytes) -> "Staged":
+        if len(header) != self.header_bytes:
+            raise InvalidInput(f"staged range split of {self.info.uri}: its header has "
+                               f"{len(header)} bytes, not {self.header_bytes}")
+        return replace(self, header=header)
+
+    @property
+    def head(self) -> bytes:
+        """The header every chunk starts with."""
+        if self.header is None:
+            raise AssertionError(f"staged range split of {self.info.uri}: header not read")
+        return self.header
 
     @classmethod
     def from_dict(cls, data: Any, source: str, dest: str) -> "Staged":
@@ -111,8 +126,8 @@ class Staged:
         try:
             plan = Plan(**(data["plan"] | {"cuts": tuple(data["plan"]["cuts"])}))
             staged = cls(str(data["id"]), data["dest"], ObjectInfo(**data["info"]),
-                         SplitSettings(**data["settings"]), base64.b64decode(data["header"]),
-                         bool(data["bom"]), int(data["header_lines"]), plan)
+                         SplitSettings(**data["settings"]), bool(data["bom"]),
+                         int(data["header_lines"]), int(data["header_bytes"]), plan)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"staged range split of {source}: not a plan "
                                f"({type(exc).__name__}: {exc})") from None
@@ -157,7 +172,8 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     plan = plan_ranges(source, info.size, run.data_start, settings.chunk_size, count,
                        delimiter=settings.delimiter, quotechar=settings.quotechar,
                        strict=settings.strict, header_cr=run.header.endswith(b"\r"), block=BLOCK)
-    return Staged(plan_id, dest, info, settings, run.header, run.bom, run.lines_before, plan)
+    return Staged(plan_id, dest, info, settings, run.bom, run.lines_before, len(run.header), plan,
+                  run.header)
 
 
 def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
@@ -247,7 +263,7 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
 def assemble(storage: Storage, staged: Staged,
              chunks: Sequence[Chunk]) -> list[tuple[ChunkEntry, str]]:
     """Write ``chunks``: their manifest entries and how each was written."""
-    info, dest, header = staged.info, staged.dest, staged.header
+    info, dest, header = staged.info, staged.dest, staged.head
     if not is_s3(info.uri):
         with local_source(storage, info) as fd:
             return [write_chunk(storage, dest, fd, header, info.uri, c) for c in chunks]
@@ -259,13 +275,13 @@ def assemble(storage: Storage, staged: Staged,
 
 def _entry(staged: Staged, chunk: Chunk) -> ChunkEntry:
     return ChunkEntry(chunk.index, join(staged.dest, chunk_name(chunk.index)),
-                      len(staged.header) + chunk.end - chunk.start, chunk.rows, chunk.start,
+                      staged.header_bytes + chunk.end - chunk.start, chunk.rows, chunk.start,
                       chunk.source_line)
 
 
 def _copy_in_s3(storage: Storage, staged: Staged, chunk: Chunk) -> tuple[ChunkEntry, str]:
     entry = _entry(staged, chunk)
-    method = assemble_chunk(storage.s3, PinnedSource.of(staged.info), staged.header, chunk.start,
+    method = assemble_chunk(storage.s3, PinnedSource.of(staged.info), staged.head, chunk.start,
                             chunk.end, split_s3(entry.uri))
     return entry, method
 
@@ -274,7 +290,7 @@ def _read_write(storage: Storage, staged: Staged, read: Reader,
                 chunk: Chunk) -> tuple[ChunkEntry, str]:
     entry = _entry(staged, chunk)
     with storage.writer(entry.uri, CHUNK_TAGS) as f:
-        f.write(staged.header)
+        f.write(staged.head)
         for pos in range(chunk.start, chunk.end, BLOCK):
             f.write(read(pos, min(BLOCK, chunk.end - pos)))
     return entry, READ_WRITE
@@ -284,7 +300,7 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
            assembly: dict[str, Any]) -> Manifest:
     """Write the manifest (last) and remove what earlier splits of ``dest`` left."""
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
-    run.header, run.bom, run.data_start = staged.header, staged.bom, staged.plan.data_start
+    run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
     run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
     manifest = run._finished().manifest
     assert manifest is not None
