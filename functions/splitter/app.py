@@ -1,4 +1,6 @@
-"""Splitter function: the run-level steps Plan, Split and Summarize, and Release on failure.
+"""Splitter function: the run-level steps Plan, Split and Summarize, and Release on failure;
+for a big source the range split's steps (PlanRanges, ScanRange, Combine, AssembleBatch,
+FinishSplit, and RecordRangeFailure for a Map item that failed for good).
 
 The state machine names the action in each Task's Parameters; the start input
 only ever arrives nested under ``input``, so it cannot pick the action.
@@ -16,6 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from s3split.config import Deployment
+from s3split.pipeline import ranges
 from s3split.pipeline.inputs import parse_event
 from s3split.pipeline.lock import holder_alive, release
 from s3split.pipeline.spec import RunSpec
@@ -35,7 +38,8 @@ SAFETY_MS = int(os.environ.get("S3SPLIT_SPLIT_SAFETY_MS", "60000"))
 
 
 class SplitterEvent(BaseModel):
-    action: Literal["plan", "split", "summarize", "release"]
+    action: Literal["plan", "split", "summarize", "release", "plan_ranges", "scan_range",
+                    "record_range_failure", "combine", "assemble", "finish_split"]
     execution: str
     input: Any = None
     run: dict[str, Any] | None = None
@@ -43,6 +47,9 @@ class SplitterEvent(BaseModel):
     token: dict[str, Any] | None = None
     lanes: list[dict[str, Any]] = []
     generation: int = 0
+    index: int = 0  # a range (scan_range) or a batch of chunks (assemble)
+    stage: Literal["scan", "assemble"] = "scan"
+    error: dict[str, Any] | None = None
 
 
 def plan_run(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
@@ -81,9 +88,41 @@ def release_lock(request: SplitterEvent, context: LambdaContext) -> dict[str, An
     return {"released": spec.location}
 
 
+def plan_ranges(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    return ranges.plan_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
+
+
+def scan_range(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    return ranges.scan_one(RunSpec.from_dict(request.run or {}), request.index, storage)
+
+
+def record_range_failure(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    return ranges.record_failure(RunSpec.from_dict(request.run or {}), request.stage,
+                                 request.index, request.error, storage)
+
+
+def combine(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    return ranges.combine_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
+
+
+def assemble(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    return ranges.assemble_batch(RunSpec.from_dict(request.run or {}), request.index, storage)
+
+
+def finish_split(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
+    result = ranges.finish_split(RunSpec.from_dict(request.run or {}), deployment, storage)
+    metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
+    metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
+    return result
+
+
 Action = Callable[[SplitterEvent, LambdaContext], dict[str, Any]]
 ACTIONS: dict[str, Action] = {"plan": plan_run, "split": split_source,
-                              "summarize": summarize_run, "release": release_lock}
+                              "summarize": summarize_run, "release": release_lock,
+                              "plan_ranges": plan_ranges, "scan_range": scan_range,
+                              "record_range_failure": record_range_failure,
+                              "combine": combine, "assemble": assemble,
+                              "finish_split": finish_split}
 
 
 @metrics.log_metrics(raise_on_empty_metrics=False)

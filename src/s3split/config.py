@@ -30,6 +30,13 @@ class Deployment:
     # location. A deployment on AWS never sets it: there a run's location is derived from its
     # source under ``work_location``, and an input naming one is refused.
     run_from_input: bool = False
+    # The range split on the state machine (pipeline.ranges): sources of at least this many
+    # bytes (uncompressed, split by size) are scanned in ranges of ``range_size`` by a Map of
+    # ``range_concurrency`` tasks at a time, and their chunks written ``assemble_chunks`` a task.
+    range_split_from: int = 1024 ** 3
+    range_size: int = 256 * 1024 ** 2
+    range_concurrency: int = 100
+    assemble_chunks: int = 16
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Deployment":
@@ -47,7 +54,20 @@ class Deployment:
             event_budget=int(env.get("S3SPLIT_EVENT_BUDGET", defaults.event_budget)),
             engine_pid=int(env["S3SPLIT_ENGINE_PID"]) if env.get("S3SPLIT_ENGINE_PID") else None,
             run_from_input=env.get("S3SPLIT_RUN_FROM_INPUT", "") == "1",
+            range_split_from=parse_size(env.get("S3SPLIT_RANGE_SPLIT_FROM",
+                                                str(defaults.range_split_from))),
+            range_size=parse_size(env.get("S3SPLIT_RANGE_SIZE", str(defaults.range_size))),
+            range_concurrency=_at_least_1("S3SPLIT_RANGE_CONCURRENCY", int(
+                env.get("S3SPLIT_RANGE_CONCURRENCY", defaults.range_concurrency))),
+            assemble_chunks=_at_least_1("S3SPLIT_ASSEMBLE_CHUNKS", int(
+                env.get("S3SPLIT_ASSEMBLE_CHUNKS", defaults.assemble_chunks))),
         )
+
+
+def _at_least_1(name: str, value: int) -> int:
+    if value < 1:
+        raise InvalidOption(f"invalid {name} {value}: must be at least 1")
+    return value
 
 
 def parse_tolerance(text: str) -> tuple[int | None, float | None]:

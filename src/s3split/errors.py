@@ -109,3 +109,9 @@ class EngineFilesMissing(S3SplitError):
 class WorkerDied(S3SplitError):
     """A process of a parallel local split died before it finished its range (killed by the
     OS, for example for lack of memory, or by a signal); the split wrote no manifest."""
+
+
+class SplitTaskFailed(S3SplitError):
+    """A range scan or chunk assembly task of a split on the state machine failed for good
+    with an error that is not one of these (a Lambda service error, a timeout, retries of a
+    transient one exhausted), or left neither its result nor its error behind."""

@@ -270,3 +270,38 @@ def test_lambda_request_over_6_mb_is_request_too_large(dispatcher: ProcessDispat
 def test_quotas_refuse_nonsense() -> None:
     with pytest.raises(ValueError, match="history_events"):
         Quotas(history_events=1)
+
+
+def test_distributed_map_children_have_histories_of_their_own(
+        dispatcher: ProcessDispatcher, tmp_path: Path) -> None:
+    """On AWS each child of a Distributed Map is an execution with its own 25,000 events (a
+    range split's 1,000 scans); an Inline Map's iterations count against the parent's. Each
+    child here ends in a Lambda call that logs it: all 30 run (moto would drop a child cut
+    off by the limit without failing the Map)."""
+    log = tmp_path / "calls.log"
+    child = passes(2)
+    child["States"]["P1"] = {"Type": "Pass", "Next": "Call"}
+    child["States"]["Call"] = {"Type": "Task", "Resource": fn_arn("count"), "End": True,
+                               "Parameters": {"log": str(log), "tag.$": "$.tag"}}
+    items = {"items": list(range(30))}  # ~12 events each: 360, over the limit of 100
+
+    def each(mode: str) -> dict[str, Any]:
+        config = {"Mode": mode} | ({"ExecutionType": "STANDARD"} if mode == "DISTRIBUTED" else {})
+        return {"StartAt": "Each", "States": {"Each": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 4, "ResultPath": None,
+            "ItemSelector": {"tag.$": f"States.Format('{mode} {{}}', $$.Map.Item.Value)"},
+            "ItemProcessor": {"ProcessorConfig": config} | child, "End": True}}}
+
+    with engine(dispatcher, Quotas(history_events=100)) as sfn:
+        distributed = start(sfn, each("DISTRIBUTED"), items)
+        events = history(sfn, distributed["executionArn"])
+        inline = start(sfn, each("INLINE"), items)
+    assert distributed["status"] == "SUCCEEDED", distributed
+    assert len(events) < 20
+    assert sorted(lines(log, "DISTRIBUTED")) == sorted(f"DISTRIBUTED {i}" for i in range(30))
+    assert (inline["status"], inline.get("error")) == ("FAILED", "States.Runtime")
+    assert len(lines(log, "INLINE")) < 30
+
+
+def lines(path: Path, prefix: str) -> list[str]:
+    return [line for line in path.read_text().splitlines() if line.startswith(prefix)]

@@ -267,3 +267,30 @@ def test_only_the_worker_may_touch_dynamodb() -> None:
     touching = {role for role, role_grants in grants(stack).items()
                 for action, _, _ in role_grants if action.startswith("dynamodb:")}
     assert touching == {"WorkerRole"}
+
+
+# What the range split asks S3 to do as the splitter (split/staged.py, split/s3_assembly.py), and
+# the IAM actions each call needs: ranged GETs and HEADs of the pinned version, the chunks'
+# multipart uploads with tags, UploadPartCopy (read permission on the source, write on the
+# destination), and aborting an upload that failed.
+RANGE_SPLIT_CALLS = {
+    "GetObject (VersionId, Range) of the source": {(a, INPUT) for a in S3_READ},
+    "HeadObject (VersionId) of the source": {(a, INPUT) for a in S3_READ},
+    "CreateMultipartUpload / PutObject with Tagging": {("s3:PutObject", RUNS),
+                                                       ("s3:PutObjectTagging", RUNS)},
+    "UploadPart, CompleteMultipartUpload": {("s3:PutObject", RUNS)},
+    "UploadPartCopy (source VersionId)": {*((a, INPUT) for a in S3_READ), ("s3:PutObject", RUNS)},
+    "AbortMultipartUpload": {("s3:AbortMultipartUpload", RUNS)},
+    "the scratch under runs/: get, put, delete": {("s3:GetObject", RUNS), ("s3:PutObject", RUNS),
+                                                  ("s3:DeleteObject", RUNS)},
+}
+
+
+def test_the_splitter_may_make_the_calls_of_a_range_split(
+        granted: tuple[Stack, dict[str, list[tuple[str, str, str]]]]) -> None:
+    """No new grants: what the range split needs is what the splitter had (and the test above
+    says it has nothing more)."""
+    _, by_role = granted
+    splitter = {(action, resource) for action, resource, _ in by_role["SplitterRole"]}
+    for call, needs in RANGE_SPLIT_CALLS.items():
+        assert needs <= splitter, (call, needs - splitter)

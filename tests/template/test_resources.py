@@ -243,3 +243,17 @@ def test_plan_sees_the_processor_configuration_the_worker_runs_with(
     assert {k: splitter[k] for k in PROCESSOR_CONFIG} == {k: worker[k] for k in PROCESSOR_CONFIG}
     check_processor(Deployment.from_env(splitter).processor, splitter)
     assert "S3SPLIT_IDEMPOTENCY_TABLE" not in splitter  # the worker's alone
+
+
+def test_the_range_split_settings_reach_the_splitter_only() -> None:
+    """RangeSplitFrom and RangeConcurrency become the splitter's Deployment (Plan chooses the
+    range split, PlanRanges and Combine hand the Maps their MaxConcurrency)."""
+    assert TEMPLATE_DOC["Parameters"]["RangeSplitFrom"]["AllowedPattern"] == \
+        TEMPLATE_DOC["Parameters"]["ChunkSize"]["AllowedPattern"]
+    default = Deployment.from_env(Stack(TEMPLATE_DOC).function_env("SplitterFunction"))
+    assert (default.range_split_from, default.range_concurrency) == (1024 ** 3, 100)
+    stack = Stack(TEMPLATE_DOC, RangeSplitFrom="5GB", RangeConcurrency="7")
+    chosen = Deployment.from_env(stack.function_env("SplitterFunction"))
+    assert (chosen.range_split_from, chosen.range_concurrency) == (5 * 10 ** 9, 7)
+    for name in ("WorkerFunction", "IteratorFunction"):
+        assert not {k for k in stack.function_env(name) if k.startswith("S3SPLIT_RANGE")}

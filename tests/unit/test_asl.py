@@ -2,6 +2,7 @@
 documents, deterministic names for every StartExecution, and the event budget in
 src/s3split/pipeline/lanes.py equal to what the Retry blocks allow."""
 
+import itertools
 import json
 import string
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ def test_every_lambda_task_retries_the_lambda_service_errors() -> None:
     lambda_tasks = {name: s for name, s in STATES.items()
                     if s["Type"] == "Task" and s["Resource"].startswith("${")}
     assert set(lambda_tasks) == {"Plan", "Split", "Iterator", "Work", "RecordFailure",
-                                 "Summarize", "Release"}
+                                 "Summarize", "Release", *RANGE_TASKS, *RANGE_RECORDS}
     for name, state in lambda_tasks.items():
         errors = retried(state)
         assert "States.ALL" in errors or errors >= LAMBDA_SERVICE_ERRORS, \
@@ -156,4 +157,68 @@ def test_errors_a_catch_all_does_not_catch_are_caught_by_name() -> None:
         assert named and named[0]["Next"] == catch_all[0]["Next"], name
         assert catchers.index(named[0]) < catchers.index(catch_all[0]), name
         checked += 1
-    assert checked == 5
+    assert checked == 12
+
+
+# -- the range split ------------------------------------------------------------------------------
+
+RANGE_TASKS = {"PlanRanges", "ScanRange", "Combine", "AssembleBatch", "FinishSplit"}
+RANGE_RECORDS = {"RecordScanFailure", "RecordAssemblyFailure"}
+RANGE_MAPS = {"ScanRanges": ("ScanRange", "RecordScanFailure", "scan"),
+              "Assemble": ("AssembleBatch", "RecordAssemblyFailure", "assemble")}
+
+
+def test_a_big_source_takes_the_range_split_and_comes_back_to_the_lanes() -> None:
+    route = ASL["States"]["Route"]["Choices"]
+    (ranges,) = [c for c in route if c["Next"] == "PlanRanges"]
+    assert route.index(ranges) == len(route) - 1  # after batch and continue: Plan set it
+    assert {"Variable": "$.split.ranges", "IsPresent": True} in ranges["And"]
+    assert ASL["States"]["Route"]["Default"] == "Split"
+    path = ["PlanRanges", "RangesPlanned", "ScanRanges", "Combine", "Assemble", "FinishSplit"]
+    for state, following in itertools.pairwise(path):
+        assert STATES[state].get("Next", STATES[state].get("Default")) == following, state
+    assert STATES["FinishSplit"]["Next"] == "Lanes"
+    # A manifest that still describes the source is reused, as the Split task reuses it.
+    assert STATES["RangesPlanned"]["Choices"] == [
+        {"Variable": "$.split.done", "BooleanEquals": True, "Next": "Lanes"}]
+
+
+def test_every_range_split_task_retries_as_split_does_and_releases_the_lock() -> None:
+    for name in RANGE_TASKS:
+        assert STATES[name]["Retry"] == STATES["Split"]["Retry"], name
+    for name in (*RANGE_TASKS - {"ScanRange", "AssembleBatch"}, *RANGE_MAPS):
+        assert STATES[name]["Catch"] == STATES["Split"]["Catch"], name  # -> Release, $.failure
+
+
+@pytest.mark.parametrize("name", sorted(RANGE_MAPS))
+def test_range_maps_are_distributed_with_small_results(name: str) -> None:
+    """Their children have histories of their own (a 1,000-range split stays far from the
+    25,000 events of the parent); the item list is numbers, and each child returns what its
+    task returns ({}), which the Map drops: the state stays within 256 KiB."""
+    state = STATES[name]
+    task, record, stage = RANGE_MAPS[name]
+    processor = state["ItemProcessor"]
+    assert processor["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert state["ItemsPath"].startswith("$.split.") and "ItemReader" not in state
+    assert state["MaxConcurrencyPath"] == "$.split.concurrency"  # the template's parameter
+    assert state["ItemSelector"] == {"run.$": "$.run", "index.$": "$$.Map.Item.Value"}
+    assert state["ResultPath"] is None
+    assert processor["StartAt"] == task and set(processor["States"]) == {task, record}
+    for child in (task, record):
+        assert "ResultPath" not in processor["States"][child]  # the result is the output
+        assert processor["States"][child]["End"] is True
+    # A child that fails for good keeps its error for the next step and ends: neither AWS
+    # (which would fail the Map with its own error) nor moto (which ignores it) loses it.
+    for catch in processor["States"][task]["Catch"]:
+        assert (catch["Next"], catch["ResultPath"]) == (record, "$.error")
+    recording = processor["States"][record]
+    assert recording["Parameters"]["stage"] == stage
+    assert recording["Parameters"]["error.$"] == "$.error"
+    assert "States.ALL" in retried(recording)
+
+
+def test_the_range_list_for_the_most_ranges_fits_the_state() -> None:
+    from s3split.split.staged import MAX_RANGES
+
+    items = json.dumps({"items": list(range(MAX_RANGES)), "concurrency": 1000})
+    assert len(items.encode()) < 100 * 1024  # of 256 KiB, beside the run's settings

@@ -58,7 +58,9 @@ class _Context:
         return 600_000
 
 
-@pytest.mark.parametrize("action", ["summarize", "release", "split"])
+@pytest.mark.parametrize("action", ["summarize", "release", "split", "plan_ranges",
+                                    "scan_range", "record_range_failure", "combine",
+                                    "assemble", "finish_split"])
 def test_a_dropped_connection_in_any_action_is_a_transient_error(
         app: ModuleType, action: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every action's Retry lists TransientError, so every action must raise it for a

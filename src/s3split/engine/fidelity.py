@@ -23,6 +23,9 @@ wrappers here see the seam's versions). Patches, all undone on exit:
   ``Lambda.<code>`` (moto names every one ``Exception``).
 * ``StateTaskServiceSfn._eval_service_task``: injected startExecution task failures.
 * ``time`` in moto's retrier: Retry intervals times ``retry_interval_scale`` (tests only).
+* ``DistributedItemProcessorWorker._eval_job``: each child of a Distributed Map gets a history
+  of its own, as each is an execution of its own on AWS (moto gives one Map run's children a
+  single history, so its limit would drop children once they add up to 25,000 events).
 """
 
 import importlib
@@ -55,6 +58,8 @@ _TASK_LAMBDA: Final = f"{_TASK}.state_task_lambda"
 _TASK_SERVICE: Final = f"{_TASK}.service.state_task_service"
 _TASK_SFN: Final = f"{_TASK}.service.state_task_service_sfn"
 _MODELS: Final = f"{_PARSER}.models"
+_DISTRIBUTED_WORKER: Final = (f"{_PARSER}.asl.component.state.exec.state_map.iteration."
+                              "itemprocessor.distributed_item_processor_worker")
 
 _WORK_STARTS: Final = ("StateEntered", "Scheduled")
 """Events that come before a state or task does anything: past the history limit, adding one
@@ -99,6 +104,7 @@ EXPECTED: Final[dict[tuple[str, str], tuple[str, ...] | None]] = {
         "self", "service_action_name"),
     (_MODELS, "StepFunctionsParserBackend.start_execution"): (
         "self", "state_machine_arn", "name", "execution_input", "trace_header"),
+    (_DISTRIBUTED_WORKER, "DistributedItemProcessorWorker._eval_job"): ("self", "env", "job"),
 }
 
 
@@ -152,6 +158,7 @@ def patch(stack: ExitStack, quotas: Quotas, faults: FaultPlan | None = None,
     _patch_lambda_invoke(stack, settings)
     _patch_lambda_error_names(stack)
     _patch_start_execution_task(stack, settings)
+    _patch_distributed_children(stack)
     if retry_interval_scale != 1.0:
         stack.enter_context(mock.patch.object(importlib.import_module(_RETRIER), "time",
                                               _ScaledTime(retry_interval_scale)))
@@ -211,6 +218,20 @@ def _patch_history_limit(stack: ExitStack, settings: Settings) -> None:
     stack.enter_context(mock.patch.object(Environment, "__init__", init))
     stack.enter_context(mock.patch.object(Environment, "set_error", set_error))
     stack.enter_context(mock.patch.object(EventManager, "add_event", add_event))
+
+
+def _patch_distributed_children(stack: ExitStack) -> None:
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    worker = importlib.import_module(_DISTRIBUTED_WORKER).DistributedItemProcessorWorker
+    original = worker._eval_job
+
+    def eval_job(self: Any, env: Any, job: Any) -> None:
+        env.event_manager = EventManager()  # the job's own frame: its child execution
+        env.event_manager._s3split_env = env  # past its limit, the child fails (not the Map)
+        original(self, env, job)
+
+    stack.enter_context(mock.patch.object(worker, "_eval_job", eval_job))
 
 
 # --------------------------------------------------------------------------

@@ -158,7 +158,10 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
         functions = {name: code.handler(f.handler) for name, f in FUNCTIONS.items()}
         limits = {name: f.timeout_s for name, f in FUNCTIONS.items()} | dict(timeouts or {})
         dispatcher = stack.enter_context(ProcessDispatcher(
-            functions, max_workers=workers, timeouts=limits, env=handler_env(work_location, env),
+            functions, max_workers=workers, timeouts=limits,
+            # (a range split's Maps: as many tasks at a time as there are workers to run them)
+            env=handler_env(work_location,
+                            {"S3SPLIT_RANGE_CONCURRENCY": str(workers)} | dict(env or {})),
             extra_sys_path=code.sys_path, region=REGION, account_id=ACCOUNT))
         from moto import mock_aws
 

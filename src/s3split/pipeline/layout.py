@@ -8,6 +8,7 @@
     <location>/run.json                                 the run's settings, for resume
     <location>/processor.json                           its processor's settings, for resume
     <location>/lock.json                                the run lock (pipeline.lock)
+    <location>/ranges/                                  a range split's scratch (pipeline.ranges)
 """
 
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from s3split.storage import join
 CHUNKS = "chunks"
 RESULTS = "results"
 STATUS = "status"
+RANGES = "ranges"
 OUTCOMES = (STATUS, RESULTS)  # what a chunk's processing leaves; cleared by a fresh run
 
 
@@ -48,6 +50,10 @@ class RunLayout:
     @property
     def lock(self) -> str:
         return join(self.location, "lock.json")
+
+    @property
+    def ranges(self) -> str:
+        return join(self.location, RANGES)
 
     @property
     def status_dir(self) -> str:

@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from s3split.config import Deployment
-from s3split.errors import SourceChanged
+from s3split.errors import SourceChanged, SourceNotFound, SourceUnreadable
 from s3split.pipeline.batch import continuation_name, stage
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
@@ -21,6 +21,7 @@ from s3split.processors.check import check_processor
 from s3split.processors.settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import BOM, split
+from s3split.split.staged import applies
 from s3split.storage import Storage, is_compressed, join
 
 
@@ -44,6 +45,7 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     spec = RunSpec.from_dict(planned["run"])
     if mode == "resume":
         check_resumable(spec, storage)  # before anything is touched
+    ranges = mode != "continue" and in_ranges(spec, deployment, storage)
     if mode == "continue":
         carry(spec.location, planned["lease"], execution, storage)
         return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
@@ -59,7 +61,18 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         storage.write_json(spec.layout.processor, record(spec.processor, config))
     storage.delete(spec.layout.report)  # while a run is under way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
-            "split": {"done": False, "token": None}}
+            "split": {"done": False, "token": None, "ranges": ranges}}
+
+
+def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
+    """Whether the run's split is the range split (PlanRanges, ScanRanges, ...): a source of
+    at least ``deployment.range_split_from`` bytes split by size, not compressed. A source
+    that cannot be found takes the sequential Split, which fails with the reason."""
+    try:
+        size = storage.stat(spec.source).size
+    except (SourceNotFound, SourceUnreadable):
+        return False
+    return applies(spec.source, spec.split_settings, size, deployment.range_split_from)
 
 
 def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
@@ -81,6 +94,11 @@ def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployme
             return {"done": False, "token": result.token.to_dict()}
         manifest = result.manifest
         assert manifest is not None
+    return split_done(spec, manifest, deployment)
+
+
+def split_done(spec: RunSpec, manifest: Manifest, deployment: Deployment) -> dict[str, Any]:
+    """What a finished split hands on to the lanes."""
     return {"done": True, "count": manifest.count, "rows": manifest.rows,
             "manifest": spec.layout.manifest,
             "lanes": first_lanes(manifest.count, spec.lanes, deployment.event_budget)}

@@ -31,6 +31,7 @@ from s3split.split.ranges import (
     Combiner,
     Plan,
     RangeScan,
+    Reader,
     Table,
     plan_ranges,
     pread_reader,
@@ -96,7 +97,7 @@ def _scan_and_write(run: _Split, plan: Plan, jobs: int,
                 run.on_progress(scan.end - scan.start)
                 written += [writers.submit(write, chunk) for chunk in combiner.add(scan)]
         table = combiner.table()
-        _raise_errors(run, plan, table, fd)
+        raise_errors(run, plan, table, pread_reader(fd))
         written += [writers.submit(write, chunk) for chunk in table.chunks[len(written):]]
         done = [future.result() for future in written]
     except BaseException:
@@ -143,11 +144,11 @@ def describe_range(plan: Plan, index: int) -> str:
     return f"range {index} (bytes {plan.cuts[index]} to {end}) of {plan.uri}"
 
 
-def _raise_errors(run: _Split, plan: Plan, table: Table, fd: int) -> None:
+def raise_errors(run: _Split, plan: Plan, table: Table, read: Reader) -> None:
     """The single pass's errors, at the same byte and line: a ``--strict`` failure, or a
     quoted field still open at the end."""
     if table.failure is not None:
-        raise_failure(pread_reader(fd), plan, table.failure)
+        raise_failure(read, plan, table.failure)
     if table.state is State.QUOTED:
         run.state = State.QUOTED
         run.open_quote = table.open_quote or (-1, 0)

@@ -1,0 +1,364 @@
+"""The range split in steps that keep their state in storage: the pipeline's split of a big
+source on the state machine (``s3split.pipeline.ranges`` runs each step as a Task or a Map).
+
+* ``prepare`` does what ``splitter.split`` does before its first chunk (checks the source and
+  destination, notes the parts an earlier split left, removes its manifest), reads the header
+  and pins the source version; it returns a ``Staged`` split: JSON-able, the ranges planned.
+* ``scan`` scans one range of the pinned version (``ranges.scan_range``): ranged GETs for an
+  S3 source, ``pread`` for a local one.
+* ``combine_scans`` folds the scans into the chunk table and raises the single pass's errors
+  (``MalformedCsv``, ``UnterminatedQuote``) at the same byte and line.
+* ``assemble`` writes chunks: S3 to S3 server-side (``s3_assembly``), a local source by
+  ``copy_file_range`` (``parallel.write_chunk``), an S3 source into a local destination read
+  and written.
+* ``finish`` writes the manifest, the single pass's own but for its ``assembly`` record.
+
+Every read and copy is of the version ``prepare`` pinned: an S3 source by its version id and
+ETag, a local one by its identity (inode, mtime, size) checked around each step; another
+version fails ``SourceChanged``. Each step can run again with the same result.
+"""
+
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING, Any, Final
+
+from s3split.errors import InvalidInput, InvalidOption, SourceChanged, SplitTaskFailed
+from s3split.split.destination import (
+    check_destination,
+    check_source,
+    remove_temporaries,
+)
+from s3split.split.manifest import ChunkEntry, Manifest, SplitSettings, chunk_name
+from s3split.split.parallel import READ_WRITE, raise_errors, write_chunk
+from s3split.split.ranges import (
+    BLOCK,
+    Chunk,
+    Failure,
+    Mark,
+    Piece,
+    Plan,
+    RangeScan,
+    Reader,
+    Table,
+    combine,
+    plan_ranges,
+    pread_reader,
+    scan_range,
+)
+from s3split.split.s3_assembly import PinnedSource, assemble_chunk
+from s3split.split.s3_assembly import _read as read_pinned
+from s3split.split.scanner import State
+from s3split.split.splitter import (
+    BLOCK as STREAM_BLOCK,
+)
+from s3split.split.splitter import (
+    CHUNK_TAGS,
+    _blocks,
+    _clear_previous,
+    _Split,
+    validate_settings,
+)
+from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join, split_s3
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+MAX_RANGES: Final = 10_000  # the range list travels in the state: ~6 bytes a range
+READAHEAD: Final = 16 * 1024 * 1024  # one ranged GET serves this many bytes of a scan
+SMALL_READ: Final = 256 * 1024  # reads below this (a cut's first line end) get no read-ahead
+_PLAN_ID: Final = re.compile(r"[0-9a-f]{16}")
+
+
+def applies(source: str, settings: SplitSettings, size: int, threshold: int) -> bool:
+    """Whether a source of ``size`` bytes is split in ranges: by size, as stored (not
+    decompressed: a compressed stream cannot be read from the middle), at least
+    ``threshold`` bytes."""
+    return settings.chunk_size is not None and not is_compressed(source) and size >= threshold
+
+
+# -- the staged split ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What every later step needs: the pinned source version, the range plan and the header
+    (kept apart: it may be MiBs, and only the steps that write chunks need it)."""
+
+    id: str  # names this plan's scratch files: a late task of an earlier plan writes elsewhere
+    dest: str
+    info: ObjectInfo
+    settings: SplitSettings
+    bom: bool
+    header_lines: int  # line ends in the header (before the plan's data_start)
+    header_bytes: int
+    plan: Plan
+    header: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the header itself."""
+        plan = asdict(self.plan) | {"cuts": list(self.plan.cuts)}
+        return {"id": self.id, "dest": self.dest, "info": asdict(self.info),
+                "settings": asdict(self.settings), "bom": self.bom,
+                "header_lines": self.header_lines, "header_bytes": self.header_bytes,
+                "plan": plan}
+
+    def with_header(self, header: bytes) -> "Staged":
+        if len(header) != self.header_bytes:
+            raise InvalidInput(f"staged range split of {self.info.uri}: its header has "
+                               f"{len(header)} bytes, not {self.header_bytes}")
+        return replace(self, header=header)
+
+    @property
+    def head(self) -> bytes:
+        """The header every chunk starts with."""
+        if self.header is None:
+            raise AssertionError(f"staged range split of {self.info.uri}: header not read")
+        return self.header
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str, dest: str) -> "Staged":
+        """The staged split of ``source`` into ``dest``; InvalidInput when ``data`` is not one
+        (another source or destination, or not the shape ``to_dict`` writes)."""
+        try:
+            plan = Plan(**(data["plan"] | {"cuts": tuple(data["plan"]["cuts"])}))
+            staged = cls(str(data["id"]), data["dest"], ObjectInfo(**data["info"]),
+                         SplitSettings(**data["settings"]), bool(data["bom"]),
+                         int(data["header_lines"]), int(data["header_bytes"]), plan)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInput(f"staged range split of {source}: not a plan "
+                               f"({type(exc).__name__}: {exc})") from None
+        if not _PLAN_ID.fullmatch(staged.id):  # it names files: no path of its own
+            raise InvalidInput(f"staged range split of {source}: plan id {staged.id!r}")
+        if (staged.info.uri, plan.uri, staged.dest) != (source, source, dest):
+            raise InvalidInput(f"staged range split: it is of {staged.info.uri} into "
+                               f"{staged.dest}, not of {source} into {dest}")
+        cuts = list(plan.cuts)
+        increasing = bool(cuts) and cuts == sorted(set(cuts))
+        if not (increasing and cuts[0] == plan.data_start
+                and cuts[-1] <= plan.size == staged.info.size):
+            raise InvalidInput(f"staged range split of {source}: its ranges do not cut "
+                               f"[{plan.data_start}, {plan.size})")
+        return staged
+
+
+def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, plan_id: str,
+            range_size: int, max_ranges: int = MAX_RANGES) -> Staged:
+    """Check and clear ``dest`` as a fresh ``splitter.split`` does, read the header of the
+    version of ``source`` there is now, and plan its data in ranges of ``range_size``."""
+    validate_settings(settings)
+    if settings.chunk_size is None or is_compressed(source):
+        raise InvalidOption(f"{source}: a range split needs a chunk size and a source that is "
+                            "not compressed")
+    check_destination(dest)
+    check_source(source, dest)
+    storage.check_directory(dest)
+    info = storage.stat(source)
+    remove_temporaries(storage, dest)
+    _clear_previous(storage, dest)
+    run = _run(storage, source, dest, settings, info)
+    try:
+        with storage.open_source(info) as f:
+            run._read_header(_blocks(f, STREAM_BLOCK))
+    except SourceChanged:
+        raise
+    except Exception:
+        storage.check_still(info)  # a rewritten file fails as that, not as the bad CSV it became
+        raise
+    count = max(1, min(max_ranges, math.ceil((info.size - run.data_start) / range_size)))
+    plan = plan_ranges(source, info.size, run.data_start, settings.chunk_size, count,
+                       delimiter=settings.delimiter, quotechar=settings.quotechar,
+                       strict=settings.strict, header_cr=run.header.endswith(b"\r"), block=BLOCK)
+    return Staged(plan_id, dest, info, settings, run.bom, run.lines_before, len(run.header), plan,
+                  run.header)
+
+
+def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
+         info: ObjectInfo) -> _Split:
+    return _Split(source, dest, settings, storage, info, lambda: False, lambda n: None,
+                  STREAM_BLOCK)
+
+
+# -- reading the pinned version -----------------------------------------------------------------
+
+
+class PinnedReader:
+    """A ``Reader`` of one version of an S3 object by ranged GETs (``VersionId``/``If-Match``:
+    any other version fails ``SourceChanged``), each serving ``readahead`` bytes of a scan."""
+
+    def __init__(self, s3: "S3Client", source: PinnedSource, size: int,
+                 readahead: int = READAHEAD) -> None:
+        self.s3, self.source, self.size, self.readahead = s3, source, size, readahead
+        self.start, self.buffer = 0, b""
+
+    def __call__(self, offset: int, length: int) -> bytes:
+        end = min(offset + length, self.size)
+        if end <= offset:
+            return b""
+        if self.start <= offset and end <= self.start + len(self.buffer):
+            return self.buffer[offset - self.start:end - self.start]
+        fetch = end if length < SMALL_READ else min(max(end, offset + self.readahead), self.size)
+        self.buffer, self.start = read_pinned(self.s3, self.source, offset, fetch), offset
+        return self.buffer[:end - offset]
+
+
+@contextmanager
+def local_source(storage: Storage, info: ObjectInfo) -> Iterator[int]:
+    """The local source open for reading, its identity checked before and after (a file
+    replaced or rewritten meanwhile fails ``SourceChanged``)."""
+    storage.check_still(info)
+    fd = os.open(info.uri, os.O_RDONLY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+    storage.check_still(info)
+
+
+@contextmanager
+def source_reader(storage: Storage, info: ObjectInfo) -> Iterator[Reader]:
+    if is_s3(info.uri):
+        yield PinnedReader(storage.s3, PinnedSource.of(info), info.size)
+        return
+    with local_source(storage, info) as fd:
+        yield pread_reader(fd)
+
+
+# -- the steps ----------------------------------------------------------------------------------
+
+
+def scan(storage: Storage, staged: Staged, index: int) -> RangeScan:
+    if not 0 <= index < staged.plan.count:
+        raise InvalidInput(f"range {index} of {staged.info.uri}: it has ranges 0 to "
+                           f"{staged.plan.count - 1}")
+    with source_reader(storage, staged.info) as read:
+        return scan_range(read, staged.plan, index)
+
+
+def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) -> Table:
+    """The chunk table, or the single pass's error at the same byte and line."""
+    try:
+        table = combine(staged.plan, staged.header_lines, scans)
+    except ValueError as exc:
+        raise SplitTaskFailed(f"{staged.info.uri}: the range scans do not fit together: "
+                              f"{exc}") from None
+    if table.failure is None and table.state is not State.QUOTED:
+        storage.check_still(staged.info)  # a local source rewritten since the scans
+        return table
+    run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
+    try:
+        with source_reader(storage, staged.info) as read:
+            raise_errors(run, staged.plan, table, read)
+    except SourceChanged:
+        raise
+    except Exception:
+        storage.check_still(staged.info)
+        raise
+    return table
+
+
+def assemble(storage: Storage, staged: Staged,
+             chunks: Sequence[Chunk]) -> list[tuple[ChunkEntry, str]]:
+    """Write ``chunks``: their manifest entries and how each was written."""
+    info, dest, header = staged.info, staged.dest, staged.head
+    if not is_s3(info.uri):
+        with local_source(storage, info) as fd:
+            return [write_chunk(storage, dest, fd, header, info.uri, c) for c in chunks]
+    if is_s3(dest):
+        return [_copy_in_s3(storage, staged, c) for c in chunks]
+    read = PinnedReader(storage.s3, PinnedSource.of(info), info.size)
+    return [_read_write(storage, staged, read, c) for c in chunks]
+
+
+def _entry(staged: Staged, chunk: Chunk) -> ChunkEntry:
+    return ChunkEntry(chunk.index, join(staged.dest, chunk_name(chunk.index)),
+                      staged.header_bytes + chunk.end - chunk.start, chunk.rows, chunk.start,
+                      chunk.source_line)
+
+
+def _copy_in_s3(storage: Storage, staged: Staged, chunk: Chunk) -> tuple[ChunkEntry, str]:
+    entry = _entry(staged, chunk)
+    method = assemble_chunk(storage.s3, PinnedSource.of(staged.info), staged.head, chunk.start,
+                            chunk.end, split_s3(entry.uri))
+    return entry, method
+
+
+def _read_write(storage: Storage, staged: Staged, read: Reader,
+                chunk: Chunk) -> tuple[ChunkEntry, str]:
+    entry = _entry(staged, chunk)
+    with storage.writer(entry.uri, CHUNK_TAGS) as f:
+        f.write(staged.head)
+        for pos in range(chunk.start, chunk.end, BLOCK):
+            f.write(read(pos, min(BLOCK, chunk.end - pos)))
+    return entry, READ_WRITE
+
+
+def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
+           assembly: dict[str, Any]) -> Manifest:
+    """Write the manifest (last) and remove what earlier splits of ``dest`` left."""
+    run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
+    run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
+    run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
+    manifest = run._finished().manifest
+    assert manifest is not None
+    return manifest
+
+
+# -- the scratch documents ----------------------------------------------------------------------
+
+
+def scan_to_dict(scan: RangeScan) -> dict[str, Any]:
+    return {"index": scan.index, "start": scan.start, "end": scan.end,
+            "pieces": {str(int(state)): _piece_to_dict(p) for state, p in scan.pieces.items()}}
+
+
+def scan_from_dict(data: Any) -> RangeScan:
+    """Raises KeyError, TypeError or ValueError for what ``scan_to_dict`` did not write."""
+    pieces = {State(int(state)): _piece_from_dict(p) for state, p in data["pieces"].items()}
+    return RangeScan(int(data["index"]), int(data["start"]), int(data["end"]), pieces)
+
+
+def _piece_to_dict(p: Piece) -> dict[str, Any]:
+    return {"start": p.start, "end": p.end, "state": int(p.state), "rows": p.rows,
+            "lines": p.lines, "first": _mark(p.first), "marks": [_mark(m) for m in p.marks],
+            "pending": p.pending, "open_quote": list(p.open_quote) if p.open_quote else None,
+            "failure": [p.failure.start, p.failure.end, int(p.failure.state), p.failure.lines]
+            if p.failure else None}
+
+
+def _mark(mark: Mark | None) -> list[int] | None:
+    return None if mark is None else [mark.offset, mark.rows, mark.lines]
+
+
+def _piece_from_dict(d: dict[str, Any]) -> Piece:
+    failure = d["failure"]
+    return Piece(int(d["start"]), int(d["end"]), State(int(d["state"])), int(d["rows"]),
+                 int(d["lines"]), Mark(*d["first"]) if d["first"] else None,
+                 tuple(Mark(*m) for m in d["marks"]), bool(d["pending"]),
+                 (int(d["open_quote"][0]), int(d["open_quote"][1])) if d["open_quote"] else None,
+                 Failure(failure[0], failure[1], State(failure[2]), failure[3])
+                 if failure else None)
+
+
+def chunks_to_list(chunks: Sequence[Chunk]) -> list[list[int]]:
+    return [[c.index, c.start, c.end, c.rows, c.source_line] for c in chunks]
+
+
+def chunks_from_list(data: Any, staged: Staged) -> list[Chunk]:
+    """The chunk table; InvalidInput unless its chunks follow each other over the data."""
+    try:
+        chunks = [Chunk(*(int(v) for v in row)) for row in data]
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"chunk table of {staged.info.uri}: {exc}") from None
+    at = staged.plan.data_start
+    for i, c in enumerate(chunks):
+        if (c.index, c.start) != (i, at) or c.end <= c.start or c.rows < 0:
+            raise InvalidInput(f"chunk table of {staged.info.uri}: chunk {i} is {c}")
+        at = c.end
+    if chunks and at != staged.plan.size:
+        raise InvalidInput(f"chunk table of {staged.info.uri}: it ends at {at}, not at "
+                           f"{staged.plan.size}")
+    return chunks
