@@ -368,7 +368,7 @@ def check(m: Measured) -> None:
     assert dmap(100 * GB, m).usd == 0 and dmap(10 * GB, m).usd > 0  # the 10 GB ItemReader limit
     usable = LAMBDA_MAX_S - SPLITTER_SAFETY_S
     for _, size in SIZES:
-        walls = [range_split(size, n, m.scan_light, m).wall_s for n in (1, 10, 100)]
+        walls = [range_split(size, n, m.scan_light, m).wall_s or 0.0 for n in (1, 10, 100)]
         assert walls == sorted(walls, reverse=True), walls  # more workers, never slower here
         one = range_split(size, 1, m.scan_light, m)
         ranges = int(one.note.split()[1]) if one.note else 1
