@@ -173,12 +173,11 @@ def test_a_resume_whose_manifest_is_gone_splits_in_ranges_again(backend: Backend
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local"], indirect=True)  # the same states on S3
 def test_a_thousand_range_split_fits_the_quotas(backend: Backend) -> None:
     """The engine enforces AWS's quotas (25,000 history events, 256 KiB states): a split of
     1,000 ranges costs the execution a few dozen events and carries a few KiB of state (the
     Maps' children have histories of their own on AWS; moto keeps one per Map run)."""
-    if backend.kind == "s3":
-        pytest.skip("the same states on S3; one run of 1,000 ranges is enough")
     rows = 11_700  # ~1.5 MB: over 1,000 ranges of 1,500 bytes
     run = ranged_run(backend, "thousand", rows=rows)
     started = time.monotonic()
