@@ -359,7 +359,7 @@ class _Split:
         while True:
             if scanned < len(buf):
                 end = _cut(buf, scanned + piece)
-                scan = self.scanner.scan(buf[scanned:end], state, scanned)
+                scan = self.scanner.scan(buf[scanned:end], state, scanned, lines)
                 if len(scan.ends):
                     at = int(scan.ends[0])
                     return buf, scanned + at, lines + int(np.searchsorted(scan.line_ends, at))
