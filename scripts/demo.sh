@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=s3split-out/orders
 rm -rf "$out"
-echo "\$ s3split run samples/orders.csv --chunk-size 32KiB --lanes 2"
+echo "\$ s3split run samples/orders.csv --out $out --chunk-size 32KiB --lanes 2"
 .venv/bin/s3split run samples/orders.csv --out "$out" --chunk-size 32KiB --lanes 2
 echo
 echo "chunks:  $(ls "$out"/chunks/part-*.csv | wc -l) files in $out/chunks/"
