@@ -28,14 +28,11 @@ from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage, join
 from tests.support.pipeline import (
-    BUCKET,
-    CREDENTIALS,
     PROBE,
     Run,
     assert_accounted,
     local_results,
-    moto_s3_server,
-    s3_client,
+    work_storage,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -50,18 +47,10 @@ SPLITTER = "s3split-splitter"
 def ranged_engine(kind: str, tmp: Path, faults: FaultPlan, retry_interval_scale: float = 1.0,
                   ) -> Iterator[tuple[LocalEngine, Storage, str]]:
     with ExitStack() as stack:
-        env = dict(RANGED)
-        if kind == "local":
-            base, storage = str(tmp), Storage()
-        else:
-            endpoint = stack.enter_context(moto_s3_server())
-            s3 = s3_client(endpoint)
-            s3.create_bucket(Bucket=BUCKET)
-            env |= CREDENTIALS | {"AWS_ENDPOINT_URL_S3": endpoint,
-                                  "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
-            base, storage = f"s3://{BUCKET}/runs", Storage(s3)
+        base, storage, env = stack.enter_context(work_storage(kind, tmp))
         engine = stack.enter_context(local_engine(
-            base, workers=2, env=env, faults=faults, retry_interval_scale=retry_interval_scale))
+            base, workers=2, env=env | RANGED, faults=faults,
+            retry_interval_scale=retry_interval_scale))
         yield engine, storage, base
 
 

@@ -20,13 +20,10 @@ from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage, basename, join
 from tests.support.pipeline import (
-    BUCKET,
-    CREDENTIALS,
     PROBE,
     Run,
     assert_accounted,
-    moto_s3_server,
-    s3_client,
+    work_storage,
 )
 
 pytestmark = pytest.mark.timeout(600)
@@ -52,16 +49,9 @@ class Backend:
 def backend(request: pytest.FixtureRequest,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     with ExitStack() as stack:
-        env: dict[str, str] = {"S3SPLIT_PROCESSORS": PROBE}
-        if request.param == "local":
-            base, storage = str(tmp_path_factory.mktemp("work")), Storage()
-        else:
-            endpoint = stack.enter_context(moto_s3_server())
-            s3 = s3_client(endpoint)
-            s3.create_bucket(Bucket=BUCKET)
-            env |= CREDENTIALS | {"AWS_ENDPOINT_URL_S3": endpoint,
-                                  "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
-            base, storage = f"s3://{BUCKET}/runs", Storage(s3)
+        base, storage, env = stack.enter_context(
+            work_storage(request.param, tmp_path_factory.mktemp("work")))
+        env = env | {"S3SPLIT_PROCESSORS": PROBE}
         with local_engine(base, workers=2, env=env) as sequential:
             reference = Run(sequential, storage, base, "reference", rows=ROWS)
             outcome = reference.start(lanes=2)

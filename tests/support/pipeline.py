@@ -214,19 +214,24 @@ Backend = tuple[LocalEngine, Storage, str]  # the engine, its storage, where run
 
 
 @contextmanager
-def pipeline_backend(kind: str, tmp: Path, env: dict[str, str]) -> Iterator[Backend]:
-    """The engine with local storage under ``tmp``, or with S3 on a moto server."""
-    from s3split.engine.local import local_engine
-
+def work_storage(kind: str, tmp: Path) -> Iterator[tuple[str, Storage, dict[str, str]]]:
+    """Where runs go, its storage and the engine environment that reaches it: local files
+    under ``tmp``, or a bucket on a moto server started for the block."""
     if kind == "local":
-        with local_engine(str(tmp), workers=2, env=env) as engine:
-            yield engine, Storage(), str(tmp)
+        yield str(tmp), Storage(), {}
         return
     with moto_s3_server() as endpoint:
         s3 = s3_client(endpoint)
         s3.create_bucket(Bucket=BUCKET)
-        s3_env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": endpoint,
-                                "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
-        base = f"s3://{BUCKET}/runs"
-        with local_engine(base, workers=2, env=s3_env | env) as engine:
-            yield engine, Storage(s3), base
+        yield f"s3://{BUCKET}/runs", Storage(s3), CREDENTIALS | {
+            "AWS_ENDPOINT_URL_S3": endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
+
+
+@contextmanager
+def pipeline_backend(kind: str, tmp: Path, env: dict[str, str]) -> Iterator[Backend]:
+    """The engine with local storage under ``tmp``, or with S3 on a moto server."""
+    from s3split.engine.local import local_engine
+
+    with work_storage(kind, tmp) as (base, storage, storage_env), \
+            local_engine(base, workers=2, env=storage_env | env) as engine:
+        yield engine, storage, base

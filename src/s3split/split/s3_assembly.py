@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Literal, TypedDict
 from urllib.parse import urlencode
 
-from botocore.exceptions import ClientError, IncompleteReadError, ResponseStreamingError
+from botocore.exceptions import ClientError
 
 from s3split.errors import (
     BucketNotFound,
@@ -29,11 +29,10 @@ from s3split.errors import (
     SourceChanged,
     SourceInDestination,
     SourceUnreadable,
-    TransientError,
 )
 from s3split.split.splitter import CHUNK_TAGS
 from s3split.storage import ObjectInfo, is_s3, split_s3
-from s3split.transient import is_transient
+from s3split.transient import transient_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -210,10 +209,7 @@ def _read(s3: "S3Client", source: PinnedSource, start: int, end: int) -> bytes:
     with _named(what, "source", source, None):
         response = s3.get_object(Bucket=source.bucket, Key=source.key,
                                  Range=f"bytes={start}-{end - 1}", **source.read_pin())
-        try:
-            data = response["Body"].read()
-        except (IncompleteReadError, ResponseStreamingError) as exc:
-            raise TransientError(f"{what}: the response was cut off: {exc}") from exc
+        data = response["Body"].read()
     if len(data) != end - start:
         raise SourceChanged(f"{source.uri} changed since the chunk table was made: bytes "
                             f"{start}-{end - 1} gave {len(data)} bytes, not {end - start} "
@@ -234,20 +230,14 @@ def _check_size(s3: "S3Client", source: PinnedSource, end: int) -> None:
 @contextmanager
 def _named(what: str, side: Side, source: PinnedSource,
            dest: tuple[str, str] | None) -> Iterator[None]:
-    """Turn S3's refusal of ``what`` into the project's named errors."""
+    """Turn S3's refusal of ``what`` into the project's named errors; what is worth retrying
+    (throttling, 5xx, a dropped or cut-off response) is a ``TransientError``."""
     try:
-        yield
+        with transient_errors(what):
+            yield
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if is_transient(exc):
-            raise TransientError(f"{what}: {code or exc}") from exc
-        raise _error(what, code, side, source, dest) from None
-    except TransientError:
-        raise
-    except Exception as exc:
-        if is_transient(exc):
-            raise TransientError(f"{what}: {type(exc).__name__}: {exc}") from exc
-        raise
+        raise _error(what, exc.response.get("Error", {}).get("Code", ""), side, source,
+                     dest) from None
 
 
 def _error(what: str, code: str, side: Side, source: PinnedSource,
