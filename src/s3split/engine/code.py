@@ -66,9 +66,12 @@ def locate() -> EngineCode:
 
 def check_local_engine() -> EngineCode:
     """Fail with one line naming what is missing before the engine starts."""
-    for module in ENGINE_MODULES:
-        try:
+    from s3split.engine.moto_seam import without_aws_batch_tasks
+
+    try:
+        without_aws_batch_tasks()
+        for module in ENGINE_MODULES:
             import_module(module)
-        except ModuleNotFoundError as exc:
-            raise ExtraNotInstalled(LOCAL_EXTRA_MISSING) from exc
+    except ModuleNotFoundError as exc:
+        raise ExtraNotInstalled(LOCAL_EXTRA_MISSING) from exc
     return locate()

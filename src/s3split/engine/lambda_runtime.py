@@ -120,10 +120,23 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _SandboxTimeout
 
 
+PRELOAD: Final = ("boto3", "botocore.session", "numpy", "pydantic", "smart_open",
+                   "aws_lambda_powertools", "aws_lambda_powertools.metrics",
+                   "aws_lambda_powertools.tracing", "aws_lambda_powertools.utilities.typing",
+                   "s3split.split.splitter", "s3split.pipeline.steps", "s3split.pipeline.chunk",
+                   "s3split.processors.registry", "s3split.processors.idempotency")
+"""Imported once by the fork server, so a worker starts with them (a worker imports the
+handlers themselves: they read their environment when imported). None reads the environment
+when imported, nor imports moto."""
+
+
 def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
     for path in reversed(extra_sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
+    # Forked from the fork server, a worker has the server's environment: set the one the
+    # dispatcher's process had when it started this worker (as spawn would inherit).
+    os.environ.clear()
     os.environ.update(env)
     # A Lambda's stdout is its log: here that is stderr, so the caller's stdout stays its own.
     sys.stdout.flush()
@@ -222,15 +235,15 @@ class ProcessDispatcher:
     a SIGKILL breaks every in-flight future) and only that slot is respawned.
     Invocations beyond ``max_workers`` wait for a free slot (like throttling).
 
-    Workers use the **spawn** start method: ``fork`` would copy the parent's
+    Workers use the **forkserver** start method: ``fork`` would copy the parent's
     ``mock_aws`` patches (botocore hooks, in-memory backends) -- a handler's boto3
     call would then silently hit a stale private copy of moto -- plus locks held
-    by the interpreter's threads at fork time (deadlock risk). ``forkserver``
-    would also be clean (its server is a fresh interpreter) but is a lazily
-    started process-wide singleton; spawn is self-contained and costs ~0.1-0.3 s
-    per worker, paid in :meth:`start` and after a crash. Handlers that call AWS
-    must therefore reach moto over HTTP (e.g. ``env={"AWS_ENDPOINT_URL": ...}``
-    pointing at a ``ThreadedMotoServer``).
+    by the interpreter's threads at fork time (deadlock risk). The fork server is a
+    fresh interpreter that imports :data:`PRELOAD` once (boto3, numpy, Powertools,
+    the core: ~0.4 s of CPU that spawn paid in every worker); each worker is forked
+    from it and given the environment of this process (plus ``env``) as spawn would
+    inherit it. Handlers that call AWS must therefore reach moto over HTTP (e.g.
+    ``env={"AWS_ENDPOINT_URL": ...}`` pointing at a ``ThreadedMotoServer``).
 
     ``handlers`` maps function name -> ``"module:function"`` (``"module.function"``
     is accepted too); the handler is called as ``handler(event, context)``.
@@ -266,7 +279,8 @@ class ProcessDispatcher:
         self.account_id = account_id
         self.crash_error_type = crash_error_type
         self.kill_grace_s = kill_grace_s
-        self._initargs = (tuple(extra_sys_path), dict(env or {}))
+        self._sys_path = tuple(extra_sys_path)
+        self._env = dict(env or {})
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._idle: queue.Queue[_Slot] = queue.Queue()
@@ -276,11 +290,13 @@ class ProcessDispatcher:
     # lifecycle -----------------------------------------------------------
 
     def _spawn(self) -> ProcessPoolExecutor:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(PRELOAD))  # (no effect once the server runs)
         return ProcessPoolExecutor(
             max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_init_worker,
-            initargs=self._initargs,
+            initargs=(self._sys_path, dict(os.environ) | self._env),
         )
 
     def start(self) -> ProcessDispatcher:

@@ -26,8 +26,10 @@ import importlib
 import inspect
 import json
 import logging
+import sys
 import threading
 import traceback
+import types
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -54,6 +56,7 @@ __all__ = [
     "function_name_from_ref",
     "install",
     "moto_config",
+    "without_aws_batch_tasks",
 ]
 
 LOG = logging.getLogger(__name__)
@@ -108,6 +111,8 @@ _RESULT_WRITER_S3: Final = f"{_STATE_MAP}.result_writer.resource_eval.resource_e
 _SFN_TASK_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn"
 )
+_JSON_PATH_MODULE: Final = "moto.stepfunctions.parser.asl.utils.json_path"
+_RESULT_PATH_MODULE: Final = "moto.stepfunctions.parser.asl.component.common.path.result_path"
 
 
 def _params(func: Any) -> tuple[str, ...]:
@@ -165,11 +170,14 @@ def check_compatible() -> None:
             functools.partial(lambda a: getattr(sfn_task(), a), attr),
             params,
         )
-    expect(
-        "lambda_eval_utils.boto_client_for",
-        lambda: importlib.import_module(_LAMBDA_EVAL_MODULE).boto_client_for,
-        ("region", "service", "state_credentials"),
-    )
+    for where, module in (("lambda_eval_utils", _LAMBDA_EVAL_MODULE),
+                          ("state_task_service_sfn", _SFN_TASK_MODULE)):
+        expect(f"{where}.boto_client_for",
+               functools.partial(lambda m: importlib.import_module(m).boto_client_for, module),
+               ("region", "service", "state_credentials"))
+    for where, module in (("json_path", _JSON_PATH_MODULE), ("result_path", _RESULT_PATH_MODULE)):
+        expect(f"{where}.parse",
+               functools.partial(lambda m: importlib.import_module(m).parse, module), None)
     expect(
         "StepFunctionsParserBackend.start_execution",
         lambda: parser_backend().start_execution,
@@ -230,13 +238,18 @@ def install(
       ASL PascalCase to boto3's casing and back; see ``_patch_sfn_casing``.
     * ``StepFunctionsParserBackend.start_execution`` -> default a missing
       execution name to a UUID; see ``_patch_execution_name``.
-    * ``lambda_eval_utils.boto_client_for`` -> one cached client per region and
-      service; see ``_patch_client_cache``.
+    * ``boto_client_for`` of Lambda and ``states`` tasks -> one cached client per region
+      and service; see ``_patch_client_cache``.
+    * moto's AWS Batch task -> its forwarding of unmodelled integrations, so moto.ec2 is
+      never imported; see ``without_aws_batch_tasks`` (process-wide, not undone).
+    * ``parse`` of moto's JSONPath helpers -> parsed once per path; see
+      ``_patch_json_path_cache``.
     * AWS's quotas (``quotas``, default :data:`~s3split.engine.quotas.AWS_QUOTAS`), the
       injected service errors of ``faults``, and Retry intervals scaled by
       ``retry_interval_scale`` (0: no wait; for tests); see :mod:`s3split.engine.fidelity`.
     """
     global _installed
+    without_aws_batch_tasks()
     check_compatible()
     with _install_lock:
         if _installed:
@@ -252,6 +265,7 @@ def install(
             _patch_sfn_casing(stack)
             _patch_execution_name(stack)
             _patch_client_cache(stack)
+            _patch_json_path_cache(stack)
             from s3split.engine import fidelity
 
             fidelity.patch(stack, quotas or AWS_QUOTAS, faults, retry_interval_scale)
@@ -261,27 +275,65 @@ def install(
             _installed = False
 
 
+_BATCH_TASK_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_batch"
+)
+_UNSUPPORTED_TASK_MODULE: Final = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
+    "state_task_service_unsupported"
+)
+
+
+def without_aws_batch_tasks() -> None:
+    """moto's parser imports its AWS Batch task, which imports ``moto.batch`` and with it
+    ``moto.ec2`` (0.7 s of every ``s3split run``: EC2's instance types and every region's
+    zones). The pipeline has no Batch task: a Batch task here is forwarded to the service as
+    moto forwards the integrations it does not model. Process-wide, before the parser loads."""
+    if _BATCH_TASK_MODULE in sys.modules:
+        return
+    stand_in = types.ModuleType(_BATCH_TASK_MODULE)
+    stand_in.StateTaskServiceBatch = (  # type: ignore[attr-defined]
+        importlib.import_module(_UNSUPPORTED_TASK_MODULE).StateTaskServiceUnsupported)
+    sys.modules[_BATCH_TASK_MODULE] = stand_in
+
+
 _LAMBDA_EVAL_MODULE: Final = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils"
 )
 
 
 def _patch_client_cache(stack: ExitStack) -> None:
-    """moto builds a new boto3 client for every Lambda task (~15 ms, serialized on boto3's
-    default session). Its ``boto_client_for`` ignores ``state_credentials`` and the clients
-    carry no per-call state, so one client per region and service serves every task."""
-    module = importlib.import_module(_LAMBDA_EVAL_MODULE)
-    original = module.boto_client_for
+    """moto builds a new boto3 client for every Lambda task and every ``states:startExecution``
+    (~15 ms, serialized on boto3's default session). Its ``boto_client_for`` ignores
+    ``state_credentials`` and the clients carry no per-call state, so one client per region
+    and service serves every task. (Not the S3 ItemReader/ResultWriter's: once per Map, and
+    their endpoint comes from the environment.)"""
     from moto.core.models import botocore_stubber
 
-    @functools.cache
-    def cached(region: str, service: str, intercepted: bool) -> Any:
-        return original(region, service, None)
+    for name in (_LAMBDA_EVAL_MODULE, _SFN_TASK_MODULE):
+        module = importlib.import_module(name)
 
-    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
-        return cached(region, service, botocore_stubber.enabled)
+        @functools.cache
+        def cached(region: str, service: str, intercepted: bool,
+                   original: Callable[..., Any] = module.boto_client_for) -> Any:
+            return original(region, service, None)
 
-    stack.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
+        def boto_client_for(region: str, service: str, state_credentials: Any = None,
+                            cached: Callable[..., Any] = cached) -> Any:
+            return cached(region, service, botocore_stubber.enabled)
+
+        stack.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
+
+
+def _patch_json_path_cache(stack: ExitStack) -> None:
+    """moto parses a JSONPath (``$.run``) each time a state reads one, and jsonpath-ng builds
+    a new PLY parser for every parse (~1 ms): the same few paths, parsed once each. A parsed
+    path holds no state of its own (``find``/``update`` work on the data they are given)."""
+    for name in (_JSON_PATH_MODULE, _RESULT_PATH_MODULE):
+        module = importlib.import_module(name)
+        stack.enter_context(
+            mock.patch.object(module, "parse", functools.lru_cache(maxsize=4096)(module.parse)))
 
 
 def _make_invoke(dispatch: Dispatch) -> Callable[..., bytes]:
