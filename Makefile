@@ -31,9 +31,10 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 # The suite runs on PYTEST_WORKERS processes (pytest-xdist), each test file on one of them (its
-# module fixtures, engines and moto servers, are built once).
+# module fixtures, engines and moto servers, are built once), in the order tests/conftest.py
+# sorts them (the longest first), not xdist's (the files with the most tests first).
 PYTEST_WORKERS ?= 3
-PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: lint
 	$(PYTEST)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -27,10 +28,20 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+_KINDS = ("e2e", "faults", "integration", "template", "unit")  # the slowest kind first
+
+
 def pytest_collection_modifyitems(items: list[Any]) -> None:
-    """The slow tests first (a stable sort), so that on several workers (pytest-xdist) the
-    longest files start at once instead of trailing behind the rest."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The slow tests first, then by kind, the CLI's in subprocesses first and the unit tests
+    last (a stable sort): on several workers (pytest-xdist, ``--dist loadfile
+    --no-loadscope-reorder``) the longest files start at once and the short ones fill the
+    end, instead of a long file trailing behind the rest."""
+    def rank(item: Any) -> tuple[bool, int]:
+        kind = Path(str(item.path)).parent.name
+        return (item.get_closest_marker("slow") is None,
+                _KINDS.index(kind) if kind in _KINDS else len(_KINDS))
+
+    items.sort(key=rank)
 
 
 # -- fake AWS, in process -----------------------------------------------------------------------
