@@ -36,6 +36,11 @@ lint: $(STAMP)
 PYTEST_WORKERS ?= 3
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
+# The suite starts ~100 Python processes (the CLI, the engine's workers): with bytecode
+# caches (__pycache__/, git-ignored) none compiles s3split again (~0.4 s each), even where
+# the environment sets PYTHONDONTWRITEBYTECODE.
+test test-fast: export PYTHONDONTWRITEBYTECODE =
+
 test: lint
 	$(PYTEST)
 

@@ -17,6 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
+from s3split import executions
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.moto_seam import install, moto_config
 from s3split.engine.quotas import (
@@ -305,3 +306,29 @@ def test_distributed_map_children_have_histories_of_their_own(
 
 def lines(path: Path, prefix: str) -> list[str]:
     return [line for line in path.read_text().splitlines() if line.startswith(prefix)]
+
+
+# history pages ---------------------------------------------------------------------------
+
+
+def test_a_history_comes_a_page_at_a_time_as_on_aws(dispatcher: ProcessDispatcher) -> None:
+    """AWS answers GetExecutionHistory 100 events at a time unless asked for up to 1,000,
+    with a nextToken and in reverse on request (moto: the whole history in one answer)."""
+    with mock_aws(config=moto_config()):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        with install(dispatcher):
+            arn = start(sfn, passes(150))["executionArn"]  # 302 events
+            first = sfn.get_execution_history(executionArn=arn)
+            paged = history(sfn, arn)
+            small = list(executions.history(sfn, arn, page_size=7))
+            newest = sfn.get_execution_history(executionArn=arn, reverseOrder=True,
+                                               maxResults=2)["events"]
+            with pytest.raises(ClientError, match="ValidationException"):
+                sfn.get_execution_history(executionArn=arn, maxResults=1001)
+            with pytest.raises(ClientError, match="InvalidToken"):
+                sfn.get_execution_history(executionArn=arn, nextToken="302")
+        whole = sfn.get_execution_history(executionArn=arn)["events"]  # moto's own answer
+    assert (len(first["events"]), first["nextToken"]) == (100, "100")
+    assert [e["id"] for e in paged] == list(range(1, 303))
+    assert small == paged == whole  # the same events, timestamps and details
+    assert newest == whole[:-3:-1]

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from s3split import executions
+
 REPO = Path(__file__).resolve().parents[2]
 SYS_PATH = [str(REPO)]  # for ProcessDispatcher(extra_sys_path=...)
 MODULE = "tests.support.seam_handlers"  # as the workers import it
@@ -36,8 +38,8 @@ def create(sfn: Any, definition: dict[str, Any], name: str = "seam") -> str:
 
 
 def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = sfn.get_execution_history(executionArn=execution_arn)["events"]
-    return events
+    """Every event, a page at a time (the engine pages as AWS does)."""
+    return list(executions.history(sfn, execution_arn))
 
 
 def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
