@@ -1,7 +1,7 @@
 """The moto seam: real ASL on moto's interpreter, Lambda Tasks in worker processes.
 
-Handlers live in ``tests/support/seam_handlers.py``. Workers are spawned (fresh
-interpreters), so they import it by module name from ``extra_sys_path`` below --
+Handlers live in ``tests/support/seam_handlers.py``. Workers are forked from a fresh
+interpreter (the fork server), so they import it by module name from ``extra_sys_path`` below --
 independent of pytest's import mode.
 """
 
@@ -28,6 +28,7 @@ from s3split.engine.moto_seam import check_compatible, install, moto_config
 from tests.support.seam import (
     HANDLERS,
     LAMBDA_INVOKE,
+    MODULE,
     REGION,
     SYS_PATH,
     create,
@@ -317,3 +318,26 @@ def test_unknown_function_is_resource_not_found(sfn: Any) -> None:
 
     assert described["status"] == "FAILED"
     assert described["error"] == "Lambda.ResourceNotFoundException"
+
+
+def test_a_worker_has_the_environment_its_dispatcher_had_when_it_started(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers are forked from a fork server started once per process, with the environment
+    of that moment: each must still see the dispatcher's own, as a spawned process would."""
+    names = ["S3SPLIT_PROBE_A", "S3SPLIT_PROBE_B", "S3SPLIT_PROBE_C"]
+    handlers = {"environ": f"{MODULE}:environ"}
+
+    def seen() -> Any:
+        with ProcessDispatcher(handlers, max_workers=1, extra_sys_path=SYS_PATH,
+                               env={"S3SPLIT_PROBE_C": "given"}) as dispatcher:
+            return dispatcher("environ", {"names": names})
+
+    monkeypatch.setenv("S3SPLIT_PROBE_A", "first")
+    first = seen()
+    monkeypatch.delenv("S3SPLIT_PROBE_A")
+    monkeypatch.setenv("S3SPLIT_PROBE_B", "second")
+    second = seen()
+    assert first == {"S3SPLIT_PROBE_A": "first", "S3SPLIT_PROBE_B": None,
+                     "S3SPLIT_PROBE_C": "given"}
+    assert second == {"S3SPLIT_PROBE_A": None, "S3SPLIT_PROBE_B": "second",
+                      "S3SPLIT_PROBE_C": "given"}

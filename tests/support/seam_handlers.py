@@ -1,5 +1,5 @@
 """Lambda handlers for the seam tests (test_moto_seam.py, test_engine_faults.py,
-test_engine_quotas.py), run in spawned worker processes.
+test_engine_quotas.py), run in the dispatcher's worker processes.
 
 Workers import this module by name ("tests.support.seam_handlers:<fn>", see ``seam.HANDLERS``):
 the tests pass the repository to ``ProcessDispatcher(extra_sys_path=...)``, so the import works
@@ -92,3 +92,8 @@ def count(event: Any, context: Any) -> dict[str, Any]:
     with open(event["log"], "a") as f:
         f.write(f"{event.get('tag', '')}\n")
     return event
+
+
+def environ(event: Any, context: Any) -> dict[str, str | None]:
+    """The worker's values of ``event["names"]`` (None: not set)."""
+    return {name: os.environ.get(name) for name in event["names"]}

@@ -162,8 +162,8 @@ def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: 
                        else "splitting", total=progress.total,
                        completed=progress.ok + progress.failed, detail=detail)
 
-        outcome: Outcome = engine.wait(
-            execution, on_poll=lambda: update(f" · {engine.busy}/{lanes} lanes busy"))
+        outcome: Outcome = engine.wait(  # (each poll reads the run's status files)
+            execution, on_poll=lambda: update(f" · {engine.busy}/{lanes} lanes busy"), poll_s=0.2)
         update()  # the last chunks: the bar ends where the run did (100 % when all ran)
         bar.update(task, description="done" if outcome.succeeded else "stopped")
         return outcome

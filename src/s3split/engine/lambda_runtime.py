@@ -120,14 +120,14 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _SandboxTimeout
 
 
-PRELOAD: Final = ("boto3", "botocore.session", "numpy", "pydantic", "smart_open",
+PRELOAD: Final = ("boto3", "botocore.session", "numpy", "pydantic",
                    "aws_lambda_powertools", "aws_lambda_powertools.metrics",
                    "aws_lambda_powertools.tracing", "aws_lambda_powertools.utilities.typing",
                    "s3split.split.splitter", "s3split.pipeline.steps", "s3split.pipeline.chunk",
                    "s3split.processors.registry", "s3split.processors.idempotency")
 """Imported once by the fork server, so a worker starts with them (a worker imports the
 handlers themselves: they read their environment when imported). None reads the environment
-when imported, nor imports moto."""
+when imported, nor imports moto. (Not smart_open: only S3 sources need it, and import it then.)"""
 
 
 def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:

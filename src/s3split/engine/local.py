@@ -100,7 +100,7 @@ class LocalEngine:
         return started["executionArn"]
 
     def wait(self, execution_arn: str, timeout_s: float = 24 * 3600,
-             on_poll: Callable[[], None] = lambda: None, poll_s: float = 0.2) -> Outcome:
+             on_poll: Callable[[], None] = lambda: None, poll_s: float = 0.05) -> Outcome:
         """Follow ``execution_arn`` and the executions it continues as, until the last ends."""
         deadline = time.monotonic() + timeout_s
         outcome = Outcome("RUNNING", [execution_arn])
