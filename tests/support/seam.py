@@ -1,8 +1,8 @@
 """What the seam tests share: the handlers' names, ARNs, and running a definition on moto.
 
 The handlers live in ``seam_handlers.py``. The dispatcher's workers are forked from a fresh
-interpreter (the fork server), so they import it by module name, with ``SYS_PATH`` (the repository) added to
-their ``sys.path``: independent of pytest's import mode.
+interpreter (the fork server), so they import it by module name, with ``SYS_PATH`` (the
+repository) added to their ``sys.path``: independent of pytest's import mode.
 """
 
 from __future__ import annotations
