@@ -108,3 +108,9 @@ def environment(event: Any, context: Any) -> dict[str, Any]:
 def crash(event: Any, context: Any) -> dict[str, Any]:
     os.kill(os.getpid(), signal.SIGKILL)
     return {}
+
+
+def log(event: Any, context: Any) -> dict[str, Any]:
+    """A Lambda's log line: its stdout (the runtime's log)."""
+    print(event["line"], flush=True)
+    return {}

@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, field
+from multiprocessing import reduction
 from types import FrameType, TracebackType
 from typing import Any, Final
 
@@ -130,7 +131,23 @@ handlers themselves: they read their environment when imported). None reads the 
 when imported, nor imports moto."""
 
 
-def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
+class _ParentStderr:
+    """This process's stderr (fd 2) as it is when a worker starts, as spawn would inherit it:
+    a forked worker has the fork server's, the stderr of whoever first started the server."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_inherited_fd, (reduction.DupFd(2),))  # (pickled only while starting a worker)
+
+
+def _inherited_fd(dup: Any) -> int:
+    return int(dup.detach())
+
+
+def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str],
+                 stderr: int | _ParentStderr) -> None:
+    if isinstance(stderr, int):  # (it is, once unpickled here)
+        os.dup2(stderr, 2)
+        os.close(stderr)
     for path in reversed(extra_sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -313,7 +330,7 @@ class ProcessDispatcher:
             max_workers=1,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self._sys_path, self._worker_env),
+            initargs=(self._sys_path, self._worker_env, _ParentStderr()),
         )
 
     def start(self) -> ProcessDispatcher:
