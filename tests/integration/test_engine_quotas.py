@@ -332,3 +332,59 @@ def test_a_history_comes_a_page_at_a_time_as_on_aws(dispatcher: ProcessDispatche
     assert [e["id"] for e in paged] == list(range(1, 303))
     assert small == paged == whole  # the same events, timestamps and details
     assert newest == whole[:-3:-1]
+
+
+def test_a_history_token_that_is_no_token_of_ours_is_invalid_token(
+        dispatcher: ProcessDispatcher) -> None:
+    """A token the engine never gave (digits of another script, a negative number) is AWS's
+    InvalidToken, named once; not an error of the engine's own."""
+    with engine(dispatcher) as sfn:
+        arn = start(sfn, passes(60))["executionArn"]  # 122 events: a second page
+        errors = []
+        for token in ("\u00b2", "-1", "1.5", "abc"):
+            with pytest.raises(ClientError) as caught:
+                sfn.get_execution_history(executionArn=arn, nextToken=token)
+            errors.append(caught.value.response["Error"])
+    assert [error["Code"] for error in errors] == ["InvalidToken"] * 4
+    assert [error["Message"].count("Invalid Token") for error in errors] == [1] * 4
+
+
+def test_a_running_history_in_reverse_gives_each_event_once(
+        dispatcher: ProcessDispatcher) -> None:
+    """Pages in reverse of an execution that adds events between two pages: the events older
+    than the first page, each once (a token counted from the newest event would repeat some)."""
+    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "Parameters": {"FunctionName": "echo", "Payload": {"token.$": "$$.Task.Token"}},
+            "Next": "Q0"}
+    after = passes(5)["States"]
+    after = {name.replace("P", "Q"): state | ({"Next": state["Next"].replace("P", "Q")}
+                                               if "Next" in state else {})
+             for name, state in after.items()}
+    definition = {"StartAt": "P0", "States": passes(5)["States"] | {"P4": {
+        "Type": "Pass", "Next": "Wait"}, "Wait": task} | after}
+    with engine(dispatcher) as sfn:
+        arn = create(sfn, definition, name=f"quota-{uuid.uuid4().hex[:8]}")
+        execution = sfn.start_execution(stateMachineArn=arn, input="{}")["executionArn"]
+        token = _task_token(sfn, execution)
+        first = sfn.get_execution_history(executionArn=execution, reverseOrder=True,
+                                          maxResults=4)
+        sfn.send_task_success(taskToken=token, output="{}")
+        assert wait_for_execution(sfn, execution)["status"] == "SUCCEEDED"
+        ids = [event["id"] for event in first["events"]]
+        rest = sfn.get_execution_history(executionArn=execution, reverseOrder=True,
+                                         maxResults=1000, nextToken=first["nextToken"])
+        ids += [event["id"] for event in rest["events"]]
+    assert ids == list(range(ids[0], 0, -1))
+
+
+def _task_token(sfn: Any, execution: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for event in executions.history(sfn, execution):
+            details = event.get("taskSubmittedEventDetails") or event.get(
+                "taskScheduledEventDetails")
+            if event["type"] == "TaskSubmitted" and details:
+                token: str = json.loads(details["output"])["Payload"]["echo"]["token"]
+                return token
+        time.sleep(0.05)
+    raise AssertionError(f"{execution}: no task submitted in 30 s")

@@ -325,12 +325,12 @@ def test_a_worker_has_the_environment_its_dispatcher_had_when_it_started(
     """Workers are forked from a fork server started once per process, with the environment
     of that moment: each must still see the dispatcher's own, as a spawned process would."""
     names = ["S3SPLIT_PROBE_A", "S3SPLIT_PROBE_B", "S3SPLIT_PROBE_C"]
-    handlers = {"environ": f"{MODULE}:environ"}
+    handlers = {"environment": f"{MODULE}:environment"}
 
     def seen() -> Any:
         with ProcessDispatcher(handlers, max_workers=1, extra_sys_path=SYS_PATH,
                                env={"S3SPLIT_PROBE_C": "given"}) as dispatcher:
-            return dispatcher("environ", {"names": names})
+            return dispatcher("environment", {"names": names})["env"]
 
     monkeypatch.setenv("S3SPLIT_PROBE_A", "first")
     first = seen()

@@ -94,6 +94,23 @@ def count(event: Any, context: Any) -> dict[str, Any]:
     return event
 
 
-def environ(event: Any, context: Any) -> dict[str, str | None]:
-    """The worker's values of ``event["names"]`` (None: not set)."""
-    return {name: os.environ.get(name) for name in event["names"]}
+def environment(event: Any, context: Any) -> dict[str, Any]:
+    """The worker's values of ``event["names"]`` (None: unset) and Powertools' package log
+    level (which Powertools sets from POWERTOOLS_DEBUG when imported)."""
+    import logging
+
+    import aws_lambda_powertools  # noqa: F401  (as a handler using Powertools imports it)
+
+    return {"env": {name: os.environ.get(name) for name in event["names"]},
+            "powertools_level": logging.getLogger("aws_lambda_powertools").level}
+
+
+def crash(event: Any, context: Any) -> dict[str, Any]:
+    os.kill(os.getpid(), signal.SIGKILL)
+    return {}
+
+
+def log(event: Any, context: Any) -> dict[str, Any]:
+    """A Lambda's log line: its stdout (the runtime's log)."""
+    print(event["line"], flush=True)
+    return {}

@@ -31,9 +31,11 @@ wrappers here see the seam's versions). Patches, all undone on exit:
   single history, so its limit would drop children once they add up to 25,000 events).
 """
 
+import contextlib
 import importlib
 import inspect
 import json
+import re
 import threading
 import time
 import uuid
@@ -302,35 +304,46 @@ def _patch_execution_history(stack: ExitStack) -> None:
                                       "'maxResults' failed to satisfy constraint: Member must "
                                       f"have value less than or equal to {HISTORY_PAGE_MAX}")
         token = self._get_param("nextToken")
-        start = int(token) if token is not None and str(token).isdigit() else 0
         execution = self.stepfunction_backend.describe_execution(execution_arn=arn)
-        events, total = _history_page(execution, start, size,
-                                      bool(self._get_param("reverseOrder")))
-        if token is not None and not (str(token).isdigit() and start < total):
-            raise InvalidToken(f"Invalid Token: '{token}'")
-        page: dict[str, Any] = {"events": events}
-        if start + size < total:
-            page["nextToken"] = str(start + size)
-        return json.dumps(page)
+        valid = token is None or (isinstance(token, str) and _TOKEN.fullmatch(token))
+        page = _history_page(execution, None if token is None else int(token), size,
+                             bool(self._get_param("reverseOrder"))) if valid else None
+        if page is None:
+            raise InvalidToken(f"'{token}'")  # (moto's InvalidToken adds "Invalid Token: ")
+        events, following = page
+        return json.dumps({"events": events}
+                          | ({} if following is None else {"nextToken": str(following)}))
 
     stack.enter_context(mock.patch.object(StepFunctionResponse, "get_execution_history",
                                           get_execution_history))
 
 
-def _history_page(execution: Any, start: int, size: int,
-                  reverse: bool) -> tuple[list[dict[str, Any]], int]:
-    """One page of an execution's events, and how many it has. (moto's own answer deep-copies
-    the whole history on every call: quadratic in pages.)"""
+_TOKEN: Final = re.compile(r"[0-9]{1,9}")  # (ASCII digits: str.isdigit takes "²", int() not)
+
+
+def _history_page(execution: Any, position: int | None, size: int,
+                  reverse: bool) -> tuple[list[dict[str, Any]], int | None] | None:
+    """One page of an execution's events and where the next one starts (None: no next page);
+    None if no page starts at ``position`` (None: the first page). A position counts from the
+    oldest event in either order, so the events a running execution adds between two pages
+    make no page in reverse repeat an event. (moto's own answer deep-copies the whole
+    history on every call: quadratic in pages.)"""
     env = execution.exec_worker.env if execution.exec_worker is not None else None
-    if env is None:
-        return [], 0
-    manager = env.event_manager
-    with manager._mutex:
-        events = manager._history_event_list
+    manager = env.event_manager if env is not None else None
+    with manager._mutex if manager is not None else contextlib.nullcontext():
+        events: list[dict[str, Any]] = manager._history_event_list if manager else []
         total = len(events)
-        page = (events[max(0, total - start - size):max(0, total - start)][::-1] if reverse
-                else events[start:start + size])
-        return [_wire_event(event) for event in page], total
+        if position is not None and not (0 < position <= total if reverse
+                                         else 0 <= position < total):
+            return None
+        if reverse:
+            end = total if position is None else position
+            start = max(0, end - size)
+            return [_wire_event(event) for event in events[start:end][::-1]], start or None
+        start = position or 0
+        end = min(total, start + size)
+        return ([_wire_event(event) for event in events[start:end]],
+                end if end < total else None)
 
 
 def _wire_event(event: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, field
+from multiprocessing import reduction
 from types import FrameType, TracebackType
 from typing import Any, Final
 
@@ -130,7 +131,23 @@ handlers themselves: they read their environment when imported). None reads the 
 when imported, nor imports moto. (Not smart_open: only S3 sources need it, and import it then.)"""
 
 
-def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
+class _ParentStderr:
+    """This process's stderr (fd 2) as it is when a worker starts, as spawn would inherit it:
+    a forked worker has the fork server's, the stderr of whoever first started the server."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_inherited_fd, (reduction.DupFd(2),))  # (pickled only while starting a worker)
+
+
+def _inherited_fd(dup: Any) -> int:
+    return int(dup.detach())
+
+
+def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str],
+                 stderr: int | _ParentStderr) -> None:
+    if isinstance(stderr, int):  # (it is, once unpickled here)
+        os.dup2(stderr, 2)
+        os.close(stderr)
     for path in reversed(extra_sys_path):
         if path not in sys.path:
             sys.path.insert(0, path)
@@ -141,8 +158,23 @@ def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
     # A Lambda's stdout is its log: here that is stderr, so the caller's stdout stays its own.
     sys.stdout.flush()
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _powertools_logger_as_if_imported_now()
     # Ctrl-C reaches the whole process group; the parent decides what stops (see kill()).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _powertools_logger_as_if_imported_now() -> None:
+    """Powertools sets up its package logger from POWERTOOLS_DEBUG when imported: the fork
+    server imported it before this worker's environment was set. Set it up again here."""
+    package_logger = sys.modules.get("aws_lambda_powertools.package_logger")
+    if package_logger is None:
+        return
+    logger = logging.getLogger("aws_lambda_powertools")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.setLevel(logging.NOTSET)
+    logger.propagate = True
+    package_logger.set_package_logger_handler()
 
 
 def _discard_disabled_metrics() -> None:
@@ -241,9 +273,10 @@ class ProcessDispatcher:
     by the interpreter's threads at fork time (deadlock risk). The fork server is a
     fresh interpreter that imports :data:`PRELOAD` once (boto3, numpy, Powertools,
     the core: ~0.4 s of CPU that spawn paid in every worker); each worker is forked
-    from it and given the environment of this process (plus ``env``) as spawn would
-    inherit it. Handlers that call AWS must therefore reach moto over HTTP (e.g.
-    ``env={"AWS_ENDPOINT_URL": ...}`` pointing at a ``ThreadedMotoServer``).
+    from it and given the environment this process had when :meth:`start` ran (plus ``env``);
+    a worker replaced after a crash gets the same one. Handlers that call AWS must therefore
+    reach moto over HTTP (e.g. ``env={"AWS_ENDPOINT_URL": ...}`` pointing at a
+    ``ThreadedMotoServer``).
 
     ``handlers`` maps function name -> ``"module:function"`` (``"module.function"``
     is accepted too); the handler is called as ``handler(event, context)``.
@@ -281,6 +314,7 @@ class ProcessDispatcher:
         self.kill_grace_s = kill_grace_s
         self._sys_path = tuple(extra_sys_path)
         self._env = dict(env or {})
+        self._worker_env: dict[str, str] = {}
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
         self._idle: queue.Queue[_Slot] = queue.Queue()
@@ -296,7 +330,7 @@ class ProcessDispatcher:
             max_workers=1,
             mp_context=context,
             initializer=_init_worker,
-            initargs=(self._sys_path, dict(os.environ) | self._env),
+            initargs=(self._sys_path, self._worker_env, _ParentStderr()),
         )
 
     def start(self) -> ProcessDispatcher:
@@ -306,6 +340,9 @@ class ProcessDispatcher:
                 raise RuntimeError("ProcessDispatcher is closed")
             if self._started:
                 return self
+            # A function's environment is its configuration: a worker replaced after a crash
+            # gets this one too, not what this process has then (moto's fake credentials).
+            self._worker_env = dict(os.environ) | self._env
             executors = [self._spawn() for _ in range(self.max_workers)]
             pids = [executor.submit(os.getpid) for executor in executors]
             for executor, pid in zip(executors, pids, strict=True):
