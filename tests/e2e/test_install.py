@@ -2,7 +2,9 @@
 virtual environments (no site-packages of ours), run from a directory outside the checkout.
 
 The wheel is built with pip (build isolation fetches setuptools from the package index) from
-a clean copy of the checkout's files, so no leftover of an earlier in-tree build gets in.
+a clean copy of the checkout's files, so no leftover of an earlier in-tree build gets in. It
+is installed with uv's pip interface (the same wheel, metadata and extras as `pip install`
+reads them, at a tenth of pip's CPU: pip took ~17 s of CPU for the three installs below).
 """
 
 import json
@@ -57,7 +59,8 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def venv(path: Path, wheel: Path, extra: str = "") -> Path:
     """A fresh virtual environment with the wheel installed (and ``extra``); its bin/."""
-    done = run(sys.executable, "-m", "venv", "--clear", path, cwd=path.parent, env=clean_env())
+    done = run(sys.executable, "-m", "venv", "--clear", "--without-pip", path, cwd=path.parent,
+               env=clean_env())
     assert done.returncode == 0, done.stderr
     assert "include-system-site-packages = false" in (path / "pyvenv.cfg").read_text()
     install(path, wheel, extra)
@@ -65,8 +68,8 @@ def venv(path: Path, wheel: Path, extra: str = "") -> Path:
 
 
 def install(path: Path, wheel: Path, extra: str) -> None:
-    # (--no-compile: byte-compiling all of moto and botocore would be 40% of the test's time)
-    done = run(path / "bin" / "python", "-m", "pip", "install", "--quiet", "--no-compile",
+    uv = Path(sys.executable).parent / "uv"
+    done = run(uv, "pip", "install", "--quiet", "--python", path / "bin" / "python",
                f"{wheel}[{extra}]" if extra else str(wheel),
                cwd=path.parent, timeout=600, env=clean_env())
     assert done.returncode == 0, done.stderr

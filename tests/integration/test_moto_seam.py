@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from s3split.engine.lambda_runtime import (
@@ -30,6 +31,7 @@ from tests.support.seam import (
     LAMBDA_INVOKE,
     MODULE,
     REGION,
+    ROLE,
     SYS_PATH,
     create,
     fn_arn,
@@ -298,6 +300,49 @@ def test_check_compatible_names_a_changed_signature(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
     with pytest.raises(RuntimeError, match=r"LambdaSimpleBackend\.invoke: signature"):
         check_compatible()
+
+
+def test_check_compatible_names_a_changed_definition_parser(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(lambda text, strict: 0))
+    with pytest.raises(RuntimeError, match=r"AmazonStateLanguageParser\.parse: signature"):
+        check_compatible()
+
+
+def test_a_definition_is_parsed_once_and_each_execution_keeps_its_own_state(
+        sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program parsed at create serves every start; two executions of it at once, each
+    a Map whose lanes wait, give each its own items back. A definition that does not parse
+    is refused every time."""
+    from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
+
+    parses = []
+    original = ASLParser.state_machine
+
+    def counted(self: Any) -> Any:
+        parses.append(1)
+        return original(self)
+
+    monkeypatch.setattr(ASLParser, "state_machine", counted)
+    definition = {"Comment": f"parsed once {time.monotonic_ns()}", "StartAt": "Each", "States": {
+        "Each": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 3, "End": True,
+                 "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Hold",
+                                   "States": {
+                                       "Hold": {"Type": "Wait", "Seconds": 1, "Next": "Echo"},
+                                       "Echo": {"Type": "Pass", "Parameters": {"v.$": "$"},
+                                                "End": True}}}}}}
+    arn = create(sfn, definition, name="parsed-once")
+    started = [sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": items}))
+               for items in ([1, 2, 3], [10, 20])]
+    outputs = [succeeded(wait_for_execution(sfn, s["executionArn"])) for s in started]
+    assert outputs == [[{"v": 1}, {"v": 2}, {"v": 3}], [{"v": 10}, {"v": 20}]]
+    assert len(parses) == 1
+    broken = json.dumps({"StartAt": "Nowhere", "States": {"Here": {"Type": "Pas"}}})
+    for _ in range(2):
+        with pytest.raises(ClientError, match="ASLParserException"):
+            sfn.create_state_machine(name="broken", definition=broken, roleArn=ROLE)
 
 
 # extras ----------------------------------------------------------------------

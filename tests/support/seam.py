@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from s3split import executions
+from s3split.engine.moto_seam import wait_for_end
 
 REPO = Path(__file__).resolve().parents[2]
 SYS_PATH = [str(REPO)]  # for ProcessDispatcher(extra_sys_path=...)
@@ -43,7 +44,8 @@ def history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
 
 
 def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dict[str, Any]:
-    """Poll until the execution leaves RUNNING; fail with its history after ``timeout``."""
+    """Wait until the execution leaves RUNNING (woken by the seam when it ends, looking at
+    least every 0.5 s); fail with its history after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
@@ -52,4 +54,4 @@ def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dic
         if time.monotonic() > deadline:
             tail = [e["type"] for e in history(sfn, execution_arn)[-10:]]
             raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s; last: {tail}")
-        time.sleep(0.05)
+        wait_for_end(execution_arn, min(0.5, max(0.0, deadline - time.monotonic())))

@@ -17,7 +17,7 @@ from s3split import executions
 from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
 from s3split.engine.lambda_runtime import ProcessDispatcher
-from s3split.engine.moto_seam import install, moto_config
+from s3split.engine.moto_seam import install, moto_config, wait_for_end
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
 from s3split.pipeline.batch import result_writer_substitutions
 
@@ -100,15 +100,18 @@ class LocalEngine:
         return started["executionArn"]
 
     def wait(self, execution_arn: str, timeout_s: float = 24 * 3600,
-             on_poll: Callable[[], None] = lambda: None, poll_s: float = 0.05) -> Outcome:
-        """Follow ``execution_arn`` and the executions it continues as, until the last ends."""
+             on_poll: Callable[[], None] = lambda: None, poll_s: float = 1.0) -> Outcome:
+        """Follow ``execution_arn`` and the executions it continues as, until the last ends.
+
+        Looks again as soon as the one it follows ends, and at least every ``poll_s`` (then
+        calls ``on_poll``)."""
         deadline = time.monotonic() + timeout_s
         outcome = Outcome("RUNNING", [execution_arn])
-        while time.monotonic() < deadline:
+        while (left := deadline - time.monotonic()) > 0:
             *_, described = executions.follow(self.sfn, outcome.executions)
             if described["status"] == "RUNNING":
                 on_poll()
-                time.sleep(poll_s)
+                wait_for_end(outcome.executions[-1], min(poll_s, left))
                 continue
             outcome.status = described["status"]
             outcome.output = executions.json_or_none(described.get("output"))

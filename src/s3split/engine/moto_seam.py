@@ -56,6 +56,7 @@ __all__ = [
     "function_name_from_ref",
     "install",
     "moto_config",
+    "wait_for_end",
     "without_aws_batch_tasks",
 ]
 
@@ -113,6 +114,8 @@ _SFN_TASK_MODULE: Final = (
 )
 _JSON_PATH_MODULE: Final = "moto.stepfunctions.parser.asl.utils.json_path"
 _RESULT_PATH_MODULE: Final = "moto.stepfunctions.parser.asl.component.common.path.result_path"
+_ASL_PARSER_MODULE: Final = "moto.stepfunctions.parser.asl.parse.asl_parser"
+_EXECUTION_MODULE: Final = "moto.stepfunctions.parser.backend.execution"
 
 
 def _params(func: Any) -> tuple[str, ...]:
@@ -175,6 +178,15 @@ def check_compatible() -> None:
         expect(f"{where}.boto_client_for",
                functools.partial(lambda m: importlib.import_module(m).boto_client_for, module),
                ("region", "service", "state_credentials"))
+    expect("StateMachine._handle_name_input_idempotency",
+           lambda: importlib.import_module("moto.stepfunctions.models")
+           .StateMachine._handle_name_input_idempotency, ("self", "name", "execution_input"))
+    expect("BaseExecutionWorkerCommunication.terminated",
+           lambda: importlib.import_module(_EXECUTION_MODULE)
+           .BaseExecutionWorkerCommunication.terminated, ("self",))
+    expect("AmazonStateLanguageParser.parse",
+           lambda: importlib.import_module(_ASL_PARSER_MODULE).AmazonStateLanguageParser.parse,
+           ("definition",))
     for where, module in (("json_path", _JSON_PATH_MODULE), ("result_path", _RESULT_PATH_MODULE)):
         expect(f"{where}.parse",
                functools.partial(lambda m: importlib.import_module(m).parse, module), None)
@@ -244,6 +256,12 @@ def install(
       never imported; see ``without_aws_batch_tasks`` (process-wide, not undone).
     * ``parse`` of moto's JSONPath helpers -> parsed once per path; see
       ``_patch_json_path_cache``.
+    * ``AmazonStateLanguageParser.parse`` -> parsed once per definition; see
+      ``_patch_definition_cache``.
+    * ``StateMachine._handle_name_input_idempotency`` -> looks the name up in an index; see
+      ``_patch_name_lookup``.
+    * ``BaseExecutionWorkerCommunication.terminated`` -> also records the execution's end
+      and wakes :func:`wait_for_end`; see ``_patch_execution_ends``.
     * AWS's quotas (``quotas``, default :data:`~s3split.engine.quotas.AWS_QUOTAS`), the
       injected service errors of ``faults``, and Retry intervals scaled by
       ``retry_interval_scale`` (0: no wait; for tests); see :mod:`s3split.engine.fidelity`.
@@ -266,6 +284,9 @@ def install(
             _patch_execution_name(stack)
             _patch_client_cache(stack)
             _patch_json_path_cache(stack)
+            _patch_definition_cache(stack)
+            _patch_execution_ends(stack)
+            _patch_name_lookup(stack)
             from s3split.engine import fidelity
 
             fidelity.patch(stack, quotas or AWS_QUOTAS, faults, retry_interval_scale)
@@ -334,6 +355,77 @@ def _patch_json_path_cache(stack: ExitStack) -> None:
         module = importlib.import_module(name)
         stack.enter_context(
             mock.patch.object(module, "parse", functools.lru_cache(maxsize=4096)(module.parse)))
+
+
+def _patch_definition_cache(stack: ExitStack) -> None:
+    """moto parses a definition with ANTLR when the state machine is created (to validate it)
+    and again at every execution's start (0.15-0.3 s for the pipeline's): once per text. The
+    parsed program is declarations only: each evaluation keeps its state in its own
+    ``Environment`` (a Map's lanes already evaluate one program at once). A definition that
+    does not parse raises each time (``lru_cache`` keeps results, not exceptions)."""
+    parser = importlib.import_module(_ASL_PARSER_MODULE).AmazonStateLanguageParser
+    cached = functools.lru_cache(maxsize=64)(parser.parse)
+    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(cached)))
+
+
+def _patch_name_lookup(stack: ExitStack) -> None:
+    """Each start looks for an execution of the same name (AWS's idempotent start) by walking
+    every execution of the state machine: quadratic in a batch's 5,000 starts (~5 s). The
+    same check, given the one execution of that name (or none) from an index kept per list
+    of executions (moto only appends to it; its snapshots of a state machine get a new one)."""
+    from moto.stepfunctions.models import StateMachine
+
+    original: Callable[..., Any] = StateMachine._handle_name_input_idempotency
+    indexes: dict[int, tuple[list[Any], dict[str, Any], list[int]]] = {}  # id(list) -> index
+    lock = threading.Lock()
+
+    def by_name(executions: list[Any], name: str) -> Any:
+        with lock:
+            listed, index, counted = indexes.get(id(executions), (None, {}, [0]))
+            if listed is not executions:
+                listed, index, counted = executions, {}, [0]
+                indexes[id(executions)] = (listed, index, counted)
+            for execution in executions[counted[0]:]:
+                index.setdefault(execution.name, execution)  # (the first, as moto's walk)
+            counted[0] = len(executions)
+            return index.get(name)
+
+    def handle(self: Any, name: str, execution_input: str) -> Any:
+        found = by_name(self.executions, name)
+        return original(types.SimpleNamespace(executions=[found] if found else []), name,
+                        execution_input)
+
+    stack.enter_context(mock.patch.object(StateMachine, "_handle_name_input_idempotency",
+                                          handle))
+    stack.callback(indexes.clear)
+
+
+_ends = threading.Condition()
+_ended: set[str] = set()  # the ARNs of the executions that ended while the seam was installed
+
+
+def wait_for_end(execution_arn: str, timeout_s: float) -> bool:
+    """Whether ``execution_arn`` has ended, waiting up to ``timeout_s`` for it: a follower
+    wakes when its execution ends instead of asking moto every few milliseconds (each
+    ``DescribeExecution`` costs ~2 ms of CPU through botocore and moto)."""
+    with _ends:
+        return _ends.wait_for(lambda: execution_arn in _ended, timeout=timeout_s)
+
+
+def _patch_execution_ends(stack: ExitStack) -> None:
+    worker_comm = importlib.import_module(_EXECUTION_MODULE).BaseExecutionWorkerCommunication
+    original = worker_comm.terminated
+
+    def terminated(self: Any) -> None:
+        try:
+            original(self)  # (the execution's status and output are set by then)
+        finally:
+            with _ends:
+                _ended.add(self.execution.exec_arn)
+                _ends.notify_all()
+
+    stack.enter_context(mock.patch.object(worker_comm, "terminated", terminated))
+    stack.callback(_ended.clear)
 
 
 def _make_invoke(dispatch: Dispatch) -> Callable[..., bytes]:
