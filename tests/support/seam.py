@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from s3split import executions
-from s3split.engine.moto_seam import wait_for_end
+from s3split.engine.moto_seam import ends_of, wait_for_end
 
 REPO = Path(__file__).resolve().parents[2]
 SYS_PATH = [str(REPO)]  # for ProcessDispatcher(extra_sys_path=...)
@@ -48,10 +48,11 @@ def wait_for_execution(sfn: Any, execution_arn: str, timeout: float = 30) -> dic
     least every 0.5 s); fail with its history after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
+        seen = ends_of(execution_arn)
         described: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if described["status"] != "RUNNING":
             return described
         if time.monotonic() > deadline:
             tail = [e["type"] for e in history(sfn, execution_arn)[-10:]]
             raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s; last: {tail}")
-        wait_for_end(execution_arn, min(0.5, max(0.0, deadline - time.monotonic())))
+        wait_for_end(execution_arn, seen, min(0.5, max(0.0, deadline - time.monotonic())))

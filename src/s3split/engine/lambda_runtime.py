@@ -124,15 +124,13 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
 PRELOAD: Final = ("boto3", "botocore.session", "numpy", "pydantic",
                    "aws_lambda_powertools", "aws_lambda_powertools.metrics",
                    "aws_lambda_powertools.tracing", "aws_lambda_powertools.utilities.typing",
-                   "aws_xray_sdk.core",
                    "s3split.split.splitter", "s3split.pipeline.steps", "s3split.pipeline.chunk",
                    "s3split.processors.registry", "s3split.processors.idempotency")
 """Imported once by the fork server, so a worker starts with them (a worker imports the
-handlers themselves: they read their environment when imported). None imports moto, nor reads
-the environment when imported but ``aws_xray_sdk.core`` (its ``AWS_XRAY_*`` settings, which the
-engine never sets: its Tracers are disabled). That one is ~0.25 s of CPU in each worker, since
-every handler's ``Tracer()`` imports it. (Not smart_open: only S3 sources need it, and import
-it then.)"""
+handlers themselves: they read their environment when imported). None reads the environment
+when imported, nor imports moto. (Not smart_open: only S3 sources need it, and import it then.
+Not the X-Ray SDK, though each handler's ``Tracer()`` imports it, ~0.25 s of CPU per worker: it
+reads ``AWS_XRAY_*`` and ``LAMBDA_TASK_ROOT`` when imported.)"""
 
 
 class _ParentStderr:

@@ -17,7 +17,7 @@ from s3split import executions
 from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
 from s3split.engine.lambda_runtime import ProcessDispatcher
-from s3split.engine.moto_seam import install, moto_config, wait_for_end
+from s3split.engine.moto_seam import ends_of, install, moto_config, wait_for_end
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
 from s3split.pipeline.batch import result_writer_substitutions
 
@@ -108,10 +108,13 @@ class LocalEngine:
         deadline = time.monotonic() + timeout_s
         outcome = Outcome("RUNNING", [execution_arn])
         while (left := deadline - time.monotonic()) > 0:
+            newest = outcome.executions[-1]
+            seen = ends_of(newest)
             *_, described = executions.follow(self.sfn, outcome.executions)
             if described["status"] == "RUNNING":
                 on_poll()
-                wait_for_end(outcome.executions[-1], min(poll_s, left))
+                if outcome.executions[-1] == newest:
+                    wait_for_end(newest, seen, min(poll_s, left))
                 continue
             outcome.status = described["status"]
             outcome.output = executions.json_or_none(described.get("output"))

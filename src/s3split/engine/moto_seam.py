@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Dispatch",
     "check_compatible",
+    "ends_of",
     "function_name_from_ref",
     "install",
     "moto_config",
@@ -361,11 +362,44 @@ def _patch_definition_cache(stack: ExitStack) -> None:
     """moto parses a definition with ANTLR when the state machine is created (to validate it)
     and again at every execution's start (0.15-0.3 s for the pipeline's): once per text. The
     parsed program is declarations only: each evaluation keeps its state in its own
-    ``Environment`` (a Map's lanes already evaluate one program at once). A definition that
-    does not parse raises each time (``lru_cache`` keeps results, not exceptions)."""
+    ``Environment`` (a Map's lanes already evaluate one program at once), under each
+    component's ``heap_key``, which moto draws on first use: drawn here, before the program is
+    shared, so two executions can never draw two keys for one component (one would then lose
+    its Retry count). A definition that does not parse raises each time (``lru_cache`` keeps
+    results, not exceptions)."""
     parser = importlib.import_module(_ASL_PARSER_MODULE).AmazonStateLanguageParser
-    cached = functools.lru_cache(maxsize=64)(parser.parse)
-    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(cached)))
+    original = parser.parse
+
+    @functools.lru_cache(maxsize=64)
+    def parse(definition: str) -> tuple[Any, Any]:
+        program, tree = original(definition)
+        _draw_heap_keys(program)
+        return program, tree
+
+    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(parse)))
+
+
+def _draw_heap_keys(program: Any) -> None:
+    """Draw the ``heap_key`` of every component reachable from ``program`` (through plain
+    components too: a program's ``States`` holds its states but evaluates nothing itself)."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    pending: list[Any] = [program]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, Component):
+            if isinstance(node, EvalComponent):
+                node.heap_key  # noqa: B018 (the property draws it)
+            pending.extend(getattr(node, "__dict__", {}).values())
+        elif isinstance(node, (list, tuple, set, frozenset)):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            pending.extend(node.values())
 
 
 def _patch_name_lookup(stack: ExitStack) -> None:
@@ -401,15 +435,23 @@ def _patch_name_lookup(stack: ExitStack) -> None:
 
 
 _ends = threading.Condition()
-_ended: set[str] = set()  # the ARNs of the executions that ended while the seam was installed
+_ended: dict[str, int] = {}  # execution ARN -> how many executions of that ARN have ended
 
 
-def wait_for_end(execution_arn: str, timeout_s: float) -> bool:
-    """Whether ``execution_arn`` has ended, waiting up to ``timeout_s`` for it: a follower
-    wakes when its execution ends instead of asking moto every few milliseconds (each
-    ``DescribeExecution`` costs ~2 ms of CPU through botocore and moto)."""
+def ends_of(execution_arn: str) -> int:
+    """How many executions with this ARN have ended (an ARN is reused when a state machine is
+    deleted and created again): what to give :func:`wait_for_end` before looking at one."""
     with _ends:
-        return _ends.wait_for(lambda: execution_arn in _ended, timeout=timeout_s)
+        return _ended.get(execution_arn, 0)
+
+
+def wait_for_end(execution_arn: str, seen: int, timeout_s: float) -> bool:
+    """Whether an execution with this ARN has ended since :func:`ends_of` returned ``seen``,
+    waiting up to ``timeout_s`` for it: a follower wakes when its execution ends instead of
+    asking moto every few milliseconds (each ``DescribeExecution`` costs ~2 ms of CPU through
+    botocore and moto)."""
+    with _ends:
+        return _ends.wait_for(lambda: _ended.get(execution_arn, 0) != seen, timeout=timeout_s)
 
 
 def _patch_execution_ends(stack: ExitStack) -> None:
@@ -421,7 +463,8 @@ def _patch_execution_ends(stack: ExitStack) -> None:
             original(self)  # (the execution's status and output are set by then)
         finally:
             with _ends:
-                _ended.add(self.execution.exec_arn)
+                arn = self.execution.exec_arn
+                _ended[arn] = _ended.get(arn, 0) + 1
                 _ends.notify_all()
 
     stack.enter_context(mock.patch.object(worker_comm, "terminated", terminated))
