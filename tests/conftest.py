@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-_KINDS = ("e2e", "faults", "integration", "template", "unit")  # the slowest kind first
+# The slowest kind first; the template's first of all: its handler check builds the Lambda layer
+# with pip (~30 s, once per change of src/), which a worker should not start near the end.
+_KINDS = ("template", "e2e", "faults", "integration", "unit")
 
 
 def pytest_collection_modifyitems(items: list[Any]) -> None:
