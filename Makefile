@@ -15,10 +15,13 @@ help:
 	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
 	@echo "make bench-scan - the scanner alone against the one before the dialect rewrite"
 
+# pip installs uv, uv the rest: on a fresh machine 17 s instead of 53 s (and the SAM venv's 7 s
+# instead of 38 s).
+UV := $(BIN)/uv pip install --quiet
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(UV) --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -78,10 +81,9 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
 .PHONY: template-check sam-build build-SharedLayer
 test: template-check
 
-$(SAM_STAMP):
+$(SAM_STAMP): | $(STAMP)
 	test -x $(SAM_VENV)/bin/python || $(PYTHON) -m venv $(SAM_VENV)
-	$(SAM_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SAM_VENV)/bin/python -m pip install --quiet \
+	$(UV) --python $(SAM_VENV)/bin/python \
 		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
 	touch $@
 
