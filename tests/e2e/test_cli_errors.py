@@ -121,12 +121,23 @@ def test_run_with_out_naming_a_file_is_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "taken").read_text() == "not a directory"
 
 
+# A terminal starts its foreground job with SIGINT handled by default and not blocked; a child
+# of this test process inherits the process's own SIGINT disposition and signal mask through
+# exec, and in full `make test` runs (not alone) the CLI came up deaf to SIGINT three times
+# (which earlier test leaves the pytest worker so is not found yet). So: as a terminal would.
+AS_A_TERMINAL_STARTS_IT = [
+    sys.executable, "-c",
+    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
+]
+
+
 def test_ctrl_c_during_run_says_how_to_resume_and_releases_the_lock(tmp_path: Path) -> None:
     (tmp_path / "in.csv").write_bytes(DATA)
     out = tmp_path / "out"
     process = subprocess.Popen(
-        [S3SPLIT, "run", "in.csv", "--out", "out", "--chunk-size", "16KiB", "--lanes", "1",
-         "--pause", "1"],
+        [*AS_A_TERMINAL_STARTS_IT, S3SPLIT, "run", "in.csv", "--out", "out", "--chunk-size",
+         "16KiB", "--lanes", "1", "--pause", "1"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)  # its own process group, as a terminal's foreground job
     try:

@@ -28,6 +28,7 @@ import json
 import logging
 import sys
 import threading
+import time
 import traceback
 import types
 import uuid
@@ -449,9 +450,16 @@ def wait_for_end(execution_arn: str, seen: int, timeout_s: float) -> bool:
     """Whether an execution with this ARN has ended since :func:`ends_of` returned ``seen``,
     waiting up to ``timeout_s`` for it: a follower wakes when its execution ends instead of
     asking moto every few milliseconds (each ``DescribeExecution`` costs ~2 ms of CPU through
-    botocore and moto)."""
+    botocore and moto). It waits in slices of 50 ms, as the 50 ms polls did: a Ctrl-C the
+    kernel hands to another thread reaches the main thread at its next slice."""
+    deadline = time.monotonic() + timeout_s
     with _ends:
-        return _ends.wait_for(lambda: _ended.get(execution_arn, 0) != seen, timeout=timeout_s)
+        while _ended.get(execution_arn, 0) == seen:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            _ends.wait(min(left, 0.05))
+        return True
 
 
 def _patch_execution_ends(stack: ExitStack) -> None:
