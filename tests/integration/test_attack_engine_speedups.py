@@ -343,11 +343,20 @@ def test_start_by_name_is_idempotent_as_on_aws(sfn: Any) -> None:
     assert output(wait_for_execution(sfn, again["executionArn"])) == {"a": 3}
 
 
-@pytest.mark.xfail(strict=False, reason="a known race, older than the name index: moto checks "
-                   "the name and appends the execution without one lock, so concurrent starts "
-                   "of one name can make two (failed once in ~12 full runs); not fixed yet")
-def test_concurrent_starts_of_one_name_make_one_execution(sfn: Any) -> None:
-    """Many threads start one name with one input while it runs: one execution, one ARN."""
+def test_concurrent_starts_of_one_name_make_one_execution(
+        sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many threads start one name with one input while it runs: one execution, one ARN.
+    moto looks for the name, builds the execution, then appends it: the build is slowed here
+    so that every thread would pass the look-up before the first appends, without the
+    engine's lock."""
+    from moto.stepfunctions.parser import models
+
+    class SlowToBuild(models.Execution):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            time.sleep(0.05)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(models, "Execution", SlowToBuild)
     arn = create(sfn, WAIT_2S, name="racing")
     barrier = threading.Barrier(8)
     arns: list[str] = []

@@ -7,9 +7,7 @@ list and the starts are what is under test (tests/integration/test_pipeline_s3.p
 
 import json
 from collections.abc import Iterator
-from http.client import HTTPConnection
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 import pytest
 
@@ -23,10 +21,25 @@ from s3split.engine.local import (
 )
 from s3split.engine.moto_seam import check_compatible
 from s3split.pipeline.batch import child_name, result_writer_substitutions
-from tests.support.pipeline import BUCKET, CREDENTIALS
+from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server
 
 WORK = f"s3://{BUCKET}/runs"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3split-local"
+
+
+MANY = "incoming/many/"
+MANY_KEYS = [f"{MANY}file-{i:05d}.csv" for i in range(5000)]
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's moto server, started with the 5,000 files of the big batch (and a file
+    that is not a CSV) already stored: 5,001 PUTs cost the server ~20 s of CPU."""
+    objects = tmp_path_factory.mktemp("s3") / "objects.json"
+    objects.write_text(json.dumps({"bucket": BUCKET, "body": "id\n1\n",
+                                   "keys": [*MANY_KEYS, f"{MANY}notes.txt"]}))
+    with moto_s3_server(objects) as endpoint:
+        yield endpoint
 
 
 @pytest.fixture(scope="module")
@@ -53,20 +66,6 @@ def stubbed_pipeline(engine: LocalEngine, name: str) -> tuple[str, str]:
     pipeline = engine.sfn.create_state_machine(name=name, roleArn=ROLE,
                                                definition=json.dumps(definition))
     return pipeline["stateMachineArn"], stub
-
-
-def put_files(endpoint: str, keys: list[str]) -> None:
-    """Plain PUTs on one kept-alive connection: the test's setup, at a third of boto3's cost
-    (the moto server takes ~3 ms a request; boto3 on 16 threads doubled that in CPU)."""
-    host, _, port = urlsplit(endpoint).netloc.partition(":")
-    connection = HTTPConnection(host, int(port), timeout=30)
-    try:
-        for key in keys:
-            connection.request("PUT", f"/{BUCKET}/{quote(key)}", body=b"id\n1\n")
-            response = connection.getresponse()
-            assert (response.status, response.read()) == (200, b""), key
-    finally:
-        connection.close()
 
 
 def run_batch(engine: LocalEngine, pipeline: str, prefix: str) -> tuple[str, dict[str, Any]]:
@@ -96,20 +95,19 @@ def largest_state(engine: LocalEngine, execution: str) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(
-        engine: LocalEngine, s3: Any, s3_endpoint: str) -> None:
-    prefix = "incoming/many/"
-    keys = [f"{prefix}file-{i:05d}.csv" for i in range(5000)]
-    put_files(s3_endpoint, [*keys, f"{prefix}notes.txt"])
-    assert s3.list_objects_v2(Bucket=BUCKET, Prefix=prefix)["KeyCount"] == 1000  # (a page)
+        engine: LocalEngine, s3: Any) -> None:
+    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=MANY)
+    assert (listed["KeyCount"], listed["IsTruncated"]) == (1000, True)  # (a page of 5,001)
+    assert s3.get_object(Bucket=BUCKET, Key=MANY_KEYS[-1])["Body"].read() == b"id\n1\n"
     pipeline, stub = stubbed_pipeline(engine, "batch-many")
-    batch, output = run_batch(engine, pipeline, prefix)
+    batch, output = run_batch(engine, pipeline, MANY)
     assert output["count"] == 5000
     assert largest_state(engine, batch) < 2_000  # 1,150 files already made 253 KB
     runs = started_runs(engine, stub)
     sources = [json.loads(engine.sfn.describe_execution(executionArn=r["executionArn"])["input"])
                for r in runs[:50]]
     assert all(set(s) == {"source"} for s in sources)
-    expected = {child_name(batch, f"s3://{BUCKET}/{key}") for key in keys}
+    expected = {child_name(batch, f"s3://{BUCKET}/{key}") for key in MANY_KEYS}
     assert sorted(r["name"] for r in runs) == sorted(expected)  # each pending file, once
 
 

@@ -386,3 +386,55 @@ def test_a_worker_has_the_environment_its_dispatcher_had_when_it_started(
                      "S3SPLIT_PROBE_C": "given"}
     assert second == {"S3SPLIT_PROBE_A": None, "S3SPLIT_PROBE_B": "second",
                       "S3SPLIT_PROBE_C": "given"}
+
+
+def _answer(client: Any, function: str, payload: bytes) -> dict[str, Any]:
+    """What a Lambda client answered, without what differs by call (request id, headers,
+    date): the fields, the payload read, or the error's code, message and HTTP status."""
+    try:
+        response = dict(client.invoke(FunctionName=fn_arn(function), Payload=payload))
+    except ClientError as error:
+        return {"error": error.response["Error"],
+                "status": error.response["ResponseMetadata"]["HTTPStatusCode"],
+                "operation": error.operation_name}
+    assert response.pop("ResponseMetadata")["RequestId"]
+    payload = json.loads(response.pop("Payload").read())
+    if isinstance(payload, dict):
+        payload.pop("request_id", None)
+        payload.pop("remaining_ms", None)
+        payload.pop("pid", None)
+    return response | {"payload": payload}
+
+
+def test_a_lambda_task_gets_the_answers_a_boto3_round_trip_gives(
+        dispatcher: ProcessDispatcher) -> None:
+    """A Lambda task's client calls moto's Lambda backend directly (DirectLambda): for each
+    kind of answer (a result, a function error, an unknown function, a service error the
+    engine injects, a request over Lambda's 6 MB), it answers as boto3 through moto does."""
+    from botocore.config import Config
+
+    from s3split.engine.faults import FaultPlan, LambdaFault
+    from s3split.engine.moto_seam import DirectLambda
+
+    throttled = LambdaFault("Lambda.TooManyRequestsException", function="echo", calls=None,
+                            action="throttle")
+    calls = [("echo", {"action": "hello", "n": 1}), ("validate", {"chunk": 7}),
+             ("nope", {}), ("echo", {"action": "throttle"}), ("echo", {"x": "y" * 6_300_000})]
+    with mock_aws(config=moto_config()), install(dispatcher, faults=FaultPlan([throttled])):
+        boto = boto3.client("lambda", region_name=REGION,
+                            config=Config(retries={"max_attempts": 0, "total_max_attempts": 1}))
+        direct = DirectLambda(REGION)
+        answered = []
+        for function, event in calls:
+            payload = json.dumps(event).encode()
+            boto_answer, direct_answer = (_answer(client, function, payload)
+                                          for client in (boto, direct))
+            assert direct_answer == boto_answer, function
+            answered.append(direct_answer)
+    assert [(a.get("StatusCode"), a.get("FunctionError")) for a in answered[:2]] == [
+        (200, None), (200, "Unhandled")]
+    assert answered[0]["payload"]["echo"] == {"action": "hello", "n": 1}
+    assert answered[1]["payload"]["errorType"] == "ChunkInvalid"
+    assert [(a["error"]["Code"], a["status"]) for a in answered[2:]] == [
+        ("ResourceNotFoundException", 404), ("TooManyRequestsException", 429),
+        ("RequestTooLargeException", 413)]

@@ -52,12 +52,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def moto_s3_server() -> Iterator[str]:
-    """A moto server on loopback, in its own process (handlers reach it over HTTP)."""
+def moto_s3_server(objects_json: Path | None = None) -> Iterator[str]:
+    """A moto server on loopback, in its own process (handlers reach it over HTTP); with
+    ``objects_json``, started with those objects stored (see tests/support/s3_server.py)."""
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                               "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    program = (["-m", "moto.server"] if objects_json is None else
+               [str(Path(__file__).with_name("s3_server.py")), str(objects_json)])
+    server = subprocess.Popen([sys.executable, *program, "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 30
         while True:

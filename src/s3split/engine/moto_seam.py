@@ -24,6 +24,7 @@ import datetime
 import functools
 import importlib
 import inspect
+import io
 import json
 import logging
 import sys
@@ -251,7 +252,7 @@ def install(
     * ``StateTaskServiceSfn._normalise_parameters/_normalise_response`` -> map
       ASL PascalCase to boto3's casing and back; see ``_patch_sfn_casing``.
     * ``StepFunctionsParserBackend.start_execution`` -> default a missing
-      execution name to a UUID; see ``_patch_execution_name``.
+      execution name to a UUID, one start at a time; see ``_patch_execution_name``.
     * ``boto_client_for`` of Lambda and ``states`` tasks -> one cached client per region
       and service; see ``_patch_client_cache``.
     * moto's AWS Batch task -> its forwarding of unmodelled integrations, so moto.ec2 is
@@ -330,8 +331,8 @@ def _patch_client_cache(stack: ExitStack) -> None:
     """moto builds a new boto3 client for every Lambda task and every ``states:startExecution``
     (~15 ms, serialized on boto3's default session). Its ``boto_client_for`` ignores
     ``state_credentials`` and the clients carry no per-call state, so one client per region
-    and service serves every task. (Not the S3 ItemReader/ResultWriter's: once per Map, and
-    their endpoint comes from the environment.)"""
+    and service serves every task; a Lambda task's is a :class:`DirectLambda`. (Not the S3
+    ItemReader/ResultWriter's: once per Map, and their endpoint comes from the environment.)"""
     from moto.core.models import botocore_stubber
 
     for name in (_LAMBDA_EVAL_MODULE, _SFN_TASK_MODULE):
@@ -340,6 +341,8 @@ def _patch_client_cache(stack: ExitStack) -> None:
         @functools.cache
         def cached(region: str, service: str, intercepted: bool,
                    original: Callable[..., Any] = module.boto_client_for) -> Any:
+            if service == "lambda" and intercepted:
+                return DirectLambda(region)
             return original(region, service, None)
 
         def boto_client_for(region: str, service: str, state_credentials: Any = None,
@@ -347,6 +350,56 @@ def _patch_client_cache(stack: ExitStack) -> None:
             return cached(region, service, botocore_stubber.enabled)
 
         stack.enter_context(mock.patch.object(module, "boto_client_for", boto_client_for))
+
+
+class DirectLambda:
+    """The Lambda client a Lambda task gets: ``invoke`` calls moto's Lambda backend (the
+    patched ``LambdaSimpleBackend.invoke``) as moto's Lambda API does, without botocore
+    serialising the request and moto parsing it back (~1.4 ms of CPU an invocation, a fifth
+    of the engine's CPU in a 2,000-chunk run). It answers as that round trip does (checked
+    against it by tests/integration/test_moto_seam.py): ``StatusCode``, ``FunctionError``,
+    the ``Payload`` as a stream, and a service error as botocore's ``ClientError`` with the
+    error's code, message and HTTP status (what ``Retry``/``Catch`` match on)."""
+
+    _STATUS: Final = {"Event": 202, "DryRun": 204}  # else 200 (RequestResponse)
+    _FIELDS: Final = {"x-amz-function-error": "FunctionError",
+                      "x-amz-executed-version": "ExecutedVersion"}
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+
+    def invoke(self, *, FunctionName: str, Payload: Any = None,
+               InvocationType: str = "RequestResponse", Qualifier: str | None = None,
+               **_: Any) -> dict[str, Any]:
+        from botocore.exceptions import ClientError
+        from moto.awslambda.utils import get_backend
+        from moto.core.exceptions import JsonRESTError
+        from moto.core.models import DEFAULT_ACCOUNT_ID
+
+        body = Payload.encode("utf-8") if isinstance(Payload, str) else bytes(Payload or b"")
+        headers = {"X-Amz-Invocation-Type": InvocationType}
+        response_headers: dict[str, str] = {}
+        request_id = str(uuid.uuid4())
+        try:
+            payload = get_backend(DEFAULT_ACCOUNT_ID, self.region).invoke(
+                FunctionName, Qualifier, body, headers, response_headers)
+        except JsonRESTError as error:
+            error_response: Any = {"Error": {"Code": error.error_type, "Message": error.message},
+                                   "ResponseMetadata": self._metadata(request_id, error.code)}
+            raise ClientError(error_response, "Invoke") from None
+        status = self._STATUS.get(InvocationType, 200)
+        response: dict[str, Any] = {"ResponseMetadata": self._metadata(request_id, status),
+                                    "StatusCode": status}
+        response |= {field: response_headers[header]
+                     for header, field in self._FIELDS.items() if header in response_headers}
+        response["Payload"] = io.BytesIO(
+            payload.encode("utf-8") if isinstance(payload, str) else bytes(payload or b""))
+        return response
+
+    @staticmethod
+    def _metadata(request_id: str, status: int) -> dict[str, Any]:
+        return {"RequestId": request_id, "HTTPStatusCode": status, "HTTPHeaders": {},
+                "RetryAttempts": 0}
 
 
 def _patch_json_path_cache(stack: ExitStack) -> None:
@@ -625,17 +678,21 @@ def _epoch_millis_in_place(value: Any) -> None:
 
 
 def _patch_execution_name(stack: ExitStack) -> None:
-    """Give unnamed executions a UUID name, as AWS does.
+    """Give unnamed executions a UUID name, as AWS does, and start one execution at a time.
 
     moto 5.2.5's ``StepFunctionsParserBackend.start_execution`` uses ``name``
     verbatim: an unnamed execution gets the ARN ``...:execution:<sm>:None``, and a
     second unnamed start on the same state machine hits the name-idempotency
     check (``ExecutionAlreadyExists``, or silently returns the running one).
     Continue-as-new starts without ``Name`` would fail from the second hop on.
+    It also looks for an execution of the same name and then appends the new one without
+    a lock: two concurrent starts of one name (a retried StartOne beside the first) could
+    both miss the other and make two executions, where AWS makes one.
     """
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     original = StepFunctionsParserBackend.start_execution
+    one_at_a_time = threading.Lock()
 
     def start_execution(
         self: Any,
@@ -644,9 +701,10 @@ def _patch_execution_name(stack: ExitStack) -> None:
         execution_input: Any = None,
         trace_header: Any = None,
     ) -> Any:
-        return original(
-            self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header
-        )
+        with one_at_a_time:  # (the check and the append; the execution runs in its thread)
+            return original(
+                self, state_machine_arn, name or str(uuid.uuid4()), execution_input,
+                trace_header)
 
     stack.enter_context(
         mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution)
