@@ -438,3 +438,43 @@ def test_a_lambda_task_gets_the_answers_a_boto3_round_trip_gives(
     assert [(a["error"]["Code"], a["status"]) for a in answered[2:]] == [
         ("ResourceNotFoundException", 404), ("TooManyRequestsException", 429),
         ("RequestTooLargeException", 413)]
+
+
+def _started(client: Any, **params: Any) -> dict[str, Any]:
+    """What a StartExecution answered, as ``_answer`` reads a Lambda invocation."""
+    try:
+        response = dict(client.start_execution(**params))
+    except ClientError as error:
+        return {"error": error.response["Error"],
+                "status": error.response["ResponseMetadata"]["HTTPStatusCode"],
+                "operation": error.operation_name}
+    assert response.pop("ResponseMetadata")["RequestId"]
+    started = response.pop("startDate")
+    assert started.microsecond % 1000 == 0 and started.utcoffset() is not None
+    return response | {"executionArn": response["executionArn"].rsplit(":", 1)[0]}
+
+
+def test_a_states_task_starts_executions_as_a_boto3_round_trip_does(sfn: Any) -> None:
+    """A ``states:startExecution`` task's client starts through moto's backend directly
+    (DirectStates): for a start, a start without a name, an idempotent start, a name or an
+    input AWS refuses, and an unknown state machine, it answers as boto3 through moto does."""
+    from s3split.engine.moto_seam import DirectStates
+
+    machine = create(sfn, {"StartAt": "Hold", "States": {
+        "Hold": {"Type": "Wait", "Seconds": 5, "End": True}}}, name="direct-starts")
+    missing = machine.replace("direct-starts", "no-such-machine")
+    direct = DirectStates(REGION, sfn)
+    for n, params in enumerate([
+            {"name": "{}-one", "input": '{"a": 1}'}, {"input": "{}"}, {},
+            {"name": "held", "input": '{"a": 1}'}, {"name": "held", "input": '{"a": 2}'},
+            {"name": "bad name"}, {"name": "{}-big", "input": json.dumps("x" * 300_000)},
+            {"name": "{}-not-json", "input": "{"}]):
+        answers = []
+        for who, client in (("boto3", sfn), ("direct", direct)):
+            named = {k: v.format(who) if k == "name" else v for k, v in params.items()}
+            answers.append(_started(client, stateMachineArn=machine, **named))
+        assert answers[0] == answers[1], params
+        assert n < 3 or "error" in answers[0] or params["name"] == "held", answers[0]
+    assert _started(direct, stateMachineArn=missing)["error"]["Code"] == "StateMachineDoesNotExist"
+    assert _started(direct, stateMachineArn=missing) == _started(sfn, stateMachineArn=missing)
+    assert direct.describe_state_machine(stateMachineArn=machine)["name"] == "direct-starts"
