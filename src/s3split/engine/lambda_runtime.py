@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing import reduction, util
-from multiprocessing.connection import Connection
+from multiprocessing.connection import Connection, wait
 from types import FrameType, TracebackType
 from typing import Any, Final
 
@@ -250,7 +250,7 @@ def _child_invoke(inv: _Invocation) -> _Outcome:
         return _error(type(exc).__name__, str(exc), exc.__traceback__)
     try:
         return _Outcome(True, json.dumps(result))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # (RecursionError: nested too deep)
         return _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
 
 
@@ -261,7 +261,11 @@ def _worker_main(connection: Connection, extra_sys_path: tuple[str, ...], env: d
     _init_worker(extra_sys_path, env, stderr)
     with suppress(EOFError, OSError, KeyboardInterrupt):
         while (invocation := connection.recv()) is not None:
-            connection.send(_child_invoke(invocation))
+            try:
+                outcome = _child_invoke(invocation)
+            except Exception as exc:  # (not the handler's: its own are outcomes already)
+                outcome = _error(type(exc).__name__, repr(exc), exc.__traceback__)
+            connection.send(outcome)
 
 
 class _Slot:
@@ -287,8 +291,12 @@ class _Slot:
         """The worker's outcome; None if it did not answer within ``timeout_s``.
         Raises EOFError (or OSError) if the worker died."""
         self.connection.send(invocation)
-        if not self.connection.poll(timeout_s):  # (an exited worker polls ready: EOF)
+        # Not only EOF on the pipe: a process the handler started with fork (a range split's)
+        # holds the worker's end open after the worker died. Its sentinel says it ended.
+        if not wait([self.connection, self.process.sentinel], timeout_s):
             return None
+        if not self.connection.poll(0):  # (an answer, or EOF: recv says which)
+            raise EOFError(f"worker process {self.pid} ended")
         outcome: _Outcome = self.connection.recv()
         return outcome
 
@@ -433,6 +441,16 @@ class ProcessDispatcher:
             self._slots = [fresh if slot is dead else slot for slot in self._slots]
         return fresh
 
+    def _recycle(self, dead: _Slot) -> None:
+        """Replace ``dead`` and make the new slot idle (none once closed). If no worker can
+        be started, ``dead`` goes back: the next call on it fails and tries again."""
+        fresh: _Slot | None = dead
+        try:
+            fresh = self._replace(dead)
+        finally:
+            if fresh is not None:
+                self._idle.put(fresh)
+
     def _acquire(self) -> _Slot:
         self.start()
         while True:
@@ -461,28 +479,29 @@ class ProcessDispatcher:
             memory_mb=self.memory_mb,
         )
         slot = self._acquire()
-        give_back: _Slot | None = slot
         try:
-            try:
-                outcome = slot.call(inv, timeout_s + self.kill_grace_s)
-            except (EOFError, OSError) as exc:
-                give_back = self._replace(slot)
-                raise FunctionError(
-                    self.crash_error_type,
-                    f"RequestId: {inv.request_id} Error: Runtime exited without providing "
-                    f"a reason (worker process died: {exc!r})",
-                ) from exc
-            if outcome is None:
-                LOG.warning("%s ignored its timeout; killing worker %d", function_name, slot.pid)
-                give_back = self._replace(slot)
-                raise FunctionError(
-                    TIMEOUT_ERROR_TYPE,
-                    f"RequestId: {inv.request_id} Error: Task timed out after "
-                    f"{timeout_s:.2f} seconds",
-                )
-        finally:
-            if give_back is not None:
-                self._idle.put(give_back)
+            outcome = slot.call(inv, timeout_s + self.kill_grace_s)
+        except (EOFError, OSError) as exc:
+            self._recycle(slot)
+            raise FunctionError(
+                self.crash_error_type,
+                f"RequestId: {inv.request_id} Error: Runtime exited without providing "
+                f"a reason (worker process died: {exc!r})",
+            ) from exc
+        except BaseException:
+            # Interrupted between the invocation and its answer (Ctrl-C in the main thread):
+            # the worker still owes that answer, and the next caller would read it as its own.
+            self._recycle(slot)
+            raise
+        if outcome is None:
+            LOG.warning("%s ignored its timeout; killing worker %d", function_name, slot.pid)
+            self._recycle(slot)
+            raise FunctionError(
+                TIMEOUT_ERROR_TYPE,
+                f"RequestId: {inv.request_id} Error: Task timed out after "
+                f"{timeout_s:.2f} seconds",
+            )
+        self._idle.put(slot)
         if not outcome.ok:
             raise FunctionError(outcome.error_type, outcome.message, outcome.stack_trace)
         return json.loads(outcome.body)
