@@ -108,3 +108,33 @@ def test_a_result_json_cannot_encode_is_a_marshal_error_not_a_crash() -> None:
         assert raised.value.error_type == "Runtime.MarshalError"
         assert dispatcher.worker_pids == pids  # the same worker: it did not die
         assert dispatcher("nested", {"depth": 2}) == [[[]]]
+
+
+# --------------------------------------------------------------------------------------------
+# moto_seam.DirectLambda: where it answers otherwise than the boto3 round trip, by design
+# --------------------------------------------------------------------------------------------
+
+
+def test_a_response_under_lambdas_6_mb_is_a_result_not_a_size_error() -> None:
+    """PASSES at 1e666a5 (a guard). DirectLambda answers as the boto3 round trip through moto
+    everywhere I looked (string, empty, non-JSON and unicode payloads, Event and DryRun,
+    qualifiers, every injected service error, the request quota) but one place: moto's HTTP
+    layer turns a response over ``sys.getsizeof`` 6,000,000 (6,000,000 - 33 bytes) into
+    ``Function.ResponseSizeTooLarge``, where Lambda's limit (and the engine's quota) is
+    6,291,556 bytes. A 6.1 MB response is therefore a result now (and a state then fails
+    ``States.DataLimitExceeded``, as on AWS), where the old path made it a function error
+    that ``States.ALL`` catches."""
+    import boto3  # noqa: F401  (as the seam tests do: moto needs it)
+    from moto import mock_aws
+
+    from s3split.engine.moto_seam import DirectLambda, install, moto_config
+
+    size = 6_100_000
+    with ProcessDispatcher({"big": "tests.support.seam_handlers:big"}, max_workers=1,
+                           extra_sys_path=SYS_PATH) as dispatcher:
+        with mock_aws(config=moto_config()), install(dispatcher):
+            response = DirectLambda("us-east-1").invoke(
+                FunctionName="big", Payload=json.dumps({"bytes": size}).encode())
+            body = response["Payload"].read()
+    assert (response["StatusCode"], response.get("FunctionError")) == (200, None)
+    assert len(body) == size + len('{"pad": ""}')
