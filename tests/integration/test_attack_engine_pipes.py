@@ -124,17 +124,16 @@ def test_a_response_under_lambdas_6_mb_is_a_result_not_a_size_error() -> None:
     6,291,556 bytes. A 6.1 MB response is therefore a result now (and a state then fails
     ``States.DataLimitExceeded``, as on AWS), where the old path made it a function error
     that ``States.ALL`` catches."""
-    import boto3  # noqa: F401  (as the seam tests do: moto needs it)
     from moto import mock_aws
 
     from s3split.engine.moto_seam import DirectLambda, install, moto_config
 
     size = 6_100_000
-    with ProcessDispatcher({"big": "tests.support.seam_handlers:big"}, max_workers=1,
-                           extra_sys_path=SYS_PATH) as dispatcher:
-        with mock_aws(config=moto_config()), install(dispatcher):
-            response = DirectLambda("us-east-1").invoke(
-                FunctionName="big", Payload=json.dumps({"bytes": size}).encode())
-            body = response["Payload"].read()
+    with (ProcessDispatcher({"big": "tests.support.seam_handlers:big"}, max_workers=1,
+                            extra_sys_path=SYS_PATH) as dispatcher,
+          mock_aws(config=moto_config()), install(dispatcher)):
+        response = DirectLambda("us-east-1").invoke(
+            FunctionName="big", Payload=json.dumps({"bytes": size}).encode())
+        body = response["Payload"].read()
     assert (response["StatusCode"], response.get("FunctionError")) == (200, None)
     assert len(body) == size + len('{"pad": ""}')

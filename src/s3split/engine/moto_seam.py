@@ -363,7 +363,9 @@ class DirectLambda:
     of the engine's CPU in a 2,000-chunk run). It answers as that round trip does (checked
     against it by tests/integration/test_moto_seam.py): ``StatusCode``, ``FunctionError``,
     the ``Payload`` as a stream, and a service error as botocore's ``ClientError`` with the
-    error's code, message and HTTP status (what ``Retry``/``Catch`` match on)."""
+    error's code, message and HTTP status (what ``Retry``/``Catch`` match on). One departure,
+    AWS's way: a response of 6,000,001 to 6,291,556 bytes is a result, where moto's HTTP
+    layer made it a function error (Lambda's limit, and the engine's quota, is the larger)."""
 
     _STATUS: Final = {"Event": 202, "DryRun": 204}  # else 200 (RequestResponse)
     _FIELDS: Final = {"x-amz-function-error": "FunctionError",
