@@ -467,17 +467,25 @@ def _patch_definition_cache(stack: ExitStack) -> None:
     component's ``heap_key``, which moto draws on first use: drawn here, before the program is
     shared, so two executions can never draw two keys for one component (one would then lose
     its Retry count). A definition that does not parse raises each time (``lru_cache`` keeps
-    results, not exceptions)."""
+    results, not exceptions). The cache outlives the patch: an engine started again in this
+    process (a test file's, a second run) finds the programs parsed by the one before."""
+    _moto_parse()  # (taken before the patch)
     parser = importlib.import_module(_ASL_PARSER_MODULE).AmazonStateLanguageParser
-    original = parser.parse
+    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(_parse_once)))
 
-    @functools.lru_cache(maxsize=64)
-    def parse(definition: str) -> tuple[Any, Any]:
-        program, tree = original(definition)
-        _draw_heap_keys(program)
-        return program, tree
 
-    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(parse)))
+@functools.cache
+def _moto_parse() -> Callable[[str], tuple[Any, Any]]:
+    parse: Callable[[str], tuple[Any, Any]] = importlib.import_module(
+        _ASL_PARSER_MODULE).AmazonStateLanguageParser.parse
+    return parse
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_once(definition: str) -> tuple[Any, Any]:
+    program, tree = _moto_parse()(definition)
+    _draw_heap_keys(program)
+    return program, tree
 
 
 def _draw_heap_keys(program: Any) -> None:
