@@ -468,22 +468,20 @@ def _patch_definition_cache(stack: ExitStack) -> None:
     shared, so two executions can never draw two keys for one component (one would then lose
     its Retry count). A definition that does not parse raises each time (``lru_cache`` keeps
     results, not exceptions). The cache outlives the patch: an engine started again in this
-    process (a test file's, a second run) finds the programs parsed by the one before."""
-    _moto_parse()  # (taken before the patch)
+    process (a test file's, a second run) finds the programs parsed by the one before. It is
+    keyed by the parser it parsed with too: the ``parse`` found at each install (one a test
+    patched then serves that engine, not every engine the process starts after it)."""
     parser = importlib.import_module(_ASL_PARSER_MODULE).AmazonStateLanguageParser
-    stack.enter_context(mock.patch.object(parser, "parse", staticmethod(_parse_once)))
-
-
-@functools.cache
-def _moto_parse() -> Callable[[str], tuple[Any, Any]]:
-    parse: Callable[[str], tuple[Any, Any]] = importlib.import_module(
-        _ASL_PARSER_MODULE).AmazonStateLanguageParser.parse
-    return parse
+    original: Callable[[str], tuple[Any, Any]] = parser.parse
+    if isinstance(original, functools.partial) and original.func is _parse_once:
+        original = original.args[0]  # (an engine installed inside another)
+    stack.enter_context(mock.patch.object(
+        parser, "parse", staticmethod(functools.partial(_parse_once, original))))
 
 
 @functools.lru_cache(maxsize=64)
-def _parse_once(definition: str) -> tuple[Any, Any]:
-    program, tree = _moto_parse()(definition)
+def _parse_once(parse: Callable[[str], tuple[Any, Any]], definition: str) -> tuple[Any, Any]:
+    program, tree = parse(definition)
     _draw_heap_keys(program)
     return program, tree
 
