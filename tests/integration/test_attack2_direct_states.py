@@ -1,8 +1,8 @@
-"""Adversarial review of 4f7baff (DirectStates) and 509169c (parse cache for the process).
-
-FAILS at 509169c: test_a_parser_patched_while_the_first_engine_installs_does_not_outlive_its_patch.
-PASSES (kept): test_task_starts_answer_as_the_boto3_round_trip (plain, .sync, .sync:2; 16
-parameter sets, Catch error names included, against the boto3 round trip).
+"""Attacks on the engine's direct StartExecution client (DirectStates) and on the parse cache
+that lives for the process: task starts answer as the boto3 round trip does (plain, .sync,
+.sync:2; 16 parameter sets, the error names a Catch sees included), and a parser a test
+patched while an engine installed serves that engine only.
+"""
 
 from __future__ import annotations
 
@@ -128,10 +128,9 @@ print(json.dumps({"calls": len(calls)}))
 
 def test_a_parser_patched_while_the_first_engine_installs_does_not_outlive_its_patch(
         tmp_path: Any) -> None:
-    """FAILS at 509169c: ``_moto_parse`` keeps, for the whole process, whatever
-    ``AmazonStateLanguageParser.parse`` is when the first engine installs: a test that patches
-    the parser then (to count parses, to fail one) has its patch called by every engine the
-    process starts after it, the patch long undone."""
+    """A parser patched while the first engine installs (to count parses, to fail one) is
+    not called by the engines the process starts after the patch is undone (the cache once
+    kept the parse found at the first install for the whole process)."""
     import subprocess
     import sys
 
