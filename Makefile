@@ -20,7 +20,7 @@ help:
 UV := $(BIN)/uv pip install --quiet
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
 	$(UV) --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
