@@ -270,9 +270,9 @@ def _worker_main(connection: Connection, extra_sys_path: tuple[str, ...], env: d
 
 class _Slot:
     """One worker process and this process's end of its pipe. One caller at a time holds a
-    slot (it is taken from the idle queue), so a call is a send and a receive, with no
-    manager thread, call queue or per-call selector (what a ``ProcessPoolExecutor`` costs:
-    a fifth of the engine's CPU in a 2,000-chunk run)."""
+    slot (it is taken from the idle queue), so a call is a send, a wait on the pipe and the
+    process, and a receive, with no manager thread or call queue (what a
+    ``ProcessPoolExecutor`` cost: a fifth of the engine's CPU in a 2,000-chunk run)."""
 
     def __init__(self, extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
         context = multiprocessing.get_context("forkserver")

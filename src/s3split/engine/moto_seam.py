@@ -29,7 +29,6 @@ import json
 import logging
 import sys
 import threading
-import time
 import traceback
 import types
 import uuid
@@ -342,9 +341,9 @@ def _patch_client_cache(stack: ExitStack) -> None:
         @functools.cache
         def cached(region: str, service: str, intercepted: bool,
                    original: Callable[..., Any] = module.boto_client_for) -> Any:
-            client = original(region, service, None)
             if intercepted and service == "lambda":
-                return DirectLambda(region)
+                return DirectLambda(region)  # (no boto3 client to build)
+            client = original(region, service, None)
             if intercepted and service in ("stepfunctions", "states"):
                 return DirectStates(region, client)
             return client
@@ -398,7 +397,6 @@ class DirectLambda:
         response["Payload"] = io.BytesIO(
             payload.encode("utf-8") if isinstance(payload, str) else bytes(payload or b""))
         return response
-
 
 
 class DirectStates:
@@ -556,16 +554,9 @@ def wait_for_end(execution_arn: str, seen: int, timeout_s: float) -> bool:
     """Whether an execution with this ARN has ended since :func:`ends_of` returned ``seen``,
     waiting up to ``timeout_s`` for it: a follower wakes when its execution ends instead of
     asking moto every few milliseconds (each ``DescribeExecution`` costs ~2 ms of CPU through
-    botocore and moto). It waits in slices of 50 ms, as the 50 ms polls did: a Ctrl-C the
-    kernel hands to another thread reaches the main thread at its next slice."""
-    deadline = time.monotonic() + timeout_s
+    botocore and moto). A Ctrl-C interrupts the wait (on the main thread) as it would a sleep."""
     with _ends:
-        while _ended.get(execution_arn, 0) == seen:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            _ends.wait(min(left, 0.05))
-        return True
+        return _ends.wait_for(lambda: _ended.get(execution_arn, 0) != seen, timeout=timeout_s)
 
 
 def _patch_execution_ends(stack: ExitStack) -> None:
