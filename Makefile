@@ -15,13 +15,18 @@ help:
 	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
 	@echo "make bench-scan - the scanner alone against the one before the dialect rewrite"
 
-# pip installs uv, uv the rest: on a fresh machine 17 s instead of 53 s (and the SAM venv's 7 s
-# instead of 38 s).
-UV := $(BIN)/uv pip install --quiet
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	$(UV) --python $(BIN)/python -e '.[dev]'
+# Installs come from uv.lock (`uv sync --locked`: exactly the locked versions, and a
+# pyproject.toml changed without `make lock` is refused). uv itself, pinned here, is
+# bootstrapped with pip into .uv/.
+UV_VERSION := 0.13.9
+UV := .uv/bin/uv
+SYNC := UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --quiet --locked --python $(PYTHON)
+$(UV):
+	test -x .uv/bin/python || $(PYTHON) -m venv .uv
+	.uv/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock | $(UV)
+	$(SYNC) --extra dev
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -73,14 +78,43 @@ bench-scan: $(STAMP)
 	$(BIN)/python bench/bench_scan.py $(SCAN_ARGS)
 
 clean:
-	rm -rf $(VENV) s3split-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .venv-moto-* s3split-out .pytest_cache .mypy_cache .ruff_cache
+
+# -- dependencies: uv.lock, requirements/*.txt ------------------------------------------------
+# `make lock` after editing a dependency in pyproject.toml or requirements/sam.in (nothing is
+# upgraded); `make upgrade` moves every lock to the newest versions the ranges allow and runs
+# the suite on them: commit the locks only if it passes.
+LAYER_EXPORT := $(UV) export --quiet --locked --no-emit-project --no-header --format requirements-txt
+.PHONY: lock upgrade test-moto
+lock: | $(UV)
+	$(UV) lock --quiet
+	$(LAYER_EXPORT) --output-file requirements/layer.txt
+	$(UV) pip compile --quiet --universal --generate-hashes --python-version 3.11 \
+		--output-file requirements/sam.txt requirements/sam.in
+
+upgrade: | $(UV)
+	$(UV) lock --quiet --upgrade
+	$(LAYER_EXPORT) --output-file requirements/layer.txt
+	$(UV) pip compile --quiet --upgrade --universal --generate-hashes --python-version 3.11 \
+		--output-file requirements/sam.txt requirements/sam.in
+	$(MAKE) test
+
+# The suite on another supported moto release, e.g. `make test-moto V=5.2.5`: the locked venv
+# with only moto replaced, in .venv-moto-V.
+MOTO_VENV = .venv-moto-$(V)
+test-moto: $(SAM_STAMP) | $(UV)
+	@test -n "$(V)" || { echo "usage: make test-moto V=5.2.5"; exit 2; }
+	UV_PROJECT_ENVIRONMENT=$(MOTO_VENV) $(UV) sync --quiet --locked --python $(PYTHON) --extra dev
+	$(UV) pip install --quiet --python $(MOTO_VENV)/bin/python \
+		"moto[server,s3,stepfunctions,awslambda,dynamodb]==$(V)"
+	$(MOTO_VENV)/bin/python -c "import moto; assert moto.__version__ == '$(V)', moto.__version__"
+	PYTHONDONTWRITEBYTECODE= $(MOTO_VENV)/bin/pytest -q -n $(PYTEST_WORKERS) --dist loadfile \
+		--no-loadscope-reorder
 
 # -- AWS: the SAM template (template.yaml) ----------------------------------------------------
 # SAM CLI and cfn-lint pin their own boto3 and friends, so they get a venv of their own.
 SAM_VENV := $(VENV)/sam-cli
-SAM_CLI_VERSION := 1.170.0
-CFN_LINT_VERSION := 1.58.0
-SAM_STAMP := $(SAM_VENV)/.installed-$(SAM_CLI_VERSION)-$(CFN_LINT_VERSION)
+SAM_STAMP := $(SAM_VENV)/.installed
 # Offline: no telemetry; the linter only needs a region name. No credentials are used.
 SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
 
@@ -88,10 +122,9 @@ SAM_ENV := SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=us-east-1
 # (the suite's template tests use SAM's translator from this venv)
 suite: $(SAM_STAMP)
 
-$(SAM_STAMP): | $(STAMP)
-	test -x $(SAM_VENV)/bin/python || $(BIN)/uv venv --quiet --python $(PYTHON) $(SAM_VENV)
-	$(UV) --python $(SAM_VENV)/bin/python \
-		aws-sam-cli==$(SAM_CLI_VERSION) cfn-lint==$(CFN_LINT_VERSION)
+$(SAM_STAMP): requirements/sam.txt | $(UV)
+	test -x $(SAM_VENV)/bin/python || $(UV) venv --quiet --python $(PYTHON) $(SAM_VENV)
+	$(UV) pip sync --quiet --require-hashes --python $(SAM_VENV)/bin/python requirements/sam.txt
 	touch $@
 
 # No rule is silenced, informational ones included.
@@ -104,14 +137,17 @@ sam-build: $(SAM_STAMP)
 	$(SAM_ENV) $(SAM_VENV)/bin/sam build
 
 # `sam build` runs this for SharedLayer (BuildMethod: makefile) with ARTIFACTS_DIR set: the
-# project's wheel (src/s3split) and its dependencies from pyproject.toml, as Lambda layers
-# want them (python/), for the runtime's Python on Linux arm64. Lean: no extras (the CLI's
-# click and rich, the local engine's moto) and no setup.py, so no bundled engine files. The handler test runs it with
-# LAYER_PIP_FLAGS for this machine's Python instead.
+# project's wheel (src/s3split) and its locked dependencies (requirements/layer.txt, exported
+# from uv.lock by `make lock`), as Lambda layers want them (python/), for the runtime's Python
+# on Linux arm64. Lean: no extras (the CLI's click and rich, the local engine's moto) and no
+# setup.py, so no bundled engine files. The handler test runs it with LAYER_PIP_FLAGS for this
+# machine's Python instead.
 LAYER_PIP ?= $(PYTHON) -m pip
 LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
 	--implementation cp --python-version 3.13 \
 	--only-binary=:all: --no-compile
+LAYER_INSTALL = $(LAYER_PIP) install --quiet --no-warn-conflicts --root-user-action=ignore \
+	--target "$(ARTIFACTS_DIR)/python" $(LAYER_PIP_FLAGS)
 build-SharedLayer:
 	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel"
 	mkdir -p "$(ARTIFACTS_DIR)/project"
@@ -120,6 +156,6 @@ build-SharedLayer:
 	rm -rf "$(ARTIFACTS_DIR)"/project/src/*.egg-info
 	$(LAYER_PIP) wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/wheel" \
 		"$(ARTIFACTS_DIR)/project"
-	$(LAYER_PIP) install --quiet --no-warn-conflicts --root-user-action=ignore \
-		--target "$(ARTIFACTS_DIR)/python" $(LAYER_PIP_FLAGS) "$(ARTIFACTS_DIR)"/wheel/*.whl
+	$(LAYER_INSTALL) --require-hashes -r requirements/layer.txt
+	$(LAYER_INSTALL) --no-deps "$(ARTIFACTS_DIR)"/wheel/*.whl
 	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel" "$(ARTIFACTS_DIR)/python/bin"

@@ -477,7 +477,7 @@ def test_a_states_task_starts_executions_as_a_boto3_round_trip_does(sfn: Any) ->
         assert answers[0] == answers[1], params
         refused.append(answers[0].get("error", {}).get("Code"))
     assert refused == [None, None, None, None, "ExecutionAlreadyExists", "InvalidName",
-                       "InvalidExecutionInput", ""], refused
+                       "InvalidExecutionInput", "InvalidExecutionInput"], refused
     assert _started(direct, stateMachineArn=missing)["error"]["Code"] == "StateMachineDoesNotExist"
     assert _started(direct, stateMachineArn=missing) == _started(sfn, stateMachineArn=missing)
     assert direct.describe_state_machine(stateMachineArn=machine)["name"] == "direct-starts"

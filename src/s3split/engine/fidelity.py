@@ -378,6 +378,11 @@ def _patch_start_execution(stack: ExitStack, settings: Settings) -> None:
                 raise InvalidExecutionInput(
                     f"Invalid State Machine Execution Input: input is {size} bytes, more than "
                     f"the maximum of {quotas.payload_bytes}")
+            try:  # (moto 5.2.5 raises an error of another API, which reaches boto3 unnamed)
+                json.loads(execution_input)
+            except ValueError as exc:
+                raise InvalidExecutionInput(
+                    f"Invalid State Machine Execution Input: '{exc}'") from None
         return original(self, state_machine_arn, name, execution_input, trace_header)
 
     stack.enter_context(
@@ -430,9 +435,8 @@ def _task_failure(task: Any, env: Any, error: str, cause: str) -> Exception:
 
 def _patch_lambda_invoke(stack: ExitStack, settings: Settings) -> None:
     from moto.awslambda_simple.models import LambdaSimpleBackend
-    from moto.core.exceptions import AWSError
 
-    from s3split.engine.moto_seam import function_name_from_ref
+    from s3split.engine.moto_seam import function_name_from_ref, service_error
 
     original = LambdaSimpleBackend.invoke
     quotas, faults = settings.quotas, settings.faults
@@ -445,10 +449,10 @@ def _patch_lambda_invoke(stack: ExitStack, settings: Settings) -> None:
             error = faults.lambda_error(function_name_from_ref(function_name), event)
             if error is not None:
                 code = error.removeprefix("Lambda.")
-                raise AWSError(f"Injected by the local engine's FaultPlan: {code}", code,
+                raise service_error(f"Injected by the local engine's FaultPlan: {code}", code,
                                LAMBDA_SERVICE_ERRORS[error])
         if len(raw) > quotas.lambda_request_bytes:
-            raise AWSError(f"Request must be smaller than {quotas.lambda_request_bytes} bytes "
+            raise service_error(f"Request must be smaller than {quotas.lambda_request_bytes} bytes "
                            "for the InvokeFunction operation", "RequestTooLargeException", 413)
         result: Any = original(self, function_name, qualifier, body, headers, response_headers)
         if len(result or b"") > quotas.lambda_response_bytes:

@@ -377,7 +377,6 @@ class DirectLambda:
                InvocationType: str = "RequestResponse", Qualifier: str | None = None,
                **_: Any) -> dict[str, Any]:
         from moto.awslambda.utils import get_backend
-        from moto.core.exceptions import JsonRESTError
         from moto.core.models import DEFAULT_ACCOUNT_ID
 
         body = Payload.encode("utf-8") if isinstance(Payload, str) else bytes(Payload or b"")
@@ -387,8 +386,8 @@ class DirectLambda:
         try:
             payload = get_backend(DEFAULT_ACCOUNT_ID, self.region).invoke(
                 FunctionName, Qualifier, body, headers, response_headers)
-        except JsonRESTError as error:
-            raise _client_error(error, "Invoke", request_id) from None
+        except _service_errors() as error:
+            raise _client_error(error, "lambda", "Invoke", request_id) from None
         status = self._STATUS.get(InvocationType, 200)
         response: dict[str, Any] = {"ResponseMetadata": _metadata(request_id, status),
                                     "StatusCode": status}
@@ -411,7 +410,6 @@ class DirectStates:
 
     def start_execution(self, *, stateMachineArn: str, name: str | None = None,
                         input: str | None = None, **_: Any) -> dict[str, Any]:
-        from moto.core.exceptions import JsonRESTError
         from moto.core.models import DEFAULT_ACCOUNT_ID
         from moto.stepfunctions.responses import get_backend
 
@@ -420,8 +418,8 @@ class DirectStates:
         try:
             execution = backend.start_execution(stateMachineArn, name,
                                                 "{}" if input is None else input)
-        except JsonRESTError as error:
-            raise _client_error(error, "StartExecution", request_id) from None
+        except _service_errors() as error:
+            raise _client_error(error, "stepfunctions", "StartExecution", request_id) from None
         started: datetime.datetime = execution.start_date
         return {"ResponseMetadata": _metadata(request_id, 200),
                 "executionArn": execution.execution_arn,
@@ -432,14 +430,48 @@ class DirectStates:
         return getattr(self.client, operation)
 
 
-def _client_error(error: Any, operation: str, request_id: str) -> Exception:
-    """botocore's ``ClientError`` for a moto service error (a ``JsonRESTError``): its code,
-    message and HTTP status, as the error reads after the HTTP round trip."""
+def _service_errors() -> tuple[type[Exception], ...]:
+    """The two kinds of service error moto raises: ``JsonRESTError`` (its ``code`` the HTTP
+    status) and, from moto 5.2.6 on for Step Functions, ``ServiceException`` (its ``code``
+    the error's name; the status is the service model's)."""
+    from moto.core.exceptions import JsonRESTError, ServiceException
+
+    return JsonRESTError, ServiceException
+
+
+def service_error(message: str, code: str, status: int) -> Exception:
+    """A moto service error with this code, message and HTTP status, as the API answers it."""
+    from moto.core.exceptions import JsonRESTError
+
+    error = JsonRESTError(code, message)
+    error.code = status
+    return error
+
+
+def _client_error(error: Any, service: str, operation: str, request_id: str) -> Exception:
+    """botocore's ``ClientError`` for a moto service error: its code, message and HTTP
+    status, as the error reads after the HTTP round trip."""
     from botocore.exceptions import ClientError
 
-    response: Any = {"Error": {"Code": error.error_type or "", "Message": error.message},
-                     "ResponseMetadata": _metadata(request_id, error.code)}
+    if isinstance(error.code, int):  # JsonRESTError
+        code, status = error.error_type or "", error.code
+    else:  # ServiceException
+        code, status = error.code, _error_status(service, error.code)
+    response: Any = {"Error": {"Code": code, "Message": error.message},
+                     "ResponseMetadata": _metadata(request_id, status)}
     return ClientError(response, operation)
+
+
+@functools.cache
+def _error_status(service: str, code: str) -> int:
+    """The HTTP status the service model gives an error (400 where it gives none)."""
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model(service)
+    for shape in model.error_shapes:
+        if shape.name == code:
+            return int(shape.metadata.get("error", {}).get("httpStatusCode", 400))
+    return 400
 
 
 def _metadata(request_id: str, status: int) -> dict[str, Any]:
