@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from s3split.engine import speedups
 from tests.support.aws import REGION, fake_aws_env
 from tests.support.pipeline import (
     BUCKET,
@@ -44,6 +45,11 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
                 _KINDS.index(kind) if kind in _KINDS else len(_KINDS))
 
     items.sort(key=rank)
+    if not speedups.enabled():
+        skip = pytest.mark.skip(reason=f"the engine's speed-ups are off ({speedups.SWITCH})")
+        for item in items:
+            if item.get_closest_marker("speedups") is not None:
+                item.add_marker(skip)
 
 
 # -- fake AWS, in process -----------------------------------------------------------------------

@@ -101,6 +101,12 @@ class ExtraNotInstalled(S3SplitError):
     """A command needs an optional part of s3split (an extra) that is not installed."""
 
 
+class UnsupportedDependency(S3SplitError):
+    """An installed package (moto, for the local engine) is a release this s3split does not
+    support: the message names the installed and the supported versions and how to install
+    one of them."""
+
+
 class EngineFilesMissing(S3SplitError):
     """The local engine finds neither the checkout's nor the installed package's copy of the
     state machine definition and the handlers."""

@@ -118,7 +118,7 @@ def test_an_installed_wheel_runs_outside_the_checkout_once_it_has_its_extras(
 
     install(tmp_path / "venv", wheel, "local")
     located = run(bin_dir / "python", "-c",
-                  "from s3split.engine.code import locate; c = locate(); "
+                  "from s3split.engine.pipeline_files import locate; c = locate(); "
                   "print(c.origin, c.definition)", cwd=work, env=clean_env())
     assert located.returncode == 0, located.stderr
     origin, definition = located.stdout.split()

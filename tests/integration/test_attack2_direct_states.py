@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from s3split.engine.lambda_runtime import ProcessDispatcher
-from s3split.engine.moto_seam import DirectStates, install, moto_config
+from s3split.engine.moto_seam import install
+from s3split.engine.routing import DirectStates, moto_config
 from tests.support.seam import HANDLERS, REGION, SYS_PATH, create, wait_for_execution
 
 pytestmark = pytest.mark.timeout(120)
@@ -104,7 +105,8 @@ import json, boto3
 from unittest import mock
 from moto import mock_aws
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser as P
-from s3split.engine.moto_seam import install, moto_config
+from s3split.engine.moto_seam import install
+from s3split.engine.routing import moto_config
 
 calls = []
 real = P.parse
@@ -126,6 +128,7 @@ print(json.dumps({"calls": len(calls)}))
 """
 
 
+@pytest.mark.speedups
 def test_a_parser_patched_while_the_first_engine_installs_does_not_outlive_its_patch(
         tmp_path: Any) -> None:
     """A parser patched while the first engine installs (to count parses, to fail one) is

@@ -126,7 +126,8 @@ def test_a_response_under_lambdas_6_mb_is_a_result_not_a_size_error() -> None:
     that ``States.ALL`` catches."""
     from moto import mock_aws
 
-    from s3split.engine.moto_seam import DirectLambda, install, moto_config
+    from s3split.engine.moto_seam import install
+    from s3split.engine.routing import DirectLambda, moto_config
 
     size = 6_100_000
     with (ProcessDispatcher({"big": "tests.support.seam_handlers:big"}, max_workers=1,

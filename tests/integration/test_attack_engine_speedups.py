@@ -30,8 +30,10 @@ from moto import mock_aws
 
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.local import LocalEngine
-from s3split.engine.moto_seam import ends_of, install, moto_config, wait_for_end
+from s3split.engine.moto_seam import install
 from s3split.engine.quotas import AWS_QUOTAS
+from s3split.engine.routing import moto_config
+from s3split.engine.speedups import ends_of, wait_for_end
 from tests.support.seam import (
     HANDLERS,
     LAMBDA_INVOKE,
@@ -99,6 +101,7 @@ WAIT_2S = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 2, 
 QUICK = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
 
+@pytest.mark.speedups
 def test_wait_does_not_spin_while_an_execution_reuses_an_ended_arn(
         sfn: Any, dispatcher: ProcessDispatcher) -> None:
     """FAILS at 42736c0. ``_ended`` keeps every ARN that ended while the seam is installed, and
@@ -121,6 +124,7 @@ def test_wait_does_not_spin_while_an_execution_reuses_an_ended_arn(
     assert len(polls) <= 5, f"{len(polls)} polls in a 2 s execution with poll_s=1.0"
 
 
+@pytest.mark.speedups
 def test_wait_wakes_promptly_when_an_execution_is_stopped(
         sfn: Any, dispatcher: ProcessDispatcher) -> None:
     arn = create(sfn, {"StartAt": "Hold", "States": {
@@ -134,6 +138,7 @@ def test_wait_wakes_promptly_when_an_execution_is_stopped(
     assert time.monotonic() - began < 3.0
 
 
+@pytest.mark.speedups
 def test_wait_wakes_promptly_on_timeout_seconds_and_on_the_history_limit(
         dispatcher: ProcessDispatcher) -> None:
     quotas = dataclasses.replace(AWS_QUOTAS, history_events=50)
@@ -152,6 +157,7 @@ def test_wait_wakes_promptly_on_timeout_seconds_and_on_the_history_limit(
             assert time.monotonic() - began < 5.0, status
 
 
+@pytest.mark.speedups
 def test_an_execution_that_ended_before_wait_is_seen_at_once(sfn: Any) -> None:
     arn = create(sfn, QUICK, name="quick")
     done = sfn.start_execution(stateMachineArn=arn)["executionArn"]

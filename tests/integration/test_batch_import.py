@@ -19,7 +19,8 @@ from s3split.engine.local import (
     local_engine,
     render_definition,
 )
-from s3split.engine.moto_seam import check_compatible
+from s3split.engine.moto_internals import check as check_compatible
+from s3split.errors import UnsupportedDependency
 from s3split.pipeline.batch import child_name, result_writer_substitutions
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server
 
@@ -143,5 +144,5 @@ def test_the_compatibility_check_guards_the_distributed_map_pieces(
     )
 
     monkeypatch.delattr(resource_eval_s3.ResourceEvalS3, "_handle_get_object")
-    with pytest.raises(RuntimeError, match="ItemReader s3:getObject: missing"):
+    with pytest.raises(UnsupportedDependency, match=r"ResourceEvalS3\._handle_get_object: missing"):
         check_compatible()

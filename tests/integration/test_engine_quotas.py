@@ -19,7 +19,7 @@ from moto import mock_aws
 
 from s3split import executions
 from s3split.engine.lambda_runtime import ProcessDispatcher
-from s3split.engine.moto_seam import install, moto_config
+from s3split.engine.moto_seam import install
 from s3split.engine.quotas import (
     AWS_QUOTAS,
     HISTORY_EVENTS,
@@ -28,6 +28,7 @@ from s3split.engine.quotas import (
     SOURCES,
     Quotas,
 )
+from s3split.engine.routing import moto_config
 from tests.support.seam import (
     HANDLERS,
     MODULE,

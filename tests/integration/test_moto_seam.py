@@ -25,7 +25,8 @@ from s3split.engine.lambda_runtime import (
     FunctionError,
     ProcessDispatcher,
 )
-from s3split.engine.moto_seam import check_compatible, install, moto_config
+from s3split.engine.moto_seam import install
+from s3split.engine.routing import moto_config
 from tests.support.seam import (
     HANDLERS,
     LAMBDA_INVOKE,
@@ -287,30 +288,7 @@ def test_killed_worker_is_a_retryable_lambda_failure(
 # (g) -----------------------------------------------------------------------
 
 
-def test_check_compatible_passes() -> None:
-    check_compatible()
-
-
-def test_check_compatible_names_a_changed_signature(monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.awslambda_simple.models import LambdaSimpleBackend
-
-    def invoke(self: Any, function_name: str, body: Any) -> bytes:
-        return b""
-
-    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
-    with pytest.raises(RuntimeError, match=r"LambdaSimpleBackend\.invoke: signature"):
-        check_compatible()
-
-
-def test_check_compatible_names_a_changed_definition_parser(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
-
-    monkeypatch.setattr(AmazonStateLanguageParser, "parse", staticmethod(lambda text, strict: 0))
-    with pytest.raises(RuntimeError, match=r"AmazonStateLanguageParser\.parse: signature"):
-        check_compatible()
-
-
+@pytest.mark.speedups
 def test_a_definition_is_parsed_once_and_each_execution_keeps_its_own_state(
         sfn: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The program parsed at create serves every start; two executions of it at once, each
@@ -414,7 +392,7 @@ def test_a_lambda_task_gets_the_answers_a_boto3_round_trip_gives(
     from botocore.config import Config
 
     from s3split.engine.faults import FaultPlan, LambdaFault
-    from s3split.engine.moto_seam import DirectLambda
+    from s3split.engine.routing import DirectLambda
 
     throttled = LambdaFault("Lambda.TooManyRequestsException", function="echo", calls=None,
                             action="throttle")
@@ -458,7 +436,7 @@ def test_a_states_task_starts_executions_as_a_boto3_round_trip_does(sfn: Any) ->
     """A ``states:startExecution`` task's client starts through moto's backend directly
     (DirectStates): for a start, a start without a name, an idempotent start, a name or an
     input AWS refuses, and an unknown state machine, it answers as boto3 through moto does."""
-    from s3split.engine.moto_seam import DirectStates
+    from s3split.engine.routing import DirectStates
 
     machine = create(sfn, {"StartAt": "Hold", "States": {
         "Hold": {"Type": "Wait", "Seconds": 5, "End": True}}}, name="direct-starts")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from s3split import executions
-from s3split.engine.moto_seam import ends_of, wait_for_end
+from s3split.engine.speedups import ends_of, wait_for_end
 
 REPO = Path(__file__).resolve().parents[2]
 SYS_PATH = [str(REPO)]  # for ProcessDispatcher(extra_sys_path=...)

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from s3split.engine.code import (
+from s3split.engine.local import FUNCTIONS
+from s3split.engine.pipeline_files import (
     BUNDLED_PACKAGE,
     LOCAL_EXTRA_MISSING,
     engine_code,
     locate,
 )
-from s3split.engine.local import FUNCTIONS
 from s3split.errors import EngineFilesMissing
 
 REPO = Path(__file__).resolve().parents[2]

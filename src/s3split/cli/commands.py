@@ -203,7 +203,7 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     chunks/, results/, status/ and report.json under --out. Exits 0 only when the
     run succeeded.
     """
-    from s3split.engine.code import check_local_engine
+    from s3split.engine.pipeline_files import check_local_engine
 
     try:
         check_local_engine()

@@ -19,10 +19,18 @@ A StartExecution fault fails an ``arn:aws:states:::states:startExecution`` task 
 ``StartExecution`` API call a client makes) with the given ``StepFunctions.*`` error.
 """
 
+import importlib
+import json
 import threading
+import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Final
+from unittest import mock
+
+from s3split.engine import moto_internals as internals
+from s3split.engine.routing import function_name_from_ref, service_error
 
 LAMBDA_SERVICE_EXCEPTION: Final = "Lambda.ServiceException"
 LAMBDA_TOO_MANY_REQUESTS: Final = "Lambda.TooManyRequestsException"
@@ -148,3 +156,91 @@ class FaultPlan:
 def _check_calls(calls: Sequence[int] | None) -> None:
     if calls is not None and (not calls or any(not isinstance(c, int) or c < 1 for c in calls)):
         raise ValueError(f"calls must be None or call numbers >= 1, not {calls!r}")
+
+
+def patch(stack: ExitStack, faults: FaultPlan | None, retry_interval_scale: float = 1.0) -> None:
+    """Make moto's interpreter answer with ``faults`` (none: no fault) and wait Retry intervals
+    times ``retry_interval_scale`` (0: no wait; for tests). Undone with ``stack``."""
+    if retry_interval_scale < 0:
+        raise ValueError(f"retry_interval_scale must be >= 0, not {retry_interval_scale}")
+    if faults is not None:
+        _patch_lambda_faults(stack, faults)
+        _patch_start_execution_task(stack, faults)
+    if retry_interval_scale != 1.0:
+        stack.enter_context(mock.patch.object(importlib.import_module(internals.RETRIER), "time",
+                                              _ScaledTime(retry_interval_scale)))
+
+
+def _patch_lambda_faults(stack: ExitStack, faults: FaultPlan) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: dict[str, str]) -> bytes:
+        raw: bytes = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        error = faults.lambda_error(function_name_from_ref(function_name), _json_or_none(raw))
+        if error is not None:
+            code = error.removeprefix("Lambda.")
+            raise service_error(f"Injected by the local engine's FaultPlan: {code}", code,
+                                LAMBDA_SERVICE_ERRORS[error])
+        result: Any = original(self, function_name, qualifier, body, headers, response_headers)
+        return bytes(result)
+
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def _patch_start_execution_task(stack: ExitStack, faults: FaultPlan) -> None:
+    module = importlib.import_module(internals.TASK_SFN)
+    task = module.StateTaskServiceSfn
+    original = task._eval_service_task
+
+    def eval_service_task(self: Any, env: Any, resource_runtime_part: Any,
+                          normalised_parameters: Any, state_credentials: Any) -> Any:
+        if self._get_boto_service_action() == "start_execution":
+            error = faults.start_execution_error()
+            if error is not None:
+                raise _task_failure(self, env, error,
+                                    f"Injected by the local engine's FaultPlan: {error}")
+        return original(self, env, resource_runtime_part, normalised_parameters,
+                        state_credentials)
+
+    stack.enter_context(mock.patch.object(task, "_eval_service_task", eval_service_task))
+
+
+def _task_failure(task: Any, env: Any, error: str, cause: str) -> Exception:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+        CustomErrorName,
+    )
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEvent,
+        FailureEventException,
+    )
+
+    details = TaskFailedEventDetails(error=error, cause=cause,
+                                     resource=task._get_sfn_resource(),
+                                     resourceType=task._get_sfn_resource_type())
+    return FailureEventException(FailureEvent(
+        env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
+        event_details=internals.event_details(taskFailedEventDetails=details)))
+
+
+class _ScaledTime:
+    """Stands in for the ``time`` module in moto's retrier: ``sleep`` is scaled."""
+
+    def __init__(self, scale: float) -> None:
+        self._scale = scale
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self._scale)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)

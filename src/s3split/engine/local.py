@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from s3split import executions
-from s3split.engine.code import DEFINITION, locate
 from s3split.engine.faults import FaultPlan
 from s3split.engine.lambda_runtime import ProcessDispatcher
-from s3split.engine.moto_seam import ends_of, install, moto_config, wait_for_end
+from s3split.engine.moto_seam import install
+from s3split.engine.pipeline_files import DEFINITION, locate
 from s3split.engine.quotas import AWS_QUOTAS, Quotas
+from s3split.engine.routing import moto_config
+from s3split.engine.speedups import ends_of, wait_for_end
 from s3split.pipeline.batch import result_writer_substitutions
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ REGION, ACCOUNT = "us-east-1", "123456789012"
 @dataclass(frozen=True)
 class Function:
     """One Lambda function as the template defines it: ASL placeholder, handler (relative to
-    the code :func:`~s3split.engine.code.locate` finds), timeout."""
+    the code :func:`~s3split.engine.pipeline_files.locate` finds), timeout."""
 
     placeholder: str
     handler: str

@@ -19,8 +19,6 @@ DEFINITION = ("statemachine", "pipeline.asl.json")
 BUNDLED = "_bundled"
 BUNDLED_PACKAGE = f"s3split.{BUNDLED}"
 LOCAL_EXTRA_MISSING = "the local engine needs the 'local' extra: pip install 's3split[local]'"
-# What the engine imports from the extra: moto's ASL interpreter and its Lambda backend.
-ENGINE_MODULES = ("moto.stepfunctions.parser.models", "moto.awslambda_simple.models")
 
 
 @dataclass(frozen=True)
@@ -65,13 +63,18 @@ def locate() -> EngineCode:
 
 
 def check_local_engine() -> EngineCode:
-    """Fail with one line naming what is missing before the engine starts."""
-    from s3split.engine.moto_seam import without_aws_batch_tasks
+    """Fail with one line before the engine starts: the ``local`` extra missing, a moto this
+    s3split does not support, or the definition and handlers missing."""
+    from s3split.engine import moto_internals, speedups
 
+    moto_internals.check_version()
     try:
-        without_aws_batch_tasks()
-        for module in ENGINE_MODULES:
+        speedups.without_aws_batch_tasks()
+        for module in moto_internals.ENGINE_MODULES:
             import_module(module)
     except ModuleNotFoundError as exc:
         raise ExtraNotInstalled(LOCAL_EXTRA_MISSING) from exc
+    except ImportError as exc:
+        raise moto_internals.unsupported(str(exc)) from exc
+    moto_internals.check()
     return locate()

@@ -1,0 +1,288 @@
+"""Make moto's Step Functions interpreter fail where AWS fails: AWS's quotas and error rules.
+
+Installed by ``moto_seam.install`` after the routing and the fixes (so the Lambda and
+StartExecution wrappers here see theirs). Patches, all undone on exit:
+
+* ``EventManager.add_event``: counts each execution's history events. The one that would be
+  event :attr:`Quotas.history_events` is replaced by ``ExecutionFailed`` (``States.Runtime``)
+  unless it is ``ExecutionSucceeded``; the execution stops there and later events are
+  dropped. A state entered or a task scheduled after the cut is unwound
+  (:class:`HistoryLimitReached`), so no Lambda runs after it. ``Environment.__init__``
+  ties each history to its execution's environment and ``Environment.set_error`` keeps
+  that failure as the execution's result.
+* ``DistributedItemProcessorWorker._eval_job``: each child of a Distributed Map gets a history
+  of its own, as each is an execution of its own on AWS (moto gives one Map run's children a
+  single history, so its limit would drop children once they add up to 25,000 events).
+* ``ErrorEqualsDecl._eval_body``: ``States.ALL`` does not match ``States.DataLimitExceeded``
+  or ``States.Runtime`` (AWS: terminal errors); naming them still does.
+* ``is_within_size_quota`` (where the state, Lambda task and service task modules use it):
+  :attr:`Quotas.payload_bytes`, inclusive, as AWS documents it (moto refuses exactly 256 KiB).
+* ``StepFunctionsParserBackend.start_execution``: ``InvalidName`` and ``InvalidExecutionInput``
+  as AWS answers them (moto checks neither the name nor the size).
+* ``LambdaSimpleBackend.invoke``: ``RequestTooLargeException`` past
+  :attr:`Quotas.lambda_request_bytes`, and ``Function.ResponseSizeTooLarge`` past
+  :attr:`Quotas.lambda_response_bytes`.
+* ``StepFunctionResponse.get_execution_history``: a page at a time as AWS answers
+  (``maxResults`` 100 by default, at most 1,000; ``nextToken``; ``reverseOrder``); moto
+  returns the whole history, through a serializer that takes ~0.2 ms an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import re
+import threading
+from contextlib import ExitStack
+from datetime import datetime
+from typing import Any, Final
+from unittest import mock
+
+from s3split.engine import moto_internals as internals
+from s3split.engine.quotas import (
+    DATA_LIMIT_ERROR,
+    HISTORY_LIMIT_ERROR,
+    RESPONSE_TOO_LARGE_ERROR,
+    Quotas,
+)
+from s3split.engine.routing import service_error
+
+_WORK_STARTS: Final = ("StateEntered", "Scheduled")
+"""Events that come before a state or task does anything: past the history limit, adding one
+unwinds the state, so nothing runs after the cut; any other event is dropped."""
+_CATCH_ALL_EXCLUDES: Final = frozenset({DATA_LIMIT_ERROR, HISTORY_LIMIT_ERROR})
+
+
+class HistoryLimitReached(Exception):
+    """Unwinds a state that tried to add an event after its execution hit the history limit."""
+
+
+def patch(stack: ExitStack, quotas: Quotas) -> None:
+    """Install every patch above on ``stack``."""
+    _patch_history_limit(stack, quotas)
+    _patch_distributed_children(stack)
+    _patch_catch_all(stack)
+    _patch_payload_quota(stack, quotas)
+    _patch_start_execution(stack, quotas)
+    _patch_lambda_sizes(stack, quotas)
+    _patch_execution_history(stack)
+
+
+_history_lock = threading.Lock()
+
+
+def _patch_history_limit(stack: ExitStack, quotas: Quotas) -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    original_add, original_init = EventManager.add_event, Environment.__init__
+    original_set_error = Environment.set_error
+    limit, cause = quotas.history_events, quotas.history_cause()
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        # A frame (Map iteration, Parallel branch) gets its parent's manager after this.
+        self.event_manager._s3split_env = self
+
+    def set_error(self: Any, error: Any) -> None:
+        with self._state_mutex:
+            if not getattr(self, "_s3split_final", False):
+                original_set_error(self, error)
+
+    def add_event(self: Any, context: Any, event_type: Any, event_details: Any = None,
+                  timestamp: Any = None, update_source_event_id: bool = True) -> int:
+        with _history_lock:
+            kind = getattr(event_type, "value", event_type)
+            closed = getattr(self, "_s3split_closed", False)
+            count = last = len(self._history_event_list)
+            fits = count < limit - 1 or (count == limit - 1
+                                         and kind == "ExecutionSucceeded")
+            if not closed and fits:
+                return original_add(self, context, event_type, event_details, timestamp,
+                                    update_source_event_id)
+            details = ExecutionFailedEventDetails(error=HISTORY_LIMIT_ERROR, cause=cause)
+            if not closed:
+                self._s3split_closed = True
+                last = original_add(self, context, HistoryEventType.ExecutionFailed,
+                                    internals.event_details(executionFailedEventDetails=details))
+        env = getattr(self, "_s3split_env", None)
+        if not closed and env is not None:
+            with env._state_mutex:
+                original_set_error(env, details)
+                env._s3split_final = True
+        if str(kind).endswith(_WORK_STARTS):
+            raise HistoryLimitReached(cause)
+        return last  # bookkeeping after the cut: dropped (raising would kill moto's threads)
+
+    stack.enter_context(mock.patch.object(Environment, "__init__", init))
+    stack.enter_context(mock.patch.object(Environment, "set_error", set_error))
+    stack.enter_context(mock.patch.object(EventManager, "add_event", add_event))
+
+
+def _patch_distributed_children(stack: ExitStack) -> None:
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+
+    worker = importlib.import_module(internals.DISTRIBUTED_WORKER).DistributedItemProcessorWorker
+    original = worker._eval_job
+
+    def eval_job(self: Any, env: Any, job: Any) -> None:
+        env.event_manager = EventManager()  # the job's own frame: its child execution
+        env.event_manager._s3split_env = env  # past its limit, the child fails (not the Map)
+        original(self, env, job)
+
+    stack.enter_context(mock.patch.object(worker, "_eval_job", eval_job))
+
+
+def _patch_catch_all(stack: ExitStack) -> None:
+    module = importlib.import_module(internals.ERROR_EQUALS)
+    decl = module.ErrorEqualsDecl
+    original = decl._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        error_name = env.stack[-1]
+        terminal = getattr(error_name, "error_name", None) in _CATCH_ALL_EXCLUDES
+        if terminal and decl._STATE_ALL_ERROR in self.error_names:
+            env.stack.pop()
+            env.stack.append(error_name in self.error_names)
+            return
+        original(self, env)
+
+    stack.enter_context(mock.patch.object(decl, "_eval_body", eval_body))
+
+
+def _utf8_size(value: Any) -> int:
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count).
+    return len(to_json_str(value).encode("utf-8"))
+
+
+def _patch_payload_quota(stack: ExitStack, quotas: Quotas) -> None:
+    limit = quotas.payload_bytes
+
+    def is_within_size_quota(value: Any) -> bool:
+        return _utf8_size(value) <= limit
+
+    for name in (internals.STATE, internals.TASK_LAMBDA, internals.TASK_SERVICE):
+        stack.enter_context(mock.patch.object(importlib.import_module(name),
+                                              "is_within_size_quota", is_within_size_quota))
+
+
+HISTORY_PAGE_DEFAULT, HISTORY_PAGE_MAX = 100, 1000
+
+
+def _patch_execution_history(stack: ExitStack) -> None:
+    from moto.stepfunctions.exceptions import InvalidToken, ValidationException
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def get_execution_history(self: Any) -> str:
+        arn = self._get_param("executionArn")
+        size = self._get_param("maxResults") or HISTORY_PAGE_DEFAULT
+        if not 0 < size <= HISTORY_PAGE_MAX:
+            raise ValidationException(f"1 validation error detected: Value '{size}' at "
+                                      "'maxResults' failed to satisfy constraint: Member must "
+                                      f"have value less than or equal to {HISTORY_PAGE_MAX}")
+        token = self._get_param("nextToken")
+        execution = self.stepfunction_backend.describe_execution(execution_arn=arn)
+        valid = token is None or (isinstance(token, str) and _TOKEN.fullmatch(token))
+        page = _history_page(execution, None if token is None else int(token), size,
+                             bool(self._get_param("reverseOrder"))) if valid else None
+        if page is None:
+            raise InvalidToken(f"'{token}'")  # (moto's InvalidToken adds "Invalid Token: ")
+        events, following = page
+        return json.dumps({"events": events}
+                          | ({} if following is None else {"nextToken": str(following)}))
+
+    stack.enter_context(mock.patch.object(StepFunctionResponse, "get_execution_history",
+                                          get_execution_history))
+
+
+_TOKEN: Final = re.compile(r"[0-9]{1,9}")  # (ASCII digits: str.isdigit takes "²", int() not)
+
+
+def _history_page(execution: Any, position: int | None, size: int,
+                  reverse: bool) -> tuple[list[dict[str, Any]], int | None] | None:
+    """One page of an execution's events and where the next one starts (None: no next page);
+    None if no page starts at ``position`` (None: the first page). A position counts from the
+    oldest event in either order, so the events a running execution adds between two pages
+    make no page in reverse repeat an event. (moto's own answer deep-copies the whole
+    history on every call: quadratic in pages.)"""
+    env = execution.exec_worker.env if execution.exec_worker is not None else None
+    manager = env.event_manager if env is not None else None
+    with manager._mutex if manager is not None else contextlib.nullcontext():
+        events: list[dict[str, Any]] = manager._history_event_list if manager else []
+        total = len(events)
+        if position is not None and not (0 < position <= total if reverse
+                                         else 0 <= position < total):
+            return None
+        if reverse:
+            end = total if position is None else position
+            start = max(0, end - size)
+            return [_wire_event(event) for event in events[start:end][::-1]], start or None
+        start = position or 0
+        end = min(total, start + size)
+        return ([_wire_event(event) for event in events[start:end]],
+                end if end < total else None)
+
+
+def _wire_event(event: dict[str, Any]) -> dict[str, Any]:
+    """A history event as the JSON protocol carries it: the timestamp in epoch seconds."""
+    stamp = event["timestamp"]
+    if isinstance(stamp, str):
+        stamp = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return event | {"timestamp": stamp.timestamp()}
+
+
+def _patch_start_execution(stack: ExitStack, quotas: Quotas) -> None:
+    from moto.stepfunctions.exceptions import InvalidExecutionInput, InvalidName
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, state_machine_arn: str, name: Any = None,
+                        execution_input: Any = None, trace_header: Any = None) -> Any:
+        if name is not None:
+            problem = quotas.name_problem(str(name))
+            if problem:
+                raise InvalidName(f"Invalid Name: '{name}': {problem}")
+        if execution_input is not None:
+            size = len(str(execution_input).encode("utf-8"))
+            if size > quotas.payload_bytes:
+                raise InvalidExecutionInput(
+                    f"Invalid State Machine Execution Input: input is {size} bytes, more than "
+                    f"the maximum of {quotas.payload_bytes}")
+            try:  # (moto 5.2.5 raises an error of another API, which reaches boto3 unnamed)
+                json.loads(execution_input)
+            except ValueError as exc:
+                raise InvalidExecutionInput(
+                    f"Invalid State Machine Execution Input: '{exc}'") from None
+        return original(self, state_machine_arn, name, execution_input, trace_header)
+
+    stack.enter_context(
+        mock.patch.object(StepFunctionsParserBackend, "start_execution", start_execution))
+
+
+def _patch_lambda_sizes(stack: ExitStack, quotas: Quotas) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    original = LambdaSimpleBackend.invoke
+
+    def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
+               response_headers: dict[str, str]) -> bytes:
+        raw: bytes = body.encode("utf-8") if isinstance(body, str) else bytes(body or b"")
+        if len(raw) > quotas.lambda_request_bytes:
+            raise service_error(f"Request must be smaller than {quotas.lambda_request_bytes} "
+                                "bytes for the InvokeFunction operation",
+                                "RequestTooLargeException", 413)
+        result: Any = original(self, function_name, qualifier, body, headers, response_headers)
+        if len(result or b"") > quotas.lambda_response_bytes:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return json.dumps({
+                "errorMessage": "Response payload size exceeded maximum allowed payload size "
+                                f"({quotas.lambda_response_bytes} bytes).",
+                "errorType": RESPONSE_TOO_LARGE_ERROR}).encode("utf-8")
+        return bytes(result)
+
+    stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", invoke))
