@@ -90,13 +90,13 @@ def runtime_python(version: str) -> str:
     return sys.executable
 
 
-def _layer_key(python: str, constraints: str) -> str:
+def _layer_key(python: str, locked: str) -> str:
     digest = hashlib.sha256()
     version = subprocess.run([python, "-c", "import sys; print(sys.version)"],
                              capture_output=True, text=True, check=True).stdout
     makefile = (REPO / "Makefile").read_text()
     recipe = makefile[makefile.index("LAYER_PIP ?="):]
-    for part in (version, constraints, recipe, (REPO / "pyproject.toml").read_text()):
+    for part in (version, locked, recipe, (REPO / "pyproject.toml").read_text()):
         digest.update(part.encode())
     for path in sorted((REPO / "src" / "s3split").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
@@ -108,13 +108,11 @@ def _layer_key(python: str, constraints: str) -> str:
 @pytest.fixture(scope="module")
 def layer() -> tuple[str, Path]:
     """The layer as `sam build` makes it (the Makefile's build-SharedLayer), for this machine's
-    platform and the runtime's Python when there is one; dependencies pinned to the versions
-    this venv tests with. Cached under .aws-sam/handler-check/ by what goes into it."""
+    platform and the runtime's Python when there is one; dependencies as requirements/layer.txt
+    locks them. Cached under .aws-sam/handler-check/ by what goes into it."""
     python = runtime_python(TEMPLATE_DOC["Globals"]["Function"]["Runtime"].removeprefix("python"))
-    constraints = "".join(sorted(
-        f"{dist.metadata['Name']}=={dist.version}\n" for dist in importlib.metadata.distributions()
-        if dist.metadata["Name"] and dist.metadata["Name"].lower() != "s3split"))
-    built = LAYER_CACHE / _layer_key(python, constraints)
+    locked = (REPO / "requirements" / "layer.txt").read_text(encoding="utf-8")
+    built = LAYER_CACHE / _layer_key(python, locked)
     if (built / "python").is_dir():
         return python, built / "python"
     LAYER_CACHE.mkdir(parents=True, exist_ok=True)
@@ -122,11 +120,9 @@ def layer() -> tuple[str, Path]:
         shutil.rmtree(old, ignore_errors=True)
     building = LAYER_CACHE / f"building-{os.getpid()}"
     building.mkdir()
-    (building / "constraints.txt").write_text(constraints)
     done = subprocess.run(
         ["make", "--no-print-directory", "-s", "build-SharedLayer", f"ARTIFACTS_DIR={building}",
-         f"LAYER_PIP={python} -m pip",
-         f"LAYER_PIP_FLAGS=--disable-pip-version-check -c {building / 'constraints.txt'}"],
+         f"LAYER_PIP={python} -m pip", "LAYER_PIP_FLAGS=--disable-pip-version-check"],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"building the layer failed:\n{done.stdout}\n{done.stderr}"
     building.rename(built)
