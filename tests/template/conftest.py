@@ -5,7 +5,6 @@ built once per test file that uses it)."""
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
 import json
 import os
 import shutil
