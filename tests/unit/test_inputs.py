@@ -154,6 +154,19 @@ def test_a_batch_of_the_input_prefix_lists_its_csv_files(s3: Any) -> None:
                                                     {"source": "s3://data/incoming/a.csv"}]}
 
 
+def test_a_batch_prefix_without_a_trailing_slash_is_the_folder_of_that_name(s3: Any) -> None:
+    """Listed as "incoming/": the roles grant listing ``incoming/*`` only, and a sibling
+    folder "incoming-old/" is not part of the batch."""
+    for key in ("incoming/a.csv", "incoming-old/b.csv", "incomingb.csv"):
+        s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
+    listed: list[str] = []
+    s3.meta.events.register("before-parameter-build.s3.ListObjectsV2",
+                            lambda params, **_: listed.append(params["Prefix"]))
+    planned = normalize({"prefix": "s3://data/incoming"}, AWS, Storage(s3))
+    assert planned == {"mode": "batch", "sources": [{"source": "s3://data/incoming/a.csv"}]}
+    assert listed and set(listed) <= {"incoming/", "runs/incoming/"}
+
+
 # -- a resume -------------------------------------------------------------------------------
 
 

@@ -189,6 +189,10 @@ def _batch(start: BatchStart, deployment: Deployment, storage: Storage) -> dict[
     _check_allowed(start.prefix, deployment, "prefix")
     _check_batch_prefix(start.prefix, deployment)
     bucket, prefix = split_s3(start.prefix)
+    # A batch imports a folder: "incoming" is "incoming/" (not also "incoming-old/x.csv"),
+    # and the listing asks for s3:prefix "incoming/", which the roles grant.
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
     reports = _Reports(join(deployment.work_location, prefix), storage)
     pending = []
     for page in storage.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
