@@ -78,7 +78,8 @@ bench-scan: $(STAMP)
 	$(BIN)/python bench/bench_scan.py $(SCAN_ARGS)
 
 clean:
-	rm -rf $(VENV) .uv .venv-moto-* s3split-out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .uv .venv-moto-* s3split-out .pytest_cache .mypy_cache .ruff_cache \
+		$(NODE_CHECKS)/node_modules
 
 # -- dependencies: uv.lock, requirements/*.txt ------------------------------------------------
 # `make lock` after editing a dependency in pyproject.toml or requirements/sam.in (nothing is
@@ -159,3 +160,15 @@ build-SharedLayer:
 	$(LAYER_INSTALL) --require-hashes -r requirements/layer.txt
 	$(LAYER_INSTALL) --no-deps "$(ARTIFACTS_DIR)"/wheel/*.whl
 	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel" "$(ARTIFACTS_DIR)/python/bin"
+
+# -- independent AWS checks in node (tools/aws-checks/): an IAM policy evaluator -------------------
+# (@cloud-copilot/iam-simulate) the suite's recorded AWS calls are evaluated with. Versions pinned
+# by package-lock.json; `npm ci` installs exactly those into a git-ignored node_modules/.
+NODE_CHECKS := tools/aws-checks
+NODE_STAMP := $(NODE_CHECKS)/node_modules/.installed
+.PHONY: node-checks
+node-checks: $(NODE_STAMP)
+suite test-fast test-moto: $(NODE_STAMP)
+$(NODE_STAMP): $(NODE_CHECKS)/package.json $(NODE_CHECKS)/package-lock.json
+	cd $(NODE_CHECKS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@

@@ -25,6 +25,10 @@ from tests.support.pipeline import (
     s3_client,
 )
 
+# Every AWS call the tests make the functions and the state machine do, against the template's
+# IAM policies at the end of the run.
+pytest_plugins = ("tests.support.iam_plugin",)
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 

@@ -7,9 +7,11 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from s3split.aws_calls import record_if_asked
 from s3split.pipeline.inputs import LaneState, parse_event
 from s3split.pipeline.lanes import advance
 
+record_if_asked()  # (tests: before any client is made)
 logger = Logger()
 tracer = Tracer()
 

@@ -9,6 +9,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
+from s3split.aws_calls import record_if_asked
 from s3split.config import Deployment
 from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
 from s3split.pipeline.inputs import parse_event
@@ -20,6 +21,7 @@ from s3split.split.manifest import Manifest
 from s3split.storage import Storage
 from s3split.transient import transient_errors
 
+record_if_asked()  # (tests: before any client is made)
 logger = Logger()
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3split"))
 tracer = Tracer()

@@ -22,6 +22,7 @@ from s3split.engine.local import (
 from s3split.engine.moto_internals import check as check_compatible
 from s3split.errors import UnsupportedDependency
 from s3split.pipeline.batch import child_name, result_writer_substitutions
+from tests.support.iam import record_state_machine_calls
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server
 
 WORK = f"s3://{BUCKET}/runs"
@@ -50,6 +51,7 @@ def engine(s3_endpoint: str, s3: Any) -> Iterator[LocalEngine]:
         patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)  # the ItemReader's and ResultWriter's
         with local_engine(WORK, workers=2, env=env) as started:
             yield started
+            record_state_machine_calls(started.sfn)
 
 
 def stubbed_pipeline(engine: LocalEngine, name: str) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from s3split.engine.local import local_engine
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage, join
+from tests.support.iam import record_state_machine_calls
 from tests.support.pipeline import BUCKET, CREDENTIALS, assert_accounted, moto_s3_server, s3_client
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
@@ -40,6 +41,7 @@ def test_s3_chunks_of_a_range_split_are_copied_by_s3_and_byte_exact() -> None:
             outcome = engine.wait(engine.start(
                 {"source": source, "run": location, "chunk_size": 6 * MiB, "processor": "noop",
                  "lanes": 2}), timeout_s=300)
+            record_state_machine_calls(engine.sfn)
         assert outcome.succeeded, outcome
         manifest = storage.read_json(join(location, "chunks", "manifest.json"))
         expected = split(source, f"s3://{BUCKET}/sequential", SplitSettings(chunk_size=6 * MiB),

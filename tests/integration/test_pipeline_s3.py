@@ -12,6 +12,7 @@ import pytest
 
 from s3split.engine.local import LocalEngine, local_engine
 from s3split.pipeline.batch import child_name
+from tests.support.iam import record_state_machine_calls
 from tests.support.pipeline import BUCKET, CREDENTIALS, make_csv
 
 EVENTS = Path(__file__).parents[1] / "events"
@@ -26,6 +27,7 @@ def engine(s3_endpoint: str, s3: Any, tmp_path_factory: pytest.TempPathFactory,
         patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
         with local_engine(f"s3://{BUCKET}/runs", workers=2, env=env) as started:
             yield started
+            record_state_machine_calls(started.sfn)
 
 
 def put_csv(s3: Any, tmp: Path, key: str, rows: int = 30) -> str:

@@ -17,6 +17,7 @@ from s3split.engine.local import LocalEngine, Outcome
 from s3split.pipeline.report import MAX_LISTED
 from s3split.processors import MAX_REJECT_SAMPLES
 from s3split.storage import Storage, join
+from tests.support.iam import record_state_machine_calls
 
 PROBE = "probe=tests.support.pipeline_processors:probe"  # imported by the engine's workers
 HEADER = "id,name,note,pad\r\n"
@@ -237,3 +238,4 @@ def pipeline_backend(kind: str, tmp: Path, env: dict[str, str]) -> Iterator[Back
     with work_storage(kind, tmp) as (base, storage, storage_env), \
             local_engine(base, workers=2, env=storage_env | env) as engine:
         yield engine, storage, base
+        record_state_machine_calls(engine.sfn)

@@ -166,8 +166,8 @@ def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def grants(stack: Stack) -> dict[str, list[tuple[str, str, str]]]:
-    """(action, resource, condition as JSON) of every Allow, by role; Deny statements refuse."""
+def policy_documents(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    """The policy documents of each role, resolved (its own and those attached to it)."""
     raw: dict[str, list[Any]] = {}
     for name, res in stack.resources().items():
         props = res.get("Properties", {})
@@ -183,10 +183,15 @@ def grants(stack: Stack) -> dict[str, list[tuple[str, str, str]]]:
                 raw.setdefault(role["Ref"], []).append(props["PolicyDocument"])
         elif res["Type"].startswith("AWS::Serverless::"):
             assert "Policies" not in props, f"{name}: give it an explicit role"
+    return {role: stack.value(documents) for role, documents in raw.items()}
+
+
+def grants(stack: Stack) -> dict[str, list[tuple[str, str, str]]]:
+    """(action, resource, condition as JSON) of every Allow, by role; Deny statements refuse."""
     result: dict[str, list[tuple[str, str, str]]] = {}
-    for role, documents in raw.items():
+    for role, documents in policy_documents(stack).items():
         result[role] = []
-        for document in stack.value(documents):
+        for document in documents:
             for statement in document["Statement"]:
                 assert "NotAction" not in statement and "NotResource" not in statement
                 if statement["Effect"] != "Allow":

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.iam import Mapper, prove, sample_stack
 from tests.support.template import (
     ACCOUNT,
     BUCKET,
@@ -90,11 +91,10 @@ def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
     assert {a for a, r, _ in worker if r == RUNS} == \
         {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}  # no deletes
     assert {a for a, r, _ in splitter if r == INPUT} == S3_READ  # never written
-    # Listing (and a 404 rather than a 403 for a missing key) only under those prefixes.
-    listing = {"StringLike": {"s3:prefix": ["incoming/*", "runs/*"]}}
-    assert on(splitter, {"s3:ListBucket"}) == {(BUCKET_ARN, json.dumps(listing, sort_keys=True))}
-    listing = {"StringLike": {"s3:prefix": "runs/*"}}
-    assert on(worker, {"s3:ListBucket"}) == {(BUCKET_ARN, json.dumps(listing, sort_keys=True))}
+    # Listing the data bucket, unconditioned: S3 answers a GET of a missing key 404 (not 403)
+    # only to a caller allowed s3:ListBucket, and that check carries no s3:prefix.
+    assert on(splitter, {"s3:ListBucket"}) == {(BUCKET_ARN, no_condition)}
+    assert on(worker, {"s3:ListBucket"}) == {(BUCKET_ARN, no_condition)}
     # Nothing else in S3, anywhere.
     for role, role_grants in (("SplitterRole", splitter), ("WorkerRole", worker)):
         s3_actions = {a for a, _, _ in role_grants if a.startswith("s3:")}
@@ -294,3 +294,70 @@ def test_the_splitter_may_make_the_calls_of_a_range_split(
     splitter = {(action, resource) for action, resource, _ in by_role["SplitterRole"]}
     for call, needs in RANGE_SPLIT_CALLS.items():
         assert needs <= splitter, (call, needs - splitter)
+
+
+# -- the calls, evaluated by an IAM policy evaluator (tests/support/iam.py) ----------------------
+
+
+def call(function: str, operation: str, status: int = 200, service: str = "s3",
+         **params: Any) -> dict[str, Any]:
+    return {"function": function, "service": service, "operation": operation, "params": params,
+            "status": status, "error": "", "env": {"S3SPLIT_WORK_LOCATION": "s3://data/runs"}}
+
+
+def test_a_read_of_a_key_not_written_yet_is_a_404_not_a_403() -> None:
+    """S3 answers a GET or HEAD of a missing key with 404 only to a caller allowed
+    s3:ListBucket on the bucket, a request without s3:prefix: Plan's read of a lock not taken
+    yet, the worker's of a status not written yet."""
+    proof = prove([
+        call("s3split-splitter", "GetObject", 404, Bucket="data", Key="runs/a.csv/lock.json"),
+        call("s3split-worker", "HeadObject", 404, Bucket="data",
+             Key="runs/a.csv/status/part-00000.json"),
+    ])
+    listing = {r for r in proof.outcome if r.action == "s3:ListBucket"}
+    assert {(r.role, r.resource) for r in listing} == {("SplitterRole", BUCKET_ARN),
+                                                       ("WorkerRole", BUCKET_ARN)}
+    assert proof.refused == {}, proof.lines()
+
+
+def test_the_evaluator_refuses_what_the_roles_do_not_grant() -> None:
+    proof = prove([
+        call("s3split-worker", "PutObject", Bucket="data", Key="incoming/a.csv"),
+        call("s3split-iterator", "GetObject", Bucket="data", Key="runs/a.csv/lock.json"),
+        call("s3split-splitter", "DeleteObject", Bucket="data", Key="incoming/a.csv"),
+        call("s3split-worker", "DescribeExecution", service="stepfunctions",
+             executionArn=f"arn:aws:states:{REGION}:{ACCOUNT}:execution:m:x"),
+        call("state-machine", "Invoke", service="lambda",
+             FunctionName=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:s3split-worker"),
+    ])
+    assert {(r.role, r.action) for r in proof.refused} == {
+        ("WorkerRole", "s3:PutObject"), ("IteratorRole", "s3:GetObject"),
+        ("SplitterRole", "s3:DeleteObject"), ("WorkerRole", "states:DescribeExecution")}
+    assert all(result == "ImplicitlyDenied" for result in proof.refused.values())
+
+
+def test_calls_map_to_the_actions_the_service_authorization_reference_names() -> None:
+    mapper = Mapper(sample_stack())
+    source = f"{BUCKET_ARN}/incoming/a.csv"
+    chunk = f"{BUCKET_ARN}/runs/a.csv/chunks/part-00000.csv"
+
+    def actions(record: dict[str, Any]) -> set[tuple[str, str]]:
+        return {(r.action, r.resource) for r in mapper.requests(record)}
+
+    assert actions(call("s3split-splitter", "HeadObject", Bucket="data", Key="a.csv",
+                        VersionId="v1")) == {("s3:GetObjectVersion", source)}
+    assert actions(call("s3split-splitter", "CreateMultipartUpload", Bucket="data",
+                        Key="runs/a.csv/chunks/part-00000.csv", Tagging="s3split-object=chunk")
+                   ) == {("s3:PutObject", chunk), ("s3:PutObjectTagging", chunk)}
+    assert actions(call("s3split-splitter", "UploadPartCopy", Bucket="data",
+                        Key="runs/a.csv/chunks/part-00000.csv",
+                        CopySource={"Bucket": "data", "Key": "incoming/a.csv",
+                                    "VersionId": "v1"})
+                   ) == {("s3:PutObject", chunk), ("s3:GetObjectVersion", source)}
+    assert actions(call("s3split-splitter", "GetObject", 404, Bucket="data", Key="runs/x")) == \
+        {("s3:GetObject", f"{BUCKET_ARN}/runs/x"), ("s3:ListBucket", BUCKET_ARN)}
+    (listing,) = mapper.requests(call("s3split-splitter", "ListObjectsV2", Bucket="data",
+                                      Prefix="incoming/"))
+    assert dict(listing.context)["s3:prefix"] == "incoming/"
+    with pytest.raises(AssertionError, match="no IAM mapping for s3:PutBucketPolicy"):
+        mapper.requests(call("s3split-splitter", "PutBucketPolicy", Bucket="data"))

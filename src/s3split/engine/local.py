@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 
 from s3split import executions
+from s3split.aws_calls import ENV as AWS_CALL_LOG
 from s3split.engine.faults import FaultPlan
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.moto_seam import install
@@ -132,6 +133,8 @@ def handler_env(work_location: str, extra: Mapping[str, str] | None = None) -> d
     """What the functions see: like the SAM template's environment, for local storage."""
     # Captured before moto swaps in fake credentials, so a respawned worker still has them.
     env = {name: os.environ[name] for name in _CREDENTIALS if name in os.environ}
+    if os.environ.get(AWS_CALL_LOG):  # the functions' AWS calls, for the IAM proof (tests)
+        env[AWS_CALL_LOG] = os.environ[AWS_CALL_LOG]
     env |= {
         "S3SPLIT_WORK_LOCATION": work_location,
         "S3SPLIT_ALLOW_LOCAL": "1",
