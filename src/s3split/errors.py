@@ -117,6 +117,11 @@ class WorkerDied(S3SplitError):
     OS, for example for lack of memory, or by a signal); the split wrote no manifest."""
 
 
+class ConditionalWritesIgnored(S3SplitError):
+    """An S3-compatible store accepted a second ``If-None-Match: *`` create of one key: it
+    ignores conditional writes, so no lock (a run's, a split's) can hold there."""
+
+
 class SplitTaskFailed(S3SplitError):
     """A range scan or chunk assembly task of a split on the state machine failed for good
     with an error that is not one of these (a Lambda service error, a timeout, retries of a

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 
 from s3split.errors import (
     BucketNotFound,
+    ConditionalWritesIgnored,
     InvalidOption,
     SourceChanged,
     SourceNotFound,
@@ -55,6 +56,10 @@ def __getattr__(name: str) -> Any:
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 # GetObject's answers when the pinned version is no longer there to read.
 _NOT_THAT_VERSION = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"})
+
+
+# (endpoint, location)s whose store refused a second conditional create: probed once each.
+_CONDITIONAL_WRITES_PROBED: set[tuple[str, str]] = set()
 
 
 def _version(data: bytes) -> str:
@@ -277,6 +282,7 @@ class Storage:
             from botocore.exceptions import ClientError
 
             bucket, key = split_s3(uri)
+            self._require_conditional_writes(uri.rsplit("/", 1)[0])
             try:
                 with _bucket_must_exist(uri, "writing"):
                     if version is None:
@@ -301,6 +307,35 @@ class Storage:
         finally:
             os.close(guard)  # and with it the flock
         return True
+
+    def _require_conditional_writes(self, location: str) -> None:
+        """Locks rest on ``If-None-Match: *``; a store that ignores it (some S3-compatible
+        ones do) would let two holders in silently. Creates one probe key twice: the second
+        create must be refused."""
+        probed = (str(self.s3.meta.endpoint_url), location)
+        if probed in _CONDITIONAL_WRITES_PROBED:
+            return
+        from botocore.exceptions import ClientError
+
+        probe = f"{location}/.s3split-conditional-write-probe-{os.getpid()}-{os.urandom(6).hex()}"
+        bucket, key = split_s3(probe)
+        with _bucket_must_exist(probe, "writing"):
+            self.s3.put_object(Bucket=bucket, Key=key, Body=b"{}", IfNoneMatch="*")
+            try:
+                self.s3.put_object(Bucket=bucket, Key=key, Body=b"{}", IfNoneMatch="*")
+                refused = False
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") not in _LOST_RACE:
+                    raise
+                refused = True
+            finally:
+                self.s3.delete_object(Bucket=bucket, Key=key)
+        if not refused:
+            raise ConditionalWritesIgnored(
+                f"the S3 store of {location} ignores conditional writes (a second PUT of "
+                f"{probe} with If-None-Match: * was accepted), so its run and split locks "
+                "cannot hold: use AWS S3 or a store that refuses that PUT with 412")
+        _CONDITIONAL_WRITES_PROBED.add(probed)
 
     def exists(self, uri: str) -> bool:
         if not is_s3(uri):

@@ -10,7 +10,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from s3split.pipeline.lock import Holder, holder_alive
+from s3split.errors import ConditionalWritesIgnored
+from s3split.pipeline.lock import Holder, holder_alive, release
+from s3split.pipeline.lock import acquire as run_lock
+from s3split.split.lock import acquire as split_lock
 from s3split.storage import Storage
 
 
@@ -53,3 +56,46 @@ def test_an_aws_holder_is_alive_while_its_execution_runs(aws: None) -> None:
     assert not holder_alive(holder, sfn=lambda: sfn)
     gone = execution.rsplit(":", 1)[0] + ":never-started"
     assert not holder_alive(Holder.new(gone), sfn=lambda: sfn)
+
+
+def ignoring_conditions(s3: object) -> object:
+    """The client of a store that ignores If-None-Match (s3rver does): the header never
+    reaches moto, which then accepts every PUT, as such a store would."""
+    def drop(params: dict[str, object], **_: object) -> None:
+        params.pop("IfNoneMatch", None)
+
+    s3.meta.events.register("before-parameter-build.s3.PutObject", drop)  # type: ignore[attr-defined]
+    return s3
+
+
+def test_a_store_that_ignores_conditional_writes_is_refused_before_any_lock(
+        aws: None) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="data")
+    storage = Storage(ignoring_conditions(s3))  # type: ignore[arg-type]
+    for take in (lambda location: run_lock(location, Holder.new("exec-1"), storage,
+                                           lambda _: True),
+                 lambda location: split_lock(location, storage)):
+        location = f"s3://data/runs/{os.urandom(4).hex()}"
+        with pytest.raises(ConditionalWritesIgnored) as refused:
+            take(location)
+        message = str(refused.value)
+        assert "\n" not in message and location in message and "If-None-Match" in message
+    assert s3.list_objects_v2(Bucket="data").get("KeyCount") == 0  # no lock, no probe left
+
+
+def test_a_store_that_honours_them_is_probed_once_per_location(aws: None) -> None:
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="data")
+    puts: list[str] = []
+    s3.meta.events.register("before-parameter-build.s3.PutObject",
+                            lambda params, **_: puts.append(params["Key"]))
+    storage, location = Storage(s3), f"s3://data/runs/{os.urandom(4).hex()}"
+    run_lock(location, Holder.new("exec-1"), storage, lambda _: True)
+    release(location, "exec-1", storage)
+    run_lock(location, Holder.new("exec-2"), storage, lambda _: True)
+    probes = [key for key in puts if "conditional-write-probe" in key]
+    assert len(probes) == 2 and probes[0] == probes[1]  # one key, created twice, once
+    assert [k.rsplit("/", 1)[1] for k in puts if k not in probes] == ["lock.json"] * 2
+    listed = [o["Key"] for o in s3.list_objects_v2(Bucket="data").get("Contents", [])]
+    assert listed == [f"{location.removeprefix('s3://data/')}/lock.json"]
