@@ -60,7 +60,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
         logger.error("chunk failed", extra={"error": error, "cause": cause[:500]})
         metrics.add_metric("FailedChunks", MetricUnit.Count, 1)
         return failure_cost()
-    processor = get_processor(spec.processor, processor_config, dynamodb=dynamodb)
+    # Read again (a setting kept in SSM is cached for a minute): a changed schema reaches warm
+    # workers too.
+    processor = get_processor(spec.processor, ProcessorConfig.from_env(), dynamodb=dynamodb)
     if idempotency is not None:  # custom processors only; built-ins are idempotent already
         processor = idempotency.guard(spec.processor, processor, context)
     with transient_errors(f"chunk {request.index} of {spec.location}"):

@@ -17,7 +17,7 @@ ENV = "S3SPLIT_AWS_CALL_LOG"
 # What the IAM action, resource and condition keys of the calls the handlers make depend on.
 # Never bodies or items: a record says which table or object, not what was in it.
 _KEPT = ("Bucket", "Key", "Prefix", "Delimiter", "VersionId", "Tagging", "CopySource",
-         "IfNoneMatch", "IfMatch", "TableName", "executionArn", "stateMachineArn")
+         "IfNoneMatch", "IfMatch", "TableName", "executionArn", "stateMachineArn", "Name")
 _PARAMS = "s3split_recorded_params"
 
 
@@ -56,7 +56,8 @@ class _Writer:
             "status": getattr(http_response, "status_code", 0),
             "error": parsed.get("Error", {}).get("Code", ""),
             "env": {name: os.environ.get(name, "") for name in (
-                "S3SPLIT_WORK_LOCATION", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_IDEMPOTENCY_TABLE")},
+                "S3SPLIT_WORK_LOCATION", "S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_IDEMPOTENCY_TABLE",
+                "S3SPLIT_SCHEMA", "S3SPLIT_DYNAMODB_TYPES")},
         }
         # One line per write in append mode: lines from several processes do not interleave.
         path = os.path.join(self.directory, f"calls-{os.getpid()}.jsonl")

@@ -48,7 +48,8 @@ INPUT_PREFIX = "incoming/"
 
 def sample_stack() -> Stack:
     """The deployment the calls are checked against: every optional resource on."""
-    return Stack(TEMPLATE_DOC, ImportTableName="orders", Idempotency="Enabled")
+    return Stack(TEMPLATE_DOC, ImportTableName="orders", Idempotency="Enabled",
+                 ValidateSchema='{"columns": {}}', ImportTableColumnTypes='{"price": "N"}')
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,17 @@ class Mapper:
         if operation == "StartExecution":
             return [("states:StartExecution", machine, {})]
         return None
+
+    def _ssm(self, operation: str, params: dict[str, Any],
+             record: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]] | None:
+        if operation != "GetParameter":
+            return None
+        env = record.get("env", {})
+        names = {env.get("S3SPLIT_SCHEMA"): "ValidateSchemaParameter",
+                 env.get("S3SPLIT_DYNAMODB_TYPES"): "ColumnTypesParameter"}
+        name = names.get(f"ssm:{params['Name']}")
+        name = self.stack.ref(name) if name else params["Name"]
+        return [("ssm:GetParameter", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{name}", {})]
 
     def _lambda(self, operation: str, params: dict[str, Any],
                 record: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]] | None:

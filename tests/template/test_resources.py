@@ -236,13 +236,63 @@ SCHEMA_PARAMETER = json.dumps({"columns": {"id": {"type": "int", "required": Tru
 def test_plan_sees_the_processor_configuration_the_worker_runs_with(
         parameters: dict[str, str]) -> None:
     """Plan (the splitter function) checks the processor's configuration before splitting:
-    it must see exactly what the worker will, and the stack's processor must pass."""
+    it must see exactly what the worker will, and the stack's processor must pass (the
+    schema and column types are what their SSM parameters hold; reading ``ssm:NAME`` is
+    tests/unit/test_processor_check.py's)."""
     stack = Stack(TEMPLATE_DOC, **parameters)
     splitter, worker = (stack.function_env(name) for name in ("SplitterFunction",
                                                                "WorkerFunction"))
     assert {k: splitter[k] for k in PROCESSOR_CONFIG} == {k: worker[k] for k in PROCESSOR_CONFIG}
-    check_processor(Deployment.from_env(splitter).processor, splitter)
+    stored = {f"ssm:{stack.ref(name)}": stack.props(name)["Value"]
+              for name in stack.resources("AWS::SSM::Parameter")}
+    deployed = {k: stored.get(v, v) for k, v in splitter.items()}
+    config = check_processor(Deployment.from_env(deployed).processor, deployed)
+    if "ValidateSchema" in parameters:
+        assert splitter["S3SPLIT_SCHEMA"] == "ssm:ValidateSchemaParameter"
+        assert config is not None and config.schema == json.loads(SCHEMA_PARAMETER)
+    if "ImportTableColumnTypes" in parameters:
+        assert config is not None and config.dynamodb_types == {"price": "N"}
     assert "S3SPLIT_IDEMPOTENCY_TABLE" not in splitter  # the worker's alone
+
+
+LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes, all of a function's variables (Lambda quotas)
+NAME_LIMITS = {"AWS::StackName": 128, "AWS::S3::Bucket": 63, "AWS::SSM::Parameter": 128}
+
+
+class Longest(Stack):
+    """The stack with every parameter and every generated name at its longest."""
+
+    def __init__(self) -> None:
+        super().__init__(TEMPLATE_DOC, **{
+            name: longest(spec) for name, spec in TEMPLATE_DOC["Parameters"].items()})
+
+    def ref(self, name: str) -> Any:
+        if name == "AWS::StackName":
+            return "s" * NAME_LIMITS[name]
+        kind = self.template["Resources"].get(name, {}).get("Type")
+        if kind in NAME_LIMITS:
+            return "n" * NAME_LIMITS[kind]
+        return super().ref(name)
+
+
+def longest(spec: dict[str, Any]) -> str:
+    if "AllowedValues" in spec:
+        return max(map(str, spec["AllowedValues"]), key=len)
+    if spec["Type"] == "Number":
+        return str(spec.get("MaxValue", "9" * 20))
+    return "x" * int(spec.get("MaxLength", 4096))  # CloudFormation's limit on any value
+
+
+def test_each_functions_environment_fits_lambdas_4_kb_at_the_parameters_longest() -> None:
+    """CreateFunction refuses an environment above 4 KB: a 4 KB schema or column types
+    there failed the deploy. They live in SSM parameters; the environment names them."""
+    stack = Longest()
+    assert len(stack.params["ValidateSchema"]) == 4096
+    for name in FUNCTIONS:
+        environment = stack.function_env(name)
+        size = len(json.dumps(environment, separators=(",", ":")))
+        assert size <= LAMBDA_ENVIRONMENT_LIMIT, (name, size, {
+            k: len(v) for k, v in environment.items() if len(v) > 100})
 
 
 def test_the_range_split_settings_reach_the_splitter_only() -> None:

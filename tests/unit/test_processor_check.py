@@ -218,3 +218,26 @@ def test_a_record_that_is_not_one_is_refused_naming_the_file(document: object, p
         resume_environment(document, "/runs/x/processor.json", {})
     assert str(caught.value).startswith("/runs/x/processor.json: ")
     assert problem in str(caught.value)
+
+
+def test_settings_kept_in_ssm_are_read_from_there_and_a_missing_one_is_named(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The template keeps the schema and column types in SSM parameters (a Lambda
+    environment holds 4 KB in all): ``ssm:NAME`` reads parameter NAME."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.support.aws import fake_aws_env
+
+    fake_aws_env(monkeypatch)
+    with mock_aws():
+        boto3.client("ssm").put_parameter(Name="schema-7", Type="String",
+                                          Value=json.dumps(SCHEMA))
+        config = check_processor("validate", {"S3SPLIT_SCHEMA": "ssm:schema-7"})
+        assert config is not None and config.schema == SCHEMA
+        with pytest.raises(InvalidInput) as refused:
+            check_processor("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders",
+                                         "S3SPLIT_DYNAMODB_TYPES": "ssm:types-missing"})
+    message = str(refused.value)
+    assert "\n" not in message and "S3SPLIT_DYNAMODB_TYPES" in message
+    assert "types-missing" in message

@@ -9,6 +9,7 @@ import importlib
 import importlib.metadata
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -39,7 +40,7 @@ class ProcessorConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ProcessorConfig:
-        schema = _load_schema(env.get("S3SPLIT_SCHEMA", "").strip())
+        schema = _load_schema(_setting(env, "S3SPLIT_SCHEMA"))
         if schema is not None:
             try:
                 Schema.parse(schema)
@@ -47,11 +48,37 @@ class ProcessorConfig:
                 raise InvalidOption(f"S3SPLIT_SCHEMA: {exc}") from None
         return cls(
             dynamodb_table=env.get("S3SPLIT_DYNAMODB_TABLE", "").strip() or None,
-            dynamodb_types=_parse_types(env.get("S3SPLIT_DYNAMODB_TYPES", "").strip()),
+            dynamodb_types=_parse_types(_setting(env, "S3SPLIT_DYNAMODB_TYPES")),
             schema=schema,
             custom=_parse_custom(env.get("S3SPLIT_PROCESSORS", "")),
             idempotency_table=env.get("S3SPLIT_IDEMPOTENCY_TABLE", "").strip() or None,
         )
+
+
+SSM_PREFIX = "ssm:"
+SSM_MAX_AGE_S = 60.0  # a changed parameter reaches warm functions within this long
+_ssm_cache: dict[str, tuple[float, str]] = {}
+
+
+def _setting(env: Mapping[str, str], name: str) -> str:
+    """A setting's value; ``ssm:NAME`` reads SSM parameter NAME (the template keeps settings
+    of up to 4 KB there: a Lambda function's environment holds 4 KB in all)."""
+    value = env.get(name, "").strip()
+    if not value.startswith(SSM_PREFIX):
+        return value
+    parameter = value.removeprefix(SSM_PREFIX)
+    now = time.monotonic()
+    cached = _ssm_cache.get(parameter)
+    if cached is None or now - cached[0] > SSM_MAX_AGE_S:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            found = boto3.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        except (ClientError, BotoCoreError) as exc:
+            raise InvalidOption(f"{name}: cannot read SSM parameter {parameter}: {exc}") from None
+        cached = _ssm_cache[parameter] = (now, found.strip())
+    return cached[1]
 
 
 def _load_json(text: str, what: str) -> Any:
