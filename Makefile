@@ -144,6 +144,9 @@ sam-build: $(SAM_STAMP)
 # setup.py, so no bundled engine files. The handler test runs it with LAYER_PIP_FLAGS for this
 # machine's Python instead.
 LAYER_PIP ?= $(PYTHON) -m pip
+# The runtime's interpreter compiles the layer: /opt is read-only on Lambda, so a layer without
+# .pyc files compiles every module on every cold start (unchecked-hash: never re-checked).
+LAYER_PYTHON ?= python3.13
 LAYER_PIP_FLAGS ?= --platform manylinux2014_aarch64 --platform manylinux_2_28_aarch64 \
 	--implementation cp --python-version 3.13 \
 	--only-binary=:all: --no-compile
@@ -160,6 +163,8 @@ build-SharedLayer:
 	$(LAYER_INSTALL) --require-hashes -r requirements/layer.txt
 	$(LAYER_INSTALL) --no-deps "$(ARTIFACTS_DIR)"/wheel/*.whl
 	rm -rf "$(ARTIFACTS_DIR)/project" "$(ARTIFACTS_DIR)/wheel" "$(ARTIFACTS_DIR)/python/bin"
+	$(LAYER_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+		"$(ARTIFACTS_DIR)/python"
 
 # -- independent AWS checks in node (tools/aws-checks/): an IAM policy evaluator -------------------
 # (@cloud-copilot/iam-simulate) the suite's recorded AWS calls are evaluated with. Versions pinned

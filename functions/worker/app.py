@@ -12,9 +12,8 @@ from pydantic import BaseModel, Field
 from s3split.aws_calls import record_if_asked
 from s3split.config import Deployment
 from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
-from s3split.pipeline.inputs import parse_event
 from s3split.pipeline.lanes import failure_cost, worker_cost
-from s3split.pipeline.spec import RunSpec
+from s3split.pipeline.spec import RunSpec, parse_event
 from s3split.processors.idempotency import ChunkIdempotency
 from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.split.manifest import Manifest

@@ -121,7 +121,8 @@ def layer() -> tuple[str, Path]:
     building.mkdir()
     done = subprocess.run(
         ["make", "--no-print-directory", "-s", "build-SharedLayer", f"ARTIFACTS_DIR={building}",
-         f"LAYER_PIP={python} -m pip", "LAYER_PIP_FLAGS=--disable-pip-version-check"],
+         f"LAYER_PIP={python} -m pip", f"LAYER_PYTHON={python}",
+         "LAYER_PIP_FLAGS=--disable-pip-version-check"],
         cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, f"building the layer failed:\n{done.stdout}\n{done.stderr}"
     building.rename(built)

@@ -11,7 +11,8 @@ import pytest
 from moto.events.models import EventPattern
 
 from s3split.config import Deployment
-from s3split.pipeline.inputs import BatchStart, normalize, parse_event
+from s3split.pipeline.inputs import BatchStart, normalize
+from s3split.pipeline.spec import parse_event
 from s3split.storage import Storage
 from tests.support.template import BUCKET, EVENTS, STACK, TEMPLATE_DOC, Stack
 

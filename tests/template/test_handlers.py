@@ -103,3 +103,14 @@ def test_the_layer_holds_no_command_line_or_engine_dependencies(
                                      "antlr4-python3-runtime", "jsonpath-ng", "werkzeug",
                                      "responses"}), sorted(distributions)
     assert not (layer_python / "s3split" / "_bundled").exists()
+
+
+def test_the_layer_is_compiled_for_the_runtime(layer: tuple[str, Path]) -> None:
+    """/opt is read-only on Lambda: without .pyc files every cold start compiles every module
+    of the layer again (s3split, pydantic, boto3: seconds of the Iterator's 10)."""
+    python, layer_python = layer
+    tag = subprocess.run([python, "-c", "import sys; print(sys.implementation.cache_tag)"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    sources = [p for p in (layer_python / "s3split").rglob("*.py")]
+    compiled = {p.name.split(".")[0] for p in (layer_python / "s3split").rglob(f"*.{tag}.pyc")}
+    assert sources and {p.stem for p in sources} <= compiled

@@ -22,9 +22,10 @@ from s3split.cli.progress import RunProgress
 from s3split.config import Deployment, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
 from s3split.executions import json_or_none
-from s3split.pipeline.inputs import BatchStart, ManualStart, parse_event
+from s3split.pipeline.inputs import BatchStart, ManualStart
 from s3split.pipeline.inputs import default_location as run_location
 from s3split.pipeline.layout import RunLayout
+from s3split.pipeline.spec import parse_event
 from s3split.sizes import parse_size
 from s3split.storage import Storage, basename, is_s3, split_s3
 

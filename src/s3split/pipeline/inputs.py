@@ -20,14 +20,18 @@ import re
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from aws_lambda_powertools.utilities.parser import ValidationError, parse
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
 from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
 from s3split.pipeline.layout import RunLayout
-from s3split.pipeline.spec import MAX_WAIT_SECONDS, PROCESSOR_NAME, RunSpec, validation_problems
+from s3split.pipeline.spec import (
+    MAX_WAIT_SECONDS,
+    PROCESSOR_NAME,
+    RunSpec,
+    parse_event,
+)
 from s3split.sizes import parse_size
 from s3split.split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
@@ -98,8 +102,6 @@ class ContinueStart(_Strict):
     continue_: Continuation = Field(alias="continue")
 
 
-M = TypeVar("M", bound=BaseModel)
-
 
 def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str, Any]:
     """Turn any start input into ``{"mode": ..., "run": RunSpec dict, ...}``."""
@@ -126,14 +128,6 @@ def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str,
         return _single(parse_event(event, ManualStart), deployment)
     raise InvalidInput("execution input must have one of: detail (an S3 event from "
                        f"EventBridge), source, prefix, resume; got keys {sorted(event)}")
-
-
-def parse_event(event: Any, model: type[M]) -> M:
-    """Validate an event with Powertools' parser; problems become one InvalidInput message."""
-    try:
-        return parse(event=event, model=model)
-    except ValidationError as exc:
-        raise InvalidInput(f"invalid execution input: {validation_problems(exc)}") from None
 
 
 def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 files are (``spec.layout``, see :mod:`s3split.pipeline.layout`)."""
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -53,6 +53,18 @@ def validation_problems(exc: ValidationError, prefix: str = "") -> str:
         return ".".join(map(str, (prefix, *loc) if prefix else loc)) or "the document"
 
     return "; ".join(f"{name(e['loc'])}: {e['msg']}" for e in exc.errors())
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_event(event: Any, model: type[M]) -> M:
+    """Validate a task's event; problems become one InvalidInput message. (pydantic itself,
+    not Powertools' parser: the functions' cold starts need not import it.)"""
+    try:
+        return model.model_validate(event)
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid execution input: {validation_problems(exc)}") from None
 
 
 @dataclass(frozen=True)
