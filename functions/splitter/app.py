@@ -42,6 +42,7 @@ class SplitterEvent(BaseModel):
     action: Literal["plan", "split", "summarize", "release", "plan_ranges", "scan_range",
                     "record_range_failure", "combine", "assemble", "finish_split"]
     execution: str
+    machine: str = ""  # this state machine's ARN (Plan: a batch starts its runs on it)
     input: Any = None
     run: dict[str, Any] | None = None
     lease: str = ""
@@ -55,6 +56,8 @@ class SplitterEvent(BaseModel):
 
 def plan_run(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
     planned = plan(request.input, request.execution, deployment, storage, alive)
+    if planned["mode"] == "batch":
+        planned["machine"] = request.machine
     metrics.add_metric("RunsPlanned", MetricUnit.Count, planned.get("count", 1))
     logger.info("planned", extra={"mode": planned["mode"]})
     return planned

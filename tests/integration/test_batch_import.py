@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from s3split.cli import aws as remote
+from s3split.engine.faults import FaultPlan, StartExecutionFault
 from s3split.engine.local import (
     ACCOUNT,
     FUNCTIONS,
@@ -22,6 +24,7 @@ from s3split.engine.local import (
 from s3split.engine.moto_internals import check as check_compatible
 from s3split.errors import UnsupportedDependency
 from s3split.pipeline.batch import child_name, result_writer_substitutions
+from s3split.storage import Storage
 from tests.support.iam import record_state_machine_calls
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server
 
@@ -63,9 +66,9 @@ def stubbed_pipeline(engine: LocalEngine, name: str) -> tuple[str, str]:
     definition = json.loads(render_definition(
         {f.placeholder: function_arn(fn) for fn, f in FUNCTIONS.items()}
         | result_writer_substitutions(WORK)))
-    selector = definition["States"]["StartEach"]["ItemSelector"]
-    del selector["machine.$"]
-    selector["machine"] = stub
+    parameters = definition["States"]["Plan"]["Parameters"]  # (StartEach's selector as is)
+    del parameters["machine.$"]
+    parameters["machine"] = stub
     pipeline = engine.sfn.create_state_machine(name=name, roleArn=ROLE,
                                                definition=json.dumps(definition))
     return pipeline["stateMachineArn"], stub
@@ -112,6 +115,58 @@ def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(
     assert all(set(s) == {"source"} for s in sources)
     expected = {child_name(batch, f"s3://{BUCKET}/{key}") for key in MANY_KEYS}
     assert sorted(r["name"] for r in runs) == sorted(expected)  # each pending file, once
+
+
+def test_a_file_whose_start_fails_for_good_fails_the_batch_after_the_others_started(
+        s3_endpoint: str, s3: Any) -> None:
+    """As on AWS: StartEach tolerates no failed child (no ToleratedFailure*), so one StartOne
+    refused for good (not retried) fails the Map with States.ExceedToleratedFailureThreshold
+    and the batch execution FAILED, which the template's RunFailedRule alerts on; the other
+    files' runs were started and go on."""
+    for name in ("a", "b", "c"):
+        s3.put_object(Bucket=BUCKET, Key=f"incoming/partly/{name}.csv", Body=b"id\n1\n")
+    refused = FaultPlan(start_execution_faults=[StartExecutionFault(
+        "StepFunctions.InvalidExecutionInputException", calls=(2,))])
+    env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
+        with local_engine(WORK, workers=1, env=env, faults=refused) as engine:
+            pipeline, stub = stubbed_pipeline(engine, "batch-partly")
+            batch = engine.sfn.start_execution(
+                stateMachineArn=pipeline,
+                input=json.dumps({"prefix": f"s3://{BUCKET}/incoming/partly/"}))["executionArn"]
+            outcome = engine.wait(batch, timeout_s=300)
+            runs = started_runs(engine, stub)
+            record_state_machine_calls(engine.sfn)
+    assert (outcome.status, outcome.error) == ("FAILED", "States.ExceedToleratedFailureThreshold")
+    assert [i.error for i in refused.injected] == ["StepFunctions.InvalidExecutionInputException"]
+    assert len(runs) == 2  # the two others, each once
+
+
+def test_the_result_writer_writes_the_started_runs_as_aws_does_and_status_reads_them(
+        engine: LocalEngine, s3: Any) -> None:
+    """AWS's ResultWriter: SUCCEEDED_0.json (each child with its Output) next to a manifest
+    that lists it; `s3split status` of the batch names the runs from them."""
+    for name in ("a", "b"):
+        s3.put_object(Bucket=BUCKET, Key=f"incoming/written/{name}.csv", Body=b"id\n1\n")
+    pipeline, stub = stubbed_pipeline(engine, "batch-written")
+    batch, output = run_batch(engine, pipeline, "incoming/written/")
+    details = output["started"]["ResultWriterDetails"]
+    manifest = json.loads(s3.get_object(Bucket=details["Bucket"], Key=details["Key"])["Body"]
+                          .read())
+    assert manifest["MapRunArn"] == output["started"]["MapRunArn"]
+    assert manifest["DestinationBucket"] == BUCKET
+    (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
+    assert succeeded["Key"].endswith("/SUCCEEDED_0.json")
+    assert manifest["ResultFiles"]["FAILED"] == manifest["ResultFiles"]["PENDING"] == []
+    body = s3.get_object(Bucket=BUCKET, Key=succeeded["Key"])["Body"].read()
+    assert succeeded["Size"] == len(body)
+    children = json.loads(body)
+    runs = sorted(r["executionArn"] for r in started_runs(engine, stub))
+    assert sorted(json.loads(c["Output"])["execution"] for c in children) == runs
+    assert all(c["Status"] == "SUCCEEDED" and json.loads(c["Input"])["name"] for c in children)
+    summary = remote.status(batch, engine.sfn, Storage(s3))
+    assert sorted(summary["started_executions"]) == runs and summary["failed_starts"] == []
 
 
 def test_a_batch_of_no_files_starts_nothing(engine: LocalEngine, s3: Any) -> None:

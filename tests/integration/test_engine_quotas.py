@@ -214,6 +214,60 @@ def test_a_task_result_over_256_kib_is_caught_only_by_name(
         assert json.loads(described["output"])["error"]["Error"] == "States.DataLimitExceeded"
 
 
+@pytest.mark.parametrize("catch", [[["States.Runtime"]], [["States.ALL"]],
+                                   [["States.Runtime"], ["States.ALL"]]])
+def test_states_runtime_is_caught_neither_by_name_nor_by_catch_all(
+        dispatcher: ProcessDispatcher, catch: list[list[str]], tmp_path: Path) -> None:
+    """AWS: a States.Runtime error (here a Parameters path that matches nothing) always fails
+    the execution; no Retry or Catch takes it, named or not (moto's interpreter let both)."""
+    log = tmp_path / "calls.log"
+    definition = {
+        "StartAt": "Call",
+        "States": {
+            "Call": {"Type": "Task", "Resource": fn_arn("count"), "End": True,
+                     "Parameters": {"log": str(log), "tag.$": "$.missing"},
+                     "Retry": [{"ErrorEquals": errors, "MaxAttempts": 2, "IntervalSeconds": 1}
+                               for errors in catch],
+                     "Catch": [{"ErrorEquals": errors, "Next": "Caught"} for errors in catch]},
+            "Caught": {"Type": "Pass", "End": True},
+        },
+    }
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition, {"present": 1})
+        events = history(sfn, described["executionArn"])
+    assert (described["status"], described.get("error")) == ("FAILED", "States.Runtime")
+    entered = [e["stateEnteredEventDetails"]["name"] for e in events
+               if e["type"].endswith("StateEntered")]
+    assert entered == ["Call"] and not log.exists()
+
+
+@pytest.mark.parametrize(("tolerance", "status"), [
+    ({}, "FAILED"), ({"ToleratedFailureCount": 1}, "SUCCEEDED"),
+    ({"ToleratedFailurePercentage": 25.0}, "SUCCEEDED"),
+    ({"ToleratedFailurePercentage": 20.0}, "FAILED"),
+    ({"ToleratedFailureCount": 5, "ToleratedFailurePercentage": 10.0}, "FAILED")])
+def test_a_distributed_map_fails_past_its_tolerated_failures(
+        dispatcher: ProcessDispatcher, tolerance: dict[str, Any], status: str) -> None:
+    """AWS: a Map Run fails with States.ExceedToleratedFailureThreshold once more children
+    failed than ToleratedFailureCount/Percentage allow, by default none (moto counted failed
+    children and succeeded). Here one child of four fails."""
+    child = {"StartAt": "Which", "States": {
+        "Which": {"Type": "Choice", "Default": "Fine",
+                  "Choices": [{"Variable": "$", "NumericEquals": 1, "Next": "Broken"}]},
+        "Broken": {"Type": "Fail", "Error": "Broken", "Cause": "item 1"},
+        "Fine": {"Type": "Succeed"}}}
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED",
+                                              "ExecutionType": "STANDARD"}} | child,
+        **tolerance}}}
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition, {"items": [0, 1, 2, 3]})
+    assert described["status"] == status, described
+    if status == "FAILED":
+        assert described["error"] == "States.ExceedToleratedFailureThreshold", described
+
+
 # execution names ---------------------------------------------------------------------------
 
 

@@ -74,6 +74,18 @@ def test_each_start_execution_is_retried_under_a_name_of_its_own(name: str) -> N
     assert first["MaxAttempts"] == 0
 
 
+def test_a_batch_starts_its_runs_on_the_arn_read_at_the_top_level() -> None:
+    """In a Distributed Map's child, $$.StateMachine.Id is the child workflow's ARN, not this
+    state machine's: Plan reads it at the top level and StartEach passes it down."""
+    assert STATES["Plan"]["Parameters"]["machine.$"] == "$$.StateMachine.Id"
+    selector = STATES["StartEach"]["ItemSelector"]
+    assert selector["machine.$"] == "$.machine"
+    assert STATES["StartOne"]["Parameters"]["StateMachineArn.$"] == "$.machine"
+    for name, state in STATES.items():
+        if name not in ("Plan", "ContinueAsNew"):  # (both run in the top-level execution)
+            assert "$$.StateMachine" not in json.dumps(state), name
+
+
 def test_every_start_execution_task_is_covered() -> None:
     starts = {n for n, s in STATES.items() if s.get("Resource") == START_EXECUTION}
     assert starts == {"StartOne", "ContinueAsNew"}
@@ -175,21 +187,23 @@ def test_names_are_deterministic_and_distinct_where_they_must_be() -> None:
 
 
 def test_errors_a_catch_all_does_not_catch_are_caught_by_name() -> None:
-    """States.ALL does not catch States.DataLimitExceeded or States.Runtime (AWS, and the
-    engine, which enforces it): every catch-all also names them, with the same handling, so a
-    too-large state still records its chunk or releases the run's lock."""
+    """States.ALL does not catch States.DataLimitExceeded (AWS, and the engine, which enforces
+    it): every catch-all also names it, with the same handling, so a too-large state still
+    records its chunk or releases the run's lock. States.Runtime is caught by nothing, named
+    or not: naming it would only look as if it were (a run that fails with it keeps its lock
+    until the next start finds its execution ended and takes the lock over)."""
     checked = 0
     for name, state in STATES.items():
         catchers = state.get("Catch", [])
         catch_all = [c for c in catchers if c["ErrorEquals"] == ["States.ALL"]]
         if not catch_all or name == "Release":  # Release's own failure ends in Fail anyway
             continue
-        named = [c for c in catchers
-                 if {"States.DataLimitExceeded", "States.Runtime"} <= set(c["ErrorEquals"])]
+        named = [c for c in catchers if "States.DataLimitExceeded" in c["ErrorEquals"]]
         assert named and named[0]["Next"] == catch_all[0]["Next"], name
         assert catchers.index(named[0]) < catchers.index(catch_all[0]), name
         checked += 1
     assert checked == 12
+    assert "States.Runtime" not in json.dumps(ASL)
 
 
 # -- the range split ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from s3split import executions
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment, parse_tolerance
-from s3split.errors import InvalidInput, InvalidOption
+from s3split.errors import InvalidInput, InvalidOption, S3SplitError
 from s3split.executions import json_or_none
 from s3split.pipeline.inputs import BatchStart, ManualStart
 from s3split.pipeline.inputs import default_location as run_location
@@ -100,6 +100,31 @@ class RemoteRun:
     ``poll()`` reads only what changed since the last poll: the newest execution,
     and status records not seen yet.
     """
+
+    def _result_files(self, details: dict[str, Any]) -> dict[str, Any]:
+        """The runs a batch's StartEach started and the starts that failed, from the files its
+        ResultWriter wrote (``SUCCEEDED_n.json``, ``FAILED_n.json``, listed in the manifest)."""
+        found: dict[str, Any] = {"started_executions": [], "failed_starts": []}
+        if not (details.get("Bucket") and details.get("Key")):
+            return found
+        manifest_uri = f"s3://{details['Bucket']}/{details['Key']}"
+        try:
+            manifest = self.storage.read_json(manifest_uri)
+            files = manifest.get("ResultFiles", {})
+            for status, listed in (("SUCCEEDED", "started_executions"),
+                                   ("FAILED", "failed_starts")):
+                for result_file in files.get(status, []):
+                    uri = f"s3://{manifest.get('DestinationBucket')}/{result_file['Key']}"
+                    for child in self.storage.read_json(uri):
+                        if status == "FAILED":
+                            found[listed].append({"input": json_or_none(child.get("Input")),
+                                                  "error": child.get("Error"),
+                                                  "cause": child.get("Cause")})
+                        elif (json_or_none(child.get("Output")) or {}).get("execution"):
+                            found[listed].append(json_or_none(child["Output"])["execution"])
+        except (S3SplitError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            found["result_files_error"] = f"{manifest_uri}: {exc}"
+        return found
 
     def __init__(self, execution_arn: str, sfn: SFNClient, storage: Storage,
                  work_location: str | None = None) -> None:
@@ -203,11 +228,11 @@ class RemoteRun:
             output = json_or_none(last.get("output"))
             output = output if isinstance(output, dict) else {}
             started = output.get("started", [])
-            if isinstance(started, dict):  # a Distributed Map: the runs are in the pending list
+            if isinstance(started, dict):  # a Distributed Map: its ResultWriter's files
                 pending = output.get("pending") or {}
-                result["started_executions"] = []
                 result["started_count"] = output.get("count")
                 result["pending_list"] = f"s3://{pending.get('Bucket')}/{pending.get('Key')}"
+                result |= self._result_files(started.get("ResultWriterDetails") or {})
                 started = []
             else:
                 result["started_executions"] = [s.get("execution") for s in started

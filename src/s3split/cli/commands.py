@@ -286,6 +286,11 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
         listed = f" (names in {summary['pending_list']})" if summary.get("pending_list") else ""
         rows.append(("batch", f"{count} runs started{listed}"))
         rows.extend(("", arn) for arn in started)
+        for failed in summary.get("failed_starts") or []:
+            rows.append(("not started", f"{failed['input']}: {failed['error']}: "
+                                        f"{str(failed['cause'])[:200]}"))
+        if summary.get("result_files_error"):
+            rows.append(("results", f"unreadable: {summary['result_files_error']}"))
         return [f"{label:<13}{value}" for label, value in rows]
     rows.append(("run", summary.get("location") or "not planned yet"))
     progress = summary["progress"]

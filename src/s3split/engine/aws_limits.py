@@ -14,7 +14,21 @@ StartExecution wrappers here see theirs). Patches, all undone on exit:
   of its own, as each is an execution of its own on AWS (moto gives one Map run's children a
   single history, so its limit would drop children once they add up to 25,000 events).
 * ``ErrorEqualsDecl._eval_body``: ``States.ALL`` does not match ``States.DataLimitExceeded``
-  or ``States.Runtime`` (AWS: terminal errors); naming them still does.
+  (a terminal error that only its name catches) and nothing matches ``States.Runtime``, named or
+  not, in a Retry or a Catch: AWS fails the execution (Step Functions developer guide, "Error
+  handling in Step Functions"; moto lets both be caught).
+* ``StateTaskLambda._from_error``, ``StateTaskService._from_error``: a JSONPath in a task's
+  Parameters that matches nothing is ``States.Runtime``, as on AWS (moto reports the Lambda
+  task failing with ``Exception``, which a ``States.ALL`` catch took).
+* ``DistributedIterationComponent._map_run``: a Distributed Map fails with
+  ``States.ExceedToleratedFailureThreshold`` once more children failed (or timed out) than
+  its ``ToleratedFailureCount``/``ToleratedFailurePercentage`` allow (none given: any one;
+  both given: either exceeded); moto counts failed children and goes on.
+* ``ResourceEvalS3._handle_put_object`` (a Distributed Map's ResultWriter): the children's
+  results as AWS writes them next to the manifest, ``SUCCEEDED_0.json`` and ``FAILED_0.json``
+  (each an array of the child executions, with ``Output`` or ``Error``/``Cause``), listed in
+  the manifest's ``ResultFiles``; moto writes the manifest with no result files.
+  ``_eval_job`` (above) keeps each child's outcome for it.
 * ``is_within_size_quota`` (where the state, Lambda task and service task modules use it):
   :attr:`Quotas.payload_bytes`, inclusive, as AWS documents it (moto refuses exactly 256 KiB).
 * ``StepFunctionsParserBackend.start_execution``: ``InvalidName`` and ``InvalidExecutionInput``
@@ -35,7 +49,7 @@ import json
 import re
 import threading
 from contextlib import ExitStack
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final
 from unittest import mock
 
@@ -51,7 +65,8 @@ from s3split.engine.routing import service_error
 _WORK_STARTS: Final = ("StateEntered", "Scheduled")
 """Events that come before a state or task does anything: past the history limit, adding one
 unwinds the state, so nothing runs after the cut; any other event is dropped."""
-_CATCH_ALL_EXCLUDES: Final = frozenset({DATA_LIMIT_ERROR, HISTORY_LIMIT_ERROR})
+_CATCH_ALL_EXCLUDES: Final = frozenset({DATA_LIMIT_ERROR})
+_UNCATCHABLE: Final = "States.Runtime"  # (also the history limit's error)
 
 
 class HistoryLimitReached(Exception):
@@ -63,6 +78,9 @@ def patch(stack: ExitStack, quotas: Quotas) -> None:
     _patch_history_limit(stack, quotas)
     _patch_distributed_children(stack)
     _patch_catch_all(stack)
+    _patch_path_errors(stack)
+    _patch_tolerated_failures(stack)
+    _patch_result_files(stack)
     _patch_payload_quota(stack, quotas)
     _patch_start_execution(stack, quotas)
     _patch_lambda_sizes(stack, quotas)
@@ -130,7 +148,22 @@ def _patch_distributed_children(stack: ExitStack) -> None:
     def eval_job(self: Any, env: Any, job: Any) -> None:
         env.event_manager = EventManager()  # the job's own frame: its child execution
         env.event_manager._s3split_env = env  # past its limit, the child fails (not the Map)
+        started = datetime.now(UTC).isoformat()
         original(self, env, job)
+        record = self._map_run_record
+        ended = env.program_state()
+        error = getattr(ended, "error", None) if job.job_output is None else None
+        child = {"Index": job.job_index, "Input": json.dumps(job.job_input),
+                 "StartDate": started, "StopDate": datetime.now(UTC).isoformat(),
+                 "ExecutionArn": record.map_run_arn.replace(":mapRun:", ":execution:")
+                 + f":{job.job_index:05d}"}
+        if job.job_output is not None:
+            child |= {"Status": "SUCCEEDED", "Output": json.dumps(job.job_output)}
+        else:
+            child |= {"Status": "FAILED", "Error": (error or {}).get("error", "States.Runtime"),
+                      "Cause": (error or {}).get("cause", "")}
+        with _history_lock:
+            record.__dict__.setdefault("_s3split_children", []).append(child)
 
     stack.enter_context(mock.patch.object(worker, "_eval_job", eval_job))
 
@@ -142,14 +175,110 @@ def _patch_catch_all(stack: ExitStack) -> None:
 
     def eval_body(self: Any, env: Any) -> None:
         error_name = env.stack[-1]
-        terminal = getattr(error_name, "error_name", None) in _CATCH_ALL_EXCLUDES
-        if terminal and decl._STATE_ALL_ERROR in self.error_names:
+        name = getattr(error_name, "error_name", None)
+        if name == _UNCATCHABLE:  # no Retry or Catch takes it
+            env.stack.pop()
+            env.stack.append(False)
+            return
+        if name in _CATCH_ALL_EXCLUDES and decl._STATE_ALL_ERROR in self.error_names:
             env.stack.pop()
             env.stack.append(error_name in self.error_names)
             return
         original(self, env)
 
     stack.enter_context(mock.patch.object(decl, "_eval_body", eval_body))
+
+
+def _patch_path_errors(stack: ExitStack) -> None:
+    missing = importlib.import_module(internals.JSON_PATH).NoSuchJsonPathError
+    execution_state = importlib.import_module(internals.EXECUTE_STATE).ExecutionState
+    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+    def runtime_error(original: Any) -> Any:
+        def from_error(self: Any, env: Any, ex: Exception) -> Any:
+            if not isinstance(ex, missing):
+                return original(self, env, ex)
+            cause = (f"The JSONPath '{ex.json_path}' specified for the field "
+                     f"'{getattr(env, 'next_field_name', '')}' could not be found in the input "
+                     f"'{to_json_str(ex.data)}'")
+            return execution_state._from_error(self, env, RuntimeError(cause))  # States.Runtime
+        return from_error
+
+    for module, name in ((internals.TASK_LAMBDA, "StateTaskLambda"),
+                         (internals.TASK_SERVICE, "StateTaskService")):
+        task = getattr(importlib.import_module(module), name)
+        stack.enter_context(mock.patch.object(task, "_from_error",
+                                              runtime_error(task._from_error)))
+
+
+TOLERATED_FAILURES_CAUSE: Final = "The specified tolerated failure threshold was exceeded"
+
+
+def tolerance_exceeded(failed: int, total: int, count: int, percentage: float) -> bool:
+    """AWS's rule for a Map Run's failed children (0 and 0: nothing given, none tolerated)."""
+    if not count and not percentage:
+        return failed > 0
+    return bool((count and failed > count)
+                or (percentage and total and failed * 100.0 / total > percentage))
+
+
+def _patch_tolerated_failures(stack: ExitStack) -> None:
+    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+
+    component = importlib.import_module(internals.DISTRIBUTED_ITERATION)
+    iteration = component.DistributedIterationComponent
+    names = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name")
+    types = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name_type")
+    failure = importlib.import_module(internals.FAILURE_EVENT)
+    details = importlib.import_module(internals.EVENT_DETAIL)
+    original = iteration._map_run
+
+    def map_run(self: Any, env: Any, eval_input: Any) -> None:
+        original(self, env, eval_input)
+        items = eval_input.map_run_record.item_counter
+        failed = items.failed.get() + items.timed_out.get()
+        if tolerance_exceeded(failed, items.total.get(), eval_input.tolerated_failure_count,
+                              eval_input.tolerated_failure_percentage):
+            env.stack.pop()  # the children's outputs
+            name = types.StatesErrorNameType.StatesExceedToleratedFailureThreshold
+            raise failure.FailureEventException(failure_event=failure.FailureEvent(
+                env=env, error_name=names.StatesErrorName(typ=name),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=details.EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                    error=name.to_name(), cause=TOLERATED_FAILURES_CAUSE))))
+
+    stack.enter_context(mock.patch.object(iteration, "_map_run", map_run))
+
+
+def _patch_result_files(stack: ExitStack) -> None:
+    writer = importlib.import_module(internals.RESULT_WRITER_S3).ResourceEvalS3
+    original = writer._handle_put_object
+
+    def handle_put_object(env: Any, resource_runtime_part: Any, state_credentials: Any) -> None:
+        record = env.map_run_record_pool_manager.get_all()[-1]
+        original(env, resource_runtime_part, state_credentials)
+        details = env.stack[-1]["ResultWriterDetails"]
+        bucket, manifest_key = details["Bucket"], details["Key"]
+        s3 = writer._get_s3_client(resource_runtime_part=resource_runtime_part,
+                                   state_credentials=state_credentials)
+        children = sorted(record.__dict__.get("_s3split_children", []),
+                          key=lambda c: c["Index"])
+        files: dict[str, list[dict[str, Any]]] = {"FAILED": [], "PENDING": [], "SUCCEEDED": []}
+        folder = manifest_key.rsplit("/", 1)[0]
+        for status in ("SUCCEEDED", "FAILED"):
+            chosen = [{k: v for k, v in c.items() if k != "Index"} for c in children
+                      if c["Status"] == status]
+            if chosen:
+                body = json.dumps(chosen).encode("utf-8")
+                key = f"{folder}/{status}_0.json"
+                s3.put_object(Bucket=bucket, Key=key, Body=body)
+                files[status].append({"Key": key, "Size": len(body)})
+        manifest = {"DestinationBucket": bucket, "MapRunArn": record.map_run_arn,
+                    "ResultFiles": files}
+        s3.put_object(Bucket=bucket, Key=manifest_key, Body=json.dumps(manifest).encode())
+
+    stack.enter_context(mock.patch.object(writer, "_handle_put_object",
+                                          staticmethod(handle_put_object)))
 
 
 def _utf8_size(value: Any) -> int:

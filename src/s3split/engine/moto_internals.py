@@ -57,6 +57,9 @@ ENVIRONMENT: Final = f"{PARSER}.asl.eval.environment"
 EVENT_MANAGER: Final = f"{PARSER}.asl.eval.event.event_manager"
 EVENT_DETAIL: Final = f"{PARSER}.asl.eval.event.event_detail"
 JSON_PATH: Final = f"{PARSER}.asl.utils.json_path"
+EXECUTE_STATE: Final = f"{PARSER}.asl.component.state.exec.execute_state"
+DISTRIBUTED_ITERATION: Final = f"{STATE_MAP}.iteration.distributed_iteration_component"
+ERROR_NAMES: Final = f"{PARSER}.asl.component.common.error_name"
 ENCODING: Final = f"{PARSER}.asl.utils.encoding"
 PARSER_API: Final = f"{PARSER}.api"
 PARSER_MODELS: Final = f"{PARSER}.models"
@@ -177,7 +180,39 @@ INTERNALS: Final[tuple[Internal, ...]] = (
            (EXECUTION_WORKER, "ExecutionWorker.env", None, True),
            (PARSER_API, "ExecutionFailedEventDetails"),
            (DISTRIBUTED_WORKER, "DistributedItemProcessorWorker._eval_job",
-            ("self", "env", "job"))),
+            ("self", "env", "job")),
+           (JSON_PATH, "NoSuchJsonPathError"),
+           (JSON_PATH, "NoSuchJsonPathError.json_path", None, True),
+           (JSON_PATH, "NoSuchJsonPathError.data", None, True),
+           (EXECUTE_STATE, "ExecutionState._from_error", ("self", "env", "ex")),
+           (TASK_LAMBDA, "StateTaskLambda._from_error", ("self", "env", "ex")),
+           (TASK_SERVICE, "StateTaskService._from_error", ("self", "env", "ex")),
+           (ENVIRONMENT, "Environment.next_field_name", None, True),
+           (DISTRIBUTED_ITERATION, "DistributedIterationComponent._map_run",
+            ("self", "env", "eval_input")),
+           (DISTRIBUTED_ITERATION, "DistributedIterationComponentEvalInput"),
+           (DISTRIBUTED_ITERATION, "DistributedIterationComponentEvalInput.map_run_record",
+            None, True),
+           (DISTRIBUTED_ITERATION,
+            "DistributedIterationComponentEvalInput.tolerated_failure_count", None, True),
+           (DISTRIBUTED_ITERATION,
+            "DistributedIterationComponentEvalInput.tolerated_failure_percentage", None, True),
+           (f"{ERROR_NAMES}.states_error_name", "StatesErrorName"),
+           (RESULT_WRITER_S3, "ResourceEvalS3._handle_put_object", _RESOURCE_EVAL),
+           (RESULT_WRITER_S3, "ResourceEvalS3._get_s3_client",
+            ("resource_runtime_part", "state_credentials")),
+           (ENVIRONMENT, "Environment.map_run_record_pool_manager", None, True),
+           (ENVIRONMENT, "Environment.program_state", ("self",)),
+           (f"{STATE_MAP}.iteration.itemprocessor.map_run_record", "MapRunRecord.map_run_arn",
+            None, True),
+           (DISTRIBUTED_WORKER, "DistributedItemProcessorWorker._map_run_record", None, True),
+           (f"{STATE_MAP}.iteration.job", "Job.job_index", None, True),
+           (f"{STATE_MAP}.iteration.job", "Job.job_input", None, True),
+           (f"{STATE_MAP}.iteration.job", "Job.job_output", None, True),
+           (f"{ERROR_NAMES}.states_error_name_type",
+            "StatesErrorNameType.StatesExceedToleratedFailureThreshold"),
+           (FAILURE_EVENT, "FailureEvent"), (PARSER_API, "HistoryEventType"),
+           (EVENT_DETAIL, "EventDetails")),
     *_rows("faults",  # (faults.py)
            (TASK_SFN, "StateTaskServiceSfn._eval_service_task",
             ("self", "env", "resource_runtime_part", "normalised_parameters",
