@@ -35,7 +35,7 @@ class Deployment:
     # ``range_concurrency`` tasks at a time, and their chunks written ``assemble_chunks`` a task.
     range_split_from: int = 1024 ** 3
     range_size: int = 256 * 1024 ** 2
-    range_concurrency: int = 100
+    range_concurrency: int = 8  # with 2 lanes, within a new account's concurrency of 10
     assemble_chunks: int = 16
 
     @classmethod

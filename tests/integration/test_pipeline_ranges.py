@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from s3split.engine.local import LocalEngine, Outcome, local_engine
+from s3split.engine.quotas import Quotas
 from s3split.errors import MalformedCsv
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
@@ -23,8 +24,10 @@ from tests.support.pipeline import (
     PROBE,
     Run,
     assert_accounted,
+    make_csv,
     work_storage,
 )
+from tests.support.template import TEMPLATE_DOC, Stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -187,3 +190,21 @@ def test_a_thousand_range_split_fits_the_quotas(backend: Backend) -> None:
     assert_accounted(run.report, rows, run.manifest)
     print(f"1,000 ranges: {elapsed:.1f} s, {lanes} events before the lanes, largest state "
           f"{biggest} bytes")
+
+
+@pytest.mark.parametrize(("range_concurrency", "succeeds"), [(None, True), ("30", False)])
+def test_the_default_settings_fit_a_new_accounts_lambda_concurrency_of_10(
+        tmp_path: Any, range_concurrency: str | None, succeeds: bool) -> None:
+    """A new account may have a Lambda concurrency of 10: the engine throttles invocations
+    beyond it (Lambda.TooManyRequestsException, which the ASL retries). With the template's
+    RangeConcurrency a 30-range split fits; with 30 splitters at a time it does not."""
+    default = str(Stack(TEMPLATE_DOC).params["RangeConcurrency"])
+    source = tmp_path / "big.csv"
+    make_csv(source, 600)
+    env = RANGED | {"S3SPLIT_RANGE_SIZE": str(source.stat().st_size // 30 + 1),
+                    "S3SPLIT_RANGE_CONCURRENCY": range_concurrency or default}
+    with local_engine(str(tmp_path / "work"), workers=2, env=env, retry_interval_scale=0,
+                      quotas=Quotas(lambda_concurrency=10)) as engine:
+        outcome = engine.wait(engine.start({"source": str(source), "chunk_size": 2000,
+                                            "processor": "noop"}), timeout_s=300)
+    assert outcome.succeeded is succeeds, outcome

@@ -369,8 +369,26 @@ def test_status_of_a_distributed_batch_counts_the_runs_and_names_the_pending_lis
         running: tuple[Any, Any]) -> None:
     sfn, s3 = running
     pending = {"Bucket": BUCKET, "Key": "runs/_batches/b.json"}
+    manifest = "runs/_batches/results/y/manifest.json"
     map_run = {"MapRunArn": f"arn:aws:states:{REGION}:{ACCOUNT}:mapRun:p/x:y",
-               "ResultWriterDetails": {"Bucket": BUCKET, "Key": "runs/_batches/results/y"}}
+               "ResultWriterDetails": {"Bucket": BUCKET, "Key": manifest}}
+    # What AWS's ResultWriter writes: a manifest listing result files of the children.
+    runs = [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:p:{n}" for n in ("a", "b")]
+    succeeded = [{"ExecutionArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:p/x:{i}",
+                  "Input": json.dumps({"name": n}), "Status": "SUCCEEDED",
+                  "Output": json.dumps({"execution": run})} for i, (n, run) in enumerate(
+                      zip(("a", "b"), runs, strict=True))]
+    failed = [{"ExecutionArn": f"arn:aws:states:{REGION}:{ACCOUNT}:execution:p/x:2",
+               "Input": json.dumps({"name": "c"}), "Status": "FAILED",
+               "Error": "StepFunctions.InvalidExecutionInputException", "Cause": "too big"}]
+    for name, body in (("SUCCEEDED_0.json", succeeded), ("FAILED_0.json", failed)):
+        s3.put_object(Bucket=BUCKET, Key=f"runs/_batches/results/y/{name}",
+                      Body=json.dumps(body).encode())
+    s3.put_object(Bucket=BUCKET, Key=manifest, Body=json.dumps({
+        "DestinationBucket": BUCKET, "MapRunArn": map_run["MapRunArn"], "ResultFiles": {
+            "SUCCEEDED": [{"Key": "runs/_batches/results/y/SUCCEEDED_0.json", "Size": 1}],
+            "FAILED": [{"Key": "runs/_batches/results/y/FAILED_0.json", "Size": 1}],
+            "PENDING": []}}).encode())
     machine = pass_machine(sfn, "batch-map", [
         ("Plan", {"mode": "batch", "pending": pending, "count": 3}),
         ("StartEach", {"mode": "batch", "pending": pending, "count": 3, "started": map_run})])
@@ -379,8 +397,14 @@ def test_status_of_a_distributed_batch_counts_the_runs_and_names_the_pending_lis
     summary = remote.status(arn, sfn, Storage(s3))
     assert summary["started_count"] == 3
     assert summary["pending_list"] == f"s3://{BUCKET}/runs/_batches/b.json"
-    assert f"3 runs started (names in s3://{BUCKET}/runs/_batches/b.json)" in \
-        cli("status", arn).output
+    assert summary["started_executions"] == runs
+    assert summary["failed_starts"] == [{"input": {"name": "c"}, "cause": "too big",
+                                         "error": "StepFunctions.InvalidExecutionInputException"}]
+    text = cli("status", arn).output
+    assert f"3 runs started (names in s3://{BUCKET}/runs/_batches/b.json)" in text
+    assert all(run in text for run in runs) and "InvalidExecutionInputException" in text
+    s3.delete_object(Bucket=BUCKET, Key=manifest)  # a manifest gone: one line, not a traceback
+    assert "unreadable: s3://" in cli("status", arn).output
 
 
 # -- start --wait ------------------------------------------------------------------------------

@@ -301,7 +301,7 @@ def test_the_range_split_settings_reach_the_splitter_only() -> None:
     assert TEMPLATE_DOC["Parameters"]["RangeSplitFrom"]["AllowedPattern"] == \
         TEMPLATE_DOC["Parameters"]["ChunkSize"]["AllowedPattern"]
     default = Deployment.from_env(Stack(TEMPLATE_DOC).function_env("SplitterFunction"))
-    assert (default.range_split_from, default.range_concurrency) == (1024 ** 3, 100)
+    assert (default.range_split_from, default.range_concurrency) == (1024 ** 3, 8)
     stack = Stack(TEMPLATE_DOC, RangeSplitFrom="5GB", RangeConcurrency="7")
     chosen = Deployment.from_env(stack.function_env("SplitterFunction"))
     assert (chosen.range_split_from, chosen.range_concurrency) == (5 * 10 ** 9, 7)

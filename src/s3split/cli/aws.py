@@ -107,6 +107,8 @@ class RemoteRun:
         found: dict[str, Any] = {"started_executions": [], "failed_starts": []}
         if not (details.get("Bucket") and details.get("Key")):
             return found
+        from botocore.exceptions import ClientError
+
         manifest_uri = f"s3://{details['Bucket']}/{details['Key']}"
         try:
             manifest = self.storage.read_json(manifest_uri)
@@ -122,7 +124,8 @@ class RemoteRun:
                                                   "cause": child.get("Cause")})
                         elif (json_or_none(child.get("Output")) or {}).get("execution"):
                             found[listed].append(json_or_none(child["Output"])["execution"])
-        except (S3SplitError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (S3SplitError, ClientError, OSError, ValueError, KeyError, TypeError,
+                AttributeError) as exc:
             found["result_files_error"] = f"{manifest_uri}: {exc}"
         return found
 

@@ -33,7 +33,10 @@ StartExecution wrappers here see theirs). Patches, all undone on exit:
   :attr:`Quotas.payload_bytes`, inclusive, as AWS documents it (moto refuses exactly 256 KiB).
 * ``StepFunctionsParserBackend.start_execution``: ``InvalidName`` and ``InvalidExecutionInput``
   as AWS answers them (moto checks neither the name nor the size).
-* ``LambdaSimpleBackend.invoke``: ``RequestTooLargeException`` past
+* ``LambdaSimpleBackend.invoke``: ``TooManyRequestsException`` (429; Step Functions'
+  ``Lambda.TooManyRequestsException``) for an invocation beyond
+  :attr:`Quotas.lambda_concurrency` running at once (the account's concurrency; one queued for
+  a worker counts as running, as on AWS); ``RequestTooLargeException`` past
   :attr:`Quotas.lambda_request_bytes`, and ``Function.ResponseSizeTooLarge`` past
   :attr:`Quotas.lambda_response_bytes`.
 * ``StepFunctionResponse.get_execution_history``: a page at a time as AWS answers
@@ -397,6 +400,8 @@ def _patch_lambda_sizes(stack: ExitStack, quotas: Quotas) -> None:
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     original = LambdaSimpleBackend.invoke
+    running = [0]
+    guard = threading.Lock()
 
     def invoke(self: Any, function_name: str, qualifier: str | None, body: Any, headers: Any,
                response_headers: dict[str, str]) -> bytes:
@@ -405,7 +410,18 @@ def _patch_lambda_sizes(stack: ExitStack, quotas: Quotas) -> None:
             raise service_error(f"Request must be smaller than {quotas.lambda_request_bytes} "
                                 "bytes for the InvokeFunction operation",
                                 "RequestTooLargeException", 413)
-        result: Any = original(self, function_name, qualifier, body, headers, response_headers)
+        with guard:
+            if running[0] >= quotas.lambda_concurrency:
+                raise service_error(f"Rate Exceeded. (the account's concurrency, "
+                                    f"{quotas.lambda_concurrency}, is in use)",
+                                    "TooManyRequestsException", 429)
+            running[0] += 1
+        try:
+            result: Any = original(self, function_name, qualifier, body, headers,
+                                   response_headers)
+        finally:
+            with guard:
+                running[0] -= 1
         if len(result or b"") > quotas.lambda_response_bytes:
             response_headers["x-amz-function-error"] = "Unhandled"
             return json.dumps({

@@ -47,6 +47,7 @@ PAYLOAD_BYTES: Final = 256 * 1024
 NAME_CHARS: Final = 80
 LAMBDA_REQUEST_BYTES: Final = 6 * 1024 * 1024
 LAMBDA_RESPONSE_BYTES: Final = 6_291_556
+LAMBDA_CONCURRENCY: Final = 1000  # the default; new accounts may have as few as 10
 
 _SFN_QUOTAS: Final = "https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html"
 _LAMBDA_QUOTAS: Final = "https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html"
@@ -59,6 +60,8 @@ SOURCES: Final = (
     Source("execution name characters", NAME_CHARS, _SFN_QUOTAS),
     Source("Lambda synchronous request bytes", LAMBDA_REQUEST_BYTES, _LAMBDA_QUOTAS),
     Source("Lambda synchronous response bytes", LAMBDA_RESPONSE_BYTES, _LAMBDA_QUOTAS),
+    Source("Lambda concurrent executions per account and region", LAMBDA_CONCURRENCY,
+           _LAMBDA_QUOTAS),
 )
 
 HISTORY_LIMIT_ERROR: Final = "States.Runtime"
@@ -77,6 +80,7 @@ class Quotas:
     name_chars: int = NAME_CHARS
     lambda_request_bytes: int = LAMBDA_REQUEST_BYTES
     lambda_response_bytes: int = LAMBDA_RESPONSE_BYTES
+    lambda_concurrency: int = LAMBDA_CONCURRENCY  # invocations at once; more are throttled
 
     def __post_init__(self) -> None:
         for name, value in vars(self).items():
