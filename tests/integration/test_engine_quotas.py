@@ -268,6 +268,24 @@ def test_a_distributed_map_fails_past_its_tolerated_failures(
         assert described["error"] == "States.ExceedToleratedFailureThreshold", described
 
 
+def test_invocations_beyond_the_accounts_concurrency_are_throttled(
+        dispatcher: ProcessDispatcher) -> None:
+    """Quotas.lambda_concurrency: four 1-second invocations at once on an account of 2; the
+    two beyond it get Lambda.TooManyRequestsException, as Lambda answers (not retried here)."""
+    definition = {"StartAt": "Each", "States": {"Each": {
+        "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 4, "End": True,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "INLINE"}, "StartAt": "Call", "States": {
+            "Call": {"Type": "Task", "Resource": fn_arn("sleepy"), "End": True,
+                     "Parameters": {"sleep": 1},
+                     "Catch": [{"ErrorEquals": ["Lambda.TooManyRequestsException"],
+                                "Next": "Throttled"}]},
+            "Throttled": {"Type": "Pass", "Result": "throttled", "End": True}}}}}}
+    with engine(dispatcher, Quotas(lambda_concurrency=2)) as sfn:
+        described = start(sfn, definition, {"items": [1, 2, 3, 4]})
+    results = json.loads(described["output"])
+    assert results.count("throttled") == 2 and results.count({"slept": 1}) == 2, results
+
+
 # execution names ---------------------------------------------------------------------------
 
 
