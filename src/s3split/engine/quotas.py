@@ -10,14 +10,17 @@ numbers are written down:
 * execution input: 262,144 bytes as UTF-8. ``StartExecution`` answers
   ``InvalidExecutionInput``. [2] [3]
 * a state's output, a task's result: 262,144 bytes as UTF-8. The state fails
-  ``States.DataLimitExceeded``, which ``States.ALL`` does not catch (nor ``States.Runtime``);
-  naming it does. [2] [4]
+  ``States.DataLimitExceeded``, which ``States.ALL`` does not catch; naming it does.
+  ``States.Runtime`` no Retry or Catch takes, named or not. [2] [4]
 * execution name: 1-80 characters, none of whitespace, ``? *``, ``< > { } [ ]``,
   ``: ; , \\ | ^ ~ $ # % & ` "`` or control characters. ``StartExecution`` answers
   ``InvalidName``. [2]
 * Lambda synchronous request: 6 MB, 6,291,456 bytes. ``RequestTooLargeException`` (413). [5]
 * Lambda synchronous response: 6 MB, checked as 6,291,556 bytes. The invocation fails with
   the function error ``Function.ResponseSizeTooLarge``. [5] [6]
+* Lambda concurrent executions: 1,000 per account and region by default, as few as 10 on a
+  new account; an invocation beyond them is throttled, ``TooManyRequestsException`` (429),
+  which Step Functions names ``Lambda.TooManyRequestsException``. [5]
 
 [1] https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html
     (the error name and cause as AWS writes them: floci-io/floci issue 2734, measured on AWS)

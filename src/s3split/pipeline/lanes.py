@@ -45,7 +45,7 @@ def lane(index: int, step: int, count: int, budget: int) -> dict[str, Any]:
 def advance(state: dict[str, Any], retries: int = 0) -> dict[str, Any]:
     """``{index, step, count, budget, cost}`` -> the next index and whether to process it.
 
-    ``retries`` is how often this Iterator invocation was retried (its events count too).
+    ``retries`` is how often this NextChunk invocation was retried (its events count too).
     """
     index = state["index"] + state["step"]
     budget = state["budget"] - state.get("cost", 0) - LOOP_EVENTS - RETRY_EVENTS * retries
