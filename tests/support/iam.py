@@ -311,6 +311,31 @@ def evaluate(requests: Iterable[Request], stack: Stack) -> dict[Request, str]:
     documents = policy_documents(stack)
     bucket_policy = stack.props("DataBucketPolicy")["PolicyDocument"]
     bucket_arn = stack.getatt("DataBucket", "Arn")
+    # Requests that match the same Resource patterns of every policy, with the same principal,
+    # action and context, have the same answer: one of each is evaluated (a run's keys differ
+    # from another's only where no policy looks).
+    every = [document for role_documents in documents.values() for document in role_documents]
+    patterns = sorted({resource for document in [*every, bucket_policy]
+                       for statement in document["Statement"]
+                       for resource in _as_list(statement["Resource"])})
+
+    def signature(r: Request) -> tuple[Any, ...]:
+        matched = frozenset(p for p in patterns if fnmatch.fnmatchcase(r.resource, p))
+        return (r.role, r.action, r.context, matched)
+
+    representative: dict[tuple[Any, ...], Request] = {}
+    for request in unique:
+        representative.setdefault(signature(request), request)
+    answers = _evaluate(list(representative.values()), documents, bucket_policy, bucket_arn)
+    return {r: answers[representative[signature(r)]] for r in unique}
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _evaluate(unique: list[Request], documents: dict[str, list[dict[str, Any]]],
+              bucket_policy: dict[str, Any], bucket_arn: str) -> dict[Request, str]:
     payload = {
         "account": ACCOUNT,
         "principals": {role: f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/session"
