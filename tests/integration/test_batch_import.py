@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from s3split.cli import aws as remote
-from s3split.engine.faults import FaultPlan, StartExecutionFault
 from s3split.engine.local import (
     ACCOUNT,
     FUNCTIONS,
@@ -115,32 +114,6 @@ def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(
     assert all(set(s) == {"source"} for s in sources)
     expected = {child_name(batch, f"s3://{BUCKET}/{key}") for key in MANY_KEYS}
     assert sorted(r["name"] for r in runs) == sorted(expected)  # each pending file, once
-
-
-def test_a_file_whose_start_fails_for_good_fails_the_batch_after_the_others_started(
-        s3_endpoint: str, s3: Any) -> None:
-    """As on AWS: StartEach tolerates no failed child (no ToleratedFailure*), so one StartOne
-    refused for good (not retried) fails the Map with States.ExceedToleratedFailureThreshold
-    and the batch execution FAILED, which the template's RunFailedRule alerts on; the other
-    files' runs were started and go on."""
-    for name in ("a", "b", "c"):
-        s3.put_object(Bucket=BUCKET, Key=f"incoming/partly/{name}.csv", Body=b"id\n1\n")
-    refused = FaultPlan(start_execution_faults=[StartExecutionFault(
-        "StepFunctions.InvalidExecutionInputException", calls=(2,))])
-    env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-        with local_engine(WORK, workers=1, env=env, faults=refused) as engine:
-            pipeline, stub = stubbed_pipeline(engine, "batch-partly")
-            batch = engine.sfn.start_execution(
-                stateMachineArn=pipeline,
-                input=json.dumps({"prefix": f"s3://{BUCKET}/incoming/partly/"}))["executionArn"]
-            outcome = engine.wait(batch, timeout_s=300)
-            runs = started_runs(engine, stub)
-            record_state_machine_calls(engine.sfn)
-    assert (outcome.status, outcome.error) == ("FAILED", "States.ExceedToleratedFailureThreshold")
-    assert [i.error for i in refused.injected] == ["StepFunctions.InvalidExecutionInputException"]
-    assert len(runs) == 2  # the two others, each once
 
 
 def test_the_result_writer_writes_the_started_runs_as_aws_does_and_status_reads_them(

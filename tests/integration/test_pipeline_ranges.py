@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from s3split.engine.local import LocalEngine, Outcome, local_engine
-from s3split.engine.quotas import Quotas
 from s3split.errors import MalformedCsv
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
@@ -24,10 +23,8 @@ from tests.support.pipeline import (
     PROBE,
     Run,
     assert_accounted,
-    make_csv,
     work_storage,
 )
-from tests.support.template import TEMPLATE_DOC, Stack
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -191,21 +188,3 @@ def test_a_thousand_range_split_fits_the_quotas(backend: Backend) -> None:
     print(f"1,000 ranges: {elapsed:.1f} s, {lanes} events before the lanes, largest state "
           f"{biggest} bytes")
 
-
-def test_the_default_settings_fit_a_new_accounts_lambda_concurrency_of_10(
-        tmp_path: Any) -> None:
-    """A new account may have a Lambda concurrency of 10: the engine throttles invocations
-    beyond it (tests/integration/test_engine_quotas.py), and a 30-range split with the
-    template's defaults (RangeConcurrency 8, Lanes 2) never gets there; retries of a throttled
-    call are immediate here, so a throttle would soon fail the run."""
-    stack = Stack(TEMPLATE_DOC)
-    source = tmp_path / "big.csv"
-    make_csv(source, 600)
-    env = RANGED | {"S3SPLIT_RANGE_SIZE": str(source.stat().st_size // 30 + 1),
-                    "S3SPLIT_RANGE_CONCURRENCY": str(stack.params["RangeConcurrency"])}
-    with local_engine(str(tmp_path / "work"), workers=2, env=env, retry_interval_scale=0,
-                      quotas=Quotas(lambda_concurrency=10)) as engine:
-        outcome = engine.wait(engine.start({
-            "source": str(source), "chunk_size": 2000, "processor": "noop",
-            "lanes": int(stack.params["Lanes"])}), timeout_s=300)
-    assert outcome.succeeded, outcome
