@@ -459,3 +459,11 @@ def test_a_states_task_starts_executions_as_a_boto3_round_trip_does(sfn: Any) ->
     assert _started(direct, stateMachineArn=missing)["error"]["Code"] == "StateMachineDoesNotExist"
     assert _started(direct, stateMachineArn=missing) == _started(sfn, stateMachineArn=missing)
     assert direct.describe_state_machine(stateMachineArn=machine)["name"] == "direct-starts"
+
+
+def test_a_second_install_in_the_process_is_refused_as_such(
+        sfn: Any, dispatcher: ProcessDispatcher) -> None:
+    with pytest.raises(RuntimeError, match=r"already active in this process"), \
+            install(dispatcher):
+        pass  # pragma: no cover (never entered)
+    assert sfn.list_state_machines()["stateMachines"] == []  # the first one still serves

@@ -55,14 +55,14 @@ def install(
     Retry intervals scaled by ``retry_interval_scale`` (0: no wait; for tests).
     """
     global _installed
-    moto_internals.check_version()
-    speedups.without_aws_batch_tasks()  # (before moto's parser is imported)
-    moto_internals.check()
-    with _install_lock:
+    with _install_lock:  # (first: an active install's patches are not moto's signatures)
         if _installed:
             raise RuntimeError("moto_seam.install() is already active in this process")
         _installed = True
     try:
+        moto_internals.check_version()
+        speedups.without_aws_batch_tasks()  # (before moto's parser is imported)
+        moto_internals.check()
         with ExitStack() as stack:
             routing.patch_invoke(stack, dispatch)
             moto_fixes.patch(stack)
