@@ -321,6 +321,7 @@ def test_a_shared_program_keeps_each_executions_retry_count(
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.speedups  # (x17 still running 30 starts later: as fast as the index makes them)
 def test_start_by_name_is_idempotent_as_on_aws(sfn: Any) -> None:
     arn = create(sfn, WAIT_2S, name="named")
     other = create(sfn, WAIT_2S, name="named-other")
