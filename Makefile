@@ -11,7 +11,7 @@ help:
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make test-fast - the same without the slow tests (the edit loop)"
 	@echo "make lint   - ruff and mypy only"
-	@echo "make bench  - benchmarks against split, DuckDB, Miller and the csv module"
+	@echo "make bench  - the targets table (ratios), then benchmarks against split, DuckDB, Miller and the csv module"
 	@echo "make bench-shapes - the pathological shapes only (huge records, headers, fields, columns)"
 	@echo "make bench-scan - the scanner alone against the one before the dialect rewrite"
 
@@ -63,6 +63,7 @@ test-fast: lint
 
 bench: $(STAMP)
 	bash bench/setup.sh
+	$(BIN)/python bench/bench_targets.py
 	$(BIN)/python bench/bench_split.py --size 1GiB --sizes 256MiB,2GiB
 	$(BIN)/python bench/bench_pipeline.py
 	$(BIN)/python bench/bench_shapes.py
