@@ -1,0 +1,248 @@
+"""Chunks read by DuckDB at native speed, with the splitter's CSV semantics as the truth.
+
+DuckDB reads a chunk with the run's explicit dialect (delimiter, quote, escape = quote, the
+header record skipped; nothing sniffed), every column as text, and the Python reader's header
+as the column names. It is used only where it reads exactly what the Python reader reads;
+anything else raises :class:`Fallback` (with the reason) and the processor reads the chunk with
+the Python reader instead:
+
+- a NUL byte (the Python reader's ChunkInvalid), a CR not followed by LF, or LF and CRLF
+  endings mixed (DuckDB takes one line ending per file);
+- a quote that neither opens a field, nor closes one, nor is doubled (a stray quote, read as
+  data by the Python reader, or text after a closing quote);
+- a header whose names differ only in case (DuckDB's names are case-insensitive);
+- a count the manifest does not give, or a parse whose record count is not the manifest's
+  (a blank line, which DuckDB skips and the Python reader reads as an empty record), or any
+  error of DuckDB's.
+
+The connection reaches no file but the chunk and its private directory (DuckDB's external
+access is disabled and its configuration locked once those are allowed), so a user's query
+(the ``sql`` processor) cannot read the machine's files, load extensions or reach a URL.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from s3split.processors.base import ChunkJob
+from s3split.processors.jsonl import column_names, unique_names
+from s3split.processors.reader import read_rows
+from s3split.storage import Storage, is_s3
+
+if TYPE_CHECKING:
+    import duckdb
+
+NATIVE_ENV = "S3SPLIT_NATIVE"  # "0": every chunk through the Python reader
+
+
+class Fallback(Exception):
+    """DuckDB cannot read this chunk as the Python reader does; ``str(exc)`` says why."""
+
+
+def enabled() -> bool:
+    return os.environ.get(NATIVE_ENV, "1").strip() != "0"
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+SCAN_BLOCK = 8 << 20
+
+
+def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str,
+                     fields: int, records: int) -> str | None:
+    """Why DuckDB would not read ``data`` (``records`` records, header included, of
+    ``fields`` fields each) as the Python reader does, or None. DuckDB takes a record with
+    one empty field too many (a trailing delimiter) as a whole one: the delimiters outside
+    quotes must be ``records * (fields - 1)``, which, with DuckDB refusing short records,
+    leaves none too long."""
+    import numpy as np
+
+    array = np.frombuffer(data, dtype=np.uint8)
+    if data.find(b"\x00") >= 0:
+        return "a NUL byte"
+    quote, delim, last = ord(quotechar), ord(delimiter), len(array) - 1
+    bounds = np.array([delim, 10, 13, quote], dtype=np.uint8)
+    quotes = outside = crs = lfs = 0
+    for low in range(0, len(array), SCAN_BLOCK):
+        block = array[low:low + SCAN_BLOCK]
+        cr = np.flatnonzero(block == 13) + low
+        if len(cr) and np.any(array[np.minimum(cr + 1, last)] != 10) | (cr[-1] == last):
+            return "a CR not followed by LF"
+        crs, lfs = crs + len(cr), lfs + int(np.count_nonzero(block == 10))
+        at = np.flatnonzero(block == quote) + low
+        before = np.where(at > 0, array[np.maximum(at - 1, 0)], 10)
+        after = np.where(at < last, array[np.minimum(at + 1, last)], 10)
+        if not np.all(np.isin(before, bounds) | np.isin(after, bounds)):
+            return "a quote inside an unquoted field or text after a closing quote"
+        delims = np.flatnonzero(block == delim) + low
+        outside += int(np.count_nonzero((quotes + np.searchsorted(at, delims)) % 2 == 0))
+        quotes += len(at)
+    if crs and lfs != crs:
+        return "LF and CRLF line endings mixed"
+    if outside != records * (fields - 1):
+        return "a record with another number of fields than the header's"
+    return None
+
+
+@dataclass
+class NativeChunk:
+    """A chunk DuckDB can read: ``source`` is a SQL table expression of its records, the
+    columns ``c1 .. cN`` (text, NULL for an empty field), ``names`` the keys the Python path
+    gives them; ``directory`` is private to this chunk (outputs are written there)."""
+
+    connection: duckdb.DuckDBPyConnection
+    source: str
+    names: list[str]
+    directory: str
+
+    def column(self, number: int) -> str:
+        return f"c{number}"
+
+    def copy(self, select: str, fmt: str) -> tuple[str, int]:
+        """COPY ``select`` to a file of format ``fmt`` (json or parquet) in the chunk's
+        directory; the file and the rows written."""
+        path = os.path.join(self.directory, f"out.{fmt}")
+        options = "FORMAT json" if fmt == "json" else "FORMAT parquet, COMPRESSION zstd"
+        try:
+            found = self.connection.execute(
+                f"COPY ({select}) TO {quote_literal(path)} ({options})").fetchone()
+        except Exception as exc:
+            raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
+        return path, int(found[0]) if found else 0
+
+    def count(self) -> int:
+        try:
+            found = self.connection.execute(f"SELECT count(*) FROM {self.source}").fetchone()
+        except Exception as exc:
+            raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
+        return int(found[0]) if found else 0
+
+
+def sandboxed(directory: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reaches only ``directory`` and ``paths``, one thread (a
+    worker per lane: the lanes are the parallelism)."""
+    import duckdb
+
+    connection = duckdb.connect(config={"threads": 1, "autoinstall_known_extensions": False,
+                                        "autoload_known_extensions": False})
+    allowed = ", ".join(quote_literal(p) for p in paths)
+    connection.execute(f"SET allowed_directories = [{quote_literal(directory + os.sep)}]")
+    connection.execute(f"SET allowed_paths = [{allowed}]")
+    connection.execute("SET enable_external_access = false")
+    connection.execute("SET lock_configuration = true")
+    return connection
+
+
+def header_of(job: ChunkJob, storage: Storage) -> list[str] | None:
+    """The chunk's header as the Python reader reads it (ChunkInvalid if it cannot)."""
+    if not job.has_header:
+        return None
+    with read_rows(job, storage) as rows:
+        return rows.header
+
+
+def _columns(job: ChunkJob, header: list[str] | None, local: str) -> list[str]:
+    if header is not None:
+        names = unique_names(header)
+        if len({name.casefold() for name in names}) != len(names):
+            raise Fallback("header names that differ only in case")
+        return names
+    import csv
+
+    with open(local, newline="", encoding="utf-8") as f:
+        first = next(csv.reader(f, delimiter=job.delimiter, quotechar=job.quotechar), None)
+    if not first:
+        raise Fallback("no first record to count the columns of")
+    return list(column_names(len(first)))
+
+
+@contextmanager
+def native_chunk(job: ChunkJob, storage: Storage) -> Iterator[NativeChunk]:
+    """The chunk opened in DuckDB, or Fallback saying why it must be read in Python."""
+    if not enabled():
+        raise Fallback(f"{NATIVE_ENV}=0")
+    if job.rows < 0:
+        raise Fallback("the manifest gives no record count to check")
+    if len(job.delimiter) != 1 or len(job.quotechar) != 1 or job.delimiter == job.quotechar:
+        raise Fallback("a dialect DuckDB does not take")
+    header = header_of(job, storage)
+    directory = tempfile.mkdtemp(prefix="s3split-native-")
+    try:
+        local = _local_copy(job, storage, directory)
+        names = _columns(job, header, local)
+        if len(names) < 2:
+            raise Fallback("one column (to DuckDB a blank line is a record of it)")
+        _check_shape(local, job, len(names))
+        connection = sandboxed(directory, [local])
+        try:
+            yield NativeChunk(connection, _read_csv(job, local, len(names)), names, directory)
+        finally:
+            connection.close()
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _local_copy(job: ChunkJob, storage: Storage, directory: str) -> str:
+    if not is_s3(job.chunk_uri):
+        return os.path.abspath(job.chunk_uri)
+    local = os.path.join(directory, "chunk.csv")
+    with storage.open_read(job.chunk_uri) as source, open(local, "wb") as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+    return local
+
+
+def _check_shape(local: str, job: ChunkJob, fields: int) -> None:
+    with open(local, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            raise Fallback("an empty chunk")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            records = job.rows + (1 if job.has_header else 0)
+            reason = unreadable_shape(data, job.quotechar, job.delimiter, fields, records)
+            if not job.has_header and data[:3] == b"\xef\xbb\xbf":
+                reason = "a BOM before the first record (DuckDB drops it)"
+    if reason is not None:
+        raise Fallback(reason)
+
+
+def _read_csv(job: ChunkJob, local: str, count: int) -> str:
+    columns = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(1, count + 1))
+    return (f"read_csv({quote_literal(local)}, header={str(job.has_header).lower()}, "
+            f"auto_detect=false, columns={{{columns}}}, delim={quote_literal(job.delimiter)}, "
+            f"quote={quote_literal(job.quotechar)}, escape={quote_literal(job.quotechar)}, "
+            f"strict_mode=true, null_padding=false, max_line_size={max(job.bytes, 1 << 21)}, "
+            "encoding='utf-8')")
+
+
+def checked_count(job: ChunkJob, found: int) -> int:
+    """``found`` records, when they are the manifest's; else Fallback (the Python reader then
+    finds the manifest's count, or fails the chunk ChunkMisaligned)."""
+    if found != job.rows:
+        raise Fallback(f"DuckDB read {found} records, the manifest {job.rows}")
+    return found
+
+
+def upload(path: str, uri: str, storage: Storage) -> None:
+    """The file DuckDB wrote as ``uri`` (written whole or not at all, as every output)."""
+    with open(path, "rb") as source, storage.writer(uri) as target:
+        shutil.copyfileobj(source, target, 1 << 20)
+
+
+def text_select(chunk: NativeChunk, empty_as: str = "''") -> str:
+    """Every column as text keyed as the Python path keys it (an empty field ``empty_as``)."""
+    fields = ", ".join(f"coalesce({chunk.column(i)}, {empty_as}) AS {quote_identifier(name)}"
+                       for i, name in enumerate(chunk.names, 1))
+    return f"SELECT {fields} FROM {chunk.source}"
+
