@@ -74,7 +74,7 @@ def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str,
     if data.find(b"\x00") >= 0:
         return "a NUL byte"
     quote, delim, last = ord(quotechar), ord(delimiter), len(array) - 1
-    bounds = np.array([delim, 10, 13, quote], dtype=np.uint8)
+    starts = ends = np.array([delim, 10, 13, quote], dtype=np.uint8)
     quotes = outside = crs = lfs = 0
     for low in range(0, len(array), SCAN_BLOCK):
         block = array[low:low + SCAN_BLOCK]
@@ -85,7 +85,11 @@ def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str,
         at = np.flatnonzero(block == quote) + low
         before = np.where(at > 0, array[np.maximum(at - 1, 0)], 10)
         after = np.where(at < last, array[np.minimum(at + 1, last)], 10)
-        if not np.all(np.isin(before, bounds) | np.isin(after, bounds)):
+        # Outside quotes a quote opens a field (or is a pair's second); inside, it closes one
+        # (or is a pair's first): anything else is data to the Python reader.
+        inside = (quotes + np.arange(len(at))) % 2 == 1
+        ok = np.where(inside, np.isin(after, ends), np.isin(before, starts))
+        if not np.all(ok):
             return "a quote inside an unquoted field or text after a closing quote"
         delims = np.flatnonzero(block == delim) + low
         outside += int(np.count_nonzero((quotes + np.searchsorted(at, delims)) % 2 == 0))
