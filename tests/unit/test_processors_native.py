@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3split.errors import ChunkMisaligned
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
 from s3split.processors import native
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.registry import ProcessorConfig, get_processor
@@ -184,3 +184,132 @@ def test_validate_on_duckdb_converts_what_it_accepts_as_python_does(
     python, duck = both_paths(monkeypatch, "validate", job, ProcessorConfig(schema=SCHEMA))
     assert duck == python
     assert python[:3] == (3, 3, 0)
+
+
+def parquet_rows(uri: str) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    return duckdb.connect().execute("SELECT * FROM read_parquet(?)", [uri]).fetchall()
+
+
+def parquet_types(uri: str) -> list[str]:
+    import duckdb
+
+    found = duckdb.connect().execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri])
+    return [str(row[1]) for row in found.fetchall()]
+
+
+@pytest.mark.parametrize("native_on", [True, False])
+def test_parquet_is_typed_by_the_schema_on_either_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_on: bool) -> None:
+    data = ("i,f,d,t,b,s,more\n3,1.5,2020-02-29,2020-01-01 23:59:59,Yes,\"é, x\",m\n"
+            ",,,,,b,\n").encode()
+    job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
+    with native_off(monkeypatch, not native_on):
+        result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 2, 0)
+    assert parquet_types(job.output_uri) == ["BIGINT", "DOUBLE", "DATE",
+                                             "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "VARCHAR",
+                                             "VARCHAR"]
+    import datetime as dt
+    assert parquet_rows(job.output_uri) == [
+        (3, 1.5, dt.date(2020, 2, 29), dt.datetime(2020, 1, 1, 23, 59, 59, tzinfo=dt.UTC),
+         True, "é, x", "m"),
+        (None, None, None, None, None, "b", ""),
+    ]
+
+
+def test_parquet_rejects_what_validate_rejects(tmp_path: Path) -> None:
+    data = b"i,f,d,t,b,s\n1,x,,,,a\n2,,,,,b\n3\n"
+    job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
+    result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (3, 1, 2)
+    assert [r["line"] for r in result.rejects] == [2, 4]
+    assert parquet_rows(job.output_uri)[0][0] == 2
+    assert len(Path(job.rejects_uri).read_text().splitlines()) == 2
+
+
+def test_parquet_without_a_schema_is_text(tmp_path: Path) -> None:
+    job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
+    get_processor("parquet", ProcessorConfig())(job, Storage())
+    assert parquet_rows(job.output_uri)[1] == ("2", "Müller, Zoë", "two\r\nlines")
+    assert set(parquet_types(job.output_uri)) == {"VARCHAR"}
+
+
+def sql_config(query: str, output: str = "jsonl") -> ProcessorConfig:
+    return ProcessorConfig(sql=query, sql_format=output)
+
+
+@pytest.mark.parametrize(("data", "path", "counts"), [
+    (EXPORT, "duckdb", (3, 3, 0)),
+    (EXPORT.replace(b"\r\n3,", b"\r\n\r\n3,"),
+     "a record with another number of fields than the header's", (4, 3, 1)),
+])
+def test_sql_runs_the_query_on_either_path(tmp_path: Path, data: bytes, path: str,
+                                           counts: tuple[int, int, int]) -> None:
+    job = chunk_job(tmp_path, data)
+    assert path_of(job) == path
+    query = "SELECT contact, length(note) AS n FROM chunk WHERE id <> '1' ORDER BY id;"
+    result = get_processor("sql", sql_config(query))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == counts
+    assert [json.loads(line) for line in Path(job.output_uri).read_text().splitlines()] == [
+        {"contact": "Müller, Zoë", "n": 10}, {"contact": "Silva, Inês", "n": 0}]
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT 1; SELECT 2", "expected a single SELECT"),
+    ("COPY chunk TO '/tmp/x.csv'", "got COPY"),
+    ("INSTALL httpfs", "got "),
+    ("ATTACH '/tmp/x.db'", "got ATTACH"),
+    ("SELEC 1", "not valid SQL"),
+])
+def test_sql_refuses_anything_but_a_single_select(query: str, message: str) -> None:
+    with pytest.raises(InvalidOption, match=message):
+        get_processor("sql", sql_config(query))
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+    "SELECT * FROM query('SELECT * FROM read_text(''/etc/hostname'')')",
+])
+def test_sql_reaches_no_file_but_the_chunk(tmp_path: Path, query: str) -> None:
+    job = chunk_job(tmp_path, EXPORT)
+    with pytest.raises(ChunkInvalid, match="the S3SPLIT_SQL query failed on this chunk"):
+        get_processor("sql", sql_config(query))(job, Storage())
+    assert not Path(job.output_uri).exists()
+
+
+def test_sql_writes_parquet(tmp_path: Path) -> None:
+    job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
+    processor = get_processor("sql", sql_config("SELECT count(*) AS n FROM chunk", "parquet"))
+    assert processor.extension == "parquet"
+    processor(job, Storage())
+    assert parquet_rows(job.output_uri) == [(3,)]
+
+
+def test_sql_from_a_file_is_recorded_as_its_text_for_a_resume(tmp_path: Path) -> None:
+    from s3split.processors.settings import record, resume_environment
+
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT id FROM chunk\n")
+    config = ProcessorConfig.from_env({"S3SPLIT_SQL_FILE": str(query),
+                                       "S3SPLIT_SQL_FORMAT": "parquet"})
+    recorded = record("sql", config)
+    assert recorded == {"S3SPLIT_SQL": "SELECT id FROM chunk", "S3SPLIT_SQL_FORMAT": "parquet"}
+    assert resume_environment(recorded, "processor.json", {}) == recorded
+    assert resume_environment(recorded, "processor.json", {"S3SPLIT_SQL_FILE": str(query)}) == {
+        "S3SPLIT_SQL_FORMAT": "parquet"}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"S3SPLIT_SQL": "SELECT 1", "S3SPLIT_SQL_FILE": "q.sql"}, "both set"),
+    ({"S3SPLIT_SQL_FILE": "/nonexistent/q.sql"}, "cannot read /nonexistent/q.sql"),
+    ({}, "sql needs a query"),
+    ({"S3SPLIT_SQL": "SELECT 1", "S3SPLIT_SQL_FORMAT": "csv"}, "expected jsonl or parquet"),
+])
+def test_sql_settings_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidOption, match=message):
+        get_processor("sql", ProcessorConfig.from_env(env))

@@ -83,8 +83,8 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pause between a lane's chunks (for a rate-limited downstream). "
                           "Default 0."),
         click.option("--processor", metavar="NAME",
-                     help="jsonl (default), validate, dynamodb, noop, or a registered custom "
-                          "one."),
+                     help="jsonl (default), validate, parquet, sql, dynamodb, noop, or a "
+                          "registered custom one."),
         click.option("--tolerate", metavar="N|P%",
                      help="Failed chunks tolerated before the run fails: a count or a "
                           "percentage."),

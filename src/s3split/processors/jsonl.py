@@ -53,7 +53,7 @@ def ragged(expected: int, got: int) -> Reject:
     return Reject(f"expected {expected} fields, got {got}")
 
 
-def _object_converter(header: list[str] | None) -> Convert:
+def object_converter(header: list[str] | None) -> Convert:
     if header is None:
         return lambda row: dict(zip(column_names(len(row.fields)), row.fields, strict=True))
     keys = unique_names(header)
@@ -78,12 +78,9 @@ class JsonlProcessor:
 
         try:
             with native.native_chunk(job, storage) as chunk:
-                path, count = chunk.copy(native.text_select(chunk), "json")
-                native.checked_count(job, count)
-                native.upload(path, job.output_uri, storage)
-            return ProcessResult(count, count, 0, job.output_uri, None, [])
+                return native.written(job, storage, chunk, native.text_select(chunk), "json")
         except native.Fallback:
-            return write_jsonl(job, storage, _object_converter)
+            return write_jsonl(job, storage, object_converter)
 
 
 class NoopProcessor:

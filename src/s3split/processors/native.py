@@ -26,14 +26,15 @@ import mmap
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from s3split.processors.base import ChunkJob
+from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.jsonl import column_names, unique_names
 from s3split.processors.reader import read_rows
+from s3split.processors.rejects import Convert, Rejects, accepted, json_line
 from s3split.storage import Storage, is_s3
 
 if TYPE_CHECKING:
@@ -128,8 +129,11 @@ class NativeChunk:
         return path, int(found[0]) if found else 0
 
     def count(self) -> int:
+        return self.count_table(self.source)
+
+    def count_table(self, table: str) -> int:
         try:
-            found = self.connection.execute(f"SELECT count(*) FROM {self.source}").fetchone()
+            found = self.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
         except Exception as exc:
             raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
         return int(found[0]) if found else 0
@@ -145,6 +149,7 @@ def sandboxed(directory: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyConne
     allowed = ", ".join(quote_literal(p) for p in paths)
     connection.execute(f"SET allowed_directories = [{quote_literal(directory + os.sep)}]")
     connection.execute(f"SET allowed_paths = [{allowed}]")
+    connection.execute("SET TimeZone = 'UTC'")  # a naive datetime is UTC in a typed column
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
     return connection
@@ -238,6 +243,16 @@ def checked_count(job: ChunkJob, found: int) -> int:
     return found
 
 
+def written(job: ChunkJob, storage: Storage, chunk: NativeChunk, select: str, fmt: str
+            ) -> ProcessResult:
+    """The rows of ``select`` written as the job's output in format ``fmt``: the chunk's
+    records, all accepted (Fallback if they are not the manifest's)."""
+    path, count = chunk.copy(select, fmt)
+    checked_count(job, count)
+    upload(path, job.output_uri, storage)
+    return ProcessResult(count, count, 0, job.output_uri, None, [])
+
+
 def upload(path: str, uri: str, storage: Storage) -> None:
     """The file DuckDB wrote as ``uri`` (written whole or not at all, as every output)."""
     with open(path, "rb") as source, storage.writer(uri) as target:
@@ -250,3 +265,31 @@ def text_select(chunk: NativeChunk, empty_as: str = "''") -> str:
                        for i, name in enumerate(chunk.names, 1))
     return f"SELECT {fields} FROM {chunk.source}"
 
+
+
+def accepted_to_file(job: ChunkJob, storage: Storage,
+                     converter: Callable[[list[str] | None], Convert],
+                     path: str) -> tuple[ProcessResult, list[str]]:
+    """The records the Python reader gives and ``converter`` accepts, as JSON Lines in
+    ``path`` (for DuckDB to take on), the rejects written as every processor writes them;
+    the result and the records' keys (those of the widest record)."""
+    keys: list[str] = []
+    with read_rows(job, storage) as rows:
+        convert = converter(rows.header)
+        with open(path, "wb") as out, Rejects(job.rejects_uri, storage) as rejects:
+            written = 0
+            for record in accepted(rows, convert, rejects):
+                out.write(json_line(record))
+                written += 1
+                if len(record) > len(keys):
+                    keys = list(record)
+    if not keys and rows.header is not None:
+        keys = unique_names(rows.header)
+    return rejects.result(rows.count, written, job.output_uri), keys
+
+
+def read_json_lines(path: str, columns: Sequence[tuple[str, str]]) -> str:
+    """A table expression of the JSON Lines in ``path`` with ``columns`` (name, SQL type)."""
+    spec = ", ".join(f"{quote_literal(name)}: {quote_literal(kind)}" for name, kind in columns)
+    return (f"read_json({quote_literal(path)}, format='newline_delimited', "
+            f"columns={{{spec or quote_literal('col1') + ': ' + quote_literal('VARCHAR')}}})")

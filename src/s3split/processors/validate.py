@@ -118,7 +118,7 @@ def _parse_column(name: str, spec: Any) -> Column:
     return Column(name, kind, bool(spec.get("required", False)))
 
 
-def _validator(schema: Schema, uri: str, header: list[str] | None) -> Convert:
+def schema_converter(schema: Schema, uri: str, header: list[str] | None) -> Convert:
     names = unique_names(header) if header is not None else list(schema.columns)
     if header is not None:
         schema.check_header(names, uri)
@@ -163,12 +163,12 @@ _SQL: dict[str, tuple[str, str, str]] = {
              "AND TRY_CAST({v} AS DATE) IS NOT NULL", "{v}", "CAST({v} AS DATE)"),
     "datetime": (f"regexp_full_match({{v}}, '{_DIGITS}[T ]{_CLOCK}') AND NOT "
                  "starts_with({v}, '0000') AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL",
-                 "replace({v}, ' ', 'T')", "CAST({v} AS TIMESTAMP)"),
+                 "replace({v}, ' ', 'T')", "CAST({v} AS TIMESTAMPTZ)"),
     "bool": ("lower({v}) IN ('true', '1', 'yes', 'false', '0', 'no')",
              "lower({v}) IN ('true', '1', 'yes')", "lower({v}) IN ('true', '1', 'yes')"),
 }
 SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR", "date": "DATE",
-             "datetime": "TIMESTAMP", "bool": "BOOLEAN"}
+             "datetime": "TIMESTAMPTZ", "bool": "BOOLEAN"}
 
 
 def native_select(schema: Schema, chunk: NativeChunk, header: bool, typed: bool) -> str:
@@ -214,12 +214,9 @@ class ValidateProcessor:
             with native.native_chunk(job, storage) as chunk:
                 self.check_header(job, chunk)
                 select = native_select(self.schema, chunk, job.has_header, typed=False)
-                path, count = chunk.copy(select, "json")
-                native.checked_count(job, count)
-                native.upload(path, job.output_uri, storage)
-            return ProcessResult(count, count, 0, job.output_uri, None, [])
+                return native.written(job, storage, chunk, select, "json")
         except native.Fallback:
-            return write_jsonl(job, storage, partial(_validator, self.schema, job.chunk_uri))
+            return write_jsonl(job, storage, partial(schema_converter, self.schema, job.chunk_uri))
 
     def check_header(self, job: ChunkJob, chunk: NativeChunk) -> None:
         if job.has_header:
