@@ -110,11 +110,37 @@ EXPORT = (b'id,contact,note\r\n1,"Okafor, Farid",plain\r\n2,"M\xc3\xbcller, Zo\x
     (b"A,a\n1,2\n", "header names that differ only in case"),
     (b"a,b\n1,2\n\n3,4\n", "a record with another number of fields than the header's"),
     (b"a,b\n1,2,\n", "a record with another number of fields than the header's"),
-    (b"a\n1\n", "one column (to DuckDB a blank line is a record of it)"),
+    (b"a\n1\n", "1 column(s): DuckDB takes 2 to 2000 here (to it a blank line is a record "
+                "of one column; a query of very many columns binds slowly)"),
 ])
 def test_which_reader_each_shape_of_chunk_takes(tmp_path: Path, data: bytes, expected: str,
                                                 ) -> None:
     assert path_of(chunk_job(tmp_path, data)) == expected
+
+
+def test_a_delimiter_outside_ascii_takes_the_python_reader(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, "a¦b\n1¦2\n".encode(), delimiter="¦")
+    assert path_of(job) == "a delimiter or quote outside ASCII (the shape checks read bytes)"
+    result = get_processor("jsonl", JSONL)(job, Storage())
+    assert (result.rows_in, result.rows_out) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["jsonl", "parquet"])
+def test_a_chunk_of_the_header_alone_writes_an_empty_output(tmp_path: Path, name: str) -> None:
+    job = replace(chunk_job(tmp_path, b"a,b\r\n"), output_uri=str(tmp_path / f"out.{name}"))
+    assert path_of(job) == "duckdb"
+    result = get_processor(name, JSONL)(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
+    if name == "parquet":
+        assert parquet_rows(job.output_uri) == []
+    else:
+        assert Path(job.output_uri).read_bytes() == b""
+
+
+def test_sql_on_columns_that_differ_only_in_case_is_chunk_invalid(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, b"A,a\n1,2\n")
+    with pytest.raises(ChunkInvalid, match="cannot be the query's table"):
+        get_processor("sql", sql_config("SELECT * FROM chunk"))(job, Storage())
 
 
 def test_a_ragged_row_is_rejected_by_the_python_reader(tmp_path: Path) -> None:

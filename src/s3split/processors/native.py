@@ -60,6 +60,7 @@ def quote_literal(text: str) -> str:
 
 
 SCAN_BLOCK = 8 << 20
+MAX_COLUMNS = 2000
 
 
 def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str,
@@ -185,15 +186,21 @@ def native_chunk(job: ChunkJob, storage: Storage) -> Iterator[NativeChunk]:
         raise Fallback(f"{NATIVE_ENV}=0")
     if job.rows < 0:
         raise Fallback("the manifest gives no record count to check")
-    if len(job.delimiter) != 1 or len(job.quotechar) != 1 or job.delimiter == job.quotechar:
-        raise Fallback("a dialect DuckDB does not take")
+    if not (len(job.delimiter) == len(job.quotechar) == 1 and job.delimiter.isascii()
+            and job.quotechar.isascii() and job.delimiter != job.quotechar):
+        raise Fallback("a delimiter or quote outside ASCII (the shape checks read bytes)")
     header = header_of(job, storage)
     directory = tempfile.mkdtemp(prefix="s3split-native-")
     try:
-        local = _local_copy(job, storage, directory)
+        try:
+            local = _local_copy(job, storage, directory)
+        except OSError as exc:  # (a full /tmp, say: the Python reader streams instead)
+            raise Fallback(f"the chunk cannot be copied to {directory}: {exc.strerror}") from None
         names = _columns(job, header, local)
-        if len(names) < 2:
-            raise Fallback("one column (to DuckDB a blank line is a record of it)")
+        if not 2 <= len(names) <= MAX_COLUMNS:
+            raise Fallback(f"{len(names)} column(s): DuckDB takes 2 to {MAX_COLUMNS} here (to it "
+                           "a blank line is a record of one column; a query of very many "
+                           "columns binds slowly)")
         _check_shape(local, job, len(names))
         connection = sandboxed(directory, [local])
         try:

@@ -78,7 +78,11 @@ class SqlProcessor:
             connection = native.sandboxed(directory)
             try:
                 source = native.read_json_lines(lines, [(key, "VARCHAR") for key in keys])
-                connection.execute(f"CREATE TEMP TABLE chunk AS SELECT * FROM {source}")
+                try:
+                    connection.execute(f"CREATE TEMP TABLE chunk AS SELECT * FROM {source}")
+                except Exception as exc:  # noqa: BLE001 (DuckDB's errors)
+                    raise ChunkInvalid(f"{job.chunk_uri}: cannot be the query's table: "
+                                       f"{str(exc).splitlines()[0]}") from None
                 self._run(job, storage, connection, directory)
             finally:
                 connection.close()
