@@ -80,7 +80,7 @@ class SqlProcessor:
                 source = native.read_json_lines(lines, [(key, "VARCHAR") for key in keys])
                 try:
                     connection.execute(f"CREATE TEMP TABLE chunk AS SELECT * FROM {source}")
-                except Exception as exc:  # noqa: BLE001 (DuckDB's errors)
+                except Exception as exc:
                     raise ChunkInvalid(f"{job.chunk_uri}: cannot be the query's table: "
                                        f"{str(exc).splitlines()[0]}") from None
                 self._run(job, storage, connection, directory)
