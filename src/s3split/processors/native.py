@@ -10,10 +10,13 @@ the Python reader instead:
   endings mixed (DuckDB takes one line ending per file);
 - a quote that neither opens a field, nor closes one, nor is doubled (a stray quote, read as
   data by the Python reader, or text after a closing quote);
+- a record with another number of fields than the header's (DuckDB takes one empty field
+  too many, a trailing delimiter, as none; it skips a blank line, an empty record to the
+  Python reader), one column (a blank line is then a record to DuckDB) or over 2000;
 - a header whose names differ only in case (DuckDB's names are case-insensitive);
-- a count the manifest does not give, or a parse whose record count is not the manifest's
-  (a blank line, which DuckDB skips and the Python reader reads as an empty record), or any
-  error of DuckDB's.
+- a delimiter or quote outside ASCII (the checks above read bytes);
+- a count the manifest does not give, a parse whose record count is not the manifest's, a
+  chunk that cannot be copied to the local disk, or any error of DuckDB's.
 
 The connection reaches no file but the chunk and its private directory (DuckDB's external
 access is disabled and its configuration locked once those are allowed), so a user's query
@@ -120,12 +123,14 @@ class NativeChunk:
     def copy(self, select: str, fmt: str) -> tuple[str, int]:
         """COPY ``select`` to a file of format ``fmt`` (json or parquet) in the chunk's
         directory; the file and the rows written."""
+        import duckdb
+
         path = os.path.join(self.directory, f"out.{fmt}")
         options = "FORMAT json" if fmt == "json" else "FORMAT parquet, COMPRESSION zstd"
         try:
             found = self.connection.execute(
                 f"COPY ({select}) TO {quote_literal(path)} ({options})").fetchone()
-        except Exception as exc:
+        except duckdb.Error as exc:
             raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
         return path, int(found[0]) if found else 0
 
@@ -133,9 +138,11 @@ class NativeChunk:
         return self.count_table(self.source)
 
     def count_table(self, table: str) -> int:
+        import duckdb
+
         try:
             found = self.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
-        except Exception as exc:
+        except duckdb.Error as exc:
             raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
         return int(found[0]) if found else 0
 

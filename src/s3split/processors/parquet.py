@@ -49,6 +49,8 @@ class ParquetProcessor:
     def _through_python(self, job: ChunkJob, storage: Storage) -> ProcessResult:
         import tempfile
 
+        import duckdb
+
         from s3split.processors import native
 
         with tempfile.TemporaryDirectory(prefix="s3split-parquet-") as directory:
@@ -61,7 +63,7 @@ class ParquetProcessor:
                 connection.execute(
                     f"COPY (SELECT * FROM {native.read_json_lines(lines, columns)}) TO "
                     f"{native.quote_literal(out)} (FORMAT parquet, COMPRESSION zstd)")
-            except Exception as exc:
+            except duckdb.Error as exc:
                 raise ChunkInvalid(f"{job.chunk_uri}: cannot be written as Parquet: "
                                    f"{str(exc).splitlines()[0]}") from None
             finally:

@@ -54,6 +54,8 @@ class SqlProcessor:
         self.extension = output
 
     def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
+        import duckdb
+
         from s3split.processors import native
 
         try:
@@ -61,7 +63,7 @@ class SqlProcessor:
                 table = f"CREATE TEMP TABLE chunk AS {native.text_select(chunk)}"
                 try:
                     chunk.connection.execute(table)
-                except Exception as exc:
+                except duckdb.Error as exc:
                     raise native.Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
                 count = native.checked_count(job, chunk.count_table("chunk"))
                 self._run(job, storage, chunk.connection, chunk.directory)
@@ -70,6 +72,8 @@ class SqlProcessor:
             return self._through_python(job, storage)
 
     def _through_python(self, job: ChunkJob, storage: Storage) -> ProcessResult:
+        import duckdb
+
         from s3split.processors import native
 
         with tempfile.TemporaryDirectory(prefix="s3split-sql-") as directory:
@@ -80,7 +84,7 @@ class SqlProcessor:
                 source = native.read_json_lines(lines, [(key, "VARCHAR") for key in keys])
                 try:
                     connection.execute(f"CREATE TEMP TABLE chunk AS SELECT * FROM {source}")
-                except Exception as exc:
+                except duckdb.Error as exc:
                     raise ChunkInvalid(f"{job.chunk_uri}: cannot be the query's table: "
                                        f"{str(exc).splitlines()[0]}") from None
                 self._run(job, storage, connection, directory)
@@ -91,6 +95,8 @@ class SqlProcessor:
 
     def _run(self, job: ChunkJob, storage: Storage, connection: duckdb.DuckDBPyConnection,
              directory: str) -> None:
+        import duckdb
+
         from s3split.processors import native
 
         out = os.path.join(directory, f"result.{self.extension}")
@@ -99,7 +105,7 @@ class SqlProcessor:
         try:
             connection.execute(
                 f"COPY ({self.query}) TO {native.quote_literal(out)} ({options})")
-        except Exception as exc:
+        except duckdb.Error as exc:
             raise ChunkInvalid(f"{job.chunk_uri}: the S3SPLIT_SQL query failed on this chunk: "
                                f"{str(exc).splitlines()[0]}") from None
         native.upload(out, job.output_uri, storage)
