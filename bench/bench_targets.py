@@ -54,6 +54,7 @@ class Bench:
         self.data.mkdir(parents=True, exist_ok=True)
         self.work = Path(tempfile.mkdtemp(prefix="targets-", dir=self.data))
         self.table: list[list[str]] = []
+        self.cpu = 0.0  # the last median's CPU seconds
 
     def size(self, text: str) -> int:
         return max(1 << 20, int(parse_size(text) * self.args.scale))
@@ -64,7 +65,11 @@ class Bench:
         return ds
 
     def median(self, run: Callable[[], Timed]) -> float:
-        return statistics.median(run().wall for _ in range(self.args.repeat))
+        """The median wall time of --repeat runs (their median CPU time kept in ``cpu``:
+        less skewed than wall time by other work on the machine)."""
+        runs = [run() for _ in range(self.args.repeat)]
+        self.cpu = statistics.median(r.cpu for r in runs)
+        return statistics.median(r.wall for r in runs)
 
     def row(self, what: str, value: str, target: str, ok: bool, detail: str) -> None:
         line = [what, value, target, "holds" if ok else "NOT met", detail, load()]
@@ -94,17 +99,22 @@ class Bench:
         ds = self.dataset(shape, "1GiB")
         chunk = self.size("64MiB")
         reference = self.gnu_split(ds, chunk)
+        reference_cpu = self.cpu
         ours = self.s3split_split(ds, chunk)
+        ours_cpu = self.cpu
         ratio = ours / reference
         what = f"split {format_size(self.size('1GiB'))} {label}, {format_size(chunk)} chunks"
         self.row(what, f"{ratio:.2f}x split -C", f"<= {target}x", ratio <= target,
-                 f"s3split {ours:.2f} s, split -C {reference:.2f} s")
+                 f"s3split {ours:.2f} s ({ours_cpu:.2f} s CPU), split -C {reference:.2f} s "
+                 f"({reference_cpu:.2f} s CPU)")
         if jobs_target is not None:
             one = self.s3split_split(ds, chunk, "--jobs", "1")
+            one_cpu = self.cpu
             speedup = one / ours
             self.row(f"split {label}, --jobs 1 -> default", f"{speedup:.2f}x",
                      f">= {jobs_target}x", speedup >= jobs_target,
-                     f"jobs 1 {one:.2f} s, default {ours:.2f} s on {os.cpu_count()} CPUs")
+                     f"jobs 1 {one:.2f} s ({one_cpu:.2f} s CPU), default {ours:.2f} s "
+                     f"({ours_cpu:.2f} s CPU) on {os.cpu_count()} CPUs")
 
     def cli_run(self, ds: Dataset, *options: str) -> float:
         assert self.exe is not None
@@ -116,15 +126,18 @@ class Bench:
         ds = self.dataset("quote-dense", "128MiB")
         chunk = str(self.size("8MiB"))
         one = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "1")
+        one_cpu = self.cpu
         two = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "2")
         speedup = one / two
         self.row("run quote-dense, --lanes 1 -> 2 (jsonl)", f"{speedup:.2f}x", ">= 1.8x",
-                 speedup >= 1.8, f"lanes 1 {one:.2f} s, lanes 2 {two:.2f} s")
+                 speedup >= 1.8, f"lanes 1 {one:.2f} s ({one_cpu:.2f} s CPU), lanes 2 "
+                 f"{two:.2f} s ({self.cpu:.2f} s CPU)")
 
     def jsonl(self) -> None:
         ds = self.dataset("export", "256MiB")
         chunk = str(self.size("8MiB"))
         ours = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "2", "--processor", "jsonl")
+        ours_cpu = self.cpu
 
         def duckdb() -> Timed:
             out = self.work / "duckdb.json"
@@ -136,7 +149,8 @@ class Bench:
         reference = self.median(duckdb)
         ratio = ours / reference
         self.row("run --processor jsonl --lanes 2, export", f"{ratio:.2f}x DuckDB", "<= 1.5x",
-                 ratio <= 1.5, f"s3split {ours:.2f} s, DuckDB COPY .. json {reference:.2f} s")
+                 ratio <= 1.5, f"s3split {ours:.2f} s ({ours_cpu:.2f} s CPU), DuckDB COPY .. "
+                 f"json {reference:.2f} s ({self.cpu:.2f} s CPU)")
 
     def s3(self) -> None:
         ds = self.dataset("export", "256MiB")
