@@ -94,6 +94,22 @@ def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) ->
         assert duck == python
 
 
+TEXT_SCHEMA = ProcessorConfig(schema={"columns": {"zz": {"type": "str"}}, "extra_columns": True})
+
+
+@settings(SETTINGS, max_examples=150)
+@given(source=any_sources)
+def test_validate_on_duckdb_writes_what_the_python_reader_writes_on_the_fuzz_corpus(
+        source: Source) -> None:
+    if unterminated(source):
+        return
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
+                        source.quotechar)
+        python, duck = both_paths(patch, "validate", job, TEXT_SCHEMA)
+        assert duck == python
+
+
 EXPORT = (b'id,contact,note\r\n1,"Okafor, Farid",plain\r\n2,"M\xc3\xbcller, Zo\xc3\xab",'
           b'"two\r\nlines"\r\n3,"Silva, In\xc3\xaas",\r\n')
 
