@@ -62,9 +62,13 @@ class Dataset:
         return self.rows / self.nbytes
 
 
-def ensure_data(data_dir: Path, size: int, seed: int, lf: bool) -> Dataset:
-    """Generate (or reuse) the data file for (size, seed, line ending)."""
-    stem = f"gen-{format_size(size)}-seed{seed}-{'lf' if lf else 'crlf'}"
+def ensure_data(
+    data_dir: Path, size: int, seed: int, lf: bool, generator: str = "gen_csv"
+) -> Dataset:
+    """Generate (or reuse) the data file for (size, seed, line ending) with ``generator``
+    (bench/gen_csv.py, or bench/gen_export.py: the realistic export)."""
+    prefix = "gen" if generator == "gen_csv" else generator.removeprefix("gen_")
+    stem = f"{prefix}-{format_size(size)}-seed{seed}-{'lf' if lf else 'crlf'}"
     csv_path = data_dir / f"{stem}.csv"
     stats_path = data_dir / f"{stem}.json"
     stats: dict[str, object] | None = None
@@ -76,7 +80,7 @@ def ensure_data(data_dir: Path, size: int, seed: int, lf: bool) -> Dataset:
         print(f"generating {csv_path.name} ...", flush=True)
         cmd = [
             PY,
-            str(BENCH_DIR / "gen_csv.py"),
+            str(BENCH_DIR / f"{generator}.py"),
             str(csv_path),
             "--size",
             str(size),
@@ -101,14 +105,18 @@ def ensure_data(data_dir: Path, size: int, seed: int, lf: bool) -> Dataset:
     return Dataset(csv_path, rows, nbytes, line.rstrip(b"\r\n"), len(line))
 
 
-SHAPES = ("light", "quote-dense")
+SHAPES = ("light", "quote-dense", "export")
 
 
 def ensure_shape(data_dir: Path, shape: str, size: int, seed: int, lf: bool) -> Dataset:
-    """The data file of ``shape``: gen_csv's lightly quoted export, or the same records with
-    every field quoted (bench_shapes.gen_quoteall; CRLF), generated once and reused."""
+    """The data file of ``shape``: gen_csv's lightly quoted export, gen_export's realistic one
+    (a quoted "Last, First" in every record, a note with a line break in one of 20), or
+    gen_csv's records with every field quoted (bench_shapes.gen_quoteall; CRLF), generated
+    once and reused."""
     if shape == "light":
         return ensure_data(data_dir, size, seed, lf)
+    if shape == "export":
+        return ensure_data(data_dir, size, seed, lf, "gen_export")
     from bench_shapes import gen_quoteall  # (bench_shapes imports this module)
 
     csv_path = data_dir / f"quoteall-{format_size(size)}-seed{seed}.csv"
@@ -657,12 +665,13 @@ def main(argv: list[str] | None = None) -> int:
         help="target chunk size (default 64MiB)",
     )
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--lf", action="store_true", help="LF data instead of CRLF (light only)")
+    ap.add_argument("--lf", action="store_true", help="LF data instead of CRLF (not quote-dense)")
     ap.add_argument(
         "--shape",
         choices=SHAPES,
         default="light",
-        help="light: gen_csv's export (default); quote-dense: the same records, every field quoted",
+        help="light: gen_csv's export (default); quote-dense: the same records, every field "
+        "quoted; export: gen_export's realistic export",
     )
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per tool (default 3)")
     ap.add_argument(
@@ -806,8 +815,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Input: `{ds.path.name}`: {ds.nbytes / 2**20:.0f} MiB, {ds.rows} records, "
         f"{len(ds.header.split(b','))} columns, seed {args.seed}, "
-        f"{'LF' if args.lf and args.shape == 'light' else 'CRLF'}; quoted commas, doubled "
-        f"quotes, embedded newlines{'; every field quoted' if args.shape != 'light' else ''}.",
+        f"{'LF' if args.lf and args.shape != 'quote-dense' else 'CRLF'}; quoted commas, "
+        f"doubled quotes, embedded newlines"
+        f"{'; every field quoted' if args.shape == 'quote-dense' else ''}.",
         f"Target chunk: {format_size(args.chunk)} (row mode / Miller: {chunk_rows} rows). "
         f"Wall = median of {args.repeat} runs after a warm-up read (best: the fastest); "
         "peak RSS = max over runs of the largest process.",

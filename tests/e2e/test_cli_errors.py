@@ -195,7 +195,9 @@ def test_old_wait_spelling_still_works_with_a_note(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("processor", "env", "message"), [
     ("nosuch", {}, "invalid execution input: processor: unknown processor 'nosuch'; known: "
-                   "dynamodb, jsonl, noop, validate"),
+                   "dynamodb, jsonl, noop, parquet, sql, validate"),
+    ("sql", {"S3SPLIT_SQL": "DROP TABLE chunk"}, "invalid execution input: processor: "
+                                                "S3SPLIT_SQL: expected a single SELECT"),
     ("validate", {}, "invalid execution input: processor: validate needs a schema: set "
                      "S3SPLIT_SCHEMA"),
     ("validate", {"S3SPLIT_SCHEMA": "missing.json"},

@@ -71,3 +71,39 @@ def test_assembly_sends_the_first_parts_only(s3: Any, s3_endpoint: str) -> None:
     for i, (start, end) in enumerate(chunks):
         chunk = s3.get_object(Bucket=BUCKET, Key=f"asm/out/part-{i:05d}.csv")["Body"].read()
         assert chunk == HEADER + data[start:end], i
+
+
+def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
+        s3: Any, s3_endpoint: str) -> None:
+    from s3split.split.manifest import SplitSettings
+    from s3split.split.splitter import split
+    from s3split.split.staged import server_side_applies, split_server_side
+    from s3split.storage import Storage
+
+    data = source_bytes(3 * CHUNK - 1000).replace(b"note 7\r\n", b'"note\r\n7"\r\n')
+    s3.put_object(Bucket=BUCKET, Key="srv/source.csv", Body=data)
+    source, settings = f"s3://{BUCKET}/srv/source.csv", SplitSettings(chunk_size=CHUNK)
+    assert server_side_applies(source, f"s3://{BUCKET}/srv/asm", settings)
+    with CountingProxy(int(s3_endpoint.rsplit(":", 1)[1])) as proxy:
+        counted = Storage(s3_client(f"http://127.0.0.1:{proxy.port}"))
+        assembled = split_server_side(source, f"s3://{BUCKET}/srv/asm", settings, counted)
+        sent, received = proxy.reset()
+    streamed = split(source, f"s3://{BUCKET}/srv/stream", settings, Storage(s3)).manifest
+    assert streamed is not None
+
+    assert sent <= 0.33 * len(data), sent  # the first 5 MiB of each of the 3 chunks, requests
+    # Read back: the source once (but the 256 KiB a range's read-ahead may pass its end) and
+    # the 3 first parts again (assembly reads them to upload them).
+    assert received <= len(data) + 3 * 5 * MiB + MiB, received
+    assert assembled.assembly is not None and assembled.assembly["chunks"] == ["copy"] * 3
+    assert [(e.rows, e.bytes, e.source_offset, e.source_line) for e in assembled.chunks] == [
+        (e.rows, e.bytes, e.source_offset, e.source_line) for e in streamed.chunks]
+    assert (assembled.rows, assembled.header, assembled.source) == (
+        streamed.rows, streamed.header, streamed.source)
+    for a, b in zip(assembled.chunks, streamed.chunks, strict=True):
+        assert read(s3, a.uri) == read(s3, b.uri), a.index
+
+
+def read(s3: Any, uri: str) -> bytes:
+    key = uri.removeprefix(f"s3://{BUCKET}/")
+    return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())

@@ -223,13 +223,16 @@ def test_the_worker_idempotency_env_var_is_conditional() -> None:
     assert TEMPLATE_DOC["Resources"]["IdempotencyTable"]["Condition"] == "HasIdempotency"
 
 
-PROCESSOR_CONFIG = ("S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES", "S3SPLIT_SCHEMA")
+PROCESSOR_CONFIG = ("S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES", "S3SPLIT_SCHEMA",
+                    "S3SPLIT_SQL", "S3SPLIT_SQL_FORMAT")
 SCHEMA_PARAMETER = json.dumps({"columns": {"id": {"type": "int", "required": True}}})
 
 
 @pytest.mark.parametrize("parameters", [
     {},
     {"Processor": "validate", "ValidateSchema": SCHEMA_PARAMETER},
+    {"Processor": "parquet", "ValidateSchema": SCHEMA_PARAMETER},
+    {"Processor": "sql", "SqlQuery": "SELECT id FROM chunk", "SqlFormat": "parquet"},
     {"Processor": "dynamodb", "ImportTableName": "orders",
      "ImportTableColumnTypes": '{"price": "N"}'},
 ])

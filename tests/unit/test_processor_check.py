@@ -15,8 +15,10 @@ from s3split.pipeline.steps import plan
 from s3split.processors.check import check_processor
 from s3split.processors.dynamodb import DynamoDBProcessor
 from s3split.processors.jsonl import JsonlProcessor, NoopProcessor
+from s3split.processors.parquet import ParquetProcessor
 from s3split.processors.registry import BUILTINS, ProcessorConfig, get_processor
 from s3split.processors.settings import resume_environment
+from s3split.processors.sql import SqlProcessor
 from s3split.processors.validate import ValidateProcessor
 from s3split.storage import Storage
 
@@ -41,7 +43,9 @@ def test_a_schema_file_passes(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("name", "env", "message"), [
     ("nosuch", {}, "processor: unknown processor 'nosuch'; known: dynamodb, jsonl, noop, "
-                   "validate"),
+                   "parquet, sql, validate"),
+    ("sql", {}, "processor: sql needs a query: set S3SPLIT_SQL"),
+    ("sql", {"S3SPLIT_SQL": "DELETE FROM chunk"}, "expected a single SELECT"),
     ("validate", {}, "processor: validate needs a schema: set S3SPLIT_SCHEMA"),
     ("validate", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"},
      "S3SPLIT_SCHEMA: cannot read /nonexistent/schema.json: No such file or directory"),
@@ -68,7 +72,8 @@ def test_a_custom_processor_is_known_by_name_and_not_imported(tmp_path: Path) ->
     """No user code runs in the splitter: a custom target is the worker's to load."""
     check_processor("mine", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
     assert "no_such_module_xyz" not in sys.modules
-    with pytest.raises(InvalidInput, match="known: dynamodb, jsonl, mine, noop, validate"):
+    with pytest.raises(InvalidInput, match="known: dynamodb, jsonl, mine, noop, parquet, sql, "
+                                           "validate"):
         check_processor("other", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
 
 
@@ -115,26 +120,28 @@ def test_plan_refuses_a_misconfigured_run_before_touching_anything(
 # -- one table: what Plan accepts is what the worker builds ---------------------------------
 
 BUILT = {"jsonl": JsonlProcessor, "validate": ValidateProcessor, "dynamodb": DynamoDBProcessor,
-         "noop": NoopProcessor}
+         "noop": NoopProcessor, "parquet": ParquetProcessor, "sql": SqlProcessor}
 
 
 def test_every_registered_name_builds_its_own_processor_type() -> None:
     """A name added to the table must build a processor of its own (it once fell through to
     DynamoDB's), and this test must be told which."""
-    config = ProcessorConfig(dynamodb_table="orders", schema=SCHEMA)
+    config = ProcessorConfig(dynamodb_table="orders", schema=SCHEMA, sql="SELECT * FROM chunk")
     built = {name: type(get_processor(name, config)) for name in BUILTINS}
     assert built == BUILT
     assert len(set(built.values())) == len(BUILTINS)
-    with pytest.raises(InvalidOption, match="unknown processor 'parquet'; known: dynamodb, "
-                                            "jsonl, noop, validate"):
-        get_processor("parquet", config)
-    with pytest.raises(InvalidInput, match="unknown processor 'parquet'"):
-        check_processor("parquet", {"S3SPLIT_DYNAMODB_TABLE": "orders"})
+    with pytest.raises(InvalidOption, match="unknown processor 'avro'; known: dynamodb, "
+                                            "jsonl, noop, parquet, sql, validate"):
+        get_processor("avro", config)
+    with pytest.raises(InvalidInput, match="unknown processor 'avro'"):
+        check_processor("avro", {"S3SPLIT_DYNAMODB_TABLE": "orders"})
 
 
-@pytest.mark.parametrize("name", [*BUILTINS, "parquet"])
+@pytest.mark.parametrize("name", [*BUILTINS, "avro"])
 @pytest.mark.parametrize("env", [{}, {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)},
-                                 {"S3SPLIT_DYNAMODB_TABLE": "orders"}])
+                                 {"S3SPLIT_DYNAMODB_TABLE": "orders"},
+                                 {"S3SPLIT_SQL": "SELECT 1 FROM chunk"},
+                                 {"S3SPLIT_SQL": "DROP TABLE chunk"}])
 def test_plan_refuses_exactly_what_the_worker_cannot_build(name: str, env: dict[str, str]
                                                            ) -> None:
     try:

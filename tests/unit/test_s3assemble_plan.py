@@ -1,10 +1,12 @@
-"""plan_parts: the multipart layout of a chunk obeys S3's part rules for any size S3 allows."""
+"""plan_parts: the multipart layout of a chunk obeys S3's part rules for any size S3 allows;
+which splits are assembled server-side."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from s3split.errors import InvalidOption
+from s3split.split.manifest import SplitSettings
 from s3split.split.s3_assembly import (
     COPY,
     MAX_OBJECT,
@@ -15,6 +17,7 @@ from s3split.split.s3_assembly import (
     PartPlan,
     plan_parts,
 )
+from s3split.split.staged import server_side_applies
 
 MiB = 1024 * 1024
 
@@ -77,3 +80,17 @@ def test_64_mib_chunk_sends_5_mib() -> None:
 def test_refuses_what_s3_cannot_hold(args: tuple[int, int, int, int], match: str) -> None:
     with pytest.raises(InvalidOption, match=match):
         plan_parts(*args)
+
+
+@pytest.mark.parametrize(("source", "dest", "settings", "applies"), [
+    ("s3://b/in.csv", "s3://b/out", SplitSettings(chunk_size=64 * MiB), True),
+    ("s3://b/in.csv", "s3://b/out", SplitSettings(chunk_size=16 * MiB), True),
+    ("s3://b/in.csv", "s3://b/out", SplitSettings(chunk_size=16 * MiB - 1), False),
+    ("s3://b/in.csv", "s3://b/out", SplitSettings(chunk_size=None, chunk_rows=1000), False),
+    ("s3://b/in.csv.gz", "s3://b/out", SplitSettings(chunk_size=64 * MiB), False),
+    ("in.csv", "s3://b/out", SplitSettings(chunk_size=64 * MiB), False),
+    ("s3://b/in.csv", "out", SplitSettings(chunk_size=64 * MiB), False),
+])
+def test_an_s3_to_s3_split_is_assembled_server_side_when_chunks_outweigh_their_first_part(
+        source: str, dest: str, settings: SplitSettings, applies: bool) -> None:
+    assert server_side_applies(source, dest, settings) is applies

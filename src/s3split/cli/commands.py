@@ -15,10 +15,10 @@ from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.sizes import format_mb, parse_size
 from s3split.split.destination import check_source
 from s3split.split.lock import holding
-from s3split.split.manifest import SplitSettings
+from s3split.split.manifest import MANIFEST_NAME, SplitSettings
+from s3split.split.splitter import SplitResult, validate_settings
 from s3split.split.splitter import split as split_source
-from s3split.split.splitter import validate_settings
-from s3split.storage import Storage, is_compressed
+from s3split.storage import Storage, is_compressed, join
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
                "closing quote) instead of reading it as Python's csv module does.")
@@ -83,8 +83,8 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pause between a lane's chunks (for a rate-limited downstream). "
                           "Default 0."),
         click.option("--processor", metavar="NAME",
-                     help="jsonl (default), validate, dynamodb, noop, or a registered custom "
-                          "one."),
+                     help="jsonl (default), validate, parquet, sql, dynamodb, noop, or a "
+                          "registered custom one."),
         click.option("--tolerate", metavar="N|P%",
                      help="Failed chunks tolerated before the run fails: a count or a "
                           "percentage."),
@@ -100,6 +100,19 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
+           advance: Callable[[int], None], jobs: int | None) -> SplitResult:
+    """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
+    otherwise the single pass or, locally, the range split."""
+    from s3split.split.staged import server_side_applies, split_server_side
+
+    if server_side_applies(source, dest, settings):
+        manifest = split_server_side(source, dest, settings, storage, advance)
+        return SplitResult(join(dest, MANIFEST_NAME), manifest=manifest)
+    return split_source(source, dest, settings, storage, on_progress=advance,
+                        jobs=jobs or os.cpu_count() or 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -159,8 +172,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         check_source(source, dest)
         with holding(dest, storage), \
                 _progress(0 if is_compressed(source) else size, "splitting") as advance:
-            result = split_source(source, dest, settings, storage, on_progress=advance,
-                                  jobs=jobs or os.cpu_count() or 1)
+            result = _split(source, dest, settings, storage, advance, jobs)
         seconds = time.perf_counter() - started
     except (S3SplitError, OSError) as exc:
         _fail(exc)

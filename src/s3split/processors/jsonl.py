@@ -53,7 +53,7 @@ def ragged(expected: int, got: int) -> Reject:
     return Reject(f"expected {expected} fields, got {got}")
 
 
-def _object_converter(header: list[str] | None) -> Convert:
+def object_converter(header: list[str] | None) -> Convert:
     if header is None:
         return lambda row: dict(zip(column_names(len(row.fields)), row.fields, strict=True))
     keys = unique_names(header)
@@ -67,12 +67,20 @@ def _object_converter(header: list[str] | None) -> Convert:
 
 
 class JsonlProcessor:
-    """Each record becomes one JSON object keyed by the header; ragged rows are rejected."""
+    """Each record becomes one JSON object keyed by the header; ragged rows are rejected.
+    DuckDB writes a chunk it reads as the Python reader does (native.py), the Python reader
+    every other one."""
 
     extension = "jsonl"
 
     def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
-        return write_jsonl(job, storage, _object_converter)
+        from s3split.processors import native
+
+        try:
+            with native.native_chunk(job, storage) as chunk:
+                return native.written(job, storage, chunk, native.text_select(chunk), "json")
+        except native.Fallback:
+            return write_jsonl(job, storage, object_converter)
 
 
 class NoopProcessor:

@@ -37,6 +37,8 @@ class ProcessorConfig:
     schema: dict[str, Any] | None = None
     custom: dict[str, str] = field(default_factory=dict)
     idempotency_table: str | None = None  # custom processors run idempotently (idempotency.py)
+    sql: str | None = None  # the sql processor's query (S3SPLIT_SQL, or S3SPLIT_SQL_FILE's)
+    sql_format: str | None = None  # its output: jsonl (default) or parquet
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ProcessorConfig:
@@ -52,6 +54,9 @@ class ProcessorConfig:
             schema=schema,
             custom=_parse_custom(env.get("S3SPLIT_PROCESSORS", "")),
             idempotency_table=env.get("S3SPLIT_IDEMPOTENCY_TABLE", "").strip() or None,
+            sql=_load_sql(env.get("S3SPLIT_SQL", "").strip(),
+                          env.get("S3SPLIT_SQL_FILE", "").strip()),
+            sql_format=env.get("S3SPLIT_SQL_FORMAT", "").strip() or None,
         )
 
 
@@ -102,6 +107,18 @@ def _load_schema(value: str) -> dict[str, Any] | None:
     if not isinstance(document, dict):
         raise InvalidOption("S3SPLIT_SCHEMA: expected a JSON object")
     return document
+
+
+def _load_sql(text: str, path: str) -> str | None:
+    if text and path:
+        raise InvalidOption("S3SPLIT_SQL and S3SPLIT_SQL_FILE are both set: set one")
+    if not path:
+        return text or None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidOption(f"S3SPLIT_SQL_FILE: cannot read {path}: {exc}") from None
 
 
 def _parse_types(value: str) -> dict[str, str]:
@@ -186,6 +203,21 @@ def _validate(config: ProcessorConfig, dynamodb: DynamoDBClient | None) -> Proce
     return ValidateProcessor(Schema.parse(config.schema))
 
 
+def _parquet(config: ProcessorConfig, dynamodb: DynamoDBClient | None) -> Processor:
+    from s3split.processors.parquet import ParquetProcessor
+
+    return ParquetProcessor(Schema.parse(config.schema) if config.schema is not None else None)
+
+
+def _sql(config: ProcessorConfig, dynamodb: DynamoDBClient | None) -> Processor:
+    if config.sql is None:
+        raise InvalidOption("sql needs a query: set S3SPLIT_SQL to a SELECT ... FROM chunk, or "
+                            "S3SPLIT_SQL_FILE to the path of a file holding one")
+    from s3split.processors.sql import SqlProcessor
+
+    return SqlProcessor(config.sql, config.sql_format or "jsonl")
+
+
 def _dynamodb(config: ProcessorConfig, dynamodb: DynamoDBClient | None) -> Processor:
     if config.dynamodb_table is None:
         raise InvalidOption("dynamodb needs a table: set S3SPLIT_DYNAMODB_TABLE")
@@ -197,6 +229,8 @@ BUILTINS: Mapping[str, Builtin] = MappingProxyType({
     "validate": Builtin(_validate, ("S3SPLIT_SCHEMA",)),
     "dynamodb": Builtin(_dynamodb, ("S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES")),
     "noop": Builtin(_noop),
+    "parquet": Builtin(_parquet, ("S3SPLIT_SCHEMA",)),
+    "sql": Builtin(_sql, ("S3SPLIT_SQL", "S3SPLIT_SQL_FORMAT")),
 })
 
 

@@ -1,7 +1,8 @@
 """A run's processor settings, recorded so that its resume runs with them.
 
 Plan records, under the run's location (``RunLayout.processor``), the settings the run's
-built-in processor reads (validate: the schema; dynamodb: the table and the column types),
+built-in processor reads (validate and parquet: the schema; dynamodb: the table and the column
+types; sql: the query, one given as a file recorded as its text, and the output format),
 as checked: a schema given as a file is recorded as its document. ``s3split run --resume``
 gives the workers each recorded setting the user's environment does not set again, so a
 resume without ``S3SPLIT_SCHEMA`` uses the run's schema, and one with it (a fixed schema)
@@ -25,6 +26,8 @@ RECORDED: dict[str, type] = {
     "S3SPLIT_SCHEMA": dict,
     "S3SPLIT_DYNAMODB_TABLE": str,
     "S3SPLIT_DYNAMODB_TYPES": dict,
+    "S3SPLIT_SQL": str,
+    "S3SPLIT_SQL_FORMAT": str,
 }
 
 
@@ -35,6 +38,8 @@ def record(name: str, config: ProcessorConfig) -> dict[str, Any]:
         "S3SPLIT_SCHEMA": config.schema,
         "S3SPLIT_DYNAMODB_TABLE": config.dynamodb_table,
         "S3SPLIT_DYNAMODB_TYPES": config.dynamodb_types or None,
+        "S3SPLIT_SQL": config.sql,
+        "S3SPLIT_SQL_FORMAT": config.sql_format,
     }
     names = builtin.settings if builtin is not None else ()
     return {variable: values[variable] for variable in names if values[variable] is not None}
@@ -52,7 +57,8 @@ def resume_environment(document: Any, where: str, env: Mapping[str, str]) -> dic
         if kind is None:
             raise InvalidInput(f"{where}: {variable!r} is not a processor setting a run "
                                f"records; expected: {', '.join(RECORDED)}")
-        if env.get(variable, "").strip():
+        if env.get(variable, "").strip() or (
+                variable == "S3SPLIT_SQL" and env.get("S3SPLIT_SQL_FILE", "").strip()):
             continue  # set again by the user: theirs applies (a fixed schema, say)
         if not isinstance(value, kind) or not value:
             what = "a JSON object" if kind is dict else "a non-empty string"

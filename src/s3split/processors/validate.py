@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s3split.errors import ChunkInvalid, InvalidOption
 from s3split.processors.base import ChunkJob, ProcessResult, Record
@@ -17,6 +17,9 @@ from s3split.processors.jsonl import unique_names, write_jsonl
 from s3split.processors.reader import Row
 from s3split.processors.rejects import Convert, Reject
 from s3split.storage import Storage
+
+if TYPE_CHECKING:
+    from s3split.processors.native import NativeChunk
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -115,7 +118,7 @@ def _parse_column(name: str, spec: Any) -> Column:
     return Column(name, kind, bool(spec.get("required", False)))
 
 
-def _validator(schema: Schema, uri: str, header: list[str] | None) -> Convert:
+def schema_converter(schema: Schema, uri: str, header: list[str] | None) -> Convert:
     names = unique_names(header) if header is not None else list(schema.columns)
     if header is not None:
         schema.check_header(names, uri)
@@ -144,8 +147,60 @@ def _validator(schema: Schema, uri: str, header: list[str] | None) -> Convert:
     return convert
 
 
+# Each type in SQL: the fields DuckDB may convert itself (a subset of what the Python parser
+# takes: a field outside it sends the chunk to the Python reader), the value as validate
+# writes it to JSON, and as a typed (Parquet) column.
+_DIGITS = "[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}"  # (str.format templates: braces doubled)
+_CLOCK = "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+_SQL: dict[str, tuple[str, str, str]] = {
+    "int": ("regexp_full_match({v}, '[+-]?[0-9]{{1,18}}')", "CAST({v} AS BIGINT)",
+            "CAST({v} AS BIGINT)"),
+    "float": ("regexp_full_match({v}, '[+-]?([0-9]+\\.?[0-9]*|\\.[0-9]+)([eE][+-]?[0-9]+)?') "
+              "AND isfinite(TRY_CAST({v} AS DOUBLE))", "CAST({v} AS DOUBLE)",
+              "CAST({v} AS DOUBLE)"),
+    "str": ("true", "{v}", "{v}"),
+    "date": (f"regexp_full_match({{v}}, '{_DIGITS}') AND NOT starts_with({{v}}, '0000') "
+             "AND TRY_CAST({v} AS DATE) IS NOT NULL", "{v}", "CAST({v} AS DATE)"),
+    "datetime": (f"regexp_full_match({{v}}, '{_DIGITS}[T ]{_CLOCK}') AND NOT "
+                 "starts_with({v}, '0000') AND TRY_CAST({v} AS TIMESTAMP) IS NOT NULL",
+                 "replace({v}, ' ', 'T')", "CAST({v} AS TIMESTAMPTZ)"),
+    "bool": ("lower({v}) IN ('true', '1', 'yes', 'false', '0', 'no')",
+             "lower({v}) IN ('true', '1', 'yes')", "lower({v}) IN ('true', '1', 'yes')"),
+}
+SQL_TYPES = {"int": "BIGINT", "float": "DOUBLE", "str": "VARCHAR", "date": "DATE",
+             "datetime": "TIMESTAMPTZ", "bool": "BOOLEAN"}
+
+
+def native_select(schema: Schema, chunk: NativeChunk, header: bool, typed: bool) -> str:
+    """The SELECT of the rows validate accepts, as validate writes them (``typed``: as typed
+    columns); a row it would reject (or that DuckDB cannot judge as the Python parser does)
+    raises, and the chunk goes to the Python reader (Fallback)."""
+    from s3split.processors.native import Fallback, quote_identifier
+
+    names = chunk.names if header else list(schema.columns)
+    if len(names) != len(chunk.names):
+        raise Fallback("a positional chunk with other columns than the schema")
+    fields, checks = [], []
+    for number, name in enumerate(names, 1):
+        column, v = schema.columns.get(name), chunk.column(number)
+        if column is None:
+            fields.append(f"coalesce({v}, '') AS {quote_identifier(name)}")
+            continue
+        valid, as_json, as_typed = (part.format(v=v) for part in _SQL[column.type])
+        checks.append(f"({v} IS NOT NULL AND {valid})" if column.required
+                      else f"({v} IS NULL OR ({valid}))")
+        value = as_typed if typed else as_json
+        fields.append(f"CASE WHEN {v} IS NULL THEN NULL ELSE {value} END AS "
+                      f"{quote_identifier(column.name)}")
+    ok = " AND ".join(checks) or "true"
+    return (f"SELECT {', '.join(fields)} FROM {chunk.source} "
+            f"WHERE CASE WHEN {ok} THEN true ELSE error('a row validate rejects') END")
+
+
 class ValidateProcessor:
-    """Rows that match the schema are written as typed JSON; the others are rejected."""
+    """Rows that match the schema are written as typed JSON; the others are rejected.
+    DuckDB writes a chunk whose every row it accepts (native.py), the Python reader every
+    other one (and all the rejects)."""
 
     extension = "jsonl"
 
@@ -153,4 +208,16 @@ class ValidateProcessor:
         self.schema = schema
 
     def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
-        return write_jsonl(job, storage, partial(_validator, self.schema, job.chunk_uri))
+        from s3split.processors import native
+
+        try:
+            with native.native_chunk(job, storage) as chunk:
+                self.check_header(job, chunk)
+                select = native_select(self.schema, chunk, job.has_header, typed=False)
+                return native.written(job, storage, chunk, select, "json")
+        except native.Fallback:
+            return write_jsonl(job, storage, partial(schema_converter, self.schema, job.chunk_uri))
+
+    def check_header(self, job: ChunkJob, chunk: NativeChunk) -> None:
+        if job.has_header:
+            self.schema.check_header(chunk.names, job.chunk_uri)

@@ -158,12 +158,12 @@ def assemble_chunk(s3: "S3Client", source: PinnedSource, header: bytes, start: i
         raise SourceInDestination(f"chunk destination {source.uri} is the source itself")
     plan = plan_parts(len(header), start, end, part_size)
     if plan.method == UPLOAD:
-        body = header + _read(s3, source, start, end)
+        body = header + read_range(s3, source, start, end)
         with _named(f"PutObject of chunk s3://{dest[0]}/{dest[1]}", "dest", source, dest):
             s3.put_object(Bucket=dest[0], Key=dest[1], Body=body, Tagging=_TAGGING)
         return UPLOAD
     _check_size(s3, source, end)
-    first = header + _read(s3, source, start, plan.first_end)
+    first = header + read_range(s3, source, start, plan.first_end)
     _multipart(s3, source, first, plan, dest)
     return COPY
 
@@ -201,7 +201,7 @@ def _multipart(s3: "S3Client", source: PinnedSource, first: bytes, plan: PartPla
         raise
 
 
-def _read(s3: "S3Client", source: PinnedSource, start: int, end: int) -> bytes:
+def read_range(s3: "S3Client", source: PinnedSource, start: int, end: int) -> bytes:
     """``source[start:end]`` of the pinned version (nothing to read when ``start == end``)."""
     if start == end:
         return b""

@@ -18,18 +18,28 @@ ETag, a local one by its identity (inode, mtime, size) checked around each step;
 version fails ``SourceChanged``. Each step can run again with the same result.
 """
 
+import io
 import math
 import os
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from functools import partial
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
-from s3split.errors import InvalidInput, InvalidOption, SourceChanged, SplitTaskFailed
+from s3split.errors import (
+    InvalidInput,
+    InvalidOption,
+    S3SplitError,
+    SourceChanged,
+    SplitTaskFailed,
+)
 from s3split.split.destination import (
     check_destination,
     check_source,
+    note_written,
     remove_temporaries,
 )
 from s3split.split.manifest import ChunkEntry, Manifest, SplitSettings, chunk_name
@@ -37,6 +47,7 @@ from s3split.split.parallel import READ_WRITE, raise_errors, write_chunk
 from s3split.split.ranges import (
     BLOCK,
     Chunk,
+    Combiner,
     Failure,
     Mark,
     Piece,
@@ -50,7 +61,7 @@ from s3split.split.ranges import (
     scan_range,
 )
 from s3split.split.s3_assembly import PinnedSource, assemble_chunk
-from s3split.split.s3_assembly import _read as read_pinned
+from s3split.split.s3_assembly import read_range as read_pinned
 from s3split.split.scanner import State
 from s3split.split.splitter import (
     BLOCK as STREAM_BLOCK,
@@ -161,8 +172,9 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     _clear_previous(storage, dest)
     run = _run(storage, source, dest, settings, info)
     try:
-        with storage.open_source(info) as f:
-            run._read_header(_blocks(f, STREAM_BLOCK))
+        with source_reader(storage, info, readahead=0) as read:
+            run._read_header(_blocks(cast(IO[bytes], GrowingReads(read, info.size)),
+                                     STREAM_BLOCK))
     except SourceChanged:
         raise
     except Exception:
@@ -190,8 +202,9 @@ class PinnedReader:
     any other version fails ``SourceChanged``), each serving ``readahead`` bytes of a scan."""
 
     def __init__(self, s3: "S3Client", source: PinnedSource, size: int,
-                 readahead: int = READAHEAD) -> None:
+                 readahead: int = READAHEAD, limit: int | None = None) -> None:
         self.s3, self.source, self.size, self.readahead = s3, source, size, readahead
+        self.limit = size if limit is None else min(limit, size)  # no read-ahead past it
         self.start, self.buffer = 0, b""
 
     def __call__(self, offset: int, length: int) -> bytes:
@@ -200,7 +213,8 @@ class PinnedReader:
             return b""
         if self.start <= offset and end <= self.start + len(self.buffer):
             return self.buffer[offset - self.start:end - self.start]
-        fetch = end if length < SMALL_READ else min(max(end, offset + self.readahead), self.size)
+        ahead = min(offset + self.readahead, self.limit)
+        fetch = end if length < SMALL_READ else max(end, ahead)
         self.buffer, self.start = read_pinned(self.s3, self.source, offset, fetch), offset
         return self.buffer[:end - offset]
 
@@ -218,10 +232,30 @@ def local_source(storage: Storage, info: ObjectInfo) -> Iterator[int]:
     storage.check_still(info)
 
 
+class GrowingReads(io.RawIOBase):
+    """A source read from its start in reads that grow from 64 KiB to the stream's block (a
+    header is usually short: a GET of the whole object would send much of it for nothing)."""
+
+    def __init__(self, read: Reader, size: int) -> None:
+        self._read, self._size, self._offset, self._next = read, size, 0, 64 * 1024
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        length = self._next if n is None or n < 0 else min(n, self._next)
+        data = self._read(self._offset, min(length, self._size - self._offset))
+        self._offset += len(data)
+        self._next = min(self._next * 2, STREAM_BLOCK)
+        return data
+
+
 @contextmanager
-def source_reader(storage: Storage, info: ObjectInfo) -> Iterator[Reader]:
+def source_reader(storage: Storage, info: ObjectInfo, readahead: int = READAHEAD,
+                  limit: int | None = None) -> Iterator[Reader]:
+    """The pinned version's reader (``readahead`` and ``limit``: those of PinnedReader)."""
     if is_s3(info.uri):
-        yield PinnedReader(storage.s3, PinnedSource.of(info), info.size)
+        yield PinnedReader(storage.s3, PinnedSource.of(info), info.size, readahead, limit)
         return
     with local_source(storage, info) as fd:
         yield pread_reader(fd)
@@ -234,8 +268,10 @@ def scan(storage: Storage, staged: Staged, index: int) -> RangeScan:
     if not 0 <= index < staged.plan.count:
         raise InvalidInput(f"range {index} of {staged.info.uri}: it has ranges 0 to "
                            f"{staged.plan.count - 1}")
-    with source_reader(storage, staged.info) as read:
-        return scan_range(read, staged.plan, index)
+    plan = staged.plan
+    following = plan.cuts[index + 1] if index + 1 < plan.count else plan.size
+    with source_reader(storage, staged.info, limit=following + SMALL_READ) as read:
+        return scan_range(read, plan, index)
 
 
 def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) -> Table:
@@ -248,6 +284,12 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
     if table.failure is None and table.state is not State.QUOTED:
         storage.check_still(staged.info)  # a local source rewritten since the scans
         return table
+    raise_table_errors(storage, staged, table)
+    return table
+
+
+def raise_table_errors(storage: Storage, staged: Staged, table: Table) -> None:
+    """The single pass's error for a table that ends in one, at the same byte and line."""
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
     try:
         with source_reader(storage, staged.info) as read:
@@ -257,7 +299,6 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
     except Exception:
         storage.check_still(staged.info)
         raise
-    return table
 
 
 def assemble(storage: Storage, staged: Staged,
@@ -362,3 +403,62 @@ def chunks_from_list(data: Any, staged: Staged) -> list[Chunk]:
         raise InvalidInput(f"chunk table of {staged.info.uri}: it ends at {at}, not at "
                            f"{staged.plan.size}")
     return chunks
+
+
+# -- all steps in one process: `s3split split s3://... s3://...` ---------------------------------
+
+SERVER_SIDE_FROM: Final = 16 * 1024 * 1024  # smaller chunks are mostly their uploaded 5 MiB
+SERVER_SIDE_RANGE: Final = 32 * 1024 * 1024
+SERVER_SIDE_SCANS: Final = 2  # ranges scanned at a time (numpy releases the GIL)
+SERVER_SIDE_COPIES: Final = 4  # chunks assembled at a time: waiting on S3, not on the CPU
+
+
+def _note_assembled(storage: Storage, dest: str,
+                    written: Sequence[Future[list[tuple[ChunkEntry, str]]]]) -> None:
+    """The chunks a failed split assembled, noted for the next split of ``dest`` to delete;
+    the split's own error is what the caller sees, whatever happens here."""
+    names = [chunk_name(entry.index) for future in written
+             if future.done() and not future.cancelled() and future.exception() is None
+             for entry, _ in future.result()]
+    with suppress(OSError, S3SplitError):
+        note_written(storage, dest, names)
+
+
+def server_side_applies(source: str, dest: str, settings: SplitSettings) -> bool:
+    """Whether a split between S3 locations is assembled by S3 (``split_server_side``):
+    by size, chunks large enough for the copied parts to outweigh the uploaded first part."""
+    return (is_s3(source) and is_s3(dest) and settings.chunk_size is not None
+            and settings.chunk_size >= SERVER_SIDE_FROM and not is_compressed(source))
+
+
+def split_server_side(source: str, dest: str, settings: SplitSettings, storage: Storage,
+                      on_progress: Callable[[int], None] = lambda n: None) -> Manifest:
+    """The staged split's steps run here: the pinned source scanned once in ranges by ranged
+    GETs, each chunk assembled by S3 (its header and first bytes uploaded, the rest
+    ``UploadPartCopy`` of the source) as soon as the ranges up to its end are combined; the
+    same chunks and manifest as the single pass (but for the manifest's ``assembly``)."""
+    staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE)
+    on_progress(staged.plan.data_start)
+    combiner = Combiner(staged.plan, staged.header_lines)
+    written: list[Future[list[tuple[ChunkEntry, str]]]] = []
+    with ThreadPoolExecutor(SERVER_SIDE_SCANS) as scans, \
+            ThreadPoolExecutor(SERVER_SIDE_COPIES) as copies:
+        try:
+            for done in scans.map(partial(scan, storage, staged), range(staged.plan.count)):
+                on_progress(done.end - done.start)
+                written += [copies.submit(assemble, storage, staged, [chunk])
+                            for chunk in combiner.add(done)]
+            table = combiner.table()
+            if table.failure is not None or table.state is State.QUOTED:
+                raise_table_errors(storage, staged, table)
+            written += [copies.submit(assemble, storage, staged, [chunk])
+                        for chunk in table.chunks[len(written):]]
+            records = [record for future in written for record in future.result()]
+        except BaseException:
+            scans.shutdown(cancel_futures=True)
+            copies.shutdown(cancel_futures=True)  # (waits for the running ones)
+            _note_assembled(storage, dest, written)
+            raise
+    assembly = {"scan": "ranges", "ranges": staged.plan.count, "jobs": SERVER_SIDE_SCANS,
+                "chunks": [method for _, method in records]}
+    return finish(storage, staged, [entry for entry, _ in records], assembly)

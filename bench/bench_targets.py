@@ -1,0 +1,241 @@
+"""The end-to-end targets, each as a ratio measured in one run of this script.
+
+    python bench/bench_targets.py [--scale 1] [--repeat 3] [--rows split-export,...]
+
+- split-export: `s3split split` of a 1 GiB realistic export (gen_export.py, CRLF), 64 MiB
+  chunks, / GNU `split -C 64M` (target <= 1.25x); `--jobs 1` / default jobs (>= 1.7x).
+- split-dense: the same on the quote-dense file, every field quoted (<= 2.0x).
+- lanes: `s3split run --lanes 1` / `--lanes 2`, 128 MiB quote-dense, 8 MiB chunks (>= 1.8x).
+- jsonl: `s3split run --processor jsonl --lanes 2`, 256 MiB export, 8 MiB chunks, / DuckDB
+  `COPY (SELECT * FROM read_csv(.., all_varchar=true)) TO .. (FORMAT json)` (<= 1.5x).
+- s3: `s3split split s3://.. s3://..` of a 256 MiB export through a counting proxy to a moto
+  server: bytes sent / source bytes (<= 12 %).
+- startup: `s3split run` of a 3-row file, median wall of --repeat (<= 1.5 s).
+
+``--scale 0.0625`` divides every size by 16 (a smoke run: the ratios are then not the
+targets'). Each timed command runs after an untimed ``sync``, its input read once before
+(page cache warm). The 1-minute load average is printed with each row: other work on the
+machine skews wall times. The table is printed and written to bench/results/targets.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bench_pipeline import Timed, cli_run, cli_split, timed
+from bench_split import BENCH_DIR, PY, Dataset, ensure_shape, load, s3split_exe, warm
+from gen_csv import format_size, parse_size
+
+DUCKDB_JSON = """\
+import sys, duckdb
+q = ("COPY (SELECT * FROM read_csv(?, header=true, all_varchar=true)) TO '{}' (FORMAT json)"
+     .format(sys.argv[2].replace("'", "''")))
+duckdb.execute(q, [sys.argv[1]])
+"""
+ROWS = ("split-export", "split-dense", "lanes", "jsonl", "s3", "startup")
+TIMEOUT = 1800.0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.exe = s3split_exe()
+        if self.exe is None:
+            raise SystemExit("s3split is not installed in this venv: make install")
+        self.data = args.data_dir
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.work = Path(tempfile.mkdtemp(prefix="targets-", dir=self.data))
+        self.table: list[list[str]] = []
+        self.cpu = 0.0  # the last median's CPU seconds
+
+    def size(self, text: str) -> int:
+        return max(1 << 20, int(parse_size(text) * self.args.scale))
+
+    def dataset(self, shape: str, size: str) -> Dataset:
+        ds = ensure_shape(self.data, shape, self.size(size), self.args.seed, False)
+        warm(ds.path)
+        return ds
+
+    def median(self, run: Callable[[], Timed]) -> float:
+        """The median wall time of --repeat runs (their median CPU time kept in ``cpu``:
+        less skewed than wall time by other work on the machine)."""
+        runs = [run() for _ in range(self.args.repeat)]
+        self.cpu = statistics.median(r.cpu for r in runs)
+        return statistics.median(r.wall for r in runs)
+
+    def row(self, what: str, value: str, target: str, ok: bool, detail: str) -> None:
+        line = [what, value, target, "holds" if ok else "NOT met", detail, load()]
+        print(" | ".join(line), flush=True)
+        self.table.append(line)
+
+    # ------------------------------------------------------------------ the rows
+
+    def gnu_split(self, ds: Dataset, chunk: int) -> float:
+        def once() -> Timed:
+            out = Path(tempfile.mkdtemp(prefix="splitC-", dir=self.work))
+            try:
+                return timed(["split", "-C", str(chunk), str(ds.path), str(out / "part-")],
+                             out, TIMEOUT)
+            finally:
+                shutil.rmtree(out, ignore_errors=True)
+        return self.median(once)
+
+    def s3split_split(self, ds: Dataset, chunk: int, *options: str) -> float:
+        assert self.exe is not None
+        exe = self.exe
+        return self.median(lambda: cli_split(exe, ds.path, self.work, TIMEOUT,
+                                             "--chunk-size", str(chunk), *options))
+
+    def split_rows(self, shape: str, label: str, target: float, jobs_target: float | None,
+                   ) -> None:
+        ds = self.dataset(shape, "1GiB")
+        chunk = self.size("64MiB")
+        reference = self.gnu_split(ds, chunk)
+        reference_cpu = self.cpu
+        ours = self.s3split_split(ds, chunk)
+        ours_cpu = self.cpu
+        ratio = ours / reference
+        what = f"split {format_size(self.size('1GiB'))} {label}, {format_size(chunk)} chunks"
+        self.row(what, f"{ratio:.2f}x split -C", f"<= {target}x", ratio <= target,
+                 f"s3split {ours:.2f} s ({ours_cpu:.2f} s CPU), split -C {reference:.2f} s "
+                 f"({reference_cpu:.2f} s CPU)")
+        if jobs_target is not None:
+            one = self.s3split_split(ds, chunk, "--jobs", "1")
+            one_cpu = self.cpu
+            speedup = one / ours
+            self.row(f"split {label}, --jobs 1 -> default", f"{speedup:.2f}x",
+                     f">= {jobs_target}x", speedup >= jobs_target,
+                     f"jobs 1 {one:.2f} s ({one_cpu:.2f} s CPU), default {ours:.2f} s "
+                     f"({ours_cpu:.2f} s CPU) on {os.cpu_count()} CPUs")
+
+    def cli_run(self, ds: Dataset, *options: str) -> float:
+        assert self.exe is not None
+        exe = self.exe
+        return self.median(lambda: cli_run(exe, ds.path, self.work, "run", TIMEOUT,
+                                           *options).timed)
+
+    def lanes(self) -> None:
+        ds = self.dataset("quote-dense", "128MiB")
+        chunk = str(self.size("8MiB"))
+        one = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "1")
+        one_cpu = self.cpu
+        two = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "2")
+        speedup = one / two
+        self.row("run quote-dense, --lanes 1 -> 2 (jsonl)", f"{speedup:.2f}x", ">= 1.8x",
+                 speedup >= 1.8, f"lanes 1 {one:.2f} s ({one_cpu:.2f} s CPU), lanes 2 "
+                 f"{two:.2f} s ({self.cpu:.2f} s CPU)")
+
+    def jsonl(self) -> None:
+        ds = self.dataset("export", "256MiB")
+        chunk = str(self.size("8MiB"))
+        ours = self.cli_run(ds, "--chunk-size", chunk, "--lanes", "2", "--processor", "jsonl")
+        ours_cpu = self.cpu
+
+        def duckdb() -> Timed:
+            out = self.work / "duckdb.json"
+            try:
+                return timed([PY, "-c", DUCKDB_JSON, str(ds.path), str(out)], self.work,
+                             TIMEOUT)
+            finally:
+                out.unlink(missing_ok=True)
+        reference = self.median(duckdb)
+        ratio = ours / reference
+        self.row("run --processor jsonl --lanes 2, export", f"{ratio:.2f}x DuckDB", "<= 1.5x",
+                 ratio <= 1.5, f"s3split {ours:.2f} s ({ours_cpu:.2f} s CPU), DuckDB COPY .. "
+                 f"json {reference:.2f} s ({self.cpu:.2f} s CPU)")
+
+    def s3(self) -> None:
+        ds = self.dataset("export", "256MiB")
+        sent, source = s3_split_sent(ds.path, self.size("64MiB"))
+        share = sent / source
+        self.row("split s3:// -> s3://, export", f"{share:.1%} of the source sent", "<= 12 %",
+                 share <= 0.12, f"{sent:,} of {source:,} bytes")
+
+    def startup(self) -> None:
+        path = self.work / "three.csv"
+        path.write_text("id,name\n1,a\n2,b\n3,c\n")
+        assert self.exe is not None
+        exe = self.exe
+        runs = [cli_run(exe, path, self.work, "tiny", TIMEOUT).timed
+                for _ in range(self.args.repeat)]
+        wall = statistics.median(r.wall for r in runs)
+        cpu = statistics.median(r.cpu for r in runs)
+        self.row("run of a 3-row file", f"{wall:.2f} s wall", "<= 1.5 s", wall <= 1.5,
+                 f"{cpu:.2f} s CPU; walls {', '.join(f'{r.wall:.2f}' for r in runs)}")
+
+    def run(self, rows: Sequence[str]) -> None:
+        steps: dict[str, Callable[[], None]] = {
+            "split-export": lambda: self.split_rows("export", "realistic export", 1.25, 1.7),
+            "split-dense": lambda: self.split_rows("quote-dense", "quote-dense", 2.0, None),
+            "lanes": self.lanes,
+            "jsonl": self.jsonl,
+            "s3": self.s3,
+            "startup": self.startup,
+        }
+        try:
+            for name in rows:
+                steps[name]()
+        finally:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def s3_split_sent(path: Path, chunk: int) -> tuple[int, int]:
+    """Bytes `s3split split s3://.. s3://..` (the CLI, a subprocess) sends to S3, and the
+    source's size: a moto server behind a counting proxy in this process."""
+    sys.path.insert(0, str(BENCH_DIR.parent))
+    from tests.support.counting_proxy import CountingProxy
+
+    from bench_s3_assembly import BUCKET, client, moto_server
+
+    with moto_server() as port, CountingProxy(port) as proxy:
+        direct = client(port)
+        direct.create_bucket(Bucket=BUCKET)
+        direct.upload_file(str(path), BUCKET, "in/source.csv")
+        proxy.reset()
+        env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}")
+        exe = s3split_exe()
+        assert exe is not None
+        subprocess.run([exe, "split", f"s3://{BUCKET}/in/source.csv", f"s3://{BUCKET}/out",
+                        "--chunk-size", str(chunk)], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        sent, _ = proxy.reset()
+    return sent, path.stat().st_size
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every size (smoke: 1/16)")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--rows", default=",".join(ROWS), help=f"comma list of {', '.join(ROWS)}")
+    ap.add_argument("--data-dir", type=Path, default=BENCH_DIR / "data")
+    ap.add_argument("--md", type=Path, default=BENCH_DIR / "results" / "targets.md")
+    args = ap.parse_args(argv)
+    rows = [r for r in args.rows.split(",") if r]
+    unknown = set(rows) - set(ROWS)
+    if unknown:
+        ap.error(f"unknown rows {', '.join(sorted(unknown))}; known: {', '.join(ROWS)}")
+    bench = Bench(args)
+    bench.run(rows)
+    header = ["what", "measured", "target", "verdict", "detail", "load (1 min)"]
+    lines = ["# Targets", "", f"Scale {args.scale}, median of {args.repeat}, "
+             f"{os.cpu_count()} CPUs.", "", "| " + " | ".join(header) + " |",
+             "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in bench.table]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.md.parent.mkdir(parents=True, exist_ok=True)
+    args.md.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The ``sql`` processor: the user's single ``SELECT ... FROM chunk`` run on each chunk by
+DuckDB, its result written as JSON Lines or Parquet.
+
+``chunk`` is a table of the chunk's records, every column text (an empty field ``''``), named
+as the ``jsonl`` processor keys them; records the ``jsonl`` processor would reject (another
+number of fields than the header's) are rejected here too, before the query. ``rows_out``
+counts the records the query read, not the rows it returned (a query may filter or
+aggregate): every source record is accounted once, as for the other processors.
+
+The statement is checked once, where the configuration is read: a single SELECT, nothing
+else. It runs in a DuckDB that reaches no file but the chunk and its private directory,
+loads no extension and reaches no URL (native.sandboxed).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import TYPE_CHECKING
+
+from s3split.errors import ChunkInvalid, InvalidOption
+from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.jsonl import object_converter
+from s3split.storage import Storage
+
+if TYPE_CHECKING:
+    import duckdb
+
+FORMATS = {"jsonl": "json", "parquet": "parquet"}
+
+
+def checked_query(text: str) -> str:
+    """``text`` when it is a single SELECT (its trailing ``;`` dropped); InvalidOption if not."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(text)
+    except duckdb.Error as exc:
+        raise InvalidOption(f"S3SPLIT_SQL is not valid SQL: {str(exc).splitlines()[0]}") from None
+    kinds = [statement.type.name for statement in statements]
+    if kinds != ["SELECT"]:
+        raise InvalidOption(f"S3SPLIT_SQL: expected a single SELECT ... FROM chunk, got "
+                            f"{', '.join(kinds) or 'no statement'}")
+    return statements[0].query.strip().rstrip(";").strip()
+
+
+class SqlProcessor:
+    """Each chunk through the user's query; the result as ``jsonl`` or ``parquet``."""
+
+    def __init__(self, query: str, output: str = "jsonl") -> None:
+        if output not in FORMATS:
+            raise InvalidOption(f"S3SPLIT_SQL_FORMAT: expected jsonl or parquet, got {output!r}")
+        self.query = checked_query(query)
+        self.extension = output
+
+    def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
+        import duckdb
+
+        from s3split.processors import native
+
+        try:
+            with native.native_chunk(job, storage) as chunk:
+                table = f"CREATE TEMP TABLE chunk AS {native.text_select(chunk)}"
+                try:
+                    chunk.connection.execute(table)
+                except duckdb.Error as exc:
+                    raise native.Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
+                count = native.checked_count(job, chunk.count_table("chunk"))
+                self._run(job, storage, chunk.connection, chunk.directory)
+            return ProcessResult(count, count, 0, job.output_uri, None, [])
+        except native.Fallback:
+            return self._through_python(job, storage)
+
+    def _through_python(self, job: ChunkJob, storage: Storage) -> ProcessResult:
+        import duckdb
+
+        from s3split.processors import native
+
+        with tempfile.TemporaryDirectory(prefix="s3split-sql-") as directory:
+            lines = os.path.join(directory, "accepted.jsonl")
+            result, keys = native.accepted_to_file(job, storage, object_converter, lines)
+            connection = native.sandboxed(directory)
+            try:
+                source = native.read_json_lines(lines, [(key, "VARCHAR") for key in keys])
+                try:
+                    connection.execute(f"CREATE TEMP TABLE chunk AS SELECT * FROM {source}")
+                except duckdb.Error as exc:
+                    raise ChunkInvalid(f"{job.chunk_uri}: cannot be the query's table: "
+                                       f"{str(exc).splitlines()[0]}") from None
+                self._run(job, storage, connection, directory)
+            finally:
+                connection.close()
+        return ProcessResult(result.rows_in, result.rows_out, result.rows_rejected,
+                             job.output_uri, result.rejects_uri, result.rejects)
+
+    def _run(self, job: ChunkJob, storage: Storage, connection: duckdb.DuckDBPyConnection,
+             directory: str) -> None:
+        import duckdb
+
+        from s3split.processors import native
+
+        out = os.path.join(directory, f"result.{self.extension}")
+        options = ("FORMAT json" if self.extension == "jsonl"
+                   else "FORMAT parquet, COMPRESSION zstd")
+        try:
+            connection.execute(
+                f"COPY ({self.query}) TO {native.quote_literal(out)} ({options})")
+        except duckdb.Error as exc:
+            raise ChunkInvalid(f"{job.chunk_uri}: the S3SPLIT_SQL query failed on this chunk: "
+                               f"{str(exc).splitlines()[0]}") from None
+        native.upload(out, job.output_uri, storage)

@@ -1,0 +1,357 @@
+"""The built-in processors on DuckDB: the same outputs as the Python reader's, which path each
+shape of chunk takes, and the sandbox a query runs in."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
+from s3split.processors import native
+from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.storage import Storage
+from tests.support.fuzz import SETTINGS, Source, any_sources, unterminated
+from tests.support.jobs import make_job
+
+JSONL = ProcessorConfig()
+
+
+def records(data: bytes, delimiter: str, quotechar: str) -> list[list[str]]:
+    text = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", newline="")
+    return list(csv.reader(text, delimiter=delimiter, quotechar=quotechar))
+
+
+def chunk_job(tmp: Path, data: bytes, header: bool = True, delimiter: str = ",",
+              quotechar: str = '"') -> ChunkJob:
+    count = len(records(data, delimiter, quotechar)) - (1 if header and data else 0)
+    job = make_job(tmp, data, has_header=header, delimiter=delimiter, rows=max(count, 0))
+    return replace(job, quotechar=quotechar)
+
+
+@contextmanager
+def native_off(monkeypatch: pytest.MonkeyPatch, off: bool) -> Iterator[None]:
+    with monkeypatch.context() as patch:
+        if off:
+            patch.setenv(native.NATIVE_ENV, "0")
+        yield
+
+
+def outcome(name: str, job: ChunkJob, config: ProcessorConfig, tag: str
+            ) -> tuple[Any, ...]:
+    """What a processor made of ``job``: its counts, output records and rejects (or its error)."""
+    job = replace(job, output_uri=f"{job.output_uri}.{tag}", rejects_uri=f"{job.rejects_uri}.{tag}")
+    try:
+        result = get_processor(name, config)(job, Storage())
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+    out = Path(job.output_uri).read_text(encoding="utf-8").splitlines()
+    rejects = Path(job.rejects_uri)
+    return (result.rows_in, result.rows_out, result.rows_rejected, result.rejects,
+            [json.loads(line) for line in out],
+            rejects.read_text(encoding="utf-8") if rejects.exists() else None)
+
+
+def both_paths(monkeypatch: pytest.MonkeyPatch, name: str, job: ChunkJob,
+               config: ProcessorConfig = JSONL) -> tuple[Any, Any]:
+    with native_off(monkeypatch, True):
+        python = outcome(name, job, config, "python")
+    with native_off(monkeypatch, False):
+        duck = outcome(name, job, config, "duck")
+    return python, duck
+
+
+def path_of(job: ChunkJob) -> str:
+    """``duckdb``, or the reason the chunk is read by the Python reader."""
+    try:
+        with native.native_chunk(job, Storage()) as chunk:
+            native.checked_count(job, chunk.count())
+    except native.Fallback as exc:
+        return str(exc)
+    return "duckdb"
+
+
+@settings(SETTINGS, max_examples=200)
+@given(source=any_sources)
+def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) -> None:
+    if unterminated(source):
+        return  # the splitter refuses these: no chunk ever holds one
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
+                        source.quotechar)
+        python, duck = both_paths(patch, "jsonl", job)
+        assert duck == python
+
+
+TEXT_SCHEMA = ProcessorConfig(schema={"columns": {"zz": {"type": "str"}}, "extra_columns": True})
+
+
+@settings(SETTINGS, max_examples=150)
+@given(source=any_sources)
+def test_validate_on_duckdb_writes_what_the_python_reader_writes_on_the_fuzz_corpus(
+        source: Source) -> None:
+    if unterminated(source):
+        return
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
+                        source.quotechar)
+        python, duck = both_paths(patch, "validate", job, TEXT_SCHEMA)
+        assert duck == python
+
+
+EXPORT = (b'id,contact,note\r\n1,"Okafor, Farid",plain\r\n2,"M\xc3\xbcller, Zo\xc3\xab",'
+          b'"two\r\nlines"\r\n3,"Silva, In\xc3\xaas",\r\n')
+
+
+@pytest.mark.parametrize(("data", "expected"), [
+    (EXPORT, "duckdb"),
+    (EXPORT.replace(b"\r\n", b"\n"), "duckdb"),
+    (b"a,b\n1,2\n", "duckdb"),
+    (b"a,b\n1,x\"y\n", "a quote inside an unquoted field or text after a closing quote"),
+    (b"a,b\n1,\"x\"y\n", "a quote inside an unquoted field or text after a closing quote"),
+    (b"a,b\r1,2\r", "a CR not followed by LF"),
+    (b"a,b\r\n1,2\n", "LF and CRLF line endings mixed"),
+    (b"a,b\n1,\x002\n", "a NUL byte"),
+    (b"A,a\n1,2\n", "header names that differ only in case"),
+    (b"a,b\n1,2\n\n3,4\n", "a record with another number of fields than the header's"),
+    (b"a,b\n1,2,\n", "a record with another number of fields than the header's"),
+    (b"a\n1\n", "1 column(s): DuckDB takes 2 to 2000 here (to it a blank line is a record "
+                "of one column; a query of very many columns binds slowly)"),
+])
+def test_which_reader_each_shape_of_chunk_takes(tmp_path: Path, data: bytes, expected: str,
+                                                ) -> None:
+    assert path_of(chunk_job(tmp_path, data)) == expected
+
+
+def test_a_delimiter_outside_ascii_takes_the_python_reader(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, "a¦b\n1¦2\n".encode(), delimiter="¦")
+    assert path_of(job) == "a delimiter or quote outside ASCII (the shape checks read bytes)"
+    result = get_processor("jsonl", JSONL)(job, Storage())
+    assert (result.rows_in, result.rows_out) == (1, 1)
+
+
+@pytest.mark.parametrize("name", ["jsonl", "parquet"])
+def test_a_chunk_of_the_header_alone_writes_an_empty_output(tmp_path: Path, name: str) -> None:
+    job = replace(chunk_job(tmp_path, b"a,b\r\n"), output_uri=str(tmp_path / f"out.{name}"))
+    assert path_of(job) == "duckdb"
+    result = get_processor(name, JSONL)(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (0, 0, 0)
+    if name == "parquet":
+        assert parquet_rows(job.output_uri) == []
+    else:
+        assert Path(job.output_uri).read_bytes() == b""
+
+
+def test_sql_on_columns_that_differ_only_in_case_is_chunk_invalid(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, b"A,a\n1,2\n")
+    with pytest.raises(ChunkInvalid, match="cannot be the query's table"):
+        get_processor("sql", sql_config("SELECT * FROM chunk"))(job, Storage())
+
+
+def test_a_ragged_row_is_rejected_by_the_python_reader(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, b"a,b\n1,2\n3\n")
+    assert path_of(job) == "a record with another number of fields than the header's"
+    result = get_processor("jsonl", ProcessorConfig())(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 1, 1)
+
+
+def test_a_count_neither_reader_finds_is_chunk_misaligned(tmp_path: Path) -> None:
+    job = replace(chunk_job(tmp_path, EXPORT), rows=4)
+    with pytest.raises(ChunkMisaligned, match="should hold 4 records"):
+        get_processor("jsonl", ProcessorConfig())(job, Storage())
+    assert not Path(job.output_uri).exists()
+
+
+def test_the_native_path_writes_the_export_as_json_lines(tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, EXPORT)
+    result = get_processor("jsonl", ProcessorConfig())(job, Storage())
+    assert result == ProcessResult(3, 3, 0, job.output_uri, None, [])
+    lines = Path(job.output_uri).read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"id": "1", "contact": "Okafor, Farid", "note": "plain"},
+        {"id": "2", "contact": "Müller, Zoë", "note": "two\r\nlines"},
+        {"id": "3", "contact": "Silva, Inês", "note": ""},
+    ]
+
+
+SCHEMA: dict[str, Any] = {"columns": {
+    "i": {"type": "int"}, "f": {"type": "float"}, "d": {"type": "date"},
+    "t": {"type": "datetime"}, "b": {"type": "bool"}, "s": {"type": "str", "required": True},
+}, "extra_columns": True}
+VALUES = {
+    "i": ["1", "-7", "+3", "007", "1.0", "x", "", "12345678901234567890", "٣"],
+    "f": ["1", "1.", ".5", "-2.5e3", "1e400", "nan", "inf", "", "1,5", "0x1"],
+    "d": ["2020-02-29", "2021-02-29", "0000-01-01", "2020-1-1", "", "20200101"],
+    "t": ["2020-01-01T10:00:00", "2020-01-01 23:59:59", "2020-01-01 24:00:00", "",
+          "2020-01-01T10:00:00Z", "2020-01-01T10:00", "2020-01-01T10:00:00.5"],
+    "b": ["true", "FALSE", "Yes", "no", "1", "0", "", "y", "truth"],
+    "s": ["a", "", "é, \"q\""],
+}
+
+
+@settings(SETTINGS, max_examples=150)
+@given(rows=st.lists(st.fixed_dictionaries({k: st.sampled_from(v) for k, v in VALUES.items()}),
+                     max_size=8), extra=st.booleans())
+def test_validate_on_duckdb_writes_what_the_python_reader_writes(
+        rows: list[dict[str, str]], extra: bool) -> None:
+    names = [*SCHEMA["columns"], *(["more"] if extra else [])]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    writer.writerows([*row.values(), *(["x"] if extra else [])] for row in rows)
+    config = ProcessorConfig(schema=SCHEMA)
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        job = chunk_job(Path(tmp), out.getvalue().encode())
+        python, duck = both_paths(patch, "validate", job, config)
+        assert duck == python
+
+
+def test_validate_on_duckdb_converts_what_it_accepts_as_python_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = ("i,f,d,t,b,s,more\n+3,1.,2020-02-29,2020-01-01 23:59:59,Yes,\"é, x\",m\n"
+            "007,.5,2021-03-01,2020-01-01T00:00:00,0,a,\n,-2.5e3,,,,b,\n").encode()
+    job = chunk_job(tmp_path, data)
+    assert path_of(job) == "duckdb"
+    python, duck = both_paths(monkeypatch, "validate", job, ProcessorConfig(schema=SCHEMA))
+    assert duck == python
+    assert python[:3] == (3, 3, 0)
+
+
+def parquet_rows(uri: str) -> list[tuple[Any, ...]]:
+    import duckdb
+
+    return duckdb.connect().execute("SELECT * FROM read_parquet(?)", [uri]).fetchall()
+
+
+def parquet_types(uri: str) -> list[str]:
+    import duckdb
+
+    found = duckdb.connect().execute("DESCRIBE SELECT * FROM read_parquet(?)", [uri])
+    return [str(row[1]) for row in found.fetchall()]
+
+
+@pytest.mark.parametrize("native_on", [True, False])
+def test_parquet_is_typed_by_the_schema_on_either_path(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_on: bool) -> None:
+    data = ("i,f,d,t,b,s,more\n3,1.5,2020-02-29,2020-01-01 23:59:59,Yes,\"é, x\",m\n"
+            ",,,,,b,\n").encode()
+    job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
+    with native_off(monkeypatch, not native_on):
+        result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 2, 0)
+    assert parquet_types(job.output_uri) == ["BIGINT", "DOUBLE", "DATE",
+                                             "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "VARCHAR",
+                                             "VARCHAR"]
+    import datetime as dt
+    assert parquet_rows(job.output_uri) == [
+        (3, 1.5, dt.date(2020, 2, 29), dt.datetime(2020, 1, 1, 23, 59, 59, tzinfo=dt.UTC),
+         True, "é, x", "m"),
+        (None, None, None, None, None, "b", ""),
+    ]
+
+
+def test_parquet_rejects_what_validate_rejects(tmp_path: Path) -> None:
+    data = b"i,f,d,t,b,s\n1,x,,,,a\n2,,,,,b\n3\n"
+    job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
+    result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (3, 1, 2)
+    assert [r["line"] for r in result.rejects] == [2, 4]
+    assert parquet_rows(job.output_uri)[0][0] == 2
+    assert len(Path(job.rejects_uri).read_text().splitlines()) == 2
+
+
+def test_parquet_without_a_schema_is_text(tmp_path: Path) -> None:
+    job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
+    get_processor("parquet", ProcessorConfig())(job, Storage())
+    assert parquet_rows(job.output_uri)[1] == ("2", "Müller, Zoë", "two\r\nlines")
+    assert set(parquet_types(job.output_uri)) == {"VARCHAR"}
+
+
+def sql_config(query: str, output: str = "jsonl") -> ProcessorConfig:
+    return ProcessorConfig(sql=query, sql_format=output)
+
+
+@pytest.mark.parametrize(("data", "path", "counts"), [
+    (EXPORT, "duckdb", (3, 3, 0)),
+    (EXPORT.replace(b"\r\n3,", b"\r\n\r\n3,"),
+     "a record with another number of fields than the header's", (4, 3, 1)),
+])
+def test_sql_runs_the_query_on_either_path(tmp_path: Path, data: bytes, path: str,
+                                           counts: tuple[int, int, int]) -> None:
+    job = chunk_job(tmp_path, data)
+    assert path_of(job) == path
+    query = "SELECT contact, length(note) AS n FROM chunk WHERE id <> '1' ORDER BY id;"
+    result = get_processor("sql", sql_config(query))(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == counts
+    assert [json.loads(line) for line in Path(job.output_uri).read_text().splitlines()] == [
+        {"contact": "Müller, Zoë", "n": 10}, {"contact": "Silva, Inês", "n": 0}]
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("SELECT 1; SELECT 2", "expected a single SELECT"),
+    ("COPY chunk TO '/tmp/x.csv'", "got COPY"),
+    ("INSTALL httpfs", "got "),
+    ("ATTACH '/tmp/x.db'", "got ATTACH"),
+    ("SELEC 1", "not valid SQL"),
+])
+def test_sql_refuses_anything_but_a_single_select(query: str, message: str) -> None:
+    with pytest.raises(InvalidOption, match=message):
+        get_processor("sql", sql_config(query))
+
+
+@pytest.mark.parametrize("query", [
+    "SELECT * FROM read_text('/etc/hostname')",
+    "SELECT * FROM read_csv('/etc/passwd')",
+    "SELECT * FROM glob('/*')",
+    "SELECT * FROM read_parquet('https://example.com/x.parquet')",
+    "SELECT * FROM query('SELECT * FROM read_text(''/etc/hostname'')')",
+])
+def test_sql_reaches_no_file_but_the_chunk(tmp_path: Path, query: str) -> None:
+    job = chunk_job(tmp_path, EXPORT)
+    with pytest.raises(ChunkInvalid, match="the S3SPLIT_SQL query failed on this chunk"):
+        get_processor("sql", sql_config(query))(job, Storage())
+    assert not Path(job.output_uri).exists()
+
+
+def test_sql_writes_parquet(tmp_path: Path) -> None:
+    job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
+    processor = get_processor("sql", sql_config("SELECT count(*) AS n FROM chunk", "parquet"))
+    assert processor.extension == "parquet"
+    processor(job, Storage())
+    assert parquet_rows(job.output_uri) == [(3,)]
+
+
+def test_sql_from_a_file_is_recorded_as_its_text_for_a_resume(tmp_path: Path) -> None:
+    from s3split.processors.settings import record, resume_environment
+
+    query = tmp_path / "q.sql"
+    query.write_text("SELECT id FROM chunk\n")
+    config = ProcessorConfig.from_env({"S3SPLIT_SQL_FILE": str(query),
+                                       "S3SPLIT_SQL_FORMAT": "parquet"})
+    recorded = record("sql", config)
+    assert recorded == {"S3SPLIT_SQL": "SELECT id FROM chunk", "S3SPLIT_SQL_FORMAT": "parquet"}
+    assert resume_environment(recorded, "processor.json", {}) == recorded
+    assert resume_environment(recorded, "processor.json", {"S3SPLIT_SQL_FILE": str(query)}) == {
+        "S3SPLIT_SQL_FORMAT": "parquet"}
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"S3SPLIT_SQL": "SELECT 1", "S3SPLIT_SQL_FILE": "q.sql"}, "both set"),
+    ({"S3SPLIT_SQL_FILE": "/nonexistent/q.sql"}, "cannot read /nonexistent/q.sql"),
+    ({}, "sql needs a query"),
+    ({"S3SPLIT_SQL": "SELECT 1", "S3SPLIT_SQL_FORMAT": "csv"}, "expected jsonl or parquet"),
+])
+def test_sql_settings_errors_name_the_setting(env: dict[str, str], message: str) -> None:
+    with pytest.raises(InvalidOption, match=message):
+        get_processor("sql", ProcessorConfig.from_env(env))
