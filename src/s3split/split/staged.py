@@ -23,7 +23,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from s3split.errors import InvalidInput, InvalidOption, SourceChanged, SplitTaskFailed
@@ -32,12 +32,13 @@ from s3split.split.destination import (
     check_source,
     remove_temporaries,
 )
-from s3split.split.manifest import ChunkEntry, Manifest, SplitSettings, chunk_name
+from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
 from s3split.split.parallel import READ_WRITE, raise_errors, write_chunk
 from s3split.split.ranges import (
     BLOCK,
     Chunk,
     Failure,
+    Invalid,
     Mark,
     Piece,
     Plan,
@@ -57,9 +58,9 @@ from s3split.split.splitter import (
 )
 from s3split.split.splitter import (
     CHUNK_TAGS,
-    _blocks,
     _clear_previous,
     _Split,
+    read_start,
     validate_settings,
 )
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join, split_s3
@@ -97,6 +98,7 @@ class Staged:
     header_bytes: int
     plan: Plan
     header: bytes | None = None
+    format: SourceFormat = field(default_factory=SourceFormat)  # as reading the header found
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the header itself."""
@@ -104,7 +106,7 @@ class Staged:
         return {"id": self.id, "dest": self.dest, "info": asdict(self.info),
                 "settings": asdict(self.settings), "bom": self.bom,
                 "header_lines": self.header_lines, "header_bytes": self.header_bytes,
-                "plan": plan}
+                "plan": plan, "format": asdict(self.format)}
 
     def with_header(self, header: bytes) -> "Staged":
         if len(header) != self.header_bytes:
@@ -127,7 +129,8 @@ class Staged:
             plan = Plan(**(data["plan"] | {"cuts": tuple(data["plan"]["cuts"])}))
             staged = cls(str(data["id"]), data["dest"], ObjectInfo(**data["info"]),
                          SplitSettings(**data["settings"]), bool(data["bom"]),
-                         int(data["header_lines"]), int(data["header_bytes"]), plan)
+                         int(data["header_lines"]), int(data["header_bytes"]), plan,
+                         format=SourceFormat(**data["format"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"staged range split of {source}: not a plan "
                                f"({type(exc).__name__}: {exc})") from None
@@ -162,7 +165,7 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     run = _run(storage, source, dest, settings, info)
     try:
         with storage.open_source(info) as f:
-            run._read_header(_blocks(f, STREAM_BLOCK))
+            read_start(run, f)
     except SourceChanged:
         raise
     except Exception:
@@ -170,10 +173,10 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
         raise
     count = max(1, min(max_ranges, math.ceil((info.size - run.data_start) / range_size)))
     plan = plan_ranges(source, info.size, run.data_start, settings.chunk_size, count,
-                       delimiter=settings.delimiter, quotechar=settings.quotechar,
+                       delimiter=run.format.delimiter, quotechar=settings.quotechar,
                        strict=settings.strict, header_cr=run.header.endswith(b"\r"), block=BLOCK)
     return Staged(plan_id, dest, info, settings, run.bom, run.lines_before, len(run.header), plan,
-                  run.header)
+                  run.header, run.format)
 
 
 def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
@@ -245,7 +248,7 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
     except ValueError as exc:
         raise SplitTaskFailed(f"{staged.info.uri}: the range scans do not fit together: "
                               f"{exc}") from None
-    if table.failure is None and table.state is not State.QUOTED:
+    if table.failure is None and table.invalid is None and table.state is not State.QUOTED:
         storage.check_still(staged.info)  # a local source rewritten since the scans
         return table
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
@@ -301,6 +304,7 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
     """Write the manifest (last) and remove what earlier splits of ``dest`` left."""
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
     run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
+    run.format = staged.format
     run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
     manifest = run._finished().manifest
     assert manifest is not None
@@ -312,13 +316,18 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
 
 def scan_to_dict(scan: RangeScan) -> dict[str, Any]:
     return {"index": scan.index, "start": scan.start, "end": scan.end,
-            "pieces": {str(int(state)): _piece_to_dict(p) for state, p in scan.pieces.items()}}
+            "pieces": {str(int(state)): _piece_to_dict(p) for state, p in scan.pieces.items()},
+            "invalid": asdict(scan.invalid) if scan.invalid is not None else None}
 
 
 def scan_from_dict(data: Any) -> RangeScan:
     """Raises KeyError, TypeError or ValueError for what ``scan_to_dict`` did not write."""
     pieces = {State(int(state)): _piece_from_dict(p) for state, p in data["pieces"].items()}
-    return RangeScan(int(data["index"]), int(data["start"]), int(data["end"]), pieces)
+    invalid = data.get("invalid")
+    return RangeScan(int(data["index"]), int(data["start"]), int(data["end"]), pieces,
+                     invalid=Invalid(int(invalid["offset"]), int(invalid["lines"]),
+                                     int(invalid["byte"]), bool(invalid["at_end"]))
+                     if invalid else None)
 
 
 def _piece_to_dict(p: Piece) -> dict[str, Any]:

@@ -1,0 +1,106 @@
+"""The delimiter of a source that does not name one: Excel's ``sep=X`` first line, or what
+reads the header and the first records consistently, as spreadsheet tools and
+``csv.Sniffer`` judge it.
+
+A candidate (``,`` ``;`` tab ``|``) is plausible when the header (the first record with
+``--no-header``) has at least two fields by it and at least ``CONSISTENT`` of the sampled
+records have as many. One plausible candidate is the delimiter. Two or more refuse the
+source, naming them; none, while the header holds a candidate outside quotes, refuses it as
+well (such a header read as one column is how tab- or ``;``-separated files used to run
+silently wrong). A header without any candidate is one column: ``,`` then.
+"""
+
+import csv
+import io
+import re
+from typing import Final
+
+from s3split.errors import DelimiterUnclear
+
+CANDIDATES: Final = (",", ";", "\t", "|")
+SAMPLE: Final = 64 * 1024  # bytes from the header's start the guess reads
+RECORDS: Final = 100  # records after the header it compares
+CONSISTENT: Final = 0.9
+# Excel's hint (also quoted, as some writers quote every line), then its line end or the end.
+SEP_LINE: Final = re.compile(rb'(?i)"?sep=([^\r\n"])"?(\r\n|\n|\r|$)')
+SEP_LINE_MAX: Final = 9  # its longest form: "sep=X" CRLF
+
+
+def shown(delimiter: str) -> str:
+    """A delimiter as an option takes it: ``tab`` for a tab."""
+    return {"\t": "tab", " ": "space"}.get(delimiter, delimiter if delimiter != "'" else '"\'"')
+
+
+def option(delimiter: str) -> str:
+    """``--delimiter X`` as one would type it."""
+    text = shown(delimiter)
+    return f"--delimiter {text}" if text.isalnum() else f"--delimiter '{text}'"
+
+
+def sep_line(data: bytes, at_end: bool) -> tuple[str, int] | None:
+    """Excel's ``sep=X`` line at the start of ``data``: the delimiter and the line's length.
+    ``at_end``: ``data`` is all there is (else a line not yet ended is not one)."""
+    found = SEP_LINE.match(data)
+    if found is None or (not found.group(2) and not at_end):
+        return None
+    if found.group(2) == b"\r" and found.end() == len(data) and not at_end:
+        return None  # a CR whose LF may follow
+    return found.group(1).decode("ascii", "replace"), found.end()
+
+
+def detect(sample: bytes, complete: bool, quotechar: str, uri: str) -> str | None:
+    """The delimiter ``sample`` (the header and what follows, ``complete`` when it is all
+    of the source) is written with; None when its header holds no candidate (one column)."""
+    text = _whole_lines(sample, complete).decode("utf-8", "replace")
+    counts = {d: _field_counts(text, d, quotechar, complete) for d in CANDIDATES}
+    plausible = [d for d, found in counts.items() if _plausible(found)]
+    if len(plausible) == 1:
+        return plausible[0]
+    if len(plausible) > 1:
+        first, second = plausible[:2]
+        raise DelimiterUnclear(
+            f"{uri}: cannot tell the delimiter: both {shown(first)!r} "
+            f"({counts[first][0]} fields) and {shown(second)!r} ({counts[second][0]} fields) "
+            f"read the header and first records consistently; pass {option(first)} or "
+            f"{option(second)}")
+    in_header = [d for d, found in counts.items() if found and found[0] > 1]
+    if not in_header:
+        return None
+    d = in_header[0]
+    found = counts[d]
+    matching = sum(1 for n in found[1:] if n == found[0])
+    raise DelimiterUnclear(
+        f"{uri}: cannot tell the delimiter: by {shown(d)!r} the header has {found[0]} fields "
+        f"but only {matching} of the next {len(found) - 1} records do; pass {option(d)} "
+        "(or the delimiter it is written with) to read it anyway")
+
+
+def _whole_lines(sample: bytes, complete: bool) -> bytes:
+    """The sample without a last line that goes on past it."""
+    if complete:
+        return sample
+    end = max(sample.rfind(b"\n"), sample.rfind(b"\r"))
+    return sample[:end + 1] if end >= 0 else sample
+
+
+def _field_counts(text: str, delimiter: str, quotechar: str, complete: bool) -> list[int]:
+    """Fields per record, header first; empty records skipped. The last record of a sample
+    that is not the whole source may be cut (inside a quoted field): it is left out."""
+    counts: list[int] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar)
+    try:
+        for row in reader:
+            if row:
+                counts.append(len(row))
+            if len(counts) > RECORDS:
+                break
+    except csv.Error:
+        pass
+    return counts[:-1] if not complete and len(counts) > 2 else counts
+
+
+def _plausible(counts: list[int]) -> bool:
+    if not counts or counts[0] < 2:
+        return False
+    records = counts[1:]
+    return not records or sum(n == counts[0] for n in records) >= CONSISTENT * len(records)
