@@ -111,12 +111,12 @@ class Transcoder:
         offset = self.source_bytes - pending + exc.start
         before = data[:exc.start].decode(self.encoding, "replace")
         line = self.lines + _line_ends(self.last + before) - _line_ends(self.last) + 1
-        bad = data[exc.start:exc.end].hex().upper()
+        bad = " ".join(f"0x{byte:02X}" for byte in data[exc.start:exc.end])
         hint = ("the byte order mark says so but the text is not; check the file, or pass "
                 "--encoding with its real encoding" if self.origin == FROM_BOM else
                 "pass --encoding with the source's real encoding (utf-8, cp1252, latin-1, ...)")
-        return SourceUndecodable(f"{self.uri}: not {self.encoding}: bytes {bad} at source byte "
-                                 f"{offset} (line {line}) do not decode ({exc.reason}); {hint}")
+        return SourceUndecodable(f"{self.uri}: not {self.encoding}: {bad} at source byte {offset} "
+                                 f"(line {line}) does not decode ({exc.reason}); {hint}")
 
     def seekable(self) -> bool:
         return False

@@ -63,6 +63,13 @@ def detect(sample: bytes, complete: bool, quotechar: str, uri: str) -> str | Non
             f"({counts[first][0]} fields) and {shown(second)!r} ({counts[second][0]} fields) "
             f"read the header and first records consistently; pass {option(first)} or "
             f"{option(second)}")
+    preamble = _preamble(text, quotechar)
+    if preamble is not None:
+        d, skip, fields = preamble
+        raise DelimiterUnclear(
+            f"{uri}: the first {skip} line{'s' if skip != 1 else ''} look like a preamble: from "
+            f"line {skip + 1} on the records have {fields} fields by {shown(d)!r}; pass "
+            f"--skip-lines {skip} (or {option(d)} to read the lines as records anyway)")
     in_header = [d for d, found in counts.items() if found and found[0] > 1]
     if not in_header:
         return None
@@ -97,6 +104,42 @@ def _field_counts(text: str, delimiter: str, quotechar: str, complete: bool) -> 
     except csv.Error:
         pass
     return counts[:-1] if not complete and len(counts) > 2 else counts
+
+
+def _preamble(text: str, quotechar: str) -> tuple[str, int, int] | None:
+    """Lines before the real header (a report's title, notes): the delimiter, how many lines
+    come before the first record from which on the records agree (at least three, with two
+    fields or more), and their field count; None when there are none such."""
+    best: tuple[int, str, int, int] | None = None
+    for d in CANDIDATES:
+        rows = _rows_with_lines(text, d, quotechar)
+        if len(rows) < 3:
+            continue
+        fields = rows[-1][1]
+        first = len(rows)
+        while first > 0 and rows[first - 1][1] == fields:
+            first -= 1
+        agreeing = len(rows) - first
+        if fields >= 2 and first > 0 and agreeing >= 3 and (best is None or agreeing > best[0]):
+            best = (agreeing, d, rows[first][0], fields)
+    return None if best is None else best[1:]
+
+
+def _rows_with_lines(text: str, delimiter: str, quotechar: str) -> list[tuple[int, int]]:
+    """(lines before it, fields) of each record; empty lines left out."""
+    rows: list[tuple[int, int]] = []
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quotechar)
+    before = 0
+    try:
+        for row in reader:
+            if row:
+                rows.append((before, len(row)))
+            before = reader.line_num
+            if len(rows) > RECORDS:
+                break
+    except csv.Error:
+        pass
+    return rows
 
 
 def _plausible(counts: list[int]) -> bool:
