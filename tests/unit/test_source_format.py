@@ -184,10 +184,23 @@ def test_an_explicit_delimiter_always_wins(tmp_path: Path) -> None:
 
 
 def test_a_one_field_header_holding_a_tab_never_runs_as_one_column(tmp_path: Path) -> None:
-    with pytest.raises(DelimiterUnclear) as info:  # the records do not follow the header
-        split_bytes(tmp_path, b"id\tname\n1\n2\tb\tc\n3\n4\n5\n")
-    assert "by 'tab' the header has 2 fields" in str(info.value)
-    assert "--delimiter tab" in str(info.value)
+    manifest, chunks = split_bytes(tmp_path, b"id\tname\n1\n2\tb\tc\n3\tx\n")
+    assert manifest["format"]["delimiter"] == "\t"  # ragged records: rejected as such later
+    assert chunks[0].startswith(b"id\tname\n") and manifest["rows"] == 3
+
+
+def test_ragged_records_do_not_hide_the_headers_delimiter(tmp_path: Path) -> None:
+    manifest, _ = split_bytes(tmp_path, b"id,name\n1,a\n2\n3,b,c\n4,d\n")
+    assert manifest["format"]["delimiter"] == ","
+
+
+def test_a_header_splitting_two_ways_is_decided_by_its_records(tmp_path: Path) -> None:
+    manifest, _ = split_bytes(tmp_path, b"id,price;eur\n1,5\n2,7\n")
+    assert manifest["format"]["delimiter"] == ","
+    with pytest.raises(DelimiterUnclear) as info:
+        split_bytes(tmp_path, b"a,b;c\n1\n2\n")
+    assert "the header splits by ',' (2 fields) and by ';' (2 fields), and the first records " \
+           "follow neither; pass --delimiter ',' or --delimiter ';'" in str(info.value)
 
 
 def test_a_header_without_any_candidate_is_one_column(tmp_path: Path) -> None:

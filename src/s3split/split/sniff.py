@@ -1,13 +1,16 @@
-"""The delimiter of a source that does not name one: Excel's ``sep=X`` first line, or what
-reads the header and the first records consistently, as spreadsheet tools and
+"""The delimiter of a source that does not name one: Excel's ``sep=X`` first line, or the
+one the header and the first records are written with, as spreadsheet tools and
 ``csv.Sniffer`` judge it.
 
-A candidate (``,`` ``;`` tab ``|``) is plausible when the header (the first record with
-``--no-header``) has at least two fields by it and at least ``CONSISTENT`` of the sampled
-records have as many. One plausible candidate is the delimiter. Two or more refuse the
-source, naming them; none, while the header holds a candidate outside quotes, refuses it as
-well (such a header read as one column is how tab- or ``;``-separated files used to run
-silently wrong). A header without any candidate is one column: ``,`` then.
+The header (the first record with ``--no-header``) decides among the candidates (``,`` ``;``
+tab ``|``) by which it has two fields or more: one such is the delimiter (its records may
+be ragged: the processors reject those rows), so a header of one field that holds a tab,
+``;`` or ``|`` is never read as one column. Where the header splits by several, the records
+decide: the one by which at least ``CONSISTENT`` of them have the header's field count; two
+such, or none, refuse the source naming two. A header with no candidate is one column
+(``,``). First lines that do not look like the records after them (a report's title and
+notes: at least three records agree from some line on, with two fields or more) refuse the
+source with the ``--skip-lines`` to pass.
 """
 
 import csv
@@ -53,16 +56,26 @@ def detect(sample: bytes, complete: bool, quotechar: str, uri: str) -> str | Non
     of the source) is written with; None when its header holds no candidate (one column)."""
     text = _whole_lines(sample, complete).decode("utf-8", "replace")
     counts = {d: _field_counts(text, d, quotechar, complete) for d in CANDIDATES}
-    plausible = [d for d, found in counts.items() if _plausible(found)]
-    if len(plausible) == 1:
-        return plausible[0]
-    if len(plausible) > 1:
-        first, second = plausible[:2]
-        raise DelimiterUnclear(
-            f"{uri}: cannot tell the delimiter: both {shown(first)!r} "
-            f"({counts[first][0]} fields) and {shown(second)!r} ({counts[second][0]} fields) "
-            f"read the header and first records consistently; pass {option(first)} or "
-            f"{option(second)}")
+    in_header = [d for d, found in counts.items() if found and found[0] > 1]
+    consistent = [d for d in in_header if _plausible(counts[d])]
+    if len(consistent) == 1:
+        return consistent[0]
+    if not consistent:
+        _refuse_a_preamble(text, quotechar, uri)
+    if len(in_header) <= 1:
+        return in_header[0] if in_header else None
+    first, second = (consistent or in_header)[:2]
+    fields = f"{shown(first)!r} ({counts[first][0]} fields)", \
+        f"{shown(second)!r} ({counts[second][0]} fields)"
+    how = (f"both {fields[0]} and {fields[1]} read the header and first records consistently"
+           if consistent else f"the header splits by {fields[0]} and by {fields[1]}, and the "
+           "first records follow neither")
+    raise DelimiterUnclear(f"{uri}: cannot tell the delimiter: {how}; pass {option(first)} or "
+                           f"{option(second)}")
+
+
+def _refuse_a_preamble(text: str, quotechar: str, uri: str) -> None:
+    """When the first lines do not look like the records after them (``_preamble``)."""
     preamble = _preamble(text, quotechar)
     if preamble is not None:
         d, skip, fields = preamble
@@ -70,16 +83,6 @@ def detect(sample: bytes, complete: bool, quotechar: str, uri: str) -> str | Non
             f"{uri}: the first {skip} line{'s' if skip != 1 else ''} look like a preamble: from "
             f"line {skip + 1} on the records have {fields} fields by {shown(d)!r}; pass "
             f"--skip-lines {skip} (or {option(d)} to read the lines as records anyway)")
-    in_header = [d for d, found in counts.items() if found and found[0] > 1]
-    if not in_header:
-        return None
-    d = in_header[0]
-    found = counts[d]
-    matching = sum(1 for n in found[1:] if n == found[0])
-    raise DelimiterUnclear(
-        f"{uri}: cannot tell the delimiter: by {shown(d)!r} the header has {found[0]} fields "
-        f"but only {matching} of the next {len(found) - 1} records do; pass {option(d)} "
-        "(or the delimiter it is written with) to read it anyway")
 
 
 def _whole_lines(sample: bytes, complete: bool) -> bytes:
