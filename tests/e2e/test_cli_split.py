@@ -45,7 +45,7 @@ def test_split_prints_a_summary(tmp_path: Path) -> None:
     dest = tmp_path / "out"
     done = cli("split", write(tmp_path, data), dest, "--chunk-rows", "4")
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert done.stderr == "read as: delimiter ',' (detected), encoding utf-8 (default)\n"
     line = done.stdout.strip()
     assert "\n" not in line
     match = re.fullmatch(r"3 chunks, 10 rows, \d+ bytes in \d+\.\d\d s \([\d,]+\.\d MB/s\) -> (.+)",
