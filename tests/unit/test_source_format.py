@@ -13,7 +13,14 @@ from typing import Any
 
 import pytest
 
-from s3split.errors import DelimiterUnclear, InvalidOption, SourceNotUtf8, SourceUndecodable
+from s3split.errors import (
+    DelimiterUnclear,
+    HeaderTooLong,
+    InvalidOption,
+    SourceNotUtf8,
+    SourceUndecodable,
+)
+from s3split.split import splitter
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
@@ -259,3 +266,11 @@ def test_a_preamble_is_refused_with_the_lines_to_skip(tmp_path: Path) -> None:
         split_bytes(tmp_path, (tmp_path / "p.csv").read_bytes())
     assert "the first 3 lines look like a preamble: from line 4 on the records have 4 " \
            "fields by ','; pass --skip-lines 3" in str(info.value)
+
+
+def test_a_preamble_longer_than_the_header_limit_is_refused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(splitter, "HEADER_LIMIT", 100)
+    with pytest.raises(HeaderTooLong, match="the 2 lines to skip take more than"):
+        split_bytes(tmp_path, b"x" * 300 + b"\nid,v\n1,2\n",
+                    SplitSettings(chunk_size=5, skip_lines=2), block_size=16)

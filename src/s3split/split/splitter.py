@@ -452,9 +452,9 @@ class _Split:
         wanted = self.settings.skip_lines
         for skipped in range(wanted):
             while (found := LINE_END.search(buf, start)) is None and not self.ended:
-                if len(buf) - start > HEADER_LIMIT:
-                    raise HeaderTooLong(f"{self.source}: preamble line {skipped + 1} has no end "
-                                        f"in {len(buf) - start} bytes")
+                if len(buf) > HEADER_LIMIT:  # (what is skipped is held until the header)
+                    raise HeaderTooLong(f"{self.source}: the {wanted} lines to skip take more "
+                                        f"than {len(buf)} bytes (line {skipped + 1} has no end)")
                 buf = self._fill(blocks, buf, len(buf) + 1)
             if found is None and start == len(buf):
                 raise InvalidOption(f"{self.source}: --skip-lines {wanted} drops more lines "

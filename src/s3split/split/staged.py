@@ -130,7 +130,9 @@ class Staged:
             staged = cls(str(data["id"]), data["dest"], ObjectInfo(**data["info"]),
                          SplitSettings(**data["settings"]), bool(data["bom"]),
                          int(data["header_lines"]), int(data["header_bytes"]), plan,
-                         format=SourceFormat(**data["format"]))
+                         format=SourceFormat(**data["format"]) if "format" in data else
+                         SourceFormat(delimiter=data["settings"]["delimiter"] or ",",
+                                      data_start=plan.data_start))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"staged range split of {source}: not a plan "
                                f"({type(exc).__name__}: {exc})") from None
