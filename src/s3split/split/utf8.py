@@ -19,6 +19,7 @@ from s3split.errors import SourceNotUtf8
 # The second byte's range after the lead bytes that have a narrower one than 80-BF.
 _SECOND = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
 _HIGH_BITS = np.uint64(0x8080808080808080)
+RESAMPLE = 16  # a dense source's blocks are checked whole; every 16th looks at its density
 ENCODING_HINT = ("pass --encoding with the source's encoding (cp1252 for most Windows and "
                  "Excel files, latin-1, utf-16, ...)")
 
@@ -33,6 +34,7 @@ class Utf8Check:
         self.byte = 0
         self._masks: list[npt.NDArray[np.bool_]] = []
         self._words: npt.NDArray[np.uint64] = np.empty(0, np.uint64)
+        self._dense, self._spans = False, 0  # whether the last block was mostly non-ASCII
 
     def check(self, data: bytes, offset: int) -> int:
         """``data`` starts at source byte ``offset``."""
@@ -59,13 +61,17 @@ class Utf8Check:
         a character begun in one ends), in order, and ``a``'s last bytes: UTF-8 exactly when
         ``a`` is. Cuts between them fall where ASCII stands, so no character spans a cut;
         text with a few accents shrinks to a fraction to check."""
+        self._spans += 1
+        if self._dense and self._spans % RESAMPLE:  # (as the last block was: look again now
+            return a  # and then, text changes slowly)
         whole = len(a) // 8
         words = a[:whole * 8].view(np.uint64)
         if len(self._words) < whole:
             self._words = np.empty(whole, np.uint64)
         high = np.bitwise_and(words, _HIGH_BITS, out=self._words[:whole])
         flagged = np.flatnonzero(high)
-        if len(flagged) * 4 > whole:  # dense: checking it all costs less than gathering
+        self._dense = len(flagged) * 4 > whole
+        if self._dense:  # checking it all costs less than gathering
             return a
         keep = np.zeros(whole + 1, bool)
         keep[flagged] = True
