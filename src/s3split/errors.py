@@ -126,3 +126,19 @@ class SplitTaskFailed(S3SplitError):
     """A range scan or chunk assembly task of a split on the state machine failed for good
     with an error that is not one of these (a Lambda service error, a timeout, retries of a
     transient one exhausted), or left neither its result nor its error behind."""
+
+
+class SourceNotUtf8(S3SplitError):
+    """Without ``--encoding`` the source must be UTF-8 (a BOM may say UTF-16 or UTF-32); a
+    byte that UTF-8 does not allow there fails the split, naming it, its line and the option
+    that reads the source right."""
+
+
+class SourceUndecodable(S3SplitError):
+    """With ``--encoding`` (or a UTF-16/32 byte order mark): a byte sequence the encoding
+    cannot decode, named by its source byte and line."""
+
+
+class DelimiterUnclear(S3SplitError):
+    """Without ``--delimiter``: more than one delimiter reads the header and first records
+    consistently, or none does although the header holds one of them."""

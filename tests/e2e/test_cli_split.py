@@ -45,7 +45,7 @@ def test_split_prints_a_summary(tmp_path: Path) -> None:
     dest = tmp_path / "out"
     done = cli("split", write(tmp_path, data), dest, "--chunk-rows", "4")
     assert done.returncode == 0, done.stderr
-    assert done.stderr == ""
+    assert done.stderr == "read as: delimiter ',' (detected), encoding utf-8 (default)\n"
     line = done.stdout.strip()
     assert "\n" not in line
     match = re.fullmatch(r"3 chunks, 10 rows, \d+ bytes in \d+\.\d\d s \([\d,]+\.\d MB/s\) -> (.+)",
@@ -86,6 +86,30 @@ def test_dialect_and_no_header_options(tmp_path: Path) -> None:
     manifest, chunks = read_split(str(dest))
     check_split(data, manifest, chunks, header=False, delimiter="\t", quotechar="'")
     assert chunks[0].startswith(b"1\t")
+
+
+def test_how_the_source_was_read_is_printed_and_recorded(tmp_path: Path) -> None:
+    data = b"\xff\xfe" + "Report\r\nid\tname\r\n1\tJ\u00fcrgen\r\n".encode("utf-16-le")
+    dest = tmp_path / "out"
+    done = cli("split", write(tmp_path, data), dest, "--skip-lines", "1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ("read as: delimiter tab (detected), encoding utf-16-le (byte order "
+                           "mark), transcoded to UTF-8, 1 preamble line skipped\n")
+    assert (dest / "part-00000.csv").read_bytes() == "id\tname\r\n1\tJ\u00fcrgen\r\n".encode()
+    done = cli("split", write(tmp_path, "id;n\n1;Jos\u00e9\n".encode("cp1252")), dest,
+               "--encoding", "cp1252", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["format"]["encoding"] == "cp1252"
+    assert (dest / "part-00000.csv").read_bytes() == "id;n\n1;Jos\u00e9\n".encode()
+
+
+def test_a_source_that_is_not_utf8_fails_in_one_line_naming_the_option(tmp_path: Path) -> None:
+    source = write(tmp_path, b"id,n\n1,Jos\xe9\n")
+    fails(cli("split", source, tmp_path / "out"),
+          f"{source}: not UTF-8: byte 10 (line 2) is 0xE9, which UTF-8 does not allow there; "
+          "pass --encoding with the source's encoding (cp1252 for most Windows and Excel "
+          "files, latin-1, utf-16, ...)")
+    assert not (tmp_path / "out" / "manifest.json").exists()
 
 
 @pytest.mark.parametrize("data", [b"", b"id,name\n", b"id,name"], ids=["empty", "header",

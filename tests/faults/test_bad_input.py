@@ -65,12 +65,31 @@ CASES = [
     Case("quotes inside unquoted fields, --strict", b'name,height\nann,5\'10"\n',
          "MalformedCsv", ["quote in an unquoted field at byte 20 (line 2)"],
          options={"strict": True}),
-    Case("invalid UTF-8", b"id,name\n1,caf\xe9\n", "ToleratedFailuresExceeded",
-         ["invalid UTF-8", "line 2"], report={"chunks_failed": 1, "rows_in_failed_chunks": 1},
-         rows=1, failed=[(0, 2)]),
-    Case("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
-         "ToleratedFailuresExceeded", ["invalid UTF-8 at byte 0", "the header"],
-         report={"chunks_failed": 1}, rows=3, failed=[(0, 2)]),  # the bare CR ends a record
+    Case("invalid UTF-8", b"id,name\n1,caf\xe9\n", "SourceNotUtf8",
+         ["not UTF-8: byte 13 (line 2) is 0xE9", "pass --encoding", "cp1252"]),
+    Case("binary file", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00", "SourceNotUtf8",
+         ["not UTF-8: byte 0 (line 1) is 0x89"]),
+    Case("Windows-1252, --encoding cp1252", b"id,name\n1,caf\xe9\n",
+         report={"source_rows": 1, "rows_ok": 1, "succeeded": True}, rows=1,
+         options={"encoding": "cp1252"}),
+    Case("UTF-16 LE with BOM", b"\xff\xfe" + "id\tname\r\n1\tJ\u00fcrgen\r\n2\tb\r\n".encode(
+        "utf-16-le"), report={"source_rows": 2, "rows_ok": 2, "succeeded": True}, rows=2),
+    Case("undecodable in the given encoding", b"id,name\n1,\x81\n", "SourceUndecodable",
+         ["not cp1252: 0x81 at source byte 10 (line 2)"], options={"encoding": "cp1252"}),
+    Case("tab-separated, no delimiter", b"id\tname\n1\ta,b\n2\tc\n",
+         report={"source_rows": 2, "rows_ok": 2, "rows_rejected": 0}, rows=2),
+    Case("two plausible delimiters", b"a,b;c\n1,2;3\n", "DelimiterUnclear",
+         ["both ',' (2 fields) and ';' (2 fields)", "pass --delimiter ',' or --delimiter ';'"]),
+    Case("Excel sep= line", b"sep=;\nid;v\n1;2,5\n2;3\n",
+         report={"source_rows": 2, "rows_ok": 2, "rows_rejected": 0}, rows=2),
+    Case("sep= line and another --delimiter", b"sep=;\nid;v\n1;2,5\n", "InvalidOption",
+         ["sep=; line sets the delimiter ';', but --delimiter ',' was given"],
+         options={"delimiter": ","}),
+    Case("preamble lines", b"Title\nnote\n\nid,v\n1,2\n2,3\n3,4\n", "DelimiterUnclear",
+         ["the first 3 lines look like a preamble", "pass --skip-lines 3"]),
+    Case("preamble lines, --skip-lines 3", b"Title\nnote\n\nid,v\n1,2\n2,3\n3,4\n",
+         report={"source_rows": 3, "rows_ok": 3, "rows_rejected": 0}, rows=3,
+         options={"skip_lines": 3}),
     Case("record larger than the chunk size", b"id,blob\n1,a\n2," + BIG + b"\n3,c\n",
          report={"source_rows": 3, "rows_ok": 3, "chunks": 2}, rows=3),
     Case("spaces and unicode in the name", b"id\n1\n2\n", report={"rows_ok": 2}, rows=2,
@@ -136,8 +155,8 @@ def test_through_the_state_machine(case: Case, engine: LocalEngine, tmp_path: Pa
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_through_the_cli(case: Case, tmp_path: Path) -> None:
     source = _write(case, tmp_path / "in")
-    flags = [f"--{name}" if value is True else f"--{name}={value}"
-             for name, value in case.options.items()]
+    flags = [f"--{name.replace('_', '-')}" if value is True
+             else f"--{name.replace('_', '-')}={value}" for name, value in case.options.items()]
     done = subprocess.run([S3SPLIT, "run", str(source), "--out", "run", "--chunk-size", "100",
                            *flags], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     report = _report(tmp_path / "run")

@@ -23,6 +23,7 @@ from s3split.pipeline.inputs import (
     default_location,
     normalize,
 )
+from s3split.pipeline.spec import RunSpec
 from s3split.storage import Storage
 from tests.support.aws import mocked_s3
 
@@ -75,6 +76,15 @@ def test_valid_overrides_are_kept_as_given() -> None:
     assert normalize({"source": SOURCE, "chunk_size": 100}, AWS, NO_S3)["run"]["chunk_size"] == 100
 
 
+def test_how_to_read_the_source_is_kept_and_flows_into_the_split_settings() -> None:
+    event = {"source": SOURCE, "encoding": "cp1252", "skip_lines": 3, "delimiter": "\t"}
+    spec = RunSpec.from_dict(normalize(event, AWS, NO_S3)["run"])
+    settings = spec.split_settings
+    assert (settings.encoding, settings.skip_lines, settings.delimiter) == ("cp1252", 3, "\t")
+    default = RunSpec.from_dict(normalize({"source": SOURCE}, AWS, NO_S3)["run"]).split_settings
+    assert (default.encoding, default.skip_lines, default.delimiter) == (None, 0, None)
+
+
 @pytest.mark.parametrize("run", [LOCATION, "s3://data/runs/incoming/other.csv",
                                  "s3://data/runs/incoming/other.csv/../orders.csv"])
 def test_an_input_cannot_choose_the_run_location(run: str) -> None:
@@ -120,6 +130,15 @@ def test_the_local_engine_takes_the_run_location_from_its_input(tmp_path: Path) 
     ({"source": 42}, "source"),
     ({"source": ""}, "source"),
     ({"colour": "red"}, "colour"),
+    ({"encoding": "../../x"}, "encoding"),
+    ({"encoding": "base64"}, "encoding"),
+    ({"encoding": "no-such-codec"}, "encoding"),
+    ({"encoding": 1252}, "encoding"),
+    ({"skip_lines": -1}, "skip_lines"),
+    ({"skip_lines": True}, "skip_lines"),
+    ({"skip_lines": 1_000_001}, "skip_lines"),
+    ({"delimiter": ""}, "delimiter"),
+    ({"delimiter": ";;"}, "delimiter"),
 ])
 def test_mistyped_or_out_of_range_fields_are_refused_not_coerced(given: dict[str, Any],
                                                                  field: str) -> None:

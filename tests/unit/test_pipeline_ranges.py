@@ -18,6 +18,7 @@ from s3split.errors import (
     InvalidInput,
     MalformedCsv,
     SourceChanged,
+    SourceNotUtf8,
     SplitTaskFailed,
     UnterminatedQuote,
 )
@@ -200,6 +201,71 @@ def test_a_strict_error_in_a_middle_range_is_the_single_pass_error(tmp_path: Pat
     at = int(str(single.value).split("at byte ")[1].split()[0])
     assert DEPLOYMENT.range_size * 2 < at < source.stat().st_size - DEPLOYMENT.range_size * 2
     assert not os.path.exists(spec.layout.manifest)
+
+
+def staged_error(spec: RunSpec, tmp_path: Path, kind: type[Exception]) -> tuple[str, str]:
+    """The single pass's error and the staged steps' (each scan through its JSON)."""
+    with pytest.raises(kind) as single:
+        split(spec.source, str(tmp_path / "sequential"), spec.split_settings, Storage())
+    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    for index in planned["items"]:
+        ranges.scan_one(spec, index, Storage())
+    with pytest.raises(kind) as staged:
+        ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+    assert not os.path.exists(spec.layout.manifest)
+    return str(single.value), str(staged.value)
+
+
+@pytest.mark.parametrize(("bad", "strict_at", "kind"), [
+    (150, None, SourceNotUtf8),  # in a middle range
+    (150, 151, SourceNotUtf8),  # before a --strict error: the first in the source wins
+    (151, 150, MalformedCsv),  # after one
+    (59, None, SourceNotUtf8),  # a character the source's end cuts short
+])
+def test_invalid_utf8_in_a_range_is_the_single_pass_error(
+        tmp_path: Path, bad: int, strict_at: int | None, kind: type[Exception]) -> None:
+    data = source_bytes(rows=200, bad=strict_at)
+    cut = data.index(f"\r\n{bad},".encode()) + 2
+    data = data[:cut] + b"\xe9" + data[cut:] if bad != 59 else data + b"9,\xe6\x9d"
+    source = tmp_path / "in.csv"
+    source.write_bytes(data)
+    spec = spec_for(str(source), str(tmp_path / "run"), strict=strict_at is not None)
+    single, staged = staged_error(spec, tmp_path, kind)
+    assert staged == single
+    if kind is SourceNotUtf8:
+        assert "--encoding" in single
+    if kind is SourceNotUtf8 and bad != 59:
+        assert f"byte {cut} (line " in single and cut > DEPLOYMENT.range_size * 2
+
+
+def test_a_transcoded_source_takes_the_sequential_split(tmp_path: Path) -> None:
+    big = Deployment(allow_local=True, range_split_from=1)
+    utf16 = tmp_path / "u.csv"
+    utf16.write_bytes(b"\xff\xfe" + source_bytes().decode().encode("utf-16-le"))
+    assert not in_ranges(spec_for(str(utf16), "r"), big, Storage())
+    plain = tmp_path / "in.csv"
+    plain.write_bytes(source_bytes())
+    assert in_ranges(spec_for(str(plain), "r"), big, Storage())
+    assert in_ranges(spec_for(str(plain), "r", encoding="utf-8"), big, Storage())
+    assert not in_ranges(spec_for(str(plain), "r", encoding="cp1252"), big, Storage())
+
+
+def test_a_detected_delimiter_sep_line_and_preamble_give_the_sequential_manifest(
+        tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_bytes(b"Report\r\nsep=;\r\n" + source_bytes().replace(b",", b";"))
+    spec = spec_for(str(source), str(tmp_path / "run"), skip_lines=1)
+    expected, expected_chunks = sequential(spec, tmp_path)
+    run_steps(spec, Storage())
+    manifest = json.loads(Path(spec.layout.manifest).read_text())
+    manifest.pop("assembly")
+    for document in (manifest, expected):
+        for entry in document["chunks"]:
+            entry["uri"] = os.path.basename(entry["uri"])
+    assert manifest == expected and expected["count"] > 4
+    assert manifest["format"]["delimiter"] == ";" and manifest["format"]["sep_line"]
+    assert manifest["chunks"][0]["source_line"] == 5  # Report, sep=;, a 2-line header
+    assert chunk_files(Path(spec.layout.chunks)) == expected_chunks
 
 
 def test_an_unterminated_quote_is_the_single_pass_error(tmp_path: Path) -> None:

@@ -203,7 +203,8 @@ def test_manifest_describes_source_and_settings(tmp_path: Path) -> None:
     assert manifest["source"] == {"uri": path, "size": len(data),
                                   "etag": Storage().stat(path).etag, "version_id": None}
     assert manifest["settings"] == {"chunk_size": None, "chunk_rows": 2, "header": True,
-                                    "delimiter": ",", "quotechar": '"', "strict": False}
+                                    "delimiter": ",", "quotechar": '"', "strict": False,
+                                    "encoding": None, "skip_lines": 0}
 
 
 # -- re-splitting and failures ---------------------------------------------------------------------

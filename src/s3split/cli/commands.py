@@ -22,6 +22,13 @@ from s3split.storage import Storage, is_compressed, join
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
                "closing quote) instead of reading it as Python's csv module does.")
+DELIMITER_HELP = ("Field delimiter: one character; 'tab' or '\\t' for a tab. Default: an Excel "
+                  "'sep=X' first line, else detected among , ; tab | from the header and first "
+                  "records (refused when unclear).")
+ENCODING_HELP = ("The source's encoding, any Python codec (cp1252, latin-1, utf-16-le, ...); it "
+                 "is read as UTF-8 after transcoding. Default: UTF-8, or UTF-16/32 when the "
+                 "file starts with their byte order mark.")
+SKIP_LINES_HELP = "Drop N lines before the header (a report's preamble). Default 0."
 _ESCAPES = {"\\t": "\t", "tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|", "space": " "}
 
 
@@ -92,10 +99,12 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Records per chunk instead of a size."),
         click.option("--no-header", is_flag=True, default=None,
                      help="The source has no header record."),
-        click.option("--delimiter", metavar="C",
-                     help="Field delimiter (default ','; 'tab' or '\\t' for a tab)."),
+        click.option("--delimiter", metavar="C", help=DELIMITER_HELP),
         click.option("--quotechar", metavar="C", help="Quote character (default '\"')."),
         click.option("--strict", is_flag=True, default=None, help=STRICT_HELP),
+        click.option("--encoding", metavar="NAME", help=ENCODING_HELP),
+        click.option("--skip-lines", type=click.IntRange(min=0), metavar="N",
+                     help=SKIP_LINES_HELP),
     )
     for option in reversed(options):
         command = option(command)
@@ -132,19 +141,22 @@ def main() -> None:
 @click.option("--chunk-rows", type=int, metavar="N", help="Records per chunk instead of a size.")
 @click.option("--no-header", is_flag=True,
               help="The source has no header record; chunks get none.")
-@click.option("--delimiter", default=",", show_default=True, metavar="C",
-              help="Field delimiter (one character; 'tab' or '\\t' for a tab).")
+@click.option("--delimiter", metavar="C", help=DELIMITER_HELP)
 @click.option("--quotechar", default='"', show_default=True, metavar="C",
               help="Quote character.")
 @click.option("--strict", is_flag=True, help=STRICT_HELP)
+@click.option("--encoding", metavar="NAME", help=ENCODING_HELP)
+@click.option("--skip-lines", type=click.IntRange(min=0), default=0, metavar="N",
+              help=SKIP_LINES_HELP)
 @click.option("--jobs", type=click.IntRange(min=1), metavar="N",
               help="Processes that scan the source in ranges, the chunks then copied out of "
                    "it (default: the number of CPUs; 1: one sequential pass). --chunk-rows, "
-                   ".gz/.zst sources and s3:// SOURCE or DEST always take one sequential pass.")
+                   ".gz/.zst sources, transcoded ones (--encoding, UTF-16/32) and s3:// "
+                   "SOURCE or DEST always take one sequential pass.")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
 def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None,
-          no_header: bool, delimiter: str, quotechar: str, strict: bool, jobs: int | None,
-          as_json: bool) -> None:
+          no_header: bool, delimiter: str | None, quotechar: str, strict: bool,
+          encoding: str | None, skip_lines: int, jobs: int | None, as_json: bool) -> None:
     """Split SOURCE into DEST/part-NNNNN.csv chunks plus DEST/manifest.json.
 
     Every chunk starts with the source's header and holds whole records: quoted
@@ -161,9 +173,11 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
             chunk_size=None if chunk_rows is not None else parse_size(chunk_size or "64MiB"),
             chunk_rows=chunk_rows,
             header=not no_header,
-            delimiter=_char(delimiter),
+            delimiter=_char(delimiter) if delimiter is not None else None,
             quotechar=_char(quotechar),
             strict=strict,
+            encoding=encoding,
+            skip_lines=skip_lines,
         )
         storage = Storage()
         started = time.perf_counter()
@@ -183,6 +197,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
         summary.update(manifest_uri=result.manifest_uri, seconds=round(seconds, 3))
         click.echo(json.dumps(summary, indent=1, ensure_ascii=False))
         return
+    click.echo(f"read as: {manifest.format.describe()}", err=True)
     # MB/s of what was scanned: for .gz/.zst the decompressed bytes (as the chunks hold them)
     scanned = manifest.bytes if is_compressed(source) else manifest.source.size
     amount = format_mb(scanned)
@@ -207,7 +222,7 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         pause: int | None, processor: str | None, tolerate: str | None,
         old_wait: int | None, chunk_rows: int | None, no_header: bool | None,
         delimiter: str | None, quotechar: str | None, strict: bool | None,
-        resume: str | None) -> None:
+        encoding: str | None, skip_lines: int | None, resume: str | None) -> None:
     """Split SOURCE and process every chunk through the pipeline's state machine.
 
     Runs statemachine/pipeline.asl.json on an embedded Step Functions engine with
@@ -231,7 +246,7 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
                          wait_seconds=pause, processor=processor, tolerate=tolerate,
                          resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
-                                                        quotechar, strict))
+                                                        quotechar, strict, encoding, skip_lines))
     try:
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except RunInterrupted as exc:
@@ -243,11 +258,13 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
 
 
 def _csv_settings(chunk_rows: int | None, no_header: bool | None, delimiter: str | None,
-                  quotechar: str | None, strict: bool | None) -> dict[str, Any]:
+                  quotechar: str | None, strict: bool | None, encoding: str | None,
+                  skip_lines: int | None) -> dict[str, Any]:
     """The CSV options as a start input spells them; None where the option was not given."""
     return {"chunk_rows": chunk_rows, "header": False if no_header else None,
             "delimiter": _char(delimiter) if delimiter else None,
-            "quotechar": _char(quotechar) if quotechar else None, "strict": strict or None}
+            "quotechar": _char(quotechar) if quotechar else None, "strict": strict or None,
+            "encoding": encoding, "skip_lines": skip_lines or None}
 
 
 # -- runs on AWS (the deployment template.yaml describes) --------------------------------------
@@ -390,8 +407,9 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
           lanes: int | None, pause: int | None, processor: str | None,
           tolerate: str | None, chunk_rows: int | None, no_header: bool | None,
           delimiter: str | None, quotechar: str | None, strict: bool | None,
-          old_follow: bool, old_wait_seconds: int | None, timeout: float,
-          poll_interval: float, as_json: bool) -> None:
+          encoding: str | None, skip_lines: int | None, old_follow: bool,
+          old_wait_seconds: int | None, timeout: float, poll_interval: float,
+          as_json: bool) -> None:
     """Start a run of SOURCE (s3://bucket/key) on the deployed state machine.
 
     Prints the execution ARN. A SOURCE ending in / starts a batch: every CSV
@@ -409,7 +427,7 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
     wait = follow
     overrides = {"chunk_size": chunk_size, "lanes": lanes, "wait_seconds": pause,
                  "processor": processor, "tolerate": tolerate} | _csv_settings(
-        chunk_rows, no_header, delimiter, quotechar, strict)
+        chunk_rows, no_header, delimiter, quotechar, strict, encoding, skip_lines)
     with _aws_errors():
         sfn, storage = _aws(state_machine_arn)
         execution_arn = remote.start(source, state_machine_arn, overrides, sfn)

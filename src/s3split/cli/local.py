@@ -22,6 +22,7 @@ from s3split.pipeline.lock import lock_uri
 from s3split.processors.check import check_processor
 from s3split.processors.settings import resume_environment
 from s3split.sizes import format_mb
+from s3split.split.manifest import Manifest
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 
 
@@ -40,6 +41,8 @@ class RunOptions:
     delimiter: str | None = None
     quotechar: str | None = None
     strict: bool | None = None
+    encoding: str | None = None
+    skip_lines: int | None = None
 
 
 def _absolute(uri: str) -> str:
@@ -58,7 +61,8 @@ def start_input(options: RunOptions) -> tuple[dict[str, Any], str]:
                  "wait_seconds": options.wait_seconds, "processor": options.processor,
                  "tolerate": options.tolerate, "chunk_rows": options.chunk_rows,
                  "header": options.header, "delimiter": options.delimiter,
-                 "quotechar": options.quotechar, "strict": options.strict}
+                 "quotechar": options.quotechar, "strict": options.strict,
+                 "encoding": options.encoding, "skip_lines": options.skip_lines}
     given = {key: value for key, value in overrides.items() if value is not None}
     return {"source": source, "run": location} | given, location
 
@@ -183,6 +187,7 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
                      f"{report['rows_rejected']:,} rejected, "
                      f"{report['rows_in_failed_chunks']:,} in failed chunks"),
             ("bytes", _bytes_line(report, location, storage, seconds)),
+            ("read as", _read_as(location, storage)),
             ("time", f"{seconds:.1f} s, {len(outcome.executions)} execution(s)"),
             ("report", report_uri),
         ):
@@ -202,6 +207,14 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
 
 
 LISTED_FAILURES = 10
+
+
+def _read_as(location: str, storage: Storage) -> str:
+    """How the split read the source (delimiter, encoding, preamble), from its manifest."""
+    uri = RunLayout(location).manifest
+    if not storage.exists(uri):
+        return "-"
+    return Manifest.from_dict(storage.read_json(uri)).format.describe()
 
 
 def one_line(text: str) -> str:

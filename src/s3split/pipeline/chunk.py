@@ -79,7 +79,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
         rejects_uri=spec.layout.rejects(index),
         source_line=entry.source_line,
         has_header=manifest.settings.header,
-        delimiter=manifest.settings.delimiter,
+        delimiter=manifest.format.delimiter,  # as found: chunks are UTF-8 with it
         quotechar=manifest.settings.quotechar,
         run_id=spec.run_id,
         manifest_etag=manifest.source.etag or "",

@@ -27,12 +27,15 @@ from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.spec import (
+    ENCODING_NAME,
+    MAX_SKIP_LINES,
     MAX_WAIT_SECONDS,
     PROCESSOR_NAME,
     RunSpec,
     parse_event,
 )
 from s3split.sizes import parse_size
+from s3split.split.encoding import codec_name
 from s3split.split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
@@ -63,9 +66,11 @@ class ManualStart(_Strict):
     tolerate: str | None = None
     chunk_rows: int | None = Field(default=None, ge=1)
     header: bool = True
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
     quotechar: str = Field(default='"', min_length=1, max_length=1)
     strict: bool = False
+    encoding: str | None = Field(default=None, pattern=ENCODING_NAME)
+    skip_lines: int = Field(default=0, ge=0, le=MAX_SKIP_LINES)
 
 
 class BatchStart(_Strict):
@@ -152,7 +157,11 @@ def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
         delimiter=start.delimiter,
         quotechar=start.quotechar,
         strict=start.strict,
+        encoding=start.encoding,
+        skip_lines=start.skip_lines,
     )
+    if start.encoding is not None:
+        _option("encoding", codec_name, start.encoding)
     _option("delimiter", validate_settings, spec.split_settings)
     return {"mode": "run", "run": spec.to_dict()}
 

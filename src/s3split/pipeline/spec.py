@@ -14,6 +14,9 @@ from s3split.split.manifest import SplitSettings
 # A processor is picked by one of these names, never by a module path such as ``module:function``.
 PROCESSOR_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 RUN_ID = r"^[A-Za-z0-9_-]{1,128}$"
+# A codec name as Python spells one (looked up among the standard library's encodings only).
+ENCODING_NAME = r"^[A-Za-z0-9_-]{1,40}$"
+MAX_SKIP_LINES = 1_000_000
 MAX_WAIT_SECONDS = 86_400
 
 
@@ -33,9 +36,11 @@ class RunSettings(BaseModel):
     tolerate: str
     chunk_rows: int | None = Field(default=None, ge=1)
     header: bool = True
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
     quotechar: str = Field(default='"', min_length=1, max_length=1)
     strict: bool = False
+    encoding: str | None = Field(default=None, pattern=ENCODING_NAME)
+    skip_lines: int = Field(default=0, ge=0, le=MAX_SKIP_LINES)
 
     @field_validator("tolerate")
     @classmethod
@@ -80,9 +85,11 @@ class RunSpec:
     # How to read the source (as `s3split split` takes them); chunk_rows replaces chunk_size.
     chunk_rows: int | None = None
     header: bool = True
-    delimiter: str = ","
+    delimiter: str | None = None  # None: a sep= line, else detected (split.sniff)
     quotechar: str = '"'
     strict: bool = False
+    encoding: str | None = None  # None: UTF-8 (or UTF-16/32 by a byte order mark)
+    skip_lines: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,7 +108,8 @@ class RunSpec:
         return SplitSettings(chunk_size=None if self.chunk_rows else self.chunk_size,
                              chunk_rows=self.chunk_rows, header=self.header,
                              delimiter=self.delimiter, quotechar=self.quotechar,
-                             strict=self.strict)
+                             strict=self.strict, encoding=self.encoding,
+                             skip_lines=self.skip_lines)
 
     @property
     def layout(self) -> RunLayout:

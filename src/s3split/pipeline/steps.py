@@ -20,7 +20,7 @@ from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
 from s3split.processors.settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
-from s3split.split.splitter import BOM, split
+from s3split.split.splitter import split, transcodes
 from s3split.split.staged import applies
 from s3split.storage import Storage, is_compressed, join
 
@@ -66,13 +66,16 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
 
 def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
     """Whether the run's split is the range split (PlanRanges, ScanRanges, ...): a source of
-    at least ``deployment.range_split_from`` bytes split by size, not compressed. A source
-    that cannot be found takes the sequential Split, which fails with the reason."""
+    at least ``deployment.range_split_from`` bytes split by size, neither compressed nor
+    transcoded (another encoding: ``split.encoding``). A source that cannot be found takes
+    the sequential Split, which fails with the reason."""
     try:
-        size = storage.stat(spec.source).size
+        info = storage.stat(spec.source)
     except (SourceNotFound, SourceUnreadable):
         return False
-    return applies(spec.source, spec.split_settings, size, deployment.range_split_from)
+    settings = spec.split_settings
+    return (applies(spec.source, settings, info.size, deployment.range_split_from)
+            and not transcodes(settings, info, storage))
 
 
 def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
@@ -120,12 +123,13 @@ def reusable_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
 def _covers_the_source(manifest: Manifest) -> bool:
     """The chunks follow each other from the header's end, and (when the source is read as
     stored, not decompressed) end where the source ends: a manifest cut short loses records."""
-    offset = manifest.header_bytes + (len(BOM) if manifest.bom else 0)
+    offset = manifest.format.data_start
     for chunk in manifest.chunks:
         if chunk.source_offset != offset:
             return False
         offset += chunk.bytes - manifest.header_bytes
-    return is_compressed(manifest.source.uri) or offset == manifest.source.size
+    return (is_compressed(manifest.source.uri) or manifest.format.transcoded
+            or offset == manifest.source.size)
 
 
 def check_resumable(spec: RunSpec, storage: Storage) -> None:

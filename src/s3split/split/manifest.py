@@ -20,9 +20,50 @@ class SplitSettings:
     chunk_size: int | None = 64 * 1024 * 1024
     chunk_rows: int | None = None
     header: bool = True
-    delimiter: str = ","
+    delimiter: str | None = ","  # None: from a ``sep=`` line, else detected (``sniff``)
     quotechar: str = '"'
     strict: bool = False  # refuse what RFC 4180 forbids instead of reading it as csv.reader does
+    encoding: str | None = None  # None: UTF-8, or what a UTF-16/32 byte order mark says
+    skip_lines: int = 0  # physical lines before the header (a report's preamble), dropped
+
+
+UTF8_OFFSETS = "UTF-8 bytes of the transcoded source"
+SOURCE_OFFSETS = "source bytes"
+
+
+@dataclass(frozen=True)
+class SourceFormat:
+    """How the source was read, as found (the settings say what was asked): chunks are always
+    UTF-8 with ``delimiter``. Offsets (``data_start``, each chunk's ``source_offset``, an
+    error's byte) count ``offsets``: source bytes, or, for a transcoded source, bytes of its
+    UTF-8 text (the decompressed ones for a .gz/.zst source)."""
+
+    delimiter: str = ","
+    delimiter_from: str = "option"  # option, sep line, detected, default (one column)
+    encoding: str = "utf-8"
+    encoding_from: str = "default"  # default, byte order mark, option
+    offsets: str = SOURCE_OFFSETS
+    skip_lines: int = 0
+    sep_line: bool = False  # an Excel ``sep=X`` line before the header (not a record)
+    data_start: int = 0  # where the first record after the header begins
+
+    @property
+    def transcoded(self) -> bool:
+        return self.offsets == UTF8_OFFSETS
+
+    def describe(self) -> str:
+        """One line for people: how the source was read."""
+        shown = {"\t": "tab", " ": "space"}.get(self.delimiter, repr(self.delimiter))
+        parts = [f"delimiter {shown} ({self.delimiter_from})",
+                 f"encoding {self.encoding} ({self.encoding_from})"]
+        if self.transcoded:
+            parts[-1] += ", transcoded to UTF-8"
+        if self.sep_line:
+            parts.append("sep= line skipped")
+        if self.skip_lines:
+            parts.append(f"{self.skip_lines} preamble line{'s' if self.skip_lines != 1 else ''} "
+                         "skipped")
+        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -66,6 +107,7 @@ class Manifest:
     header_bytes: int
     bom: bool
     chunks: list[ChunkEntry] = field(default_factory=list)
+    format: SourceFormat = field(default_factory=SourceFormat)
     # How the chunks were written, when not streamed through the splitter (a parallel split:
     # {"scan": "ranges", "ranges": R, "jobs": J, "chunks": [method of chunk 0, ...]}). Kept
     # out of the chunk entries so that sequential and parallel manifests agree on them.
@@ -91,6 +133,7 @@ class Manifest:
             "header": self.header,
             "header_bytes": self.header_bytes,
             "bom": self.bom,
+            "format": asdict(self.format),
             "count": self.count,
             "rows": self.rows,
             "bytes": self.bytes,
@@ -117,5 +160,12 @@ class Manifest:
             header_bytes=data["header_bytes"],
             bom=data["bom"],
             chunks=[ChunkEntry(**c) for c in data["chunks"]],
+            format=SourceFormat(**data["format"]) if "format" in data else _format_of(data),
             assembly=data.get("assembly"),
         )
+
+
+def _format_of(data: dict[str, Any]) -> SourceFormat:
+    """A manifest written before the format was recorded: UTF-8, the delimiter given."""
+    return SourceFormat(delimiter=data["settings"].get("delimiter") or ",",
+                        data_start=data["header_bytes"] + (3 if data["bom"] else 0))

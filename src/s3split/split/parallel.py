@@ -39,7 +39,8 @@ from s3split.split.ranges import (
     scan_local_range,
 )
 from s3split.split.scanner import State
-from s3split.split.splitter import CHUNK_TAGS, SplitResult, _blocks, _Split
+from s3split.split.splitter import CHUNK_TAGS, SplitResult, _Split, read_start
+from s3split.split.utf8 import not_utf8
 from s3split.split.workers import run_tasks
 from s3split.storage import Storage, join
 
@@ -66,11 +67,11 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
     settings, info = run.settings, run.info
     assert settings.chunk_size is not None
     with run.storage.open_source(info) as f:
-        run._read_header(_blocks(f, run.block_size))
+        read_start(run, f)
     run.on_progress(run.offset)
     plan = plan_ranges(run.source, info.size, run.data_start, settings.chunk_size,
                        range_count(info.size - run.data_start, jobs), cuts=cuts,
-                       delimiter=settings.delimiter, quotechar=settings.quotechar,
+                       delimiter=run.format.delimiter, quotechar=settings.quotechar,
                        strict=settings.strict, header_cr=run.header.endswith(b"\r"),
                        block=min(run.block_size, BLOCK))
     fd = os.open(run.source, os.O_RDONLY)
@@ -145,14 +146,20 @@ def describe_range(plan: Plan, index: int) -> str:
 
 
 def raise_errors(run: _Split, plan: Plan, table: Table, read: Reader) -> None:
-    """The single pass's errors, at the same byte and line: a ``--strict`` failure, or a
-    quoted field still open at the end."""
+    """The single pass's errors, at the same byte and line, the first in the source first:
+    a ``--strict`` failure, a byte UTF-8 does not allow, a quoted field still open at the
+    end, a character cut short by the end."""
+    bad = table.invalid
     if table.failure is not None:
-        raise_failure(read, plan, table.failure)
+        raise_failure(read, plan, table.failure, None if bad is None else bad.offset)
+    if bad is not None and not bad.at_end:
+        raise not_utf8(plan.uri, bad.offset, bad.lines, bad.byte)
     if table.state is State.QUOTED:
         run.state = State.QUOTED
         run.open_quote = table.open_quote or (-1, 0)
         run._finish_last_chunk()  # raises UnterminatedQuote
+    if bad is not None:
+        raise not_utf8(plan.uri, bad.offset, bad.lines, bad.byte)
 
 
 # -- writing the chunks ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from s3split.errors import MalformedCsv, SourceChanged
 from s3split.split.scanner import Dialect, Positions, Scanner, State
+from s3split.split.utf8 import Utf8Check, line_ends
 
 LF, CR = 0x0A, 0x0D
 BLOCK: Final = 1024 * 1024  # read and scanned at a time (the scanner's arrays stay cache-sized)
@@ -179,6 +180,18 @@ class Fold:
 
 
 @dataclass(frozen=True)
+class Invalid:
+    """The first byte UTF-8 does not allow: its offset, the line ends before it (from its
+    range's start, or absolute in a ``Table``), its value, and whether it starts a
+    character the source's end cut short (the single pass finds that one last)."""
+
+    offset: int
+    lines: int
+    byte: int
+    at_end: bool = False
+
+
+@dataclass(frozen=True)
 class RangeScan:
     """What one range holds, for each state it may start in; an ``empty`` range (no line
     end between its cut and the next) holds nothing: its bytes are its predecessor's."""
@@ -188,6 +201,7 @@ class RangeScan:
     end: int
     pieces: dict[State, Piece] = field(default_factory=dict)
     empty: bool = False
+    invalid: Invalid | None = None  # (the same from any start state)
 
 
 # -- scanning one range ------------------------------------------------------------------------
@@ -271,7 +285,11 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     done: dict[State, list[Piece]] = {s: [] for s in states}
     quote = plan.quotechar.encode()
     first = max(1, plan.block // SETTLE) if len(tracks) > 1 else plan.block
+    utf8, lines, invalid = Utf8Check(), 0, None
     for base, data, after in _range_blocks(read, plan, start, end, first):
+        if invalid is None and (bad := utf8.check(data, base)) >= 0:
+            invalid = Invalid(bad, lines + line_ends(data[:max(bad - base, 0)]), utf8.byte)
+        lines += line_ends(data)
         has_quote = quote in data
         for track in tracks:
             if track.fold.failure is None:
@@ -282,7 +300,10 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     for track in tracks:
         for s in track.starts:
             done[s].append(track.fold.piece())
-    return RangeScan(index, start, end, {s: _joined(done[s], start, s) for s in states})
+    if invalid is None and (bad := utf8.finish(end)) >= 0:  # (only the last range's may)
+        invalid = Invalid(bad, lines, utf8.byte, at_end=True)
+    return RangeScan(index, start, end, {s: _joined(done[s], start, s) for s in states},
+                     invalid=invalid)
 
 
 @dataclass
@@ -422,6 +443,7 @@ class Table:
     state: State
     open_quote: tuple[int, int] | None = None
     failure: Failure | None = None
+    invalid: Invalid | None = None  # the first byte UTF-8 does not allow (absolute line)
 
 
 def combine(plan: Plan, header_lines: int, scans: Sequence[RangeScan]) -> Table:
@@ -448,6 +470,7 @@ class Combiner:
         self.folded = 0  # ranges folded (in index order)
         self.chunks: list[Chunk] = []
         self.last = Mark(plan.data_start, 0, 0)  # where the next chunk starts
+        self.invalid: Invalid | None = None
 
     def add(self, scan: RangeScan) -> list[Chunk]:
         if not self.folded <= scan.index < self.plan.count or scan.index in self.waiting:
@@ -463,6 +486,10 @@ class Combiner:
             return
         if scan.start != self.total.end:
             raise ValueError(f"range {scan.index} starts at {scan.start}, not {self.total.end}")
+        if scan.invalid is not None and self.invalid is None:
+            i = scan.invalid
+            self.invalid = Invalid(i.offset, self.header_lines + self.total.lines + i.lines + 1,
+                                   i.byte, i.at_end)
         self.total.add(scan.pieces[self.total.state])
 
     def _new_chunks(self) -> list[Chunk]:
@@ -484,7 +511,7 @@ class Combiner:
         if total.failure is not None:
             f = total.failure
             return Table((), f.state, None, Failure(f.start, f.end, f.state,
-                                                    f.lines + header_lines))
+                                                    f.lines + header_lines), self.invalid)
         if self.folded != self.plan.count:
             raise ValueError(f"{self.folded} of {self.plan.count} range scans folded")
         if total.end != self.plan.size:
@@ -498,16 +525,20 @@ class Combiner:
         open_quote = None
         if total.open_quote is not None:
             open_quote = (total.open_quote[0], header_lines + total.open_quote[1] + 1)
-        return Table(tuple(chunks), total.state, open_quote)
+        return Table(tuple(chunks), total.state, open_quote, invalid=self.invalid)
 
 
-def raise_failure(read: Reader, plan: Plan, failure: Failure) -> None:
+def raise_failure(read: Reader, plan: Plan, failure: Failure, before: int | None = None) -> None:
     """Scan the failed block again from the chosen state, with the real line count: the
-    scanner raises the sequential split's ``MalformedCsv``."""
-    data = read_exact(read, plan, failure.start, failure.end - failure.start)
+    scanner raises the sequential split's ``MalformedCsv``. With ``before`` (a byte UTF-8
+    does not allow, which fails the split unless the CSV error comes first): only the bytes
+    before it, and nothing raised means the CSV error lies after it."""
+    end = failure.end if before is None else max(min(failure.end, before), failure.start)
+    data = read_exact(read, plan, failure.start, end - failure.start)
     plan.scanner().scan(data, failure.state, failure.start, failure.lines)
-    raise AssertionError(f"{plan.uri}: the block at byte {failure.start} failed in a range "
-                         "scan but not when scanned again")
+    if before is None:
+        raise AssertionError(f"{plan.uri}: the block at byte {failure.start} failed in a range "
+                             "scan but not when scanned again")
 
 
 # -- local sources ------------------------------------------------------------------------------

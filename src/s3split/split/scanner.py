@@ -110,11 +110,12 @@ class Scanner:
     """
 
     def __init__(self, dialect: Dialect = Dialect(), *, strict: bool = False,
-                 uri: str = "source") -> None:
+                 uri: str = "source", unit: str = "byte") -> None:
         self.delimiter = dialect.delimiter[0]
         self.quote = dialect.quote[0]
         self.strict = strict
         self.uri = uri
+        self.unit = unit  # what an offset in an error counts: "byte", or "UTF-8 byte"
         # Bytes that may stand right before a quote that opens a field (or an escaped one).
         self.boundary = np.zeros(256, bool)
         self.boundary[[self.delimiter, LF, CR, self.quote]] = True
@@ -251,7 +252,7 @@ class Scanner:
 
     def malformed(self, what: str, base: int, data: bytes, at: int, lines_before: int) -> None:
         line = lines_before + _line_count(data, at) + 1
-        raise MalformedCsv(f"{self.uri}: {what} at byte {base + at} (line {line}); "
+        raise MalformedCsv(f"{self.uri}: {what} at {self.unit} {base + at} (line {line}); "
                            "without --strict such input is read as Python's csv module reads it")
 
 

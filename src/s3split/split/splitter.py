@@ -8,15 +8,17 @@ continues from there, and the chunks are the same as in one pass.
 """
 
 import itertools
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import numpy as np
 
 from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
+from s3split.split import sniff
 from s3split.split.destination import (
     check_destination,
     check_source,
@@ -25,15 +27,28 @@ from s3split.split.destination import (
     remove_leftovers,
     remove_temporaries,
 )
+from s3split.split.encoding import (
+    FROM_BOM,
+    Transcoder,
+    bom_of,
+    choose,
+    codec_name,
+    peek,
+    replay,
+)
 from s3split.split.manifest import (
     MANIFEST_NAME,
+    SOURCE_OFFSETS,
+    UTF8_OFFSETS,
     ChunkEntry,
     Manifest,
     ResumeToken,
+    SourceFormat,
     SplitSettings,
     chunk_name,
 )
 from s3split.split.scanner import Dialect, Positions, Scan, Scanner, State
+from s3split.split.utf8 import Utf8Check, line_ends, not_utf8
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
 BLOCK = 8 * 1024 * 1024
@@ -43,6 +58,8 @@ BOM = b"\xef\xbb\xbf"
 PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
 RANGES_FROM = 32 * 1024 * 1024  # smaller sources: starting processes costs more than it saves
+LINE_END = re.compile(rb"\r\n?|\n")
+MAX_SKIP_LINES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,7 @@ def split(
         _clear_previous(storage, dest)
     run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     try:
-        if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts):
+        if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts, storage):
             from s3split.split.parallel import split_in_ranges  # (and multiprocessing) only here
             return split_in_ranges(run, jobs, cuts)
         return run.run(resume)
@@ -105,17 +122,33 @@ def split(
 
 
 def _in_ranges(source: str, dest: str, settings: SplitSettings, info: ObjectInfo, jobs: int,
-               cuts: Sequence[int] | None) -> bool:
+               cuts: Sequence[int] | None, storage: Storage) -> bool:
     """Whether the range split applies: asked for (``jobs`` > 1 on a source of at least
     ``RANGES_FROM`` bytes, or explicit ``cuts``) and possible: rows mode counts records in
-    order, and compressed or S3 sources (and S3 destinations) take the single pass for now."""
+    order, and compressed, transcoded or S3 sources (and S3 destinations) take the single
+    pass."""
     asked = cuts is not None or (jobs > 1 and info.size >= RANGES_FROM)
     return (asked and settings.chunk_size is not None and not is_s3(source) and not is_s3(dest)
-            and not is_compressed(source))
+            and not is_compressed(source) and not transcodes(settings, info, storage))
+
+
+def transcodes(settings: SplitSettings, info: ObjectInfo, storage: Storage) -> bool:
+    """Whether the source is read transcoded (``encoding``): another encoding given, or a
+    UTF-16/32 byte order mark (its first bytes read to see)."""
+    if settings.encoding is not None and codec_name(settings.encoding) != "utf-8":
+        return True
+    with storage.open_source(info) as f:
+        found = bom_of(peek(f))
+    return found is not None and found[1] != "utf-8"
 
 
 def validate_settings(settings: SplitSettings) -> None:
-    Dialect.of(settings.delimiter, settings.quotechar)
+    Dialect.of(settings.delimiter or ",", settings.quotechar)
+    if settings.encoding is not None:
+        codec_name(settings.encoding)
+    if not 0 <= settings.skip_lines <= MAX_SKIP_LINES:
+        raise InvalidOption(f"invalid skip lines {settings.skip_lines}: must be 0 to "
+                            f"{MAX_SKIP_LINES:,}")
     if (settings.chunk_size is None) == (settings.chunk_rows is None):
         raise InvalidOption("give exactly one of chunk size and chunk rows")
     for name, value in (("chunk size", settings.chunk_size), ("chunk rows", settings.chunk_rows)):
@@ -157,8 +190,14 @@ class _Split:
             source, dest, settings, storage, info)
         self.should_stop, self.on_progress = should_stop, on_progress
         self.block_size, self.span = block_size, min(SPAN, block_size)
-        dialect = Dialect.of(settings.delimiter, settings.quotechar)
-        self.scanner = Scanner(dialect, strict=settings.strict, uri=source)
+        # How the source is read: found at its start (``_open``, ``_read_header``).
+        self.scanner = Scanner(Dialect.of(settings.delimiter or ",", settings.quotechar),
+                               strict=settings.strict, uri=source)
+        self.format = SourceFormat()
+        self.encoding = ("utf-8", "default")
+        self.transcoder: Transcoder | None = None
+        self.utf8: Utf8Check | None = None
+        self.ended = False  # the source's blocks are all read (while reading its start)
         self.header = b""
         self.bom = False
         self.data_start = 0  # where the first record after the header begins
@@ -182,7 +221,8 @@ class _Split:
 
     def run(self, resume: ResumeToken | None) -> SplitResult:
         try:
-            with self.storage.open_source(self.info) as f:
+            with self.storage.open_source(self.info) as raw:
+                f = self.open_text(raw)
                 blocks = _blocks(f, self.block_size)
                 rest: bytes | None = self._read_header(blocks)
                 if resume is not None:
@@ -215,6 +255,8 @@ class _Split:
     def _feed_span(self, block: bytes, start: int, end: int) -> bool:
         data = block[start:end] if (start, end) != (0, len(block)) else block
         base, lines = self.offset, self.lines_before
+        if self.utf8 is not None and (bad := self.utf8.check(data, base)) >= 0:
+            self._not_utf8(data, base, lines, bad)
         scan = self.scanner.scan(data, self.state, base, lines)
         ends = scan.ends + base
         if self.pending_close >= 0:
@@ -238,6 +280,14 @@ class _Split:
         self._account(len(ends) - taken, scan.line_ends, base, lines, base + len(data))
         self._note_state(scan, base, lines)
         return False
+
+    def _not_utf8(self, data: bytes, base: int, lines: int, bad: int) -> None:
+        """Fail at byte ``bad``, after the CSV errors before it (each error is the first in
+        the source, whatever the blocks: the range split raises the same)."""
+        before = data[:max(bad - base, 0)]
+        self.scanner.scan(before, self.state, base, lines)  # (raises MalformedCsv, if any)
+        assert self.utf8 is not None
+        raise not_utf8(self.source, bad, lines + line_ends(before) + 1, self.utf8.byte)
 
     def _next_boundary(self, ends: Positions, taken: int) -> int:
         """Index in ``ends`` of the record end where the current chunk closes, or -1."""
@@ -322,8 +372,10 @@ class _Split:
         if self.state is State.QUOTED:
             offset, line = self.open_quote
             raise UnterminatedQuote(
-                f"{self.source}: unterminated quoted field: the quote at byte {offset} "
-                f"(line {line}) is never closed")
+                f"{self.source}: unterminated quoted field: the quote at {self.scanner.unit} "
+                f"{offset} (line {line}) is never closed")
+        if self.utf8 is not None and (bad := self.utf8.finish(self.offset)) >= 0:
+            raise not_utf8(self.source, bad, self.lines_before + 1, self.utf8.byte)
         self.pending_close = -1
         if self.chunk_file is not None:
             if self.state.in_record:  # a last record without a line end
@@ -333,29 +385,107 @@ class _Split:
 
     # -- the source's start ----------------------------------------------------------------------
 
+    def open_text(self, raw: IO[bytes]) -> IO[bytes]:
+        """The source's text as UTF-8 bytes: ``raw`` itself (its first bytes read again) or,
+        for another encoding, transcoded (``s3split.split.encoding``)."""
+        start = peek(raw)
+        encoding, origin, mark = choose(self.source, start, self.settings.encoding)
+        self.encoding = (encoding, origin)
+        if encoding == "utf-8":
+            self.utf8 = Utf8Check()
+            return replay(raw, start)
+        self.bom = mark > 0
+        self.transcoder = Transcoder(replay(raw, start[mark:]), encoding, self.source, mark,
+                                     origin)
+        self.scanner.unit = "UTF-8 byte"
+        return cast(IO[bytes], self.transcoder)  # (reads as a byte stream does)
+
     def _read_header(self, blocks: Iterator[bytes]) -> bytes:
-        """Read the BOM and header record; return the bytes read past them."""
-        buf = b""
-        while len(buf) < len(BOM) and (more := next(blocks, b"")):
-            buf += more  # a block smaller than the BOM (or a short read) must not hide it
-        self.bom = buf.startswith(BOM)
-        start = end = len(BOM) if self.bom else 0
-        lines = 0
+        """Read the BOM, the preamble (``skip_lines``, a ``sep=`` line) and the header
+        record, settling the delimiter; return the bytes read past them."""
+        buf = self._fill(blocks, b"", len(BOM))  # a block smaller than the BOM must not hide it
+        self.bom = self.bom or buf.startswith(BOM)
+        start = len(BOM) if buf.startswith(BOM) else 0
+        buf, start, lines = self._skip_lines(blocks, buf, start)
+        buf = self._fill(blocks, buf, start + sniff.SEP_LINE_MAX)
+        sep = sniff.sep_line(buf[start:], self.ended)
+        if sep is not None:
+            start, lines = start + sep[1], lines + 1
+        if sep is None and self.settings.delimiter is None:  # (to guess it from)
+            buf = self._fill(blocks, buf, start + sniff.SAMPLE)
+        delimiter, origin = self._delimiter(buf[start:start + sniff.SAMPLE], sep)
+        self.scanner = Scanner(Dialect.of(delimiter, self.settings.quotechar),
+                               strict=self.settings.strict, uri=self.source,
+                               unit=self.scanner.unit)
+        end, header_start = start, lines
         if self.settings.header:
-            buf, end, lines = self._header_end(blocks, buf, start)
+            buf, end, lines = self._header_end(blocks, buf, start, lines)
         self.header = buf[start:end]
+        if self.utf8 is not None:  # (a header ends at a line end, or the source ends there)
+            bad = self.utf8.check(self.header, start)
+            if bad < 0:
+                bad = self.utf8.finish(end)
+            if bad >= 0:
+                line = header_start + line_ends(self.header[:bad - start]) + 1
+                raise not_utf8(self.source, bad, line, self.utf8.byte)
         self.offset = self.data_start = end
         self.lines_before = lines
         self.state = State.RECORD
+        self.format = SourceFormat(
+            delimiter=delimiter, delimiter_from=origin, encoding=self.encoding[0],
+            encoding_from=self.encoding[1],
+            offsets=UTF8_OFFSETS if self.transcoder is not None else SOURCE_OFFSETS,
+            skip_lines=self.settings.skip_lines, sep_line=sep is not None, data_start=end)
         return buf[end:]
 
-    def _header_end(self, blocks: Iterator[bytes], buf: bytes,
+    def _fill(self, blocks: Iterator[bytes], buf: bytes, size: int) -> bytes:
+        """``buf`` with blocks added until it holds ``size`` bytes or the source ends."""
+        while len(buf) < size and not self.ended:
+            more = next(blocks, b"")
+            self.ended = not more
+            buf += more
+        return buf
+
+    def _skip_lines(self, blocks: Iterator[bytes], buf: bytes,
                     start: int) -> tuple[bytes, int, int]:
+        """Drop ``skip_lines`` physical lines (LF, CRLF or CR each end one, quotes or not)."""
+        wanted = self.settings.skip_lines
+        for skipped in range(wanted):
+            while (found := LINE_END.search(buf, start)) is None and not self.ended:
+                if len(buf) > HEADER_LIMIT:  # (what is skipped is held until the header)
+                    raise HeaderTooLong(f"{self.source}: the {wanted} lines to skip take more "
+                                        f"than {len(buf)} bytes (line {skipped + 1} has no end)")
+                buf = self._fill(blocks, buf, len(buf) + 1)
+            if found is None and start == len(buf):
+                raise InvalidOption(f"{self.source}: --skip-lines {wanted} drops more lines "
+                                    f"than it has ({skipped}); pass at most {skipped}")
+            start = found.end() if found is not None else len(buf)
+        return buf, start, wanted
+
+    def _delimiter(self, sample: bytes, sep: tuple[str, int] | None) -> tuple[str, str]:
+        """The delimiter and where it came from: a ``sep=`` line, the option, or the guess
+        (``sniff``); an option that contradicts the ``sep=`` line is refused."""
+        given = self.settings.delimiter
+        if sep is not None:
+            if given is not None and given != sep[0]:
+                raise InvalidOption(
+                    f"{self.source}: its sep={sniff.shown(sep[0])} line sets the delimiter "
+                    f"{sniff.shown(sep[0])!r}, but {sniff.option(given)} was given; drop "
+                    f"--delimiter (or pass {sniff.option(sep[0])})")
+            return sep[0], "sep line"
+        if given is not None:
+            return given, "option"
+        found = sniff.detect(sample, self.ended and len(sample) < sniff.SAMPLE,
+                             self.settings.quotechar, self.source)
+        return (found, "detected") if found is not None else (",", "default: one column")
+
+    def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int,
+                    before: int) -> tuple[bytes, int, int]:
         """The buffer read so far, where the header record ends in it and the line ends in
         the header. Scanned in pieces that grow from 4 KiB (a header is usually short, and the
         block it is in is scanned again as data), each byte once however many blocks the
         header takes."""
-        state, scanned, piece, opened, lines = State.RECORD, start, 4096, start, 0
+        state, scanned, piece, opened, lines = State.RECORD, start, 4096, start, before
         while True:
             if scanned < len(buf):
                 end = _cut(buf, scanned + piece)
@@ -372,7 +502,7 @@ class _Split:
             if not more:
                 self.state = state
                 if state is State.QUOTED:
-                    self.open_quote = (opened, 1 + _line_ends_in(buf[start:opened]))
+                    self.open_quote = (opened, before + 1 + _line_ends_in(buf[start:opened]))
                     self._finish_last_chunk()  # raises UnterminatedQuote
                 return buf, len(buf), lines
             if len(buf) > HEADER_LIMIT:
@@ -419,12 +549,14 @@ class _Split:
         return SplitResult(join(self.dest, MANIFEST_NAME), token=self._token())
 
     def _finished(self) -> SplitResult:
-        self.storage.check_unchanged(self.info, self.offset)
+        read = self.transcoder.source_bytes if self.transcoder is not None else self.offset
+        self.storage.check_unchanged(self.info, read)
         entries = self._earlier_entries() + self.entries
         if [e.index for e in entries] != list(range(len(entries))):
             raise SourceChanged(f"{self.dest}: chunk records of an earlier invocation are missing")
         manifest = Manifest(self.info, self.settings, self.header.decode("utf-8", "replace"),
-                            len(self.header), self.bom, entries, self.assembly)
+                            len(self.header), self.bom, entries, format=self.format,
+                            assembly=self.assembly)
         uri = join(self.dest, MANIFEST_NAME)
         self.storage.write_json(uri, manifest.to_dict())
         self._remove_leftovers(len(entries))
@@ -441,6 +573,21 @@ class _Split:
         clear_progress(self.storage, self.dest)
         self.storage.remove_empty_directory(join(self.dest, PROGRESS_DIR))
         remove_leftovers(self.storage, self.dest, self.source, count)
+
+
+def read_start(run: _Split, raw: IO[bytes]) -> None:
+    """What a range split reads before its ranges: the encoding, preamble and header as the
+    single pass reads them. A transcoded source cannot be cut in ranges (``transcodes``
+    routes it to the single pass); one found here changed since it was asked."""
+    f = run.open_text(raw)
+    if run.transcoder is not None and run.encoding[1] == FROM_BOM:
+        raise SourceChanged(f"{run.source} now starts with the byte order mark of "
+                            f"{run.transcoder.encoding}: it changed since the split started; "
+                            "start the split again")
+    if run.transcoder is not None:
+        raise InvalidOption(f"{run.source}: a source read as {run.transcoder.encoding} takes "
+                            "the single pass, not the range split")
+    run._read_header(_blocks(f, run.block_size))
 
 
 def _blocks(f: IO[bytes], size: int) -> Iterator[bytes]:

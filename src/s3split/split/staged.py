@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
@@ -42,13 +42,14 @@ from s3split.split.destination import (
     note_written,
     remove_temporaries,
 )
-from s3split.split.manifest import ChunkEntry, Manifest, SplitSettings, chunk_name
+from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
 from s3split.split.parallel import READ_WRITE, raise_errors, write_chunk
 from s3split.split.ranges import (
     BLOCK,
     Chunk,
     Combiner,
     Failure,
+    Invalid,
     Mark,
     Piece,
     Plan,
@@ -68,9 +69,9 @@ from s3split.split.splitter import (
 )
 from s3split.split.splitter import (
     CHUNK_TAGS,
-    _blocks,
     _clear_previous,
     _Split,
+    read_start,
     validate_settings,
 )
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join, split_s3
@@ -108,6 +109,7 @@ class Staged:
     header_bytes: int
     plan: Plan
     header: bytes | None = None
+    format: SourceFormat = field(default_factory=SourceFormat)  # as reading the header found
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the header itself."""
@@ -115,7 +117,7 @@ class Staged:
         return {"id": self.id, "dest": self.dest, "info": asdict(self.info),
                 "settings": asdict(self.settings), "bom": self.bom,
                 "header_lines": self.header_lines, "header_bytes": self.header_bytes,
-                "plan": plan}
+                "plan": plan, "format": asdict(self.format)}
 
     def with_header(self, header: bytes) -> "Staged":
         if len(header) != self.header_bytes:
@@ -138,7 +140,10 @@ class Staged:
             plan = Plan(**(data["plan"] | {"cuts": tuple(data["plan"]["cuts"])}))
             staged = cls(str(data["id"]), data["dest"], ObjectInfo(**data["info"]),
                          SplitSettings(**data["settings"]), bool(data["bom"]),
-                         int(data["header_lines"]), int(data["header_bytes"]), plan)
+                         int(data["header_lines"]), int(data["header_bytes"]), plan,
+                         format=SourceFormat(**data["format"]) if "format" in data else
+                         SourceFormat(delimiter=data["settings"]["delimiter"] or ",",
+                                      data_start=plan.data_start))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"staged range split of {source}: not a plan "
                                f"({type(exc).__name__}: {exc})") from None
@@ -173,8 +178,7 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     run = _run(storage, source, dest, settings, info)
     try:
         with source_reader(storage, info, readahead=0) as read:
-            run._read_header(_blocks(cast(IO[bytes], GrowingReads(read, info.size)),
-                                     STREAM_BLOCK))
+            read_start(run, cast(IO[bytes], GrowingReads(read, info.size)))
     except SourceChanged:
         raise
     except Exception:
@@ -182,10 +186,10 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
         raise
     count = max(1, min(max_ranges, math.ceil((info.size - run.data_start) / range_size)))
     plan = plan_ranges(source, info.size, run.data_start, settings.chunk_size, count,
-                       delimiter=settings.delimiter, quotechar=settings.quotechar,
+                       delimiter=run.format.delimiter, quotechar=settings.quotechar,
                        strict=settings.strict, header_cr=run.header.endswith(b"\r"), block=BLOCK)
     return Staged(plan_id, dest, info, settings, run.bom, run.lines_before, len(run.header), plan,
-                  run.header)
+                  run.header, run.format)
 
 
 def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
@@ -281,7 +285,7 @@ def combine_scans(storage: Storage, staged: Staged, scans: Sequence[RangeScan]) 
     except ValueError as exc:
         raise SplitTaskFailed(f"{staged.info.uri}: the range scans do not fit together: "
                               f"{exc}") from None
-    if table.failure is None and table.state is not State.QUOTED:
+    if table.failure is None and table.invalid is None and table.state is not State.QUOTED:
         storage.check_still(staged.info)  # a local source rewritten since the scans
         return table
     raise_table_errors(storage, staged, table)
@@ -342,6 +346,7 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
     """Write the manifest (last) and remove what earlier splits of ``dest`` left."""
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
     run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
+    run.format = staged.format
     run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
     manifest = run._finished().manifest
     assert manifest is not None
@@ -353,13 +358,18 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
 
 def scan_to_dict(scan: RangeScan) -> dict[str, Any]:
     return {"index": scan.index, "start": scan.start, "end": scan.end,
-            "pieces": {str(int(state)): _piece_to_dict(p) for state, p in scan.pieces.items()}}
+            "pieces": {str(int(state)): _piece_to_dict(p) for state, p in scan.pieces.items()},
+            "invalid": asdict(scan.invalid) if scan.invalid is not None else None}
 
 
 def scan_from_dict(data: Any) -> RangeScan:
     """Raises KeyError, TypeError or ValueError for what ``scan_to_dict`` did not write."""
     pieces = {State(int(state)): _piece_from_dict(p) for state, p in data["pieces"].items()}
-    return RangeScan(int(data["index"]), int(data["start"]), int(data["end"]), pieces)
+    invalid = data.get("invalid")
+    return RangeScan(int(data["index"]), int(data["start"]), int(data["end"]), pieces,
+                     invalid=Invalid(int(invalid["offset"]), int(invalid["lines"]),
+                                     int(invalid["byte"]), bool(invalid["at_end"]))
+                     if invalid else None)
 
 
 def _piece_to_dict(p: Piece) -> dict[str, Any]:
