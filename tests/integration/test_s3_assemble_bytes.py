@@ -5,6 +5,10 @@ bench_s3_assembly.py measures that size.)"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -21,6 +25,8 @@ HEADER = b"id,name,note\r\n"
 # Per request: the request line and headers (SigV4 signing, checksums) and, for
 # CompleteMultipartUpload, its short XML body; under 1 KiB measured (880 bytes), bounded generously.
 REQUEST_OVERHEAD = 4096
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                    "AWS_DEFAULT_REGION": "us-east-1"}
 
 
 def source_bytes(size: int) -> bytes:
@@ -107,3 +113,33 @@ def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
 def read(s3: Any, uri: str) -> bytes:
     key = uri.removeprefix(f"s3://{BUCKET}/")
     return bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+
+
+def test_a_transcoded_source_between_s3_locations_takes_the_single_pass(
+        s3: Any, s3_endpoint: str) -> None:
+    """The real command: a UTF-16 source cannot be cut in source ranges, so S3 does not
+    assemble its chunks; they are the single pass's, UTF-8."""
+    text = "id,name\n" + "".join(f"{i},Jürgen {i}\n" for i in range(200))
+    s3.put_object(Bucket=BUCKET, Key="srv/utf16.csv", Body=text.encode("utf-16"))
+    dest = f"s3://{BUCKET}/srv/utf16-parts"
+    done = subprocess.run(
+        [sys.executable, "-m", "s3split", "split", f"s3://{BUCKET}/srv/utf16.csv", dest,
+         "--chunk-size", "16MiB", "--json"],
+        env=os.environ | FAKE_CREDENTIALS | {"AWS_ENDPOINT_URL": s3_endpoint},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(read(s3, f"{dest}/manifest.json"))
+    assert manifest["rows"] == 200 and manifest.get("assembly") is None
+    assert read(s3, f"{dest}/part-00000.csv") == text.encode("utf-8")
+
+
+def test_a_split_without_credentials_fails_in_one_line(s3_endpoint: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "s3split", "split", f"s3://{BUCKET}/srv/x.csv", "out"],
+        env=env | {"AWS_ENDPOINT_URL": s3_endpoint, "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+                   "AWS_CONFIG_FILE": "/nonexistent"},
+        capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        "s3split: error: Unable to locate credentials"], done.stderr

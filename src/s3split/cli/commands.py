@@ -18,7 +18,7 @@ from s3split.split.lock import holding
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
 from s3split.split.splitter import SplitResult, validate_settings
 from s3split.split.splitter import split as split_source
-from s3split.storage import Storage, is_compressed, join
+from s3split.storage import Storage, is_compressed, is_s3, join
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
                "closing quote) instead of reading it as Python's csv module does.")
@@ -114,12 +114,15 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
            advance: Callable[[int], None], jobs: int | None) -> SplitResult:
     """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
-    otherwise the single pass or, locally, the range split."""
-    from s3split.split.staged import server_side_applies, split_server_side
+    otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
+    if is_s3(source) and is_s3(dest):
+        from s3split.split.splitter import transcodes
+        from s3split.split.staged import server_side_applies, split_server_side
 
-    if server_side_applies(source, dest, settings):
-        manifest = split_server_side(source, dest, settings, storage, advance)
-        return SplitResult(join(dest, MANIFEST_NAME), manifest=manifest)
+        if server_side_applies(source, dest, settings) and not transcodes(
+                settings, storage.stat(source), storage):
+            manifest = split_server_side(source, dest, settings, storage, advance)
+            return SplitResult(join(dest, MANIFEST_NAME), manifest=manifest)
     return split_source(source, dest, settings, storage, on_progress=advance,
                         jobs=jobs or os.cpu_count() or 1)
 
@@ -188,7 +191,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
                 _progress(0 if is_compressed(source) else size, "splitting") as advance:
             result = _split(source, dest, settings, storage, advance, jobs)
         seconds = time.perf_counter() - started
-    except (S3SplitError, OSError) as exc:
+    except _split_errors() as exc:
         _fail(exc)
     manifest = result.manifest
     assert manifest is not None
@@ -283,6 +286,14 @@ def _aws(arn: str) -> tuple[Any, Storage]:
     region = session.region_name or region_of(arn)
     sfn = session.client("stepfunctions", region_name=region_of(arn) or region)
     return sfn, Storage(session.client("s3", region_name=region, config=S3_CONFIG))
+
+
+def _split_errors() -> tuple[type[Exception], ...]:
+    """What a split fails with: ours, the OS's, and botocore's (missing credentials, an
+    endpoint that does not answer), imported only once a split has failed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    return S3SplitError, OSError, BotoCoreError, ClientError
 
 
 @contextmanager

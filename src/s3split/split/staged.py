@@ -436,7 +436,8 @@ def _note_assembled(storage: Storage, dest: str,
 
 def server_side_applies(source: str, dest: str, settings: SplitSettings) -> bool:
     """Whether a split between S3 locations is assembled by S3 (``split_server_side``):
-    by size, chunks large enough for the copied parts to outweigh the uploaded first part."""
+    by size, chunks large enough for the copied parts to outweigh the uploaded first part (a
+    transcoded source, which ``transcodes`` tells, takes the single pass too)."""
     return (is_s3(source) and is_s3(dest) and settings.chunk_size is not None
             and settings.chunk_size >= SERVER_SIDE_FROM and not is_compressed(source))
 
@@ -459,7 +460,8 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
                 written += [copies.submit(assemble, storage, staged, [chunk])
                             for chunk in combiner.add(done)]
             table = combiner.table()
-            if table.failure is not None or table.state is State.QUOTED:
+            if table.failure is not None or table.invalid is not None or (
+                    table.state is State.QUOTED):
                 raise_table_errors(storage, staged, table)
             written += [copies.submit(assemble, storage, staged, [chunk])
                         for chunk in table.chunks[len(written):]]
