@@ -60,7 +60,7 @@ def dispatcher() -> Iterator[ProcessDispatcher]:
     with ProcessDispatcher(
         HANDLERS,
         max_workers=3,
-        timeouts={"sleepy": 1.0, "echo": 30.0},
+        timeouts={"sleepy": 1.0, "deaf": 0.5, "echo": 30.0},
         extra_sys_path=SYS_PATH,
     ) as d:
         yield d
@@ -333,6 +333,17 @@ def test_timeout_is_enforced_in_the_worker(dispatcher: ProcessDispatcher) -> Non
     assert caught.value.error_type == TIMEOUT_ERROR_TYPE
     assert time.monotonic() - started < 5
     assert dispatcher("echo", {"after": "timeout"})["echo"] == {"after": "timeout"}
+
+
+def test_a_handler_that_returns_after_its_timeout_timed_out(
+        dispatcher: ProcessDispatcher) -> None:
+    """A handler deaf to SIGALRM that returns within the kill grace still overran its
+    timeout: Lambda reports that invocation as timed out, whatever it returned."""
+    with pytest.raises(FunctionError) as caught:
+        dispatcher("deaf", {"sleep": 0.8})
+    assert caught.value.error_type == TIMEOUT_ERROR_TYPE
+    assert "timed out after 0.50 seconds" in str(caught.value)
+    assert dispatcher("deaf", {"sleep": 0})["slept"] == 0  # within its time: a result
 
 
 def test_unknown_function_is_resource_not_found(sfn: Any) -> None:

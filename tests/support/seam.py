@@ -23,7 +23,8 @@ ACCOUNT = "123456789012"
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/sfn"
 HANDLERS = {
     name: f"{MODULE}:{name}"
-    for name in ("echo", "validate", "flaky", "crash_once", "lane", "sleepy", "generation")
+    for name in ("echo", "validate", "flaky", "crash_once", "lane", "sleepy", "deaf",
+                 "generation")
 }
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 

@@ -76,6 +76,14 @@ def sleepy(event: Any, context: Any) -> dict[str, Any]:
     return {"slept": event["sleep"]}
 
 
+def deaf(event: Any, context: Any) -> dict[str, Any]:
+    """Ignores SIGALRM (as C code holding the GIL, or a handler of its own, would) and
+    returns after its timeout, within the dispatcher's kill grace."""
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(event["sleep"])
+    return {"slept": event["sleep"]}
+
+
 def generation(event: Any, context: Any) -> dict[str, Any]:
     """Continue-as-new driver: bump the generation, stop after ``last``."""
     gen = event.get("generation", 0) + 1

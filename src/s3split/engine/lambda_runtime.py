@@ -227,6 +227,10 @@ def _child_invoke(inv: _Invocation) -> _Outcome:
         deadline_monotonic=time.monotonic() + inv.timeout_s,
         log_group_name=f"/aws/lambda/{inv.function_name}",
     )
+    timed_out = _error(
+        TIMEOUT_ERROR_TYPE,
+        f"RequestId: {rid} Error: Task timed out after {inv.timeout_s:.2f} seconds",
+    )
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     try:
         try:
@@ -237,17 +241,20 @@ def _child_invoke(inv: _Invocation) -> _Outcome:
             signal.signal(signal.SIGALRM, previous)
             _discard_disabled_metrics()
     except _SandboxTimeout:
-        return _error(
-            TIMEOUT_ERROR_TYPE,
-            f"RequestId: {rid} Error: Task timed out after {inv.timeout_s:.2f} seconds",
-        )
+        return timed_out
     except SystemExit as exc:
         return _error(
             CRASH_ERROR_TYPE,
             f"RequestId: {rid} Error: Runtime exited with error: exit status {exc.code}",
         )
     except Exception as exc:
+        if time.monotonic() > context.deadline_monotonic:
+            return timed_out
         return _error(type(exc).__name__, str(exc), exc.__traceback__)
+    if time.monotonic() > context.deadline_monotonic:
+        # A handler that ignored SIGALRM (or blocked it in C code) and ended late: Lambda
+        # would have stopped it at its timeout, so neither its result nor its error arrives.
+        return timed_out
     try:
         return _Outcome(True, json.dumps(result))
     except (TypeError, ValueError, RecursionError) as exc:  # (RecursionError: nested too deep)
