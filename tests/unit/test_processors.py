@@ -301,6 +301,22 @@ def test_validate_without_header_is_positional(tmp_path: Path) -> None:
     assert result.rejects == [{"line": 2, "reason": "expected at least 2 fields, got 1"}]
 
 
+def test_validate_extra_fields_never_take_a_schema_columns_name(tmp_path: Path) -> None:
+    """Without a header, the fields beyond the schema's get generated names; a schema column
+    already called ``col3`` (or ``col3_2``) keeps its value and the extra field its own."""
+    schema = {"columns": {"col3": {"type": "str"}, "col3_2": {"type": "str"}},
+              "extra_columns": True}
+    job = make_job(tmp_path, "x,y,z,w\n", has_header=False, source_line=1)
+    run("validate", job, validate_config(schema))
+    assert read_jsonl(job.output_uri) == [{"col3": "x", "col3_2": "y", "col3_3": "z",
+                                           "col4": "w"}]
+    schema = {"columns": {"a": {"type": "int"}, "col3": {"type": "str"}}, "extra_columns": True}
+    job = make_job(tmp_path, "1,x,y\n", has_header=False, source_line=1)
+    result = run("validate", job, validate_config(schema))
+    assert read_jsonl(job.output_uri) == [{"a": 1, "col3": "x", "col3_2": "y"}]
+    assert (result.rows_out, result.rows_rejected) == (1, 0)
+
+
 def test_validate_needs_a_valid_schema() -> None:
     with pytest.raises(InvalidOption, match="needs a schema"):
         get_processor("validate", ProcessorConfig())

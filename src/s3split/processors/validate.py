@@ -124,6 +124,7 @@ def schema_converter(schema: Schema, uri: str, header: list[str] | None) -> Conv
         schema.check_header(names, uri)
     columns = [schema.columns.get(name) for name in names]
     exact = header is not None or not schema.extra_columns
+    extra_name = _extra_names(set(names))
 
     def convert(row: Row) -> Record:
         count = len(row.fields)
@@ -134,7 +135,7 @@ def schema_converter(schema: Schema, uri: str, header: list[str] | None) -> Conv
         for number, text in enumerate(row.fields):
             column = columns[number] if number < len(columns) else None
             if column is None:
-                record[names[number] if number < len(names) else f"col{number + 1}"] = text
+                record[names[number] if number < len(names) else extra_name(number + 1)] = text
                 continue
             try:
                 record[column.name] = column.value(text)
@@ -145,6 +146,23 @@ def schema_converter(schema: Schema, uri: str, header: list[str] | None) -> Conv
         return record
 
     return convert
+
+
+def _extra_names(taken: set[str]) -> Callable[[int], str]:
+    """The name of field N beyond the schema's: ``colN``, or ``colN_2``, ``colN_3`` ... when a
+    schema column has that name (an extra field must never overwrite a checked value)."""
+    cache: dict[int, str] = {}
+
+    def name(number: int) -> str:
+        if number not in cache:
+            base = candidate = f"col{number}"
+            suffix = 2
+            while candidate in taken:
+                candidate, suffix = f"{base}_{suffix}", suffix + 1
+            cache[number] = candidate
+        return cache[number]
+
+    return name
 
 
 # Each type in SQL: the fields DuckDB may convert itself (a subset of what the Python parser
