@@ -55,6 +55,18 @@ class ChunkMisaligned(S3SplitError):
     parser disagree, so its output would be wrong; nothing is written for it."""
 
 
+class ProcessorResultInvalid(S3SplitError):
+    """A processor's result does not account for its chunk: counts that are not non-negative
+    integers or do not add up (``rows_in == rows_out + rows_rejected``), or rejects that are
+    not a list of objects. The chunk fails; retrying the same processor won't help."""
+
+
+class RunFileCorrupt(S3SplitError):
+    """A file s3split keeps a run's state in (a status record, the lock, the manifest) is not
+    what s3split writes there: not JSON, another shape, a field missing or of another type.
+    Never retried: the message names the file and what to do about it."""
+
+
 class AccountingMismatch(S3SplitError):
     """A run's records do not add up (source rows != ok + rejected + in failed chunks)."""
 

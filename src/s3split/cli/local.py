@@ -3,6 +3,7 @@
 import os
 import socket
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +15,11 @@ from rich.table import Table
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
-from s3split.errors import InvalidInput, RunInterrupted
+from s3split.errors import InvalidInput, RunFileCorrupt, RunInterrupted
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
-from s3split.pipeline.lock import lock_uri
+from s3split.pipeline.lock import lock_uri, read_lock
 from s3split.processors.check import check_processor
 from s3split.processors.settings import resume_environment
 from s3split.sizes import format_mb
@@ -111,11 +112,11 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
 
 def _release_own_lock(location: str, storage: Storage) -> None:
     """The lock this process's engine holds (never another run's)."""
-    uri = lock_uri(location)
-    current = storage.read_json_version(uri)
-    if current is not None and current[0].get("pid") == os.getpid() \
-            and current[0].get("host") == socket.gethostname():
-        storage.delete(uri)
+    with suppress(RunFileCorrupt):  # (not a lock: not ours)
+        current = read_lock(location, storage)
+        if current is not None and current[0].pid == os.getpid() \
+                and current[0].host == socket.gethostname():
+            storage.delete(lock_uri(location))
 
 
 def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:

@@ -11,9 +11,16 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput, SourceNotFound
+from s3split.errors import (
+    ChunkInvalid,
+    ChunkMisaligned,
+    InvalidInput,
+    ProcessorResultInvalid,
+    SourceNotFound,
+)
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
+from s3split.records import corrupt, count_problem, missing_fields, read_record, rejects_problem
 from s3split.split.manifest import ChunkEntry, Manifest
 from s3split.storage import Storage
 
@@ -32,7 +39,7 @@ def load_manifest(spec: RunSpec, storage: Storage,
                            ) from None
     if key not in cache:
         cache.clear()  # one run's manifest at a time
-        cache[key] = Manifest.from_dict(storage.read_json(uri))
+        cache[key] = Manifest.read(storage, uri, spec.layout.manifest_remedy)
     return cache[key]
 
 
@@ -44,8 +51,48 @@ def chunk_entry(manifest: Manifest, index: int, spec: RunSpec) -> ChunkEntry:
 
 
 def read_status(spec: RunSpec, index: int, storage: Storage) -> dict[str, Any] | None:
+    """Chunk ``index``'s status record, checked; None when it has none."""
     uri = spec.layout.status(index)
-    return storage.read_json(uri) if storage.exists(uri) else None
+    if not storage.exists(uri):
+        return None
+    remedy = (f"delete it to process chunk {index} again, then resume the run "
+              f"(s3split run --resume {spec.location})")
+    status = read_record(storage, uri, remedy)
+    problem = status_problem(status)
+    if problem is not None:
+        raise corrupt(uri, problem, remedy)
+    return status
+
+
+_FIELDS = ("index", "state", "processor", "source_etag", "bytes", "rows_in", "rows_out",
+           "rows_rejected")
+_STATE_FIELDS: dict[Any, tuple[str, ...]] = {OK: ("rejects", "duration_s"),
+                                             FAILED: ("error", "message")}
+
+
+def status_problem(status: dict[str, Any]) -> str | None:
+    """What makes ``status`` something other than a status record this module wrote (None:
+    nothing): the fields the report and a resume read, of the types they read."""
+    missing = missing_fields(status, _FIELDS)
+    state = status.get("state")
+    if not missing and state not in _STATE_FIELDS:
+        return f"state is {state!r}, not {OK!r} or {FAILED!r}"
+    missing += missing_fields(status, _STATE_FIELDS.get(state, ()))
+    if missing:
+        return f"not a status record: no {', '.join(missing)} field"
+    if not isinstance(status["processor"], str) or not isinstance(
+            status["source_etag"], str | None):
+        return "processor or source_etag is not a string"
+    if type(status["index"]) is not int or type(status["bytes"]) is not int:
+        return "index or bytes is not an integer"
+    if state == FAILED:
+        if not (isinstance(status["error"], str) and isinstance(status["message"], str)):
+            return "error or message is not a string"
+        return count_problem(status)
+    duration = status["duration_s"]
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        return f"duration_s is {duration!r}, not a number"
+    return count_problem(status, status.get("rows")) or rejects_problem(status["rejects"])
 
 
 def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str,
@@ -90,11 +137,8 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     try:
         _check_chunk_file(entry, storage)
         result = processor(job, storage)
-        if result.rows_in != entry.rows:  # a processor that did not read every record
-            raise ChunkMisaligned(
-                f"{entry.uri}: chunk {index} should hold {entry.rows} records (manifest) but "
-                f"the processor read {result.rows_in}")
-    except (ChunkInvalid, ChunkMisaligned) as exc:
+        check_result(result, entry, spec.processor)
+    except (ChunkInvalid, ChunkMisaligned, ProcessorResultInvalid) as exc:
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
     status = _base(spec, entry, manifest, attempt) | _result_fields(result) | {
@@ -103,6 +147,27 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     }
     storage.write_json(spec.layout.status(index), status)
     return status
+
+
+def check_result(result: Any, entry: ChunkEntry, processor: str) -> None:
+    """A processor's counts are checked before they are recorded: a custom one may return
+    anything, and the report adds up what the status records say."""
+    if not isinstance(result, ProcessResult):
+        raise ProcessorResultInvalid(
+            f"{entry.uri}: processor {processor} returned {type(result).__name__}, not a "
+            "ProcessResult: fix the processor")
+    counts = {"rows_in": result.rows_in, "rows_out": result.rows_out,
+              "rows_rejected": result.rows_rejected}
+    problem = count_problem(counts) or rejects_problem(result.rejects)
+    if problem is not None:
+        raise ProcessorResultInvalid(
+            f"{entry.uri}: chunk {entry.index}: processor {processor} returned {problem}: its "
+            "counts must be non-negative integers with rows_in == rows_out + rows_rejected, "
+            "and its rejects a list of objects; fix the processor")
+    if result.rows_in != entry.rows:  # a processor that did not read every record
+        raise ChunkMisaligned(
+            f"{entry.uri}: chunk {entry.index} should hold {entry.rows} records (manifest) but "
+            f"the processor read {result.rows_in}")
 
 
 def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: Storage,

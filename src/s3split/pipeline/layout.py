@@ -48,6 +48,11 @@ class RunLayout:
         return join(self.location, "processor.json")
 
     @property
+    def manifest_remedy(self) -> str:
+        """What to do about a manifest that is not one (the resume splits the source again)."""
+        return f"delete it to split the source again (s3split run --resume {self.location})"
+
+    @property
     def lock(self) -> str:
         return join(self.location, "lock.json")
 

@@ -10,12 +10,14 @@ longer RUNNING; on the local engine it is an engine process that has exited.
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from contextlib import suppress
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from s3split.errors import RunInProgress, RunTakenOver
+from s3split.errors import RunFileCorrupt, RunInProgress, RunTakenOver
 from s3split.pipeline.layout import RunLayout
+from s3split.records import corrupt, object_record
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
@@ -53,17 +55,40 @@ def lock_uri(location: str) -> str:
     return RunLayout(location).lock
 
 
+def read_lock(location: str, storage: Storage) -> tuple[Holder, str] | None:
+    """The lock's holder and version; None when there is no lock. ``RunFileCorrupt`` when
+    ``lock.json`` is not a lock: its holder cannot be told, so the location stays refused
+    until someone who knows that no run uses it deletes the file."""
+    uri = lock_uri(location)
+    remedy = (f"if no run is using {location} (s3split run, or an execution of the state "
+              "machine), delete it and start again")
+    try:
+        current = storage.read_json_version(uri)
+    except ValueError as exc:  # not UTF-8 or not JSON
+        raise corrupt(uri, f"not a JSON document ({exc})", remedy) from None
+    if current is None:
+        return None
+    document, version = current
+    try:
+        holder = Holder(**object_record(document, uri, remedy))
+    except TypeError as exc:
+        raise corrupt(uri, f"not a run lock ({exc})", remedy) from None
+    if not (isinstance(holder.lease, str) and isinstance(holder.execution, str)
+            and (holder.pid is None or type(holder.pid) is int)):
+        raise corrupt(uri, "not a run lock (lease, execution or pid of another type)", remedy)
+    return holder, version
+
+
 def acquire(location: str, holder: Holder, storage: Storage, alive: Alive) -> None:
     """Take the lock, or take over a stale one; RunInProgress while its holder runs."""
     uri = lock_uri(location)
     for _ in range(ATTEMPTS):
-        current = storage.read_json_version(uri)
+        current = read_lock(location, storage)
         if current is None:
             if storage.put_json_if(uri, asdict(holder), None):
                 return
             continue
-        document, version = current
-        other = Holder(**document)
+        other, version = current
         if other.lease == holder.lease:
             return  # our own Plan, retried
         if alive(other):
@@ -80,14 +105,14 @@ def acquire(location: str, holder: Holder, storage: Storage, alive: Alive) -> No
 def carry(location: str, lease: str, execution: str, storage: Storage) -> None:
     """A continue-as-new ``execution`` takes the lock on from its parent."""
     uri = lock_uri(location)
-    current = storage.read_json_version(uri)
-    if current is not None and current[0]["lease"] == lease:
-        document, version = current
-        if document["execution"] == execution or storage.put_json_if(
-                uri, document | {"execution": execution}, version):
+    current = read_lock(location, storage)
+    if current is not None and current[0].lease == lease:
+        holder, version = current
+        if holder.execution == execution or storage.put_json_if(
+                uri, asdict(replace(holder, execution=execution)), version):
             return
-        current = storage.read_json_version(uri)
-    now = Holder(**current[0]).describe() if current else "nobody"
+        current = read_lock(location, storage)
+    now = current[0].describe() if current else "nobody"
     raise RunTakenOver(f"run location {location} was taken over while execution {execution} "
                        f"was starting (the lock of {lease} is now held by {now}); this "
                        "continuation stops without touching the run")
@@ -95,10 +120,10 @@ def carry(location: str, lease: str, execution: str, storage: Storage) -> None:
 
 def release(location: str, lease: str, storage: Storage) -> None:
     """Drop the lock if ``lease`` still holds it (never someone else's)."""
-    uri = lock_uri(location)
-    current = storage.read_json_version(uri)
-    if current is not None and current[0]["lease"] == lease:
-        storage.delete(uri)
+    with suppress(RunFileCorrupt):  # (not a lock: not ours, and the next start names it)
+        current = read_lock(location, storage)
+        if current is not None and current[0].lease == lease:
+            storage.delete(lock_uri(location))
 
 
 def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:

@@ -151,7 +151,7 @@ def check_resumable(spec: RunSpec, storage: Storage) -> None:
 def _existing_manifest(spec: RunSpec, storage: Storage) -> Manifest | None:
     if not storage.exists(spec.layout.manifest):
         return None
-    return Manifest.from_dict(storage.read_json(spec.layout.manifest))
+    return Manifest.read(storage, spec.layout.manifest, spec.layout.manifest_remedy)
 
 
 def _chunks_present(spec: RunSpec, manifest: Manifest, storage: Storage) -> bool:
@@ -171,7 +171,7 @@ def summarize(spec: RunSpec, lanes: list[dict[str, Any]], generation: int, lease
                 "name": continuation_name(spec.run_id, lease, generation + 1),
                 "lanes": [lane(s["index"] - s["step"], s["step"], s["count"], budget)
                           for s in unfinished]}
-    manifest = Manifest.from_dict(storage.read_json(spec.layout.manifest))
+    manifest = Manifest.read(storage, spec.layout.manifest, spec.layout.manifest_remedy)
     report = build_report(spec, manifest, storage)
     storage.write_json(spec.layout.report, report)
     release(spec.location, lease, storage)

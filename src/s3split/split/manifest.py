@@ -3,7 +3,8 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from s3split.storage import ObjectInfo
+from s3split.records import corrupt, read_record
+from s3split.storage import ObjectInfo, Storage
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = 1
@@ -150,6 +151,17 @@ class Manifest:
             assembly["methods"] = {m: methods.count(m) for m in sorted(set(methods))}
             doc["assembly"] = assembly
         return doc
+
+    @classmethod
+    def read(cls, storage: Storage, uri: str, remedy: str) -> "Manifest":
+        """The manifest at ``uri``; ``RunFileCorrupt`` saying ``remedy`` when it is not one."""
+        document = read_record(storage, uri, remedy)
+        try:
+            return cls.from_dict(document)
+        except KeyError as exc:
+            raise corrupt(uri, f"not a manifest: no {exc} field", remedy) from None
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise corrupt(uri, f"not a manifest: {exc}", remedy) from None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
