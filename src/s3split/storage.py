@@ -6,6 +6,7 @@ it completes (smart-open aborts it when the ``with`` block raises). So a file
 that exists is always complete.
 """
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 from s3split.errors import (
     BucketNotFound,
     ConditionalWritesIgnored,
+    DestinationUnwritable,
     InvalidOption,
     SourceChanged,
     SourceNotFound,
@@ -122,6 +124,36 @@ def _bucket_must_exist(uri: str, doing: str) -> Iterator[None]:
             raise
         raise BucketNotFound(f"bucket {split_s3(uri)[0]} does not exist ({doing} {uri})") \
             from None
+
+
+# Creating a file (its directory, its temporary name) fails for these as for a full disk: the
+# destination cannot take it. (While writing, EACCES could be a read of the source instead.)
+_CREATE_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+
+@contextmanager
+def _creating(uri: str) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if is_write_failure(exc) or exc.errno in _CREATE_ERRNOS:
+            raise unwritable(uri, exc, None) from None
+        raise
+
+
+def make_directory(directory: str, uri: str) -> None:
+    """Create ``directory`` (and its parents) to write ``uri`` in; ``DestinationUnwritable``
+    naming the file in the way, or why the file system refuses, when it cannot be."""
+    with _creating(uri):
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            path = directory
+            while not os.path.isfile(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)
+            raise DestinationUnwritable(
+                f"cannot write {uri}: {path} is a file, not a directory; move it away or "
+                "choose another destination") from None
 
 
 class Storage:
@@ -227,17 +259,16 @@ class Storage:
             return
         directory = os.path.dirname(uri) or "."
         name = os.path.basename(uri)
-        try:
-            os.makedirs(directory, exist_ok=True)
+        with _creating(uri):
+            make_directory(directory, uri)
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        except OSError as exc:
-            if is_write_failure(exc):
-                raise unwritable(uri, exc, None) from None
-            raise
         try:
             with os.fdopen(fd, "wb") as f:
                 yield f
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+            if os.path.isdir(uri):
+                raise DestinationUnwritable(f"cannot write {uri}: a directory has that name; "
+                                            "move it away or choose another destination")
             os.replace(tmp, uri)
         except BaseException as exc:
             written = size_of(tmp)
@@ -295,7 +326,7 @@ class Storage:
                 raise
             return True
         directory = os.path.dirname(uri) or "."
-        os.makedirs(directory, exist_ok=True)
+        make_directory(directory, uri)
         guard = os.open(directory, os.O_RDONLY)
         try:
             fcntl.flock(guard, fcntl.LOCK_EX)

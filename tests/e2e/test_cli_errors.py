@@ -2,9 +2,11 @@
 known, the offset), with no traceback and no manifest left: the real CLI in a subprocess."""
 
 import gzip
+import json
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -139,6 +141,61 @@ def test_a_resume_over_a_corrupt_status_record_is_one_line_at_once(tmp_path: Pat
     status.unlink()
     again = cli("run", "--resume", "out", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
+
+
+def test_a_file_where_the_run_keeps_a_folder_is_one_line_at_once(tmp_path: Path) -> None:
+    """A user's ``out/results``: the run is refused before anything is split or written,
+    not failed chunk by chunk with FileExistsError."""
+    (tmp_path / "in.csv").write_bytes(DATA[:DATA.index(b"\n100,") + 1])
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "results").write_text("mine")
+    line = one_error_line(cli("run", "in.csv", "--out", "out", cwd=tmp_path))
+    assert line == (f"s3split: error: DestinationUnwritable: run location {tmp_path / 'out'}: "
+                    f"{tmp_path / 'out' / 'results'} is a file, not a directory, where the run "
+                    "keeps its files; move it away or choose another run location")
+    assert sorted(os.listdir(tmp_path / "out")) == ["results"]
+
+
+def _read_only(path: Path) -> list[str]:
+    """A command prefix that runs the rest with ``path`` mounted read-only (as root can't be
+    refused by permissions): a user and mount namespace of its own."""
+    prefix = ["unshare", "-rm", "sh", "-c",
+              'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && shift && exec "$@"',
+              str(path), "--"]
+    probe = subprocess.run([*prefix, "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"no read-only mount here: {probe.stderr.decode().strip()}")
+    return prefix
+
+
+def test_a_read_only_out_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "in.csv").write_bytes(DATA[:200])
+    (tmp_path / "ro").mkdir()
+    done = subprocess.run([*_read_only(tmp_path / "ro"), S3SPLIT, "run", "in.csv", "--out",
+                           "ro/out"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    line = one_error_line(done)
+    assert line == (f"s3split: error: DestinationUnwritable: cannot write "
+                    f"{tmp_path / 'ro' / 'out' / 'lock.json'}: Read-only file system (EROFS)")
+
+
+def test_a_refused_or_failed_command_prints_only_what_it_did(tmp_path: Path) -> None:
+    """The earlier run's report stays in the location, but its table is not this command's:
+    a start refused because the location is in use, and a resume of a changed source, print
+    their one error line and nothing else."""
+    source = tmp_path / "in.csv"
+    source.write_bytes(DATA[:DATA.index(b"\n100,") + 1])
+    first = cli("run", "in.csv", "--out", "out", cwd=tmp_path)
+    assert first.returncode == 0 and "succeeded" in first.stdout, first.stderr
+    lock = tmp_path / "out" / "lock.json"
+    lock.write_text(json.dumps({"lease": "other", "execution": "other", "since": "now",
+                                "pid": os.getpid(), "host": socket.gethostname()}))
+    refused = cli("run", "in.csv", "--out", "out", cwd=tmp_path)
+    assert "RunInProgress" in one_error_line(refused) and refused.stdout == ""
+    lock.unlink()
+    source.write_bytes(source.read_bytes() + b"100,new\n")
+    resumed = cli("run", "--resume", "out", cwd=tmp_path)
+    assert "SourceChanged" in one_error_line(resumed) and resumed.stdout == ""
+    assert (tmp_path / "out" / "report.json").exists()
 
 
 # A terminal starts its foreground job with SIGINT handled by default and not blocked; a child

@@ -107,6 +107,26 @@ def test_enospc_while_writing_a_chunk_names_the_chunk(tmp_path: Path,
     assert not [name for name in os.listdir(dest) if name.endswith(".tmp")]
 
 
+def test_a_file_or_folder_in_the_way_of_a_write_is_named(tmp_path: Path) -> None:
+    """A user's file where a folder goes, or a folder where a file goes: the write is
+    refused naming it (not FileExistsError, not IsADirectoryError), and nothing is left."""
+    target = tmp_path / "results" / "part-00000.jsonl"
+    (tmp_path / "results").write_text("mine")
+    expected = f"^cannot write {target}: {tmp_path / 'results'} is a file, not a directory; "
+    with pytest.raises(DestinationUnwritable, match=expected + "move it away"):
+        Storage().write_json(str(target), {"a": 1})
+    with pytest.raises(DestinationUnwritable, match=expected + "move it away"):
+        Storage().put_json_if(str(target), {"a": 1}, None)
+    assert (tmp_path / "results").read_text() == "mine"
+    (tmp_path / "results").unlink()
+    target.mkdir(parents=True)
+    with pytest.raises(DestinationUnwritable,
+                       match=f"^cannot write {target}: a directory has that name; move it"):
+        Storage().write_json(str(target), {"a": 1})
+    assert os.listdir(tmp_path / "results") == ["part-00000.jsonl"]
+    assert os.listdir(target) == []
+
+
 def test_dangling_symlink_destination_is_refused(tmp_path: Path) -> None:
     (tmp_path / "dest").symlink_to(tmp_path / "gone")
     source = tmp_path / "in.csv"

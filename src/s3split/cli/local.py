@@ -15,7 +15,13 @@ from rich.table import Table
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
-from s3split.errors import InvalidInput, RunFileCorrupt, RunInterrupted
+from s3split.errors import (
+    InvalidInput,
+    RunFileCorrupt,
+    RunInterrupted,
+    SourceNotFound,
+    SourceUnreadable,
+)
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
@@ -88,6 +94,7 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     resumed = _resumed_settings(location, storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
+    earlier_report = _version(RunLayout(location).report, storage)
     started = time.monotonic()
     try:
         with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
@@ -106,8 +113,17 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
         _release_own_lock(location, storage)
         raise RunInterrupted(f"interrupted; the run at {location} stopped part-way: continue it "
                              f"with: s3split run --resume {location}") from None
-    _print_summary(console, outcome, location, storage, time.monotonic() - started)
+    _print_summary(console, outcome, location, storage, time.monotonic() - started,
+                   earlier_report)
     return outcome
+
+
+def _version(uri: str, storage: Storage) -> str | None:
+    """What identifies the file at ``uri`` now (None: there is none)."""
+    try:
+        return storage.stat(uri).etag
+    except (SourceNotFound, SourceUnreadable):
+        return None
 
 
 def _release_own_lock(location: str, storage: Storage) -> None:
@@ -175,9 +191,12 @@ def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: 
 
 
 def _print_summary(console: Console, outcome: Outcome, location: str, storage: Storage,
-                   seconds: float) -> None:
+                   seconds: float, earlier_report: str | None) -> None:
+    """The report this command's run wrote, if it wrote one (a run refused or failed before
+    its Summarize leaves an earlier run's report in place: that is not what it did)."""
     report_uri = RunLayout(location).report
-    report = storage.read_json(report_uri) if storage.exists(report_uri) else None
+    written = _version(report_uri, storage) not in (None, earlier_report)
+    report = storage.read_json(report_uri) if written else None
     if report is not None:
         table = Table(title=f"s3split run: {report['source']}", show_header=False)
         for label, value in (

@@ -61,6 +61,10 @@ class RunLayout:
         return join(self.location, RANGES)
 
     @property
+    def folders(self) -> tuple[str, ...]:
+        return tuple(join(self.location, name) for name in (CHUNKS, RESULTS, STATUS, RANGES))
+
+    @property
     def status_dir(self) -> str:
         return join(self.location, STATUS)
 

@@ -4,12 +4,18 @@ Each takes and returns small JSON-able dicts (the state's 256 KiB limit):
 chunk lists, statuses and results stay in storage.
 """
 
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from s3split.config import Deployment
-from s3split.errors import SourceChanged, SourceNotFound, SourceUnreadable
+from s3split.errors import (
+    DestinationUnwritable,
+    SourceChanged,
+    SourceNotFound,
+    SourceUnreadable,
+)
 from s3split.pipeline.batch import continuation_name, stage
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
@@ -22,7 +28,7 @@ from s3split.processors.settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import split, transcodes
 from s3split.split.staged import applies
-from s3split.storage import Storage, is_compressed, join
+from s3split.storage import Storage, is_compressed, is_s3, join
 
 
 def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
@@ -43,8 +49,10 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         return stage([item["source"] for item in planned["sources"]], execution, deployment,
                      storage)
     spec = RunSpec.from_dict(planned["run"])
+    if mode != "continue":
+        _check_folders(spec)  # before anything is touched
     if mode == "resume":
-        check_resumable(spec, storage)  # before anything is touched
+        check_resumable(spec, storage)
     ranges = mode != "continue" and in_ranges(spec, deployment, storage)
     if mode == "continue":
         carry(spec.location, planned["lease"], execution, storage)
@@ -76,6 +84,16 @@ def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
     settings = spec.split_settings
     return (applies(spec.source, settings, info.size, deployment.range_split_from)
             and not transcodes(settings, info, storage))
+
+
+def _check_folders(spec: RunSpec) -> None:
+    """A file where the run keeps a folder (a user's ``out/results``) would fail every chunk
+    one by one; it fails the run at once instead, naming it."""
+    for folder in spec.layout.folders:
+        if not is_s3(folder) and os.path.lexists(folder) and not os.path.isdir(folder):
+            raise DestinationUnwritable(
+                f"run location {spec.location}: {folder} is a file, not a directory, where the "
+                "run keeps its files; move it away or choose another run location")
 
 
 def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
