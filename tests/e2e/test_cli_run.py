@@ -75,6 +75,42 @@ def test_resume_after_a_fix_runs_the_failed_chunks(tmp_path: Path) -> None:
     assert local_results(tmp_path / "out") == list(csv.DictReader(io.StringIO(text, newline="")))
 
 
+def test_a_resume_applies_lanes_pause_and_tolerate_and_refuses_the_rest(tmp_path: Path) -> None:
+    """--lanes, --pause and --tolerate can change on a resume, and it says so; an option
+    that would mix two runs' settings in one location (--processor, --out, how to split) is
+    refused before anything runs, not silently ignored."""
+    write_source(tmp_path / "data.csv", 200)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "refusing.py").write_text(
+        "from s3split.errors import ChunkInvalid\n"
+        "def process(job, storage):\n"
+        "    raise ChunkInvalid('not this one')\n")
+    env = _env({"S3SPLIT_PROCESSORS": "refusing=refusing:process",
+                "PYTHONPATH": str(tmp_path)})
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([S3SPLIT, "run", *args], cwd=tmp_path, text=True,
+                              capture_output=True, timeout=300, env=env)
+
+    first = run("data.csv", "--out", "out", "--processor", "refusing", "--chunk-rows", "200")
+    assert first.returncode == 1 and "ChunkInvalid" in first.stdout, first.stderr
+    before = {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
+    for refused in (["--processor", "jsonl"], ["--out", "elsewhere"], ["--no-header"]):
+        done = run("--resume", "out", *refused)
+        assert done.returncode == 2, done.stderr
+        assert f"{refused[0]} cannot change on a resume" in " ".join(done.stderr.split())
+    assert {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*"))
+            if p.is_file()} == before
+    again = run("--resume", "out", "--tolerate", "1", "--lanes", "3", "--pause", "0")
+    assert again.returncode == 0, again.stderr
+    assert again.stderr == ("s3split: this resume runs with --lanes 3 (started with 2), "
+                            "--tolerate 1 (started with 0)\n")
+    assert "1 failed of 1" in again.stdout and "succeeded" in again.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert (report["tolerate"], report["succeeded"]) == ("1", True)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["tolerate"] == "0"
+
+
 def _env(extra: dict[str, str]) -> dict[str, str]:
     return dict(os.environ) | extra
 

@@ -230,6 +230,18 @@ def test_a_resume_checks_run_json_completely(s3: Any, changes: dict[str, Any], f
     assert "run.json" in message
 
 
+def test_a_resume_may_change_lanes_pause_and_tolerate_only(s3: Any) -> None:
+    put_run_json(s3, recorded())
+    planned = normalize({"resume": LOCATION, "lanes": 7, "wait_seconds": 3, "tolerate": "5%"},
+                        AWS, Storage(s3))
+    assert planned == {"mode": "resume",
+                       "run": recorded(lanes=7, wait_seconds=3, tolerate="5%")}
+    refused({"resume": LOCATION, "tolerate": "lots"}, "tolerate", InvalidInput, Storage(s3))
+    refused({"resume": LOCATION, "lanes": 0}, "lanes", InvalidInput, Storage(s3))
+    for field in ("processor", "chunk_size", "header", "run"):
+        refused({"resume": LOCATION, field: "x"}, field, InvalidInput, Storage(s3))
+
+
 @pytest.mark.parametrize("document", [b"{not json", b"\xff\xfe", [1, 2], "a string"])
 def test_a_resume_of_a_run_json_that_is_no_object_is_refused(s3: Any, document: Any) -> None:
     put_run_json(s3, document)

@@ -233,6 +233,13 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     chunks/, results/, status/ and report.json under --out. Exits 0 only when the
     run succeeded.
     """
+    if (source is None) == (resume is None):
+        raise click.UsageError("give SOURCE, or --resume DIR (not both)")
+    if resume is not None:
+        _refuse_on_resume({"--out": out, "--chunk-size": chunk_size, "--processor": processor,
+                           "--chunk-rows": chunk_rows, "--no-header": no_header,
+                           "--delimiter": delimiter, "--quotechar": quotechar,
+                           "--strict": strict})
     from s3split.engine.pipeline_files import check_local_engine
 
     try:
@@ -241,8 +248,6 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         _fail(exc)
     from s3split.cli.local import RunOptions, run_pipeline
 
-    if (source is None) == (resume is None):
-        raise click.UsageError("give SOURCE, or --resume DIR (not both)")
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause
@@ -258,6 +263,17 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     except (S3SplitError, OSError) as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)
+
+
+def _refuse_on_resume(given: dict[str, Any]) -> None:
+    """A resume continues its run as it was split and processed: only --lanes, --pause and
+    --tolerate may change (the others would mix two runs' results in one location)."""
+    names = [name for name, value in given.items() if value is not None]
+    if names:
+        raise click.UsageError(
+            f"--resume continues the run with the settings it started with: {', '.join(names)} "
+            "cannot change on a resume (--lanes, --pause and --tolerate can); to run with "
+            "other settings, start a new run: s3split run SOURCE --out NEW_DIR ...")
 
 
 def _csv_settings(chunk_rows: int | None, no_header: bool | None, delimiter: str | None,

@@ -60,7 +60,10 @@ def start_input(options: RunOptions) -> tuple[dict[str, Any], str]:
     """The execution input for ``options`` and the run location it will use."""
     if options.resume:
         location = _absolute(options.resume)
-        return {"resume": location}, location
+        changes = {"lanes": options.lanes, "wait_seconds": options.wait_seconds,
+                   "tolerate": options.tolerate}
+        return {"resume": location} | {k: v for k, v in changes.items() if v is not None}, \
+            location
     assert options.source is not None
     source = _absolute(options.source)
     location = _absolute(options.out or default_location(source, Deployment("s3split-out")))
@@ -91,6 +94,8 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
+    if options.resume:
+        _say_changes(spec, location, storage)
     resumed = _resumed_settings(location, storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
@@ -133,6 +138,19 @@ def _release_own_lock(location: str, storage: Storage) -> None:
         if current is not None and current[0].pid == os.getpid() \
                 and current[0].host == socket.gethostname():
             storage.delete(lock_uri(location))
+
+
+_CHANGE_NAMES = {"lanes": "--lanes", "wait_seconds": "--pause", "tolerate": "--tolerate"}
+
+
+def _say_changes(spec: dict[str, Any], location: str, storage: Storage) -> None:
+    """A resume given --lanes, --pause or --tolerate runs with them: say which differ from
+    what the run started with (run.json keeps those, for the next resume)."""
+    recorded = storage.read_json(RunLayout(location).spec)  # (normalize checked it)
+    changed = [f"{flag} {spec[name]} (started with {recorded[name]})"
+               for name, flag in _CHANGE_NAMES.items() if spec[name] != recorded[name]]
+    if changed:
+        click.echo(f"s3split: this resume runs with {', '.join(changed)}", err=True)
 
 
 def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:

@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
@@ -78,7 +79,16 @@ class BatchStart(_Strict):
 
 
 class ResumeStart(_Strict):
+    """A resume continues a run with the settings it started with, except these: how many
+    lanes, how long each pauses, and how many failures the run tolerates may change."""
+
     resume: str = Field(min_length=1)
+    lanes: int | None = Field(default=None, ge=1, le=MAX_LANES)
+    wait_seconds: int | None = Field(default=None, ge=0, le=MAX_WAIT_SECONDS)
+    tolerate: str | None = None
+
+
+RESUME_CHANGES = ("lanes", "wait_seconds", "tolerate")  # what a resume may change
 
 
 class LaneState(_Strict):
@@ -267,7 +277,11 @@ def _resume(start: ResumeStart, deployment: Deployment, storage: Storage) -> dic
         raise InvalidInput(f"invalid {where}: location: {spec.location} is not the location "
                            f"being resumed ({start.resume})")
     _check_derived(spec, deployment, f"{where}: location")
-    return {"mode": "resume", "run": spec.to_dict()}
+    changes = {name: getattr(start, name) for name in RESUME_CHANGES
+               if getattr(start, name) is not None}
+    if start.tolerate is not None:
+        _option("tolerate", parse_tolerance, start.tolerate)
+    return {"mode": "resume", "run": replace(spec, **changes).to_dict()}
 
 
 def _read_json(uri: str, where: str, storage: Storage) -> Any:
