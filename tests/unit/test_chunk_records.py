@@ -170,3 +170,46 @@ def test_a_lock_that_is_not_one_refuses_the_location_by_name(
         acquire(location, Holder.new("exec-1"), Storage(), lambda holder: False)
     release(location, "exec-1", Storage())
     assert lock.read_text() == document
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate", "delete rejects"])
+def test_a_success_whose_results_are_gone_is_processed_again(tmp_path: Path,
+                                                             damage: str) -> None:
+    """A resume delivers every chunk again; a recorded success counts only while the files it
+    recorded are there at their recorded sizes. Otherwise the chunk runs again: the report
+    never counts rows as ok that no result holds."""
+    source = tmp_path / "in.csv"
+    source.write_text("id,name\n1,a\n2\n3,c\n4,d\n")  # row 2 rejected: ragged
+    spec = RunSpec(run_id="r", source=str(source), location=str(tmp_path / "run"),
+                   chunk_size=10_000, lanes=1, wait_seconds=0, processor="jsonl",
+                   tolerate="1")
+    storage = Storage()
+    manifest = split(spec.source, spec.layout.chunks, spec.split_settings, storage).manifest
+    assert manifest is not None
+    first = process_chunk(spec, 0, 1, storage, JsonlProcessor(), manifest)
+    output, rejects = Path(first["output"]), Path(first["rejects_uri"])
+    assert (first["output_bytes"], first["rejects_bytes"]) == (
+        output.stat().st_size, rejects.stat().st_size)
+    assert process_chunk(spec, 0, 2, storage, JsonlProcessor(), manifest) == first
+    if damage == "delete":
+        output.unlink()
+    elif damage == "truncate":
+        output.write_text(output.read_text().split("\n", 1)[1])
+    else:
+        rejects.unlink()
+    again = process_chunk(spec, 0, 2, storage, JsonlProcessor(), manifest)
+    assert again["attempt"] == 2 and again["state"] == "ok"
+    assert len(output.read_text().splitlines()) == 3 and rejects.exists()
+    assert build_report(spec, manifest, storage)["rows_ok"] == 3
+
+
+def test_a_processor_must_have_written_what_it_returns(tmp_path: Path) -> None:
+    spec, manifest, storage = _run(tmp_path)
+
+    def process(job: ChunkJob, storage: Storage) -> Any:
+        return ProcessResult(ROWS, ROWS, 0, job.output_uri, None, [])
+
+    process.extension = "jsonl"  # type: ignore[attr-defined]
+    with pytest.raises(ProcessorResultInvalid, match=r"returned .*part-00000.jsonl as written, "
+                                                     r"but there is no such file"):
+        process_chunk(spec, 0, 1, storage, process, manifest)

@@ -17,6 +17,7 @@ from s3split.errors import (
     InvalidInput,
     ProcessorResultInvalid,
     SourceNotFound,
+    SourceUnreadable,
 )
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
@@ -96,10 +97,32 @@ def status_problem(status: dict[str, Any]) -> str | None:
 
 
 def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str,
-                 entry: ChunkEntry) -> bool:
-    """A success for the same split and processor: delivering the chunk again changes nothing."""
+                 entry: ChunkEntry, storage: Storage) -> bool:
+    """A success for the same split and processor whose results are still there: delivering
+    the chunk again changes nothing."""
     return (status is not None and status["state"] == OK and status["processor"] == processor
-            and status["source_etag"] == manifest.source.etag and of_chunk(status, entry))
+            and status["source_etag"] == manifest.source.etag and of_chunk(status, entry)
+            and results_intact(status, storage))
+
+
+_WRITTEN = (("output", "output_bytes"), ("rejects_uri", "rejects_bytes"))
+
+
+def results_intact(status: dict[str, Any], storage: Storage) -> bool:
+    """Every file a success recorded is still there, at the size it was written (a status
+    written before sizes were recorded: still there). A result deleted or cut short since
+    means the chunk runs again, not a success counted over rows that are gone."""
+    for uri_field, size_field in _WRITTEN:
+        uri = status.get(uri_field)
+        if not isinstance(uri, str):
+            continue
+        try:
+            size = storage.stat(uri).size
+        except (SourceNotFound, SourceUnreadable):
+            return False
+        if status.get(size_field, size) != size:
+            return False
+    return True
 
 
 def of_chunk(status: dict[str, Any], entry: ChunkEntry) -> bool:
@@ -116,7 +139,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     """Run ``processor`` on chunk ``index`` and write its status record."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry):
+    if already_done(previous, manifest, spec.processor, entry, storage):
         assert previous is not None
         return previous
     job = ChunkJob(
@@ -137,11 +160,11 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     try:
         _check_chunk_file(entry, storage)
         result = processor(job, storage)
-        check_result(result, entry, spec.processor)
+        check_result(result, entry, spec.processor, storage)
     except (ChunkInvalid, ChunkMisaligned, ProcessorResultInvalid) as exc:
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
-    status = _base(spec, entry, manifest, attempt) | _result_fields(result) | {
+    status = _base(spec, entry, manifest, attempt) | _result_fields(result, storage) | {
         "state": OK,
         "duration_s": round(time.monotonic() - started, 4),
     }
@@ -149,7 +172,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     return status
 
 
-def check_result(result: Any, entry: ChunkEntry, processor: str) -> None:
+def check_result(result: Any, entry: ChunkEntry, processor: str, storage: Storage) -> None:
     """A processor's counts are checked before they are recorded: a custom one may return
     anything, and the report adds up what the status records say."""
     if not isinstance(result, ProcessResult):
@@ -164,6 +187,11 @@ def check_result(result: Any, entry: ChunkEntry, processor: str) -> None:
             f"{entry.uri}: chunk {entry.index}: processor {processor} returned {problem}: its "
             "counts must be non-negative integers with rows_in == rows_out + rows_rejected, "
             "and its rejects a list of objects; fix the processor")
+    for uri in (result.output_uri, result.rejects_uri):
+        if uri is not None and not storage.exists(uri):
+            raise ProcessorResultInvalid(
+                f"{entry.uri}: chunk {entry.index}: processor {processor} returned {uri} as "
+                "written, but there is no such file; fix the processor")
     if result.rows_in != entry.rows:  # a processor that did not read every record
         raise ChunkMisaligned(
             f"{entry.uri}: chunk {entry.index} should hold {entry.rows} records (manifest) but "
@@ -175,7 +203,7 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
     """Record a chunk whose retries ran out (or that crashed); a success is never overwritten."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry):
+    if already_done(previous, manifest, spec.processor, entry, storage):
         assert previous is not None
         return previous
     return _write_failure(spec, entry, manifest, storage, error, lambda_error_message(cause),
@@ -223,12 +251,19 @@ def _base(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, attempt: int) ->
     }
 
 
-def _result_fields(result: ProcessResult) -> dict[str, Any]:
+def _result_fields(result: ProcessResult, storage: Storage) -> dict[str, Any]:
     return {
         "rows_in": result.rows_in,
         "rows_out": result.rows_out,
         "rows_rejected": result.rows_rejected,
         "output": result.output_uri,
+        "output_bytes": _size(result.output_uri, storage),
         "rejects_uri": result.rejects_uri,
+        "rejects_bytes": _size(result.rejects_uri, storage),
         "rejects": result.rejects,
     }
+
+
+def _size(uri: str | None, storage: Storage) -> int | None:
+    """The size of a file a processor says it wrote, for a resume to find it unchanged."""
+    return storage.stat(uri).size if uri is not None else None
