@@ -92,7 +92,12 @@ class RunTakenOver(S3SplitError):
 
 
 class RunInterrupted(S3SplitError):
-    """``s3split run`` stopped by Ctrl-C; the run can be resumed."""
+    """``s3split run`` stopped by Ctrl-C, SIGTERM or SIGHUP (``exit_status`` is 128 + the
+    signal's number); the message says whether there is a run to resume."""
+
+    def __init__(self, message: str, exit_status: int = 130) -> None:
+        super().__init__(message)
+        self.exit_status = exit_status
 
 
 class ChunkInProgress(TransientError):

@@ -11,11 +11,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 from backports import zstd
 
+from s3split.cli import signals
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server, s3_client
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
@@ -209,31 +211,100 @@ AS_A_TERMINAL_STARTS_IT = [
 ]
 
 
-def test_ctrl_c_during_run_says_how_to_resume_and_releases_the_lock(tmp_path: Path) -> None:
-    (tmp_path / "in.csv").write_bytes(DATA)
-    out = tmp_path / "out"
-    process = subprocess.Popen(
+def _start_on_a_terminal(tmp_path: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [*AS_A_TERMINAL_STARTS_IT, S3SPLIT, "run", "in.csv", "--out", "out", "--chunk-size",
          "16KiB", "--lanes", "1", "--pause", "1"],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)  # its own process group, as a terminal's foreground job
+
+
+@pytest.mark.parametrize(("signum", "status", "said"), [
+    (signal.SIGINT, 130, "interrupted"),
+    (signal.SIGTERM, 143, "stopped by SIGTERM"),
+])
+def test_a_stopped_run_says_how_to_resume_and_releases_the_lock(
+        tmp_path: Path, signum: int, status: int, said: str) -> None:
+    """Ctrl-C reaches the whole process group; ``kill`` sends SIGTERM to the process alone.
+    Either way: the lock released, one line, exit 128 + N."""
+    (tmp_path / "in.csv").write_bytes(DATA)
+    out = tmp_path / "out"
+    process = _start_on_a_terminal(tmp_path)
     try:
         deadline = time.monotonic() + 120
         while not (out / "status").is_dir() and time.monotonic() < deadline:
             time.sleep(0.1)
         assert (out / "lock.json").exists()
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C sends: the whole group
+        if signum == signal.SIGINT:
+            os.killpg(process.pid, signum)  # what Ctrl-C sends: the whole group
+        else:
+            os.kill(process.pid, signum)
         stdout, stderr = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130
+    assert process.returncode == status, stderr
     assert "Traceback" not in stderr and stdout == ""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].endswith(f"continue it with: s3split run --resume {out}")
+    assert stderr.splitlines() == [
+        f"s3split: {said}; the run at {out} stopped part-way: continue it with: "
+        f"s3split run --resume {out}"]
     assert not (out / "lock.json").exists()
     assert not (out / "report.json").exists()
+
+
+@pytest.mark.parametrize(("signum", "status", "said"), [
+    (signal.SIGHUP, 129, "stopped by SIGHUP"), (signal.SIGTERM, 143, "stopped by SIGTERM")])
+def test_sighup_and_sigterm_stop_the_command_as_ctrl_c_does(
+        signum: int, status: int, said: str) -> None:
+    """In the command's process they are KeyboardInterrupts, so every clean-up after Ctrl-C
+    (the engine's workers killed, the lock released) runs for them too; exit 128 + N."""
+    previous = {s: signal.getsignal(s) for s in signals.STOPPING}
+    signals.install()
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            os.kill(os.getpid(), signum)
+            time.sleep(5)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    assert (signals.exit_status(raised.value), signals.stopped_by(raised.value)) == (status, said)
+
+
+def _fork_server_importing(pid: int) -> bool:
+    """Whether process ``pid``'s fork server (a child running multiprocessing.forkserver's
+    main) is importing the modules it preloads: numpy's is one, several seconds' worth of
+    imports before the last."""
+    for child in Path("/proc").glob("[0-9]*"):
+        with suppress(OSError, ValueError, IndexError):
+            stat = (child / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and \
+                    b"forkserver" in (child / "cmdline").read_bytes():
+                return "numpy" in (child / "maps").read_text()
+    return False
+
+
+def test_ctrl_c_before_the_run_is_planned_gives_no_advice_and_no_traceback(
+        tmp_path: Path) -> None:
+    """While the fork server imports the handlers' modules (seconds): a Ctrl-C reaches it too,
+    and it printed a KeyboardInterrupt traceback; the command said to resume a run that had
+    no run.json yet. Exit 130, one line, no advice."""
+    (tmp_path / "in.csv").write_bytes(DATA)
+    process = _start_on_a_terminal(tmp_path)
+    try:
+        deadline = time.monotonic() + 120
+        while not _fork_server_importing(process.pid) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.005)
+        os.killpg(process.pid, signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and stdout == ""
+    assert stderr.splitlines() == [
+        f"s3split: interrupted before the run started; nothing to resume at {tmp_path / 'out'}"]
+    assert not (tmp_path / "out" / "run.json").exists()
 
 
 def test_many_chunks_print_only_the_summary(tmp_path: Path) -> None:

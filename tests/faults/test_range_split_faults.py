@@ -123,15 +123,22 @@ def test_a_source_rewritten_between_plan_ranges_and_assemble_fails_source_change
         assert_failed_cleanly(run, storage)
 
 
-def test_a_run_killed_after_scan_ranges_resumes_and_succeeds(tmp_path: Path) -> None:
+def _start_ranged_run(tmp_path: Path) -> tuple[str, dict[str, str], subprocess.Popen[str]]:
+    """``s3split run`` of 3,000 records split in ranges: the source text, the environment
+    that makes the split ranged, the running command."""
     lines = ["id,city,note\n"] + [f'{i},"Kraków, PL","a\nb ""{i}"""\n' for i in range(3000)]
     text = "".join(lines)
     (tmp_path / "data.csv").write_text(text)
     env = os.environ | {"S3SPLIT_RANGE_SPLIT_FROM": "1", "S3SPLIT_RANGE_SIZE": "4KiB",
                         "S3SPLIT_ASSEMBLE_CHUNKS": "1"}
     args = [S3SPLIT, "run", "data.csv", "--out", "out", "--chunk-size", "1KiB"]
-    cli = subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return text, env, subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True,
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                       text=True)
+
+
+def test_a_run_killed_after_scan_ranges_resumes_and_succeeds(tmp_path: Path) -> None:
+    text, env, cli = _start_ranged_run(tmp_path)
     ranges = tmp_path / "out" / "ranges"
     deadline = time.monotonic() + 120
     while not (ranges / "table.json").exists():  # Combine has read every range's summary
@@ -155,3 +162,35 @@ def test_a_run_killed_after_scan_ranges_resumes_and_succeeds(tmp_path: Path) -> 
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert_accounted(report, 3000, manifest)
     assert report["chunks_ok"] == manifest["count"] and report["rows_ok"] == 3000
+
+
+def test_a_run_stopped_mid_range_split_then_resumed_sequentially_leaves_no_scratch(
+        tmp_path: Path) -> None:
+    """SIGTERM (``kill``) while the ranges are scanned: the lock is released, one line, exit
+    143. A resume that splits the source sequentially (here: run where ranges do not apply)
+    removes the range split's scratch folder, which nothing would read again."""
+    text, _, cli = _start_ranged_run(tmp_path)
+    ranges, out = tmp_path / "out" / "ranges", tmp_path / "out"
+    try:
+        deadline = time.monotonic() + 120
+        while not any(ranges.glob("range-*.json")):
+            assert cli.poll() is None, "the run ended before it could be stopped"
+            assert time.monotonic() < deadline, "no range scanned within 120 s"
+            time.sleep(0.01)
+        os.kill(cli.pid, signal.SIGTERM)
+        _, stderr = cli.communicate(timeout=60)
+    finally:
+        if cli.poll() is None:
+            os.killpg(cli.pid, signal.SIGKILL)
+    assert cli.returncode == 143, stderr
+    assert stderr.splitlines() == [f"s3split: stopped by SIGTERM; the run at {out} stopped "
+                                   f"part-way: continue it with: s3split run --resume {out}"]
+    assert not (out / "lock.json").exists() and ranges.is_dir()
+
+    resumed = subprocess.run([S3SPLIT, "run", "--resume", "out"], cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    manifest = json.loads((out / "chunks" / "manifest.json").read_text())
+    assert "assembly" not in manifest  # split sequentially
+    assert not ranges.exists()
+    assert local_results(out) == list(csv.DictReader(io.StringIO(text, newline="")))

@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 
 import click
 
+from s3split.cli import signals
 from s3split.config import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.sizes import format_mb, parse_size
@@ -54,9 +55,6 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
     with Progress(f"[bold]{label}", *columns, transient=True) as bar:
         task = bar.add_task(label, total=total or None)
         yield lambda n: bar.advance(task, n)
-
-
-_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a Ctrl-C'd command
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -240,26 +238,29 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
                            "--chunk-rows": chunk_rows, "--no-header": no_header,
                            "--delimiter": delimiter, "--quotechar": quotechar,
                            "--strict": strict})
-    from s3split.engine.pipeline_files import check_local_engine
-
-    try:
-        check_local_engine()
-    except S3SplitError as exc:
-        _fail(exc)
-    from s3split.cli.local import RunOptions, run_pipeline
-
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause
-    options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
-                         wait_seconds=pause, processor=processor, tolerate=tolerate,
-                         resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
-                                                        quotechar, strict, encoding, skip_lines))
     try:
+        from s3split.engine.pipeline_files import check_local_engine
+
+        check_local_engine()
+        from s3split.cli.local import RunOptions, run_pipeline
+
+        options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
+                             wait_seconds=pause, processor=processor, tolerate=tolerate,
+                             resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
+                                                            quotechar, strict, encoding,
+                                                            skip_lines))
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except RunInterrupted as exc:
         click.echo(f"s3split: {exc}", err=True)
-        sys.exit(_INTERRUPTED)
+        sys.exit(exc.exit_status)
+    except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM or SIGHUP before the run began)
+        signals.ignore_further()
+        click.echo(f"s3split: {signals.stopped_by(exc)} before the run started; nothing to "
+                   "resume", err=True)
+        sys.exit(signals.exit_status(exc))
     except (S3SplitError, OSError) as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from s3split.cli import signals
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
@@ -87,9 +88,35 @@ def local_deployment(location: str, *uris: str) -> Deployment:
 
 def run_pipeline(options: RunOptions, show_progress: bool = False,
                  console: Console | None = None) -> Outcome:
-    console = console or Console()
     run_input, location = start_input(options)
     storage = Storage()
+    layout = RunLayout(location)
+    earlier = {uri: _version(uri, storage) for uri in (layout.spec, layout.report)}
+    try:
+        outcome, seconds = _run(options, run_input, location, storage, show_progress)
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (cli.signals)
+        signals.ignore_further()
+        _release_own_lock(location, storage)
+        raise RunInterrupted(_stopped_message(exc, options, location, earlier[layout.spec],
+                                              storage), signals.exit_status(exc)) from None
+    _print_summary(console or Console(), outcome, location, storage, seconds,
+                   earlier[layout.report])
+    return outcome
+
+
+def _stopped_message(exc: KeyboardInterrupt, options: RunOptions, location: str,
+                     earlier_spec: str | None, storage: Storage) -> str:
+    """Resume advice only when there is this run to resume: a resume's, or one whose Plan
+    wrote its run.json (an earlier run's run.json there would resume that run instead)."""
+    stopped = signals.stopped_by(exc)
+    if options.resume or _version(RunLayout(location).spec, storage) not in (None, earlier_spec):
+        return (f"{stopped}; the run at {location} stopped part-way: continue it with: "
+                f"s3split run --resume {location}")
+    return f"{stopped} before the run started; nothing to resume at {location}"
+
+
+def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage: Storage,
+         show_progress: bool) -> tuple[Outcome, float]:
     source = options.source or _recorded_source(location, storage)
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
@@ -99,28 +126,21 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     resumed = _resumed_settings(location, storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
-    earlier_report = _version(RunLayout(location).report, storage)
     started = time.monotonic()
-    try:
-        with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
-            progress = RunProgress(location, storage)
-            try:
-                execution = engine.start(run_input)
-                if show_progress:
-                    outcome = _follow_with_bar(engine, execution, progress, spec["lanes"],
-                                               started, is_compressed(spec["source"]))
-                else:
-                    outcome = engine.wait(execution)
-            except KeyboardInterrupt:
-                engine.dispatcher.kill()  # nothing writes to the location after this
-                raise
-    except KeyboardInterrupt:
-        _release_own_lock(location, storage)
-        raise RunInterrupted(f"interrupted; the run at {location} stopped part-way: continue it "
-                             f"with: s3split run --resume {location}") from None
-    _print_summary(console, outcome, location, storage, time.monotonic() - started,
-                   earlier_report)
-    return outcome
+    with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
+        progress = RunProgress(location, storage)
+        try:
+            execution = engine.start(run_input)
+            if show_progress:
+                outcome = _follow_with_bar(engine, execution, progress, spec["lanes"],
+                                           started, is_compressed(spec["source"]))
+            else:
+                outcome = engine.wait(execution)
+        except KeyboardInterrupt:
+            signals.ignore_further()
+            engine.dispatcher.kill()  # nothing writes to the location after this
+            raise
+    return outcome, time.monotonic() - started
 
 
 def _version(uri: str, storage: Storage) -> str | None:

@@ -120,12 +120,13 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _SandboxTimeout
 
 
-PRELOAD: Final = ("boto3", "botocore.session", "numpy", "pydantic",
+PRELOAD: Final = ("s3split.engine.deaf", "boto3", "botocore.session", "numpy", "pydantic",
                    "aws_lambda_powertools", "aws_lambda_powertools.metrics",
                    "aws_lambda_powertools.tracing", "aws_lambda_powertools.utilities.typing",
                    "s3split.split.splitter", "s3split.pipeline.steps", "s3split.pipeline.chunk",
                    "s3split.processors.registry", "s3split.processors.idempotency")
-"""Imported once by the fork server, so a worker starts with them (a worker imports the
+"""Imported once by the fork server, so a worker starts with them (``deaf`` first: from then
+on the server ignores Ctrl-C, which reaches the whole process group; a worker imports the
 handlers themselves: they read their environment when imported). None reads the environment
 when imported, nor imports moto. (Not smart_open: only S3 sources need it, and import it then.
 Not the X-Ray SDK, though each handler's ``Tracer()`` imports it, ~0.25 s of CPU per worker: it

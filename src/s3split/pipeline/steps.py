@@ -60,6 +60,9 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
                 "generation": planned["generation"],
                 "split": {"done": True, "lanes": planned["lanes"]}}
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
+    if not ranges:  # a range split stopped part-way (killed) leaves its scratch behind
+        _clear_folder(spec.layout.ranges, storage)
+        storage.remove_empty_directory(spec.layout.ranges)
     if mode == "run":
         # One start and its resumes share a run id (it keys idempotency records).
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
@@ -98,9 +101,12 @@ def _check_folders(spec: RunSpec) -> None:
 
 def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
     for folder in OUTCOMES:
-        directory = join(spec.location, folder)
-        for name in storage.list(directory):
-            storage.delete(join(directory, name))
+        _clear_folder(join(spec.location, folder), storage)
+
+
+def _clear_folder(directory: str, storage: Storage) -> None:
+    for name in storage.list(directory):
+        storage.delete(join(directory, name))
 
 
 def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployment,
