@@ -160,7 +160,12 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     try:
         _check_chunk_file(entry, storage)
         result = processor(job, storage)
-        check_result(result, entry, spec.processor, storage)
+        try:
+            check_result(result, entry, spec.processor, storage)
+        except (ChunkMisaligned, ProcessorResultInvalid):
+            for uri in (job.output_uri, job.rejects_uri):  # not a result: nothing may look one
+                storage.delete(uri)
+            raise
     except (ChunkInvalid, ChunkMisaligned, ProcessorResultInvalid) as exc:
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
