@@ -149,11 +149,11 @@ def make_directory(directory: str, uri: str) -> None:
             os.makedirs(directory, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
             path = directory
-            while not os.path.isfile(path) and os.path.dirname(path) != path:
-                path = os.path.dirname(path)
+            while os.path.lexists(path) is os.path.isdir(path) and os.path.dirname(path) != path:
+                path = os.path.dirname(path)  # up to the first that is there but no directory
             raise DestinationUnwritable(
-                f"cannot write {uri}: {path} is a file, not a directory; move it away or "
-                "choose another destination") from None
+                f"cannot write {uri}: {path} is not a directory; move it away or choose "
+                "another destination") from None
 
 
 class Storage:

@@ -286,6 +286,29 @@ def test_two_split_processes_into_one_destination(tmp_path: Path) -> None:
                                       *(f"part-{i:05d}.csv" for i in range(1500))]
 
 
+def test_a_split_stopped_by_sigterm_says_so_and_leaves_no_lock(tmp_path: Path) -> None:
+    """As Ctrl-C: the lock released, the chunk being written removed, one line, exit 143."""
+    dest = tmp_path / "d"
+    proc = subprocess.Popen([str(S3SPLIT), "split", str(write(tmp_path, make_csv(
+        [["id", "v"], *([str(i), "x" * 20] for i in range(3000))]))), str(dest),
+        "--chunk-rows", "1", "--jobs", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (dest / "part-00010.csv").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "never wrote chunks"
+            time.sleep(0.001)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert err == "s3split: stopped by SIGTERM; the split wrote no manifest\n"
+    assert not (dest / ".split.lock").exists() and not (dest / "manifest.json").exists()
+    assert not [name for name in files_in(dest) if name.endswith(".tmp")]
+
+
 # -- help -----------------------------------------------------------------------------------------
 
 

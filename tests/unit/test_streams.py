@@ -112,7 +112,7 @@ def test_a_file_or_folder_in_the_way_of_a_write_is_named(tmp_path: Path) -> None
     refused naming it (not FileExistsError, not IsADirectoryError), and nothing is left."""
     target = tmp_path / "results" / "part-00000.jsonl"
     (tmp_path / "results").write_text("mine")
-    expected = f"^cannot write {target}: {tmp_path / 'results'} is a file, not a directory; "
+    expected = f"^cannot write {target}: {tmp_path / 'results'} is not a directory; "
     with pytest.raises(DestinationUnwritable, match=expected + "move it away"):
         Storage().write_json(str(target), {"a": 1})
     with pytest.raises(DestinationUnwritable, match=expected + "move it away"):
