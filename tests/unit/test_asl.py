@@ -42,9 +42,26 @@ def retried(state: dict[str, Any]) -> set[str]:
             for e in r["ErrorEquals"]}
 
 
+def retries_of(state: dict[str, Any], error: str) -> int:
+    """How often ``error`` is retried: the first retrier naming it (or States.ALL) decides."""
+    for retrier in state.get("Retry", []):
+        if error in retrier["ErrorEquals"] or "States.ALL" in retrier["ErrorEquals"]:
+            return int(retrier.get("MaxAttempts", 3))
+    return 0
+
+
 def max_retries(state: dict[str, Any]) -> int:
     """Each retrier counts its own attempts: the most retries a state can make."""
     return sum(r.get("MaxAttempts", 3) for r in state.get("Retry", []))
+
+
+def test_a_named_error_that_retrying_cannot_fix_is_never_retried() -> None:
+    """A corrupt file in the run location fails at once (it took 68 s of RecordFailure's
+    States.ALL retries), wherever a handler reads one; so does a processor's invalid result."""
+    retrying = {name: retries_of(state, "RunFileCorrupt") for name, state in STATES.items()
+                if state["Type"] == "Task" and state["Resource"].startswith("${")}
+    assert {name: n for name, n in retrying.items() if n} == {}
+    assert retries_of(STATES["Work"], "ProcessorResultInvalid") == 0
 
 
 def test_every_lambda_task_retries_the_lambda_service_errors() -> None:
