@@ -126,16 +126,14 @@ def test_run_with_out_naming_a_file_is_one_line(tmp_path: Path) -> None:
 
 
 def test_a_resume_over_a_corrupt_status_record_is_one_line_at_once(tmp_path: Path) -> None:
-    """Not retried as if transient (it took 68 s of RecordFailure retries) and not a
-    JSONDecodeError: the file, what is wrong and what to do, once."""
+    """Not a JSONDecodeError after 68 s of RecordFailure retries: the file, what is wrong
+    and what to do, once (that no task retries it: tests/unit/test_asl.py)."""
     (tmp_path / "in.csv").write_bytes(DATA[:DATA.index(b"\n100,") + 1])
     first = cli("run", "in.csv", "--out", "out", "--chunk-size", "1KiB", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     status = tmp_path / "out" / "status" / "part-00001.json"
     status.write_text("")
-    started = time.monotonic()
     line = one_error_line(cli("run", "--resume", "out", cwd=tmp_path))
-    assert time.monotonic() - started < 30
     assert line.startswith(f"s3split: error: RunFileCorrupt: {status}: not a JSON document")
     assert line.endswith("delete it to process chunk 1 again, then resume the run "
                          f"(s3split run --resume {tmp_path / 'out'})")
