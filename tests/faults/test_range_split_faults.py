@@ -173,9 +173,9 @@ def test_a_run_stopped_mid_range_split_then_resumed_sequentially_leaves_no_scrat
     ranges, out = tmp_path / "out" / "ranges", tmp_path / "out"
     try:
         deadline = time.monotonic() + 120
-        while not any(ranges.glob("range-*.json")):
+        while not (ranges / "plan.json").exists():  # PlanRanges done; ~20 ranges to scan
             assert cli.poll() is None, "the run ended before it could be stopped"
-            assert time.monotonic() < deadline, "no range scanned within 120 s"
+            assert time.monotonic() < deadline, "no range plan within 120 s"
             time.sleep(0.01)
         os.kill(cli.pid, signal.SIGTERM)
         _, stderr = cli.communicate(timeout=60)
@@ -186,6 +186,7 @@ def test_a_run_stopped_mid_range_split_then_resumed_sequentially_leaves_no_scrat
     assert stderr.splitlines() == [f"s3split: stopped by SIGTERM; the run at {out} stopped "
                                    f"part-way: continue it with: s3split run --resume {out}"]
     assert not (out / "lock.json").exists() and ranges.is_dir()
+    assert not (out / "chunks" / "manifest.json").exists(), "stopped after the split ended"
 
     resumed = subprocess.run([S3SPLIT, "run", "--resume", "out"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=300)
