@@ -95,7 +95,8 @@ def test_a_resume_applies_lanes_pause_and_tolerate_and_refuses_the_rest(tmp_path
     first = run("data.csv", "--out", "out", "--processor", "refusing", "--chunk-rows", "200")
     assert first.returncode == 1 and "ChunkInvalid" in first.stdout, first.stderr
     before = {p: p.read_bytes() for p in sorted((tmp_path / "out").rglob("*")) if p.is_file()}
-    for refused in (["--processor", "jsonl"], ["--out", "elsewhere"], ["--no-header"]):
+    for refused in (["--processor", "jsonl"], ["--out", "elsewhere"], ["--no-header"],
+                    ["--encoding", "cp1252"]):
         done = run("--resume", "out", *refused)
         assert done.returncode == 2, done.stderr
         assert f"{refused[0]} cannot change on a resume" in " ".join(done.stderr.split())

@@ -241,7 +241,8 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         _refuse_on_resume({"--out": out, "--chunk-size": chunk_size, "--processor": processor,
                            "--chunk-rows": chunk_rows, "--no-header": no_header,
                            "--delimiter": delimiter, "--quotechar": quotechar,
-                           "--strict": strict})
+                           "--strict": strict, "--encoding": encoding,
+                           "--skip-lines": skip_lines})
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause
