@@ -287,7 +287,8 @@ def test_two_split_processes_into_one_destination(tmp_path: Path) -> None:
 
 
 def test_a_split_stopped_by_sigterm_says_so_and_leaves_no_lock(tmp_path: Path) -> None:
-    """As Ctrl-C: the lock released, the chunk being written removed, one line, exit 143."""
+    """As Ctrl-C: the lock released, one line, exit 143 (a part's temporary file may stay:
+    the next split of the destination removes it)."""
     dest = tmp_path / "d"
     proc = subprocess.Popen([str(S3SPLIT), "split", str(write(tmp_path, make_csv(
         [["id", "v"], *([str(i), "x" * 20] for i in range(3000))]))), str(dest),
@@ -306,7 +307,6 @@ def test_a_split_stopped_by_sigterm_says_so_and_leaves_no_lock(tmp_path: Path) -
     assert proc.returncode == 143, err
     assert err == "s3split: stopped by SIGTERM; the split wrote no manifest\n"
     assert not (dest / ".split.lock").exists() and not (dest / "manifest.json").exists()
-    assert not [name for name in files_in(dest) if name.endswith(".tmp")]
 
 
 # -- help -----------------------------------------------------------------------------------------

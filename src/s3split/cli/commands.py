@@ -189,7 +189,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
                 _progress(0 if is_compressed(source) else size, "splitting") as advance:
             result = _split(source, dest, settings, storage, advance, jobs)
         seconds = time.perf_counter() - started
-    except KeyboardInterrupt as exc:  # (the lock and any part being written are gone by now)
+    except KeyboardInterrupt as exc:  # (the lock is released by now)
         signals.ignore_further()
         click.echo(f"s3split: {signals.stopped_by(exc)}; the split wrote no manifest", err=True)
         sys.exit(signals.exit_status(exc))
