@@ -2,6 +2,7 @@
 
 import errno
 import gzip
+import zlib
 import os
 from pathlib import Path
 from typing import Any
@@ -52,9 +53,10 @@ def test_gzip_offset_is_where_the_damage_is(tmp_path: Path) -> None:
     with pytest.raises(CorruptSource) as caught:
         _split(source, tmp_path / "out")
     good = int(str(caught.value).rsplit("after ", 1)[1].split(" ")[0].replace(",", ""))
-    # the reader decompresses in 64 KiB pieces: the offset is close to the damaged spot
-    assert 0 < good < len(DATA)
-    assert good % (64 * 1024) == 0
+    # the reader decompresses in 64 KiB pieces: no earlier than the piece of the damaged spot
+    # (zeros may still inflate for a while past it, so the error can come later)
+    before_damage = len(zlib.decompressobj(31).decompress(bytes(packed[:middle])))
+    assert before_damage - 64 * 1024 < good < len(DATA)
     assert "corrupt gzip data" in str(caught.value)
     assert _no_manifest(tmp_path / "out")
 
