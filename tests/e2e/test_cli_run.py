@@ -235,3 +235,38 @@ def test_parquet_and_sql_processors_account_for_every_record(tmp_path: Path) -> 
     counts = [json.loads(line)["n"] for path in sorted((tmp_path / "sql" / "results").glob(
         "*.jsonl")) for line in path.read_text().splitlines()]
     assert sum(counts) == 300
+
+
+def test_an_out_directory_holding_other_files_is_refused_in_one_line(tmp_path: Path) -> None:
+    write_source(tmp_path / "x.csv", 20)
+    (tmp_path / "proj" / "results").mkdir(parents=True)
+    (tmp_path / "proj" / "status").mkdir()
+    mine = {"proj/results/thesis.docx": b"chapter 1", "proj/status/summary.csv": b"a,b\n",
+            "proj/report.json": b'{"mine": true}'}
+    for name, data in mine.items():
+        (tmp_path / name).write_bytes(data)
+    done = run_cli("run", "x.csv", "--out", "proj", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith(f"s3split: error: run location {tmp_path / 'proj'} is not "
+                                  "empty and holds no run (")
+    assert {name: (tmp_path / name).read_bytes() for name in mine} == mine
+    assert sorted(p.name for p in (tmp_path / "proj").rglob("*")) == [
+        "report.json", "results", "status", "summary.csv", "thesis.docx"]
+
+
+def test_a_second_source_of_the_same_name_never_replaces_the_first_ones_run(
+        tmp_path: Path) -> None:
+    for folder, rows in (("a", 20), ("b", 30)):
+        (tmp_path / folder).mkdir()
+        write_source(tmp_path / folder / "data.csv", rows)
+    assert run_cli("run", "a/data.csv", cwd=tmp_path).returncode == 0
+    out = tmp_path / "s3split-out" / "data.csv"
+    before = local_results(out)
+    done = run_cli("run", "b/data.csv", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr == (f"s3split: error: run location {out} holds the run of another "
+                           f"source ({tmp_path / 'a' / 'data.csv'}), not of "
+                           f"{tmp_path / 'b' / 'data.csv'}: a run there would replace its "
+                           f"results; choose another --out for {tmp_path / 'b' / 'data.csv'}\n")
+    assert local_results(out) == before and len(before) == 20

@@ -202,7 +202,8 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @click.option("--wait", "old_wait", type=click.IntRange(0, 86_400), hidden=True,
               help="Deprecated spelling of --pause.")
 @click.option("--resume", metavar="DIR",
-              help="Continue the run in DIR: only chunks without a success status run again.")
+              help="Continue the run in DIR: only chunks without a success status run again. "
+                   "A run in S3 needs its SOURCE named too (it must be the run's).")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
         pause: int | None, processor: str | None, tolerate: str | None,
         old_wait: int | None, chunk_rows: int | None, no_header: bool | None,
@@ -223,8 +224,8 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         _fail(exc)
     from s3split.cli.local import RunOptions, run_pipeline
 
-    if (source is None) == (resume is None):
-        raise click.UsageError("give SOURCE, or --resume DIR (not both)")
+    if source is None and resume is None:
+        raise click.UsageError("give SOURCE, or --resume DIR (with SOURCE: the run's source)")
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause

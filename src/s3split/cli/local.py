@@ -14,11 +14,12 @@ from rich.table import Table
 from s3split.cli.progress import RunProgress
 from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
-from s3split.errors import InvalidInput, RunInterrupted
+from s3split.errors import InvalidInput, InvalidOption, RunInterrupted
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.lock import lock_uri
+from s3split.pipeline.ownership import check_location_free, recorded_source, same_place
 from s3split.processors.check import check_processor
 from s3split.processors.settings import resume_environment
 from s3split.sizes import format_mb
@@ -76,10 +77,15 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     console = console or Console()
     run_input, location = start_input(options)
     storage = Storage()
-    source = options.source or _recorded_source(location, storage)
+    source = _resumed_source(options, location, storage) if options.resume else options.source
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
+    if options.resume:
+        click.echo(f"s3split: resuming the run of {spec['source']} (processor "
+                   f"{spec['processor']}) at {location}", err=True)
+    else:
+        check_location_free(spec["source"], location, storage)
     resumed = _resumed_settings(location, storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
     env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
@@ -127,15 +133,22 @@ def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:
     return resume_environment(document, uri, os.environ)
 
 
-def _recorded_source(location: str, storage: Storage) -> str | None:
-    """The source of the run being resumed, so its bucket is allowed too."""
-    spec_uri = RunLayout(location).spec
-    try:
-        spec = storage.read_json(spec_uri) if storage.exists(spec_uri) else None
-    except ValueError:
-        return None  # normalize() then names what is wrong with it
-    source = spec.get("source") if isinstance(spec, dict) else None
-    return source if isinstance(source, str) else None
+def _resumed_source(options: RunOptions, location: str, storage: Storage) -> str | None:
+    """The source of the run being resumed, so its bucket is allowed too. Whoever can write a
+    shared (S3) run location could point its run.json at another source, which the user's
+    credentials would then read: there the user names the source, and it must match."""
+    recorded = recorded_source(location, storage)
+    if recorded is None:
+        return None  # normalize() then names what is wrong with the run.json
+    given = _absolute(options.source) if options.source else None
+    if given is not None and not same_place(given, recorded):
+        raise InvalidOption(f"the run at {location} is a run of {recorded}, not of {given}; "
+                            f"resume it with: s3split run {recorded} --resume {location}")
+    if given is None and is_s3(location):
+        raise InvalidOption(f"the run at {location} records its source as {recorded}; a "
+                            "shared run location does not choose what a resume reads: name "
+                            f"it: s3split run {recorded} --resume {location}")
+    return recorded
 
 
 def progress_line(progress: RunProgress, seconds: float, compressed: bool) -> str:

@@ -32,7 +32,9 @@ def load_manifest(spec: RunSpec, storage: Storage,
                            ) from None
     if key not in cache:
         cache.clear()  # one run's manifest at a time
-        cache[key] = Manifest.from_dict(storage.read_json(uri))
+        manifest = Manifest.from_dict(storage.read_json(uri))
+        manifest.version = key[1]
+        cache[key] = manifest
     return cache[key]
 
 
@@ -82,7 +84,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
         delimiter=manifest.settings.delimiter,
         quotechar=manifest.settings.quotechar,
         run_id=spec.run_id,
-        manifest_etag=manifest.source.etag or "",
+        manifest_etag=manifest.version or manifest.source.etag or "",
         rows=entry.rows,
         bytes=entry.bytes,
     )

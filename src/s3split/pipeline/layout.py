@@ -2,7 +2,8 @@
 
     <location>/chunks/part-NNNNN.csv + manifest.json   the split
     <location>/results/part-NNNNN.<ext>                 what the processor wrote
-    <location>/results/part-NNNNN.rejects.jsonl         the rows it rejected
+    <location>/rejects/part-NNNNN.jsonl                 the rows it rejected (kept out of
+                                                        results/, so results/* is data only)
     <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
     <location>/report.json                              written by Summarize
     <location>/run.json                                 the run's settings, for resume
@@ -18,9 +19,9 @@ from s3split.storage import join
 
 CHUNKS = "chunks"
 RESULTS = "results"
+REJECTS = "rejects"
 STATUS = "status"
 RANGES = "ranges"
-OUTCOMES = (STATUS, RESULTS)  # what a chunk's processing leaves; cleared by a fresh run
 
 
 @dataclass(frozen=True)
@@ -66,4 +67,4 @@ class RunLayout:
         return join(self.location, RESULTS, f"part-{index:05d}.{extension}")
 
     def rejects(self, index: int) -> str:
-        return join(self.location, RESULTS, f"part-{index:05d}.rejects.jsonl")
+        return join(self.location, REJECTS, f"part-{index:05d}.jsonl")

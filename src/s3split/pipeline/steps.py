@@ -11,10 +11,11 @@ from typing import Any
 from s3split.config import Deployment
 from s3split.errors import SourceChanged, SourceNotFound, SourceUnreadable
 from s3split.pipeline.batch import continuation_name, stage
+from s3split.pipeline.chunk import of_chunk
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
-from s3split.pipeline.layout import OUTCOMES
 from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
+from s3split.pipeline.ownership import check_location_free, clear_outcomes
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
@@ -51,11 +52,13 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
                 "generation": planned["generation"],
                 "split": {"done": True, "lanes": planned["lanes"]}}
+    if mode == "run":
+        check_location_free(spec.source, spec.location, storage)  # before the lock is written
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
     if mode == "run":
         # One start and its resumes share a run id (it keys idempotency records).
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
-        _clear_outcomes(spec, storage)
+        clear_outcomes(spec.location, storage)
         storage.write_json(spec.layout.spec, spec.to_dict())
     if config is not None:  # what the processor runs with, for a local resume (settings.py)
         storage.write_json(spec.layout.processor, record(spec.processor, config))
@@ -75,13 +78,6 @@ def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
     return applies(spec.source, spec.split_settings, size, deployment.range_split_from)
 
 
-def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
-    for folder in OUTCOMES:
-        directory = join(spec.location, folder)
-        for name in storage.list(directory):
-            storage.delete(join(directory, name))
-
-
 def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployment,
                storage: Storage, should_stop: Callable[[], bool]) -> dict[str, Any]:
     """Split (or continue splitting) until done or until ``should_stop``."""
@@ -94,7 +90,18 @@ def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployme
             return {"done": False, "token": result.token.to_dict()}
         manifest = result.manifest
         assert manifest is not None
+        clear_other_splits(spec, manifest, storage)
     return split_done(spec, manifest, deployment)
+
+
+def clear_other_splits(spec: RunSpec, manifest: Manifest, storage: Storage) -> None:
+    """After a split made again (the chunks expired, other settings): the outcomes of chunks
+    that are not chunks of this split (beyond its count, or cut elsewhere) go, so results
+    never hold a record twice and no earlier status stands for a new chunk."""
+    def of_this_split(index: int, status: dict[str, Any]) -> bool:
+        return index < manifest.count and of_chunk(status, manifest.chunks[index])
+
+    clear_outcomes(spec.location, storage, keep=of_this_split)
 
 
 def split_done(spec: RunSpec, manifest: Manifest, deployment: Deployment) -> dict[str, Any]:
