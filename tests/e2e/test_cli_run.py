@@ -270,3 +270,31 @@ def test_a_second_source_of_the_same_name_never_replaces_the_first_ones_run(
                            f"{tmp_path / 'b' / 'data.csv'}: a run there would replace its "
                            f"results; choose another --out for {tmp_path / 'b' / 'data.csv'}\n")
     assert local_results(out) == before and len(before) == 20
+
+
+def test_output_people_can_use_rejects_apart_merged_results_whole_paths(tmp_path: Path) -> None:
+    """Piped stdout (not a terminal): whole paths however long, counts whose nouns agree, no
+    MB/s for a source whose time is the engine's start-up; rejects in their own folder, so
+    ``cat results/*`` is data only; ``--merge`` writes one file in chunk order."""
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 4) / "x"
+    deep.mkdir(parents=True)
+    (deep / "one.csv").write_text("id,v\n" + "".join(
+        f"{i},v{i}\n" if i != 5 else "5,v5,extra\n" for i in range(12)))
+    done = run_cli("run", "one.csv", "--chunk-rows", "3", "--tolerate", "1", "--merge",
+                   cwd=deep)
+    assert done.returncode == 0, done.stderr
+    out = deep / "s3split-out" / "one.csv"
+    lines = done.stdout.splitlines()
+    assert "…" not in done.stdout and len(max(lines, key=len)) > 120
+    assert f"results {out / 'results.jsonl'}" in lines
+    assert f"rejects {out / 'rejects'}" in lines and f"report  {out / 'report.json'}" in lines
+    assert re.search(r"^bytes +[0-9]+ bytes$", done.stdout, re.M) and "MB/s" not in done.stdout
+    assert re.search(r"^time +[0-9.]+ s, 1 execution$", done.stdout, re.M), done.stdout
+    assert sorted(p.name for p in (out / "results").iterdir()) == [
+        f"part-0000{i}.jsonl" for i in range(4)]
+    assert sorted(p.name for p in (out / "rejects").iterdir()) == ["part-00001.jsonl"]
+    (reject,) = [json.loads(line) for line in (out / "rejects" / "part-00001.jsonl")
+                 .read_text().splitlines()]
+    assert reject["line"] == 7 and reject["fields"] == ["5", "v5", "extra"]
+    merged = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in merged] == [str(i) for i in range(12) if i != 5]

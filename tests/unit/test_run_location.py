@@ -8,84 +8,22 @@ resolving symbolic links.
 """
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from s3split.config import Deployment
 from s3split.errors import InvalidInput, RunLocationTaken, SourceInDestination
-from s3split.pipeline.chunk import process_chunk
-from s3split.pipeline.lock import Holder
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
-from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, join
-from tests.support.aws import mocked_s3
+from tests.support.run_places import Place, alive, place, rows, start
 
-HEADER = "id,note\n"
+__all__ = ["place"]  # the fixture
+
 USER_FILES = ("results/thesis.docx", "status/summary.csv", "notes.txt")
-
-
-def rows(count: int) -> bytes:
-    return (HEADER + "".join(f'{i},"note {i}, with a comma"\n' for i in range(count))).encode()
-
-
-@dataclass
-class Place:
-    """Where runs go (a directory or an S3 prefix), its storage and a deployment like
-    ``s3split run``'s."""
-
-    base: str
-    storage: Storage
-    deployment: Deployment
-
-    def put(self, relative: str, data: bytes) -> str:
-        uri = join(self.base, *relative.split("/"))
-        with self.storage.writer(uri) as f:
-            f.write(data)
-        return uri
-
-    def read(self, uri: str) -> bytes:
-        with self.storage.open_read(uri) as f:
-            return f.read()
-
-    def names(self, location: str, folder: str) -> list[str]:
-        return self.storage.list(join(location, folder))
-
-
-def alive(holder: Holder) -> bool:
-    return holder.pid == os.getpid()
-
-
-@pytest.fixture(params=["local", "s3"])
-def place(request: pytest.FixtureRequest, tmp_path: Path,
-          monkeypatch: pytest.MonkeyPatch) -> Iterator[Place]:
-    if request.param == "local":
-        yield Place(str(tmp_path), Storage(), Deployment(
-            work_location=str(tmp_path / "work"), allow_local=True, run_from_input=True,
-            engine_pid=os.getpid()))
-        return
-    with mocked_s3(monkeypatch, "data") as client:
-        yield Place("s3://data/base", Storage(client), Deployment(
-            work_location="s3://data/base", allowed_buckets=frozenset({"data"}),
-            run_from_input=True, engine_pid=os.getpid()))
-
-
-def start(place: Place, event: dict[str, Any], execution: str) -> tuple[RunSpec, Manifest]:
-    """Plan, split, and process every chunk with ``jsonl`` as the workers do."""
-    planned = plan(event, execution, place.deployment, place.storage, alive)
-    spec = RunSpec.from_dict(planned["run"])
-    assert split_step(spec, None, place.deployment, place.storage, lambda: False)["done"]
-    manifest = Manifest.from_dict(place.storage.read_json(spec.layout.manifest))
-    processor = get_processor("jsonl", ProcessorConfig())
-    for index in range(manifest.count):
-        process_chunk(spec, index, 1, place.storage, processor, manifest)
-    place.storage.delete(spec.layout.lock)  # the run ended (Summarize releases it)
-    return spec, manifest
 
 
 # -- what a run's location may hold ---------------------------------------------------------------

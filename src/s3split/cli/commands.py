@@ -12,7 +12,7 @@ import click
 
 from s3split.config import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
-from s3split.sizes import format_mb, parse_size
+from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
 from s3split.split.lock import holding
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
@@ -188,9 +188,9 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
     amount = format_mb(scanned)
     if is_compressed(source):
         amount += f" uncompressed ({format_mb(manifest.source.size)} compressed)"
-    rate = scanned / 1e6 / seconds if seconds > 0 else 0.0
-    click.echo(f"{manifest.count} chunks, {manifest.rows:,} rows, {amount} in {seconds:.2f} s "
-               f"({rate:,.1f} MB/s) -> {result.manifest_uri}")
+    rate = format_rate(scanned, seconds)
+    click.echo(f"{counted(manifest.count, 'chunk')}, {counted(manifest.rows, 'row')}, {amount} "
+               f"in {seconds:.2f} s{f' ({rate})' if rate else ''} -> {result.manifest_uri}")
 
 
 @main.command()
@@ -201,15 +201,22 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @_pipeline_options
 @click.option("--wait", "old_wait", type=click.IntRange(0, 86_400), hidden=True,
               help="Deprecated spelling of --pause.")
+@click.option("--merge", is_flag=True,
+              help="Once every chunk succeeded, join the results in chunk order into one "
+                   "file, <out>/results.jsonl.")
 @click.option("--resume", metavar="DIR",
               help="Continue the run in DIR: only chunks without a success status run again. "
                    "A run in S3 needs its SOURCE named too (it must be the run's).")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
         pause: int | None, processor: str | None, tolerate: str | None,
         old_wait: int | None, chunk_rows: int | None, no_header: bool | None,
-        delimiter: str | None, quotechar: str | None, strict: bool | None,
+        delimiter: str | None, quotechar: str | None, strict: bool | None, merge: bool,
         resume: str | None) -> None:
     """Split SOURCE and process every chunk through the pipeline's state machine.
+
+    SOURCE may be a directory or an s3:// prefix: then every .csv, .csv.gz and .csv.zst file
+    under it is imported, each into <out>/<its path below SOURCE> (default out:
+    ./s3split-out/<directory name>); files imported before are skipped.
 
     Runs statemachine/pipeline.asl.json on an embedded Step Functions engine with
     the real Lambda handlers in worker processes; no AWS account needed. Writes
@@ -222,6 +229,7 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         check_local_engine()
     except S3SplitError as exc:
         _fail(exc)
+    from s3split.cli.batch import is_batch, run_batch
     from s3split.cli.local import RunOptions, run_pipeline
 
     if source is None and resume is None:
@@ -231,9 +239,11 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         pause = old_wait if pause is None else pause
     options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
                          wait_seconds=pause, processor=processor, tolerate=tolerate,
-                         resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
-                                                        quotechar, strict))
+                         resume=resume, merge=merge,
+                         **_csv_settings(chunk_rows, no_header, delimiter, quotechar, strict))
     try:
+        if source is not None and resume is None and is_batch(source, Storage()):
+            sys.exit(0 if run_batch(options, source) else 1)
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except RunInterrupted as exc:
         click.echo(f"s3split: {exc}", err=True)
@@ -283,7 +293,8 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, str]] = [("execution", summary["execution"])]
     executions = summary["executions"]
     if len(executions) > 1:
-        rows.append(("continued as", f"{executions[-1]} ({len(executions) - 1} generations on)"))
+        generations = counted(len(executions) - 1, "generation")
+        rows.append(("continued as", f"{executions[-1]} ({generations} on)"))
     state = summary["state"]
     if summary.get("error"):
         state += f" ({summary['error']}: {summary.get('cause') or ''})".replace(": )", ")")
@@ -297,7 +308,7 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
         started = summary.get("started_executions") or []
         count = summary.get("started_count", len(started))
         listed = f" (names in {summary['pending_list']})" if summary.get("pending_list") else ""
-        rows.append(("batch", f"{count} runs started{listed}"))
+        rows.append(("batch", f"{counted(count, 'run')} started{listed}"))
         rows.extend(("", arn) for arn in started)
         for failed in summary.get("failed_starts") or []:
             rows.append(("not started", f"{failed['input']}: {failed['error']}: "

@@ -6,6 +6,7 @@
                                                         results/, so results/* is data only)
     <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
     <location>/report.json                              written by Summarize
+    <location>/results.jsonl                            ``--merge``: the results in order
     <location>/run.json                                 the run's settings, for resume
     <location>/processor.json                           its processor's settings, for resume
     <location>/lock.json                                the run lock (pipeline.lock)
@@ -39,6 +40,10 @@ class RunLayout:
     @property
     def report(self) -> str:
         return join(self.location, "report.json")
+
+    @property
+    def merged(self) -> str:
+        return join(self.location, "results.jsonl")
 
     @property
     def spec(self) -> str:

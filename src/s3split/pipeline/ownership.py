@@ -63,7 +63,7 @@ def _s3_inside(source: str, location: str) -> bool:
 
 def check_location_free(source: str, location: str, storage: Storage) -> None:
     """RunLocationTaken unless ``location`` is new, empty or a run of ``source``."""
-    found = _entries(location, storage)
+    found = storage.some_under(location, _SHOWN + 1)
     if not found or found == [LOCK_NAME]:
         return
     recorded = recorded_source(location, storage)
@@ -89,15 +89,6 @@ def recorded_source(location: str, storage: Storage) -> str | None:
         return None
     source = document.get("source") if isinstance(document, dict) else None
     return source if isinstance(source, str) else None
-
-
-def _entries(location: str, storage: Storage) -> list[str]:
-    """Up to a few names directly or indirectly under ``location`` (sorted for local)."""
-    if not is_s3(location):
-        return sorted(os.listdir(location)) if os.path.isdir(location) else []
-    bucket, key = split_s3(location.rstrip("/") + "/")
-    page = storage.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=_SHOWN + 1)
-    return [obj["Key"][len(key):] for obj in page.get("Contents", [])]
 
 
 Keep = Callable[[int, dict[str, Any]], bool]
