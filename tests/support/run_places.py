@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from s3split.config import Deployment
+from s3split.errors import ChunkInvalid
 from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.lock import Holder
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
-from s3split.processors.base import Processor
+from s3split.processors.base import ChunkJob, Processor, ProcessResult
+from s3split.processors.jsonl import JsonlProcessor
 from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, join
@@ -80,3 +82,17 @@ def start(place: Place, event: dict[str, Any], execution: str,
         process_chunk(spec, index, 1, place.storage, processor, manifest)
     place.storage.delete(spec.layout.lock)  # the run ended (Summarize releases it)
     return spec, manifest
+
+
+class FailsChunk:
+    """jsonl, but chunk ``index`` fails as a bad chunk does (its status says failed)."""
+
+    extension = "jsonl"
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
+        if job.index == self.index:
+            raise ChunkInvalid(f"chunk {job.index} is bad")
+        return JsonlProcessor()(job, storage)

@@ -8,10 +8,8 @@ import pytest
 from s3split.errors import ChunkInvalid, InvalidOption
 from s3split.pipeline.merge import merge_results
 from s3split.pipeline.steps import plan
-from s3split.processors.base import ChunkJob, ProcessResult
-from s3split.processors.jsonl import JsonlProcessor
-from s3split.storage import Storage, join
-from tests.support.run_places import Place, alive, place, rows, start
+from s3split.storage import join
+from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
 __all__ = ["place"]  # the fixture
 
@@ -30,20 +28,6 @@ def test_the_merged_file_holds_every_result_in_chunk_order(place: Place) -> None
     plan({"source": source, "run": location, "chunk_size": 400}, "exec-2", place.deployment,
          place.storage, alive)
     assert not place.storage.exists(merged)
-
-
-class FailsChunk:
-    """jsonl, but chunk ``index`` fails as a bad chunk does (its status says failed)."""
-
-    extension = "jsonl"
-
-    def __init__(self, index: int) -> None:
-        self.index = index
-
-    def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
-        if job.index == self.index:
-            raise ChunkInvalid(f"chunk {job.index} is bad")
-        return JsonlProcessor()(job, storage)
 
 
 def test_a_run_with_a_failed_chunk_is_never_merged(place: Place) -> None:

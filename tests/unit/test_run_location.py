@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from s3split.config import Deployment
-from s3split.errors import InvalidInput, RunLocationTaken, SourceInDestination
+from s3split.errors import ChunkInvalid, InvalidInput, RunLocationTaken, SourceInDestination
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, join
-from tests.support.run_places import Place, alive, place, rows, start
+from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
 __all__ = ["place"]  # the fixture
 
@@ -182,3 +182,18 @@ def test_a_recorded_location_through_a_link_is_not_the_location_resumed(tmp_path
     with pytest.raises(InvalidInput, match="is not the location being resumed"):
         plan({"resume": location}, "exec-2", place.deployment, place.storage, alive)
     assert not (tmp_path / "elsewhere" / "run").exists()
+
+
+def test_a_chunk_that_fails_leaves_no_earlier_result_among_the_results(place: Place) -> None:
+    """A run killed after chunk 1's result was written but before its status: a new run in
+    which chunk 1 fails must not leave the old result beside the others."""
+    source = place.put("in.csv", rows(60))
+    location = join(place.base, "run")
+    spec, _ = start(place, {"source": source, "run": location, "chunk_size": 300}, "exec-1")
+    place.storage.delete(spec.layout.status(1))  # killed before its status was written
+    assert place.storage.exists(spec.layout.result(1, "jsonl"))
+    with pytest.raises(ChunkInvalid):
+        start(place, {"source": source, "run": location, "chunk_size": 300}, "exec-2",
+              FailsChunk(1))
+    assert not place.storage.exists(spec.layout.result(1, "jsonl"))
+    assert place.storage.read_json(spec.layout.status(1))["state"] == "failed"

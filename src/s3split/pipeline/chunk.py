@@ -97,6 +97,10 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
                 f"{entry.uri}: chunk {index} should hold {entry.rows} records (manifest) but "
                 f"the processor read {result.rows_in}")
     except (ChunkInvalid, ChunkMisaligned) as exc:
+        # Outputs are written whole, so any there are an earlier attempt's (of a run killed
+        # before its status was written): they must not sit among the results of a failure.
+        for stale in (job.output_uri, job.rejects_uri):
+            storage.delete(stale)
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
     status = _base(spec, entry, manifest, attempt) | _result_fields(result) | {
