@@ -159,7 +159,10 @@ def run_on_a_terminal(*args: str, cwd: Path) -> tuple[int, str, str]:
     return process.returncode, stdout, received.decode(errors="replace")
 
 
-def test_the_progress_bar_ends_at_its_total_with_uncompressed_mb_per_s(tmp_path: Path) -> None:
+def test_the_progress_bar_ends_at_its_total_without_a_rate_for_a_small_source(
+        tmp_path: Path) -> None:
+    """A rate (MB/s of the uncompressed bytes: tests/unit/test_streams.py) only from 10 MB
+    on: for 30 KB the time is the engine's start-up."""
     text = write_source(tmp_path / "data.csv", 300)
     (tmp_path / "data.csv.gz").write_bytes(gzip.compress(text.encode()))
     code, stdout, terminal = run_on_a_terminal("run", "data.csv.gz", "--chunk-size", "4KiB",
@@ -171,9 +174,9 @@ def test_the_progress_bar_ends_at_its_total_with_uncompressed_mb_per_s(tmp_path:
     frames = [re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", frame).strip()
               for frame in re.split(r"[\r\n]+", terminal)]
     last = [frame for frame in frames if frame][-1]  # the bar stays as it ended
-    assert last.startswith("done") and f" {chunks}/{chunks} chunks · 0 failed · 300 rows · " \
+    assert last.startswith("done") and f" {chunks}/{chunks} chunks · 0 failed · 300 rows " \
         in last, last
-    assert re.search(r" [0-9.]+ MB/s uncompressed", last), last
+    assert "MB/s" not in terminal
     assert "None" not in terminal and "GB" not in terminal and "MiB" not in terminal
     assert "s3split run:" in stdout and "s3split run:" not in terminal  # the summary: stdout
 
