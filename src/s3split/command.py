@@ -7,7 +7,9 @@ from importlib.util import find_spec
 from s3split.cli import signals
 
 CLI_MODULES = ("click", "rich")
-CLI_EXTRA_MISSING = "the command line needs the 'cli' extra: pip install 's3split[cli]'"
+# s3split is not on the package index: the commands that work install from a checkout.
+CLI_EXTRA_MISSING = ("the command line needs the 'cli' extra: in s3split's checkout, "
+                     "pipx install --force '.[cli]' (or pip install '.[cli]')")
 
 
 def main() -> None:

@@ -110,6 +110,11 @@ class SourceInDestination(S3SplitError):
     manifest, a progress or lock file): splitting would overwrite or delete it."""
 
 
+class RunLocationTaken(S3SplitError):
+    """A run location that holds something other than a run of the same source (a user's
+    files, another source's run): a run there would overwrite or delete what it did not write."""
+
+
 class SplitInProgress(S3SplitError):
     """Another ``s3split split`` holds the destination's lock and is still running."""
 

@@ -52,3 +52,19 @@ def format_size(n: float) -> str:
 def format_mb(n: float) -> str:
     """What the CLI prints, in one (decimal) unit family: ``2_500_000`` -> ``2.5 MB``."""
     return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n:,.0f} bytes"
+
+
+# Below this many bytes a rate measures start-up (processes, an engine), not throughput.
+RATE_FROM_BYTES = 10_000_000
+
+
+def format_rate(n: float, seconds: float) -> str | None:
+    """``12.3 MB/s``, or None where a rate would mean nothing (too little, too quick)."""
+    if n < RATE_FROM_BYTES or seconds <= 0:
+        return None
+    return f"{n / 1e6 / seconds:,.1f} MB/s"
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 chunk``, ``2 chunks``, ``1,000 rows``: the noun agrees with the count."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"

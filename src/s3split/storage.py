@@ -377,6 +377,16 @@ class Storage:
             return False
         return True
 
+    def some_under(self, prefix: str, limit: int) -> list[str]:
+        """Up to ``limit`` names under a directory (its entries) or S3 prefix (keys below it,
+        relative): whether anything is there, and what."""
+        if not is_s3(prefix):
+            return sorted(os.listdir(prefix))[:limit] if os.path.isdir(prefix) else []
+        bucket, key = split_s3(prefix.rstrip("/") + "/")
+        with _bucket_must_exist(prefix, "listing"):
+            page = self.s3.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=limit)
+        return [obj["Key"][len(key):] for obj in page.get("Contents", [])]
+
     def list(self, prefix: str) -> list[str]:
         """Names (not URIs) of the files directly under a directory or S3 prefix, sorted."""
         if not is_s3(prefix):

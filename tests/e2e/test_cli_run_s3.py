@@ -104,3 +104,38 @@ def test_the_default_output_directory_is_named_alike_for_local_and_s3_sources(
     out = tmp_path / "s3split-out"
     for run in (out / "orders.csv", out / "incoming" / "orders.csv"):
         assert json.loads((run / "report.json").read_text())["succeeded"], run
+
+
+def test_a_resume_of_a_shared_run_location_reads_only_the_source_the_user_names(
+        tmp_path: Path) -> None:
+    """Whoever can write the run's prefix can edit its run.json: the resume names the source
+    (and it must match), so the user's credentials never read one the location chose."""
+    text = csv_text(30)
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="incoming/in.csv", Body=text.encode())
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        location, source = f"s3://{BUCKET}/runs/in", f"s3://{BUCKET}/incoming/in.csv"
+
+        def cli(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([S3SPLIT, "run", *args], cwd=tmp_path, env=env,
+                                  capture_output=True, text=True, timeout=300)
+
+        assert cli(source, "--out", location, "--chunk-size", "2KiB").returncode == 0
+        spec = json.loads(s3.get_object(Bucket=BUCKET, Key="runs/in/run.json")["Body"].read())
+        planted = spec | {"source": "s3://private/secrets.csv"}
+        s3.put_object(Bucket=BUCKET, Key="runs/in/run.json", Body=json.dumps(planted).encode())
+        alone = cli("--resume", location)
+        named = cli(source, "--resume", location)
+        s3.put_object(Bucket=BUCKET, Key="runs/in/run.json", Body=json.dumps(spec).encode())
+        resumed = cli(source, "--resume", location)
+    assert alone.returncode == 1 and alone.stderr == (
+        f"s3split: error: the run at {location} records its source as s3://private/secrets.csv;"
+        " a shared run location does not choose what a resume reads: name it: s3split run "
+        f"s3://private/secrets.csv --resume {location}\n")
+    assert named.returncode == 1 and named.stderr == (
+        f"s3split: error: the run at {location} is a run of s3://private/secrets.csv, not of "
+        f"{source}; resume it with: s3split run s3://private/secrets.csv --resume {location}\n")
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming the run of {source} (processor jsonl) at {location}" in resumed.stderr

@@ -103,14 +103,14 @@ def test_an_installed_wheel_runs_outside_the_checkout_once_it_has_its_extras(
     (work / "data.csv").write_bytes(DATA.encode())
     done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
     assert (done.returncode, done.stdout, done.stderr) == (
-        1, "", "s3split: error: the command line needs the 'cli' extra: "
-               "pip install 's3split[cli]'\n")
+        1, "", "s3split: error: the command line needs the 'cli' extra: in s3split's "
+               "checkout, pipx install --force '.[cli]' (or pip install '.[cli]')\n")
 
     install(tmp_path / "venv", wheel, "cli")
     done = run(bin_dir / "s3split", "run", "data.csv", cwd=work, env=clean_env())
     assert (done.returncode, done.stdout, done.stderr) == (
-        1, "", "s3split: error: the local engine needs the 'local' extra: "
-               "pip install 's3split[local]'\n")
+        1, "", "s3split: error: the local engine needs the 'local' extra: in s3split's "
+               "checkout, pipx install --force '.[local]' (or pip install '.[local]')\n")
     assert not (work / "s3split-out").exists()
     done = run(bin_dir / "s3split", "split", "data.csv", "parts", cwd=work, env=clean_env())
     assert done.returncode == 0, done.stderr  # split needs no engine

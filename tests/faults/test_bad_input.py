@@ -180,7 +180,8 @@ def test_bad_inputs_the_cli_cannot_express(engine: LocalEngine) -> None:
 
 def test_a_source_among_the_runs_own_chunks_is_refused(engine: LocalEngine,
                                                        tmp_path: Path) -> None:
-    """The split step refuses a source it would overwrite: <run>/chunks/part-00000.csv."""
+    """Plan refuses a source inside its run, such as one the split would overwrite:
+    <run>/chunks/part-00000.csv."""
     location = tmp_path / "run"
     source = location / "chunks" / "part-00000.csv"
     source.parent.mkdir(parents=True)
@@ -189,8 +190,8 @@ def test_a_source_among_the_runs_own_chunks_is_refused(engine: LocalEngine,
     outcome = engine.wait(engine.start({"source": str(source), "run": str(location),
                                         "chunk_size": 100}), timeout_s=120)
     assert outcome.error == "SourceInDestination", outcome
-    assert f"source {source} has a name the split writes in its destination " \
-           f"{location / 'chunks'}" in lambda_error_message(outcome.cause or "")
+    assert f"source {source} is inside the run location {location}: " \
+        in lambda_error_message(outcome.cause or "")
     assert source.read_bytes() == data
     assert sorted(p.name for p in source.parent.iterdir()) == ["part-00000.csv"]
     assert _report(location) is None and not (location / "lock.json").exists()

@@ -52,7 +52,7 @@ def test_throttled_import_accounts_for_every_record(tmp_path: Path) -> None:
     location = tmp_path / "run"
     location.mkdir()
     control = {"unprocessed": {"0": 3}, "throttle": {"1": 1}, "refuse": [3]}
-    (location / "control.json").write_text(json.dumps(control))
+    (tmp_path / "control.json").write_text(json.dumps(control))
     run_input = {"source": str(source), "run": str(location), "chunk_size": 400,
                  "processor": "throttled", "lanes": 2,
                  "tolerate": "2"}  # the failed chunk and the two rejected rows

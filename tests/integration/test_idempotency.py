@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from s3split.errors import ChunkInProgress, TransientError
-from s3split.pipeline.chunk import process_chunk
+from s3split.pipeline.chunk import load_manifest, process_chunk
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
 from s3split.processors.idempotency import ChunkIdempotency
@@ -213,6 +213,25 @@ def test_a_new_source_version_or_another_run_processes_the_chunk_again(run: Run)
         run.deliver(processor, spec=spec, manifest=manifest)  # each of them only once
     assert len(run.calls) == 3
     assert len(run.records()) == 3
+
+
+def test_a_chunk_of_a_split_made_again_is_not_answered_by_the_earlier_chunks_record(
+        run: Run) -> None:
+    """The chunks expired and the source was split again with other settings: chunk 1 now
+    holds other records, and the earlier chunk 1's saved result must not stand for it."""
+    processor = run.processor()
+    first = load_manifest(run.spec, run.storage, {})
+    assert first.version
+    run.deliver(processor, manifest=first)
+    run.lose_status()
+    spec = replace(run.spec, chunk_size=60)
+    again = split(spec.source, spec.layout.chunks, spec.split_settings, run.storage).manifest
+    assert again is not None and again.chunks[CHUNK].rows != first.chunks[CHUNK].rows
+    second = load_manifest(spec, run.storage, {})
+    status = run.deliver(processor, spec=spec, manifest=second)
+    assert status["state"] == "ok" and status["rows"] == second.chunks[CHUNK].rows
+    assert [line.split(" ")[2] for line in run.calls] == [first.version, second.version]
+    assert first.version != second.version
 
 
 # -- attempts at the same time, and one that died -----------------------------------------------

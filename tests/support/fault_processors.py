@@ -3,7 +3,7 @@
 
 ``throttled_dynamodb``: the dynamodb processor writing to table ``events`` on a moto server
 (``AWS_ENDPOINT_URL_DYNAMODB``), with DynamoDB's faults injected at the botocore layer and
-steered by ``control.json`` in the run's location:
+steered by ``control.json`` beside the run's location (in its parent):
 
     {"unprocessed": {"<index>": rounds},  the first ``rounds`` BatchWriteItem calls of every
                                           attempt write 3 items; the rest come back unprocessed
@@ -28,7 +28,7 @@ TYPES = {"sk": "N", "qty": "N", "paid": "BOOL"}
 
 def throttled_dynamodb(job: ChunkJob, storage: Storage) -> ProcessResult:
     location = job.output_uri.rsplit("/results/", 1)[0]
-    control_uri = join(location, "control.json")
+    control_uri = join(location.rstrip("/").rsplit("/", 1)[0], "control.json")
     control = dict(storage.read_json(control_uri)) if storage.exists(control_uri) else {}
     attempts = join(location, "attempts")
     attempt = sum(name.startswith(f"{job.index}-") for name in storage.list(attempts))

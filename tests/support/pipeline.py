@@ -18,6 +18,7 @@ from s3split.pipeline.report import MAX_LISTED
 from s3split.processors import MAX_REJECT_SAMPLES
 from s3split.storage import Storage, join
 from tests.support.iam import record_state_machine_calls
+from tests.support.pipeline_processors import control_uri
 
 PROBE = "probe=tests.support.pipeline_processors:probe"  # imported by the engine's workers
 HEADER = "id,name,note,pad\r\n"
@@ -89,7 +90,7 @@ class Run:
             f.write(self.text.encode())
         self.location = join(base, name, "run")
         if control is not None:
-            storage.write_json(join(self.location, "control.json"), control)
+            storage.write_json(control_uri(self.location), control)
 
     def start(self, **overrides: Any) -> Outcome:
         run_input = {"source": self.source, "run": self.location, "chunk_size": 1000,
@@ -100,7 +101,7 @@ class Run:
         return self.engine.wait(self.engine.start({"resume": self.location}), timeout_s=120)
 
     def set_control(self, control: dict[str, Any]) -> None:
-        self.storage.write_json(join(self.location, "control.json"), control)
+        self.storage.write_json(control_uri(self.location), control)
 
     @property
     def report(self) -> dict[str, Any]:

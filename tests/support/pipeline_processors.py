@@ -1,4 +1,5 @@
-"""A processor for pipeline tests, steered by ``control.json`` in the run's location.
+"""A processor for pipeline tests, steered by ``control.json`` beside the run's location (in
+its parent: a run's location holds only what the run wrote).
 
 control.json: {"sleep": seconds, "transient": {"<index>": times}, "invalid": [index, ...],
                "kill": {"<index>": times}, "lose": [index, ...]}
@@ -24,8 +25,12 @@ def run_location(job: ChunkJob) -> str:
     return job.output_uri.rsplit("/results/", 1)[0]
 
 
+def control_uri(location: str) -> str:
+    return join(location.rstrip("/").rsplit("/", 1)[0], "control.json")
+
+
 def _control(job: ChunkJob, storage: Storage) -> dict[str, Any]:
-    uri = join(run_location(job), "control.json")
+    uri = control_uri(run_location(job))
     return dict(storage.read_json(uri)) if storage.exists(uri) else {}
 
 

@@ -3,6 +3,7 @@
 missing. tests/e2e/test_install.py builds and installs the real wheel."""
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from s3split.config import Deployment
 from s3split.engine.local import FUNCTIONS
 from s3split.engine.pipeline_files import (
     BUNDLED_PACKAGE,
@@ -18,6 +20,7 @@ from s3split.engine.pipeline_files import (
     locate,
 )
 from s3split.errors import EngineFilesMissing
+from s3split.pipeline.inputs import default_location
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -115,8 +118,9 @@ def test_run_without_the_local_extra_names_it_in_one_line(tmp_path: Path) -> Non
     done = run_without(["moto"], "run", "data.csv", cwd=tmp_path)
     assert done.returncode == 1
     assert done.stderr == f"s3split: error: {LOCAL_EXTRA_MISSING}\n"
-    assert done.stderr == ("s3split: error: the local engine needs the 'local' extra: "
-                           "pip install 's3split[local]'\n")
+    assert done.stderr == ("s3split: error: the local engine needs the 'local' extra: in "
+                           "s3split's checkout, pipx install --force '.[local]' (or pip "
+                           "install '.[local]')\n")
     assert done.stdout == ""
     assert not (tmp_path / "s3split-out").exists()  # nothing started
 
@@ -133,8 +137,9 @@ def test_the_command_without_the_cli_extra_names_it_in_one_line(tmp_path: Path,
                                                                 missing: str) -> None:
     done = run_without([missing], "split", "data.csv", "parts", cwd=tmp_path)
     assert done.returncode == 1
-    assert done.stderr == ("s3split: error: the command line needs the 'cli' extra: "
-                           "pip install 's3split[cli]'\n")
+    assert done.stderr == ("s3split: error: the command line needs the 'cli' extra: in "
+                           "s3split's checkout, pipx install --force '.[cli]' (or pip install "
+                           "'.[cli]')\n")
 
 
 # -- the extras ------------------------------------------------------------------------------
@@ -168,3 +173,34 @@ def test_dev_includes_everything_local_installs() -> None:
         else:
             assert req == dev[name]
     assert PYPROJECT["project"]["scripts"]["s3split"] == "s3split.command:main"
+
+
+# -- the README's quick start -------------------------------------------------------------------
+
+
+def quick_start() -> tuple[int, str]:
+    """The line the quick start begins on, and its text up to the next heading."""
+    text = (REPO / "README.md").read_text()
+    start = text.index("## Quick start")
+    end = text.index("\n## ", start + 1)
+    return text[:start].count("\n") + 1, text[start:end]
+
+
+def test_the_quick_start_installs_only_what_exists_and_is_on_the_first_screen() -> None:
+    """s3split is not on the package index: every install the quick start shows names the
+    checkout or a wheel built from it, with an extra pyproject.toml defines; the first run
+    and where its output goes come before the fortieth line of the quick start."""
+    line, text = quick_start()
+    assert line < 25
+    installs = re.findall(r"(?:pipx|pip) install (?:--force )?'([^']+)'", text)
+    assert installs and "'.[local]'" in text
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    for target in installs:
+        path, _, extra = target.partition("[")
+        assert path == "." or path.startswith("dist/s3split-"), target  # never the index
+        assert extra.rstrip("]") in extras, target
+    lines = text.splitlines()[:40]
+    run = next(i for i, entry in enumerate(lines) if entry.startswith("s3split run "))
+    source = lines[run].split()[2]
+    where = default_location(source, Deployment("s3split-out"))
+    assert any(f"./{where}/" in entry for entry in lines[run:]), (where, lines)

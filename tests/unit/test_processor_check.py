@@ -196,14 +196,28 @@ def test_plan_records_the_settings_its_processor_reads_as_checked(
 def test_a_resume_takes_the_recorded_settings_the_environment_does_not_set_again() -> None:
     document = {"S3SPLIT_SCHEMA": SCHEMA, "S3SPLIT_DYNAMODB_TABLE": "orders",
                 "S3SPLIT_DYNAMODB_TYPES": {"n": "N"}}
-    resumed = resume_environment(document, "run/processor.json", {"S3SPLIT_SCHEMA": " "})
-    assert resumed == {"S3SPLIT_SCHEMA": json.dumps(SCHEMA), "S3SPLIT_DYNAMODB_TABLE": "orders",
+    resumed = resume_environment(document, "run/processor.json",
+                                 {"S3SPLIT_SCHEMA": " ", "S3SPLIT_DYNAMODB_TABLE": "orders"})
+    assert resumed == {"S3SPLIT_SCHEMA": json.dumps(SCHEMA),
                        "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
     assert ProcessorConfig.from_env(resumed).schema == SCHEMA
     fixed = {"S3SPLIT_SCHEMA": "/fixed/schema.json", "S3SPLIT_DYNAMODB_TABLE": "other"}
     assert resume_environment(document, "run/processor.json", fixed) == {
         "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
     assert resume_environment({}, "run/processor.json", {}) == {}
+
+
+def test_a_resume_never_takes_the_table_it_writes_to_from_the_record() -> None:
+    """Whoever can write a shared run location could name another table in processor.json:
+    the owner's next resume would fill it with the owner's credentials."""
+    document = {"S3SPLIT_DYNAMODB_TABLE": "attackers-table"}
+    with pytest.raises(InvalidInput) as caught:
+        resume_environment(document, "s3://shared/run/processor.json", {})
+    message = str(caught.value)
+    assert message.startswith("s3://shared/run/processor.json says the run wrote with "
+                              "S3SPLIT_DYNAMODB_TABLE='attackers-table'")
+    assert "set S3SPLIT_DYNAMODB_TABLE" in message
+    assert resume_environment(document, "p.json", {"S3SPLIT_DYNAMODB_TABLE": "mine"}) == {}
 
 
 @pytest.mark.parametrize(("document", "problem"), [

@@ -133,12 +133,13 @@ def start(deployment: Deployment, event: dict[str, Any], execution: str) -> RunS
 
 def finish(spec: RunSpec, execution: str) -> None:
     """What workers and Summarize leave behind: results, rejects, statuses, a report."""
-    location = Path(spec.location)
-    for folder, name in (("results", "part-00000.jsonl"), ("results", "part-00000.rejects.jsonl"),
-                         ("status", "part-00000.json")):
-        (location / folder).mkdir(exist_ok=True)
-        (location / folder / name).write_text('{"state": "ok"}\n')
-    (location / "report.json").write_text('{"succeeded": true}')
+    layout = spec.layout
+    for uri in (layout.result(0, "jsonl"), layout.rejects(0)):
+        Path(uri).parent.mkdir(exist_ok=True)
+        Path(uri).write_text('{"id": "0"}\n')
+    Storage().write_json(layout.status(0), {"state": "ok", "output": layout.result(0, "jsonl"),
+                                            "rejects_uri": layout.rejects(0)})
+    Path(layout.report).write_text('{"succeeded": true}')
     release(spec.location, execution, Storage())
 
 
@@ -172,7 +173,8 @@ def test_a_fresh_run_leaves_nothing_of_the_earlier_run(
     source.write_bytes(rows(100))
     spec = start(deployment, {"source": str(source), "chunk_size": 2000}, "exec-2")
     left = files(location)
-    assert not [name for name in left if name.startswith(("results", "status", "report"))]
+    assert not [name for name in left
+                if name.startswith(("results/", "rejects/", "status/", "report"))]
     manifest = Storage().read_json(spec.layout.manifest)
     assert manifest["rows"] == 100 and manifest["source"]["etag"] == Storage().stat(
         str(source)).etag

@@ -2,8 +2,8 @@
 
 import errno
 import gzip
-import zlib
 import os
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from s3split.cli.commands import error_line
 from s3split.cli.local import one_line, progress_line
 from s3split.cli.progress import RunProgress
 from s3split.errors import CorruptSource, DestinationUnwritable, InvalidOption
+from s3split.sizes import RATE_FROM_BYTES, counted, format_rate
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
@@ -147,9 +148,21 @@ def test_error_line_is_one_line() -> None:
 
 def test_progress_line_never_shows_a_missing_total(tmp_path: Path) -> None:
     progress = RunProgress(str(tmp_path), Storage())
-    progress.ok, progress.bytes = 3, 2_000_000
+    progress.ok, progress.bytes = 3, 20_000_000
     assert progress_line(progress, 1.0, compressed=False).startswith("3 chunks · 0 failed")
     progress.total = 10
-    line = progress_line(progress, 1.0, compressed=True)
+    line = progress_line(progress, 10.0, compressed=True)
     assert line.startswith("3/10 chunks") and "2.0 MB/s uncompressed" in line
     assert "None" not in line
+
+
+def test_progress_line_counts_agree_and_shows_a_rate_only_when_it_means_something(
+        tmp_path: Path) -> None:
+    progress = RunProgress(str(tmp_path), Storage())
+    progress.ok, progress.rows, progress.bytes, progress.total = 1, 1, 27, 1
+    assert progress_line(progress, 2.0, compressed=False) == "1/1 chunk · 0 failed · 1 row"
+    assert counted(1, "execution") == "1 execution" and counted(0, "row") == "0 rows"
+    assert counted(12_345, "chunk") == "12,345 chunks"
+    assert format_rate(27, 2.0) is None  # the engine's start-up, not a rate
+    assert format_rate(RATE_FROM_BYTES - 1, 0.01) is None
+    assert format_rate(50_000_000, 2.0) == "25.0 MB/s"

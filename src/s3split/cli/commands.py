@@ -13,7 +13,7 @@ import click
 from s3split.cli import signals
 from s3split.config import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
-from s3split.sizes import format_mb, parse_size
+from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
 from s3split.split.lock import holding
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
@@ -208,9 +208,9 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
     amount = format_mb(scanned)
     if is_compressed(source):
         amount += f" uncompressed ({format_mb(manifest.source.size)} compressed)"
-    rate = scanned / 1e6 / seconds if seconds > 0 else 0.0
-    click.echo(f"{manifest.count} chunks, {manifest.rows:,} rows, {amount} in {seconds:.2f} s "
-               f"({rate:,.1f} MB/s) -> {result.manifest_uri}")
+    rate = format_rate(scanned, seconds)
+    click.echo(f"{counted(manifest.count, 'chunk')}, {counted(manifest.rows, 'row')}, {amount} "
+               f"in {seconds:.2f} s{f' ({rate})' if rate else ''} -> {result.manifest_uri}")
 
 
 @main.command()
@@ -221,22 +221,31 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
 @_pipeline_options
 @click.option("--wait", "old_wait", type=click.IntRange(0, 86_400), hidden=True,
               help="Deprecated spelling of --pause.")
+@click.option("--merge", is_flag=True,
+              help="Once every chunk succeeded, join the results in chunk order into one "
+                   "file, <out>/results.jsonl.")
 @click.option("--resume", metavar="DIR",
-              help="Continue the run in DIR: only chunks without a success status run again.")
+              help="Continue the run in DIR: only chunks without a success status run again. "
+                   "A run in S3 needs its SOURCE named too (it must be the run's).")
 def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int | None,
         pause: int | None, processor: str | None, tolerate: str | None,
         old_wait: int | None, chunk_rows: int | None, no_header: bool | None,
         delimiter: str | None, quotechar: str | None, strict: bool | None,
-        encoding: str | None, skip_lines: int | None, resume: str | None) -> None:
+        encoding: str | None, skip_lines: int | None, merge: bool,
+        resume: str | None) -> None:
     """Split SOURCE and process every chunk through the pipeline's state machine.
+
+    SOURCE may be a directory or an s3:// prefix: then every .csv, .csv.gz and .csv.zst file
+    under it is imported, each into <out>/<its path below SOURCE> (default out:
+    ./s3split-out/<directory name>); files imported before are skipped.
 
     Runs statemachine/pipeline.asl.json on an embedded Step Functions engine with
     the real Lambda handlers in worker processes; no AWS account needed. Writes
     chunks/, results/, status/ and report.json under --out. Exits 0 only when the
     run succeeded.
     """
-    if (source is None) == (resume is None):
-        raise click.UsageError("give SOURCE, or --resume DIR (not both)")
+    if source is None and resume is None:
+        raise click.UsageError("give SOURCE, or --resume DIR (with SOURCE: the run's source)")
     if resume is not None:
         _refuse_on_resume({"--out": out, "--chunk-size": chunk_size, "--processor": processor,
                            "--chunk-rows": chunk_rows, "--no-header": no_header,
@@ -250,13 +259,16 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         from s3split.engine.pipeline_files import check_local_engine
 
         check_local_engine()
+        from s3split.cli.batch import is_batch, run_batch
         from s3split.cli.local import RunOptions, run_pipeline
 
         options = RunOptions(source=source, out=out, chunk_size=chunk_size, lanes=lanes,
                              wait_seconds=pause, processor=processor, tolerate=tolerate,
-                             resume=resume, **_csv_settings(chunk_rows, no_header, delimiter,
-                                                            quotechar, strict, encoding,
-                                                            skip_lines))
+                             resume=resume, merge=merge,
+                             **_csv_settings(chunk_rows, no_header, delimiter, quotechar,
+                                             strict, encoding, skip_lines))
+        if source is not None and resume is None and is_batch(source, Storage()):
+            sys.exit(0 if run_batch(options, source) else 1)
         outcome = run_pipeline(options, show_progress=sys.stderr.isatty())
     except RunInterrupted as exc:
         click.echo(f"s3split: {exc}", err=True)
@@ -332,7 +344,8 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
     rows: list[tuple[str, str]] = [("execution", summary["execution"])]
     executions = summary["executions"]
     if len(executions) > 1:
-        rows.append(("continued as", f"{executions[-1]} ({len(executions) - 1} generations on)"))
+        generations = counted(len(executions) - 1, "generation")
+        rows.append(("continued as", f"{executions[-1]} ({generations} on)"))
     state = summary["state"]
     if summary.get("error"):
         state += f" ({summary['error']}: {summary.get('cause') or ''})".replace(": )", ")")
@@ -346,7 +359,7 @@ def _status_lines(summary: dict[str, Any]) -> list[str]:
         started = summary.get("started_executions") or []
         count = summary.get("started_count", len(started))
         listed = f" (names in {summary['pending_list']})" if summary.get("pending_list") else ""
-        rows.append(("batch", f"{count} runs started{listed}"))
+        rows.append(("batch", f"{counted(count, 'run')} started{listed}"))
         rows.extend(("", arn) for arn in started)
         for failed in summary.get("failed_starts") or []:
             rows.append(("not started", f"{failed['input']}: {failed['error']}: "

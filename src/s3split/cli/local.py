@@ -18,6 +18,7 @@ from s3split.config import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
     InvalidInput,
+    InvalidOption,
     RunFileCorrupt,
     RunInterrupted,
     SourceNotFound,
@@ -27,9 +28,11 @@ from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.lock import lock_uri, read_lock
+from s3split.pipeline.merge import merge_results
+from s3split.pipeline.ownership import check_location_free, recorded_source, same_place
 from s3split.processors.check import check_processor
 from s3split.processors.settings import resume_environment
-from s3split.sizes import format_mb
+from s3split.sizes import counted, format_mb, format_rate
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
 
@@ -51,6 +54,7 @@ class RunOptions:
     strict: bool | None = None
     encoding: str | None = None
     skip_lines: int | None = None
+    merge: bool = False
 
 
 def _absolute(uri: str) -> str:
@@ -86,6 +90,11 @@ def local_deployment(location: str, *uris: str) -> Deployment:
                       run_from_input=True)  # --out is the user's choice, as on the engine
 
 
+def local_engine_env(deployment: Deployment) -> dict[str, str]:
+    """What the engine's handlers are told of the user's choices: the buckets they may use."""
+    return {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))}
+
+
 def run_pipeline(options: RunOptions, show_progress: bool = False,
                  console: Console | None = None) -> Outcome:
     run_input, location = start_input(options)
@@ -96,11 +105,19 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
         outcome, seconds = _run(options, run_input, location, storage, show_progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (cli.signals)
         signals.ignore_further()
-        _release_own_lock(location, storage)
+        release_own_lock(location, storage)
         raise RunInterrupted(_stopped_message(exc, options, location, earlier[layout.spec],
                                               storage), signals.exit_status(exc)) from None
+    merged, refused = None, None
+    if options.merge and outcome.succeeded:
+        try:
+            merged = merge_results(location, storage)
+        except InvalidOption as exc:  # (a tolerated failure): said after the summary
+            refused = exc
     _print_summary(console or Console(), outcome, location, storage, seconds,
-                   earlier[layout.report])
+                   earlier[layout.report], merged)
+    if refused is not None:
+        raise refused
     return outcome
 
 
@@ -117,15 +134,19 @@ def _stopped_message(exc: KeyboardInterrupt, options: RunOptions, location: str,
 
 def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage: Storage,
          show_progress: bool) -> tuple[Outcome, float]:
-    source = options.source or _recorded_source(location, storage)
+    source = _resumed_source(options, location, storage) if options.resume else options.source
     deployment = local_deployment(location, *([source] if source else []))
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
     if options.resume:
+        click.echo(f"s3split: resuming the run of {spec['source']} (processor "
+                   f"{spec['processor']}) at {location}", err=True)
         _say_changes(spec, location, storage)
+    else:
+        check_location_free(spec["source"], location, storage)
     resumed = _resumed_settings(location, storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
-    env = {"S3SPLIT_ALLOWED_BUCKETS": ",".join(sorted(deployment.allowed_buckets))} | resumed
+    env = local_engine_env(deployment) | resumed
     started = time.monotonic()
     with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
         progress = RunProgress(location, storage)
@@ -151,7 +172,7 @@ def _version(uri: str, storage: Storage) -> str | None:
         return None
 
 
-def _release_own_lock(location: str, storage: Storage) -> None:
+def release_own_lock(location: str, storage: Storage) -> None:
     """The lock this process's engine holds (never another run's)."""
     with suppress(RunFileCorrupt):  # (not a lock: not ours)
         current = read_lock(location, storage)
@@ -186,25 +207,35 @@ def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:
     return resume_environment(document, uri, os.environ)
 
 
-def _recorded_source(location: str, storage: Storage) -> str | None:
-    """The source of the run being resumed, so its bucket is allowed too."""
-    spec_uri = RunLayout(location).spec
-    try:
-        spec = storage.read_json(spec_uri) if storage.exists(spec_uri) else None
-    except ValueError:
-        return None  # normalize() then names what is wrong with it
-    source = spec.get("source") if isinstance(spec, dict) else None
-    return source if isinstance(source, str) else None
+def _resumed_source(options: RunOptions, location: str, storage: Storage) -> str | None:
+    """The source of the run being resumed, so its bucket is allowed too. Whoever can write a
+    shared (S3) run location could point its run.json at another source, which the user's
+    credentials would then read: there the user names the source, and it must match."""
+    recorded = recorded_source(location, storage)
+    if recorded is None:
+        return None  # normalize() then names what is wrong with the run.json
+    given = _absolute(options.source) if options.source else None
+    if given is not None and not same_place(given, recorded):
+        raise InvalidOption(f"the run at {location} is a run of {recorded}, not of {given}; "
+                            f"resume it with: s3split run {recorded} --resume {location}")
+    if given is None and is_s3(location):
+        raise InvalidOption(f"the run at {location} records its source as {recorded}; a "
+                            "shared run location does not choose what a resume reads: name "
+                            f"it: s3split run {recorded} --resume {location}")
+    return recorded
 
 
 def progress_line(progress: RunProgress, seconds: float, compressed: bool) -> str:
-    """The text beside the bar: counts so far, never a missing total shown as ``None``."""
+    """The text beside the bar: counts so far, never a missing total shown as ``None``; a
+    rate once there are enough bytes for one to mean something."""
     done = progress.ok + progress.failed
-    count = f"{done:,}/{progress.total:,} chunks" if progress.total is not None \
-        else f"{done:,} chunks"
-    rate = progress.bytes / 1e6 / max(seconds, 1e-6)
-    unit = "MB/s uncompressed" if compressed else "MB/s"
-    return f"{count} · {progress.failed:,} failed · {progress.rows:,} rows · {rate:.1f} {unit}"
+    count = f"{done:,}/{counted(progress.total, 'chunk')}" if progress.total is not None \
+        else counted(done, "chunk")
+    line = f"{count} · {progress.failed:,} failed · {counted(progress.rows, 'row')}"
+    rate = format_rate(progress.bytes, seconds)
+    if rate is not None:
+        line += f" · {rate} uncompressed" if compressed else f" · {rate}"
+    return line
 
 
 def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: int,
@@ -228,29 +259,46 @@ def _follow_with_bar(engine: Any, execution: str, progress: RunProgress, lanes: 
         return outcome
 
 
+def summary_rows(report: dict[str, Any], outcome: Outcome, location: str, storage: Storage,
+                 seconds: float, merged: str | None = None) -> list[tuple[str, str]]:
+    """The summary's labels and values: whole paths, counts whose nouns agree."""
+    layout = RunLayout(location)
+    rows = [
+        ("result", "succeeded" if outcome.succeeded else f"FAILED ({outcome.error})"),
+        ("chunks", f"{report['chunks_ok']:,} ok, {report['chunks_failed']:,} failed of "
+                   f"{report['chunks']:,}"),
+        ("rows", f"{counted(report['source_rows'], 'row')} in source: {report['rows_ok']:,} "
+                 f"ok, {report['rows_rejected']:,} rejected, "
+                 f"{report['rows_in_failed_chunks']:,} in failed chunks"),
+        ("bytes", _bytes_line(report, location, storage, seconds)),
+        ("read as", _read_as(location, storage)),
+        ("time", f"{seconds:.1f} s, {counted(len(outcome.executions), 'execution')}"),
+        ("results", merged or join(location, "results")),
+    ]
+    if report["rows_rejected"]:
+        rows.append(("rejects", join(location, "rejects")))
+    rows.append(("report", layout.report))
+    return rows
+
+
 def _print_summary(console: Console, outcome: Outcome, location: str, storage: Storage,
-                   seconds: float, earlier_report: str | None) -> None:
+                   seconds: float, earlier_report: str | None,
+                   merged: str | None = None) -> None:
     """The report this command's run wrote, if it wrote one (a run refused or failed before
     its Summarize leaves an earlier run's report in place: that is not what it did)."""
     report_uri = RunLayout(location).report
     written = _version(report_uri, storage) not in (None, earlier_report)
     report = storage.read_json(report_uri) if written else None
     if report is not None:
-        table = Table(title=f"s3split run: {report['source']}", show_header=False)
-        for label, value in (
-            ("result", "succeeded" if outcome.succeeded else f"FAILED ({outcome.error})"),
-            ("chunks", f"{report['chunks_ok']} ok, {report['chunks_failed']} failed "
-                       f"of {report['chunks']}"),
-            ("rows", f"{report['source_rows']:,} in source: {report['rows_ok']:,} ok, "
-                     f"{report['rows_rejected']:,} rejected, "
-                     f"{report['rows_in_failed_chunks']:,} in failed chunks"),
-            ("bytes", _bytes_line(report, location, storage, seconds)),
-            ("read as", _read_as(location, storage)),
-            ("time", f"{seconds:.1f} s, {len(outcome.executions)} execution(s)"),
-            ("report", report_uri),
-        ):
-            table.add_row(label, value)
-        console.print(table)
+        title = f"s3split run: {report['source']}"
+        rows = summary_rows(report, outcome, location, storage, seconds, merged)
+        if console.is_terminal:
+            table = Table(title=title, show_header=False)
+            for label, value in rows:
+                table.add_row(label, value)
+            console.print(table)
+        else:  # piped or redirected: whole lines, never cut to a width with "…"
+            click.echo("\n".join([title, *(f"{label:<8}{value}" for label, value in rows)]))
         for failure in report["failed"][:LISTED_FAILURES]:
             console.print(f"  chunk {failure['chunk']} (source line {failure['source_line']}): "
                           f"{failure['error']}: {one_line(failure['message'])}",
@@ -281,11 +329,14 @@ def one_line(text: str) -> str:
 
 
 def _bytes_line(report: dict[str, Any], location: str, storage: Storage, seconds: float) -> str:
-    """Source bytes; for a compressed source the rate is of the uncompressed bytes."""
+    """Source bytes; for a compressed source the rate is of the uncompressed bytes. No rate
+    for a small source: the time is then the engine's start-up."""
     size = report["bytes"]
     manifest_uri = RunLayout(location).manifest
     if not is_compressed(report["source"]) or not storage.exists(manifest_uri):
-        return f"{format_mb(size)} ({size / 1e6 / seconds:.1f} MB/s)"
+        rate = format_rate(size, seconds)
+        return format_mb(size) + (f" ({rate})" if rate else "")
     plain = storage.read_json(manifest_uri)["bytes"]
-    return (f"{format_mb(plain)} uncompressed from {format_mb(size)} "
-            f"({plain / 1e6 / seconds:.1f} MB/s uncompressed)")
+    rate = format_rate(plain, seconds)
+    return (f"{format_mb(plain)} uncompressed from {format_mb(size)}"
+            + (f" ({rate} uncompressed)" if rate else ""))

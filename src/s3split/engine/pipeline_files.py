@@ -18,7 +18,9 @@ from s3split.errors import EngineFilesMissing, ExtraNotInstalled
 DEFINITION = ("statemachine", "pipeline.asl.json")
 BUNDLED = "_bundled"
 BUNDLED_PACKAGE = f"s3split.{BUNDLED}"
-LOCAL_EXTRA_MISSING = "the local engine needs the 'local' extra: pip install 's3split[local]'"
+# s3split is not on the package index: the commands that work install from a checkout.
+LOCAL_EXTRA_MISSING = ("the local engine needs the 'local' extra: in s3split's checkout, "
+                       "pipx install --force '.[local]' (or pip install '.[local]')")
 
 
 @dataclass(frozen=True)

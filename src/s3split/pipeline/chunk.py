@@ -40,7 +40,9 @@ def load_manifest(spec: RunSpec, storage: Storage,
                            ) from None
     if key not in cache:
         cache.clear()  # one run's manifest at a time
-        cache[key] = Manifest.read(storage, uri, spec.layout.manifest_remedy)
+        manifest = Manifest.read(storage, uri, spec.layout.manifest_remedy)
+        manifest.version = key[1]
+        cache[key] = manifest
     return cache[key]
 
 
@@ -152,7 +154,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
         delimiter=manifest.format.delimiter,  # as found: chunks are UTF-8 with it
         quotechar=manifest.settings.quotechar,
         run_id=spec.run_id,
-        manifest_etag=manifest.source.etag or "",
+        manifest_etag=manifest.version or manifest.source.etag or "",
         rows=entry.rows,
         bytes=entry.bytes,
     )
@@ -160,13 +162,12 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     try:
         _check_chunk_file(entry, storage)
         result = processor(job, storage)
-        try:
-            check_result(result, entry, spec.processor, storage)
-        except (ChunkMisaligned, ProcessorResultInvalid):
-            for uri in (job.output_uri, job.rejects_uri):  # not a result: nothing may look one
-                storage.delete(uri)
-            raise
+        check_result(result, entry, spec.processor, storage)
     except (ChunkInvalid, ChunkMisaligned, ProcessorResultInvalid) as exc:
+        # Outputs are written whole, so any there are a refused result or an earlier attempt's
+        # (of a run killed before its status was written): none may sit among the results.
+        for stale in (job.output_uri, job.rejects_uri):
+            storage.delete(stale)
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
     status = _base(spec, entry, manifest, attempt) | _result_fields(result, storage) | {

@@ -15,7 +15,6 @@ refused, and a run's location is derived from its source under the work location
 """
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from dataclasses import replace
@@ -27,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from s3split.config import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
 from s3split.pipeline.layout import RunLayout
+from s3split.pipeline.ownership import check_source_outside, real
 from s3split.pipeline.spec import (
     ENCODING_NAME,
     MAX_SKIP_LINES,
@@ -150,6 +150,7 @@ def _single(start: ManualStart, deployment: Deployment) -> dict[str, Any]:
     if start.chunk_rows is not None and start.chunk_size is not None:
         raise InvalidInput("invalid execution input: give chunk_size or chunk_rows, not both")
     location = _run_location(start, deployment)
+    check_source_outside(start.source, location)
     tolerate = deployment.tolerate if start.tolerate is None else start.tolerate
     _option("tolerate", parse_tolerance, tolerate)
     chunk_size = deployment.chunk_size if start.chunk_size is None else start.chunk_size
@@ -276,6 +277,7 @@ def _resume(start: ResumeStart, deployment: Deployment, storage: Storage) -> dic
     if _normal(spec.location) != _normal(start.resume):
         raise InvalidInput(f"invalid {where}: location: {spec.location} is not the location "
                            f"being resumed ({start.resume})")
+    check_source_outside(spec.source, spec.location)
     _check_derived(spec, deployment, f"{where}: location")
     changes = {name: getattr(start, name) for name in RESUME_CHANGES
                if getattr(start, name) is not None}
@@ -385,4 +387,6 @@ def _check_derived(spec: RunSpec, deployment: Deployment, field: str) -> None:
 
 
 def _normal(location: str) -> str:
-    return location.rstrip("/") if is_s3(location) else os.path.abspath(location)
+    """Compared as the file system resolves it: ``x/../run`` through a link ``x`` is not
+    ``run``."""
+    return real(location)

@@ -2,9 +2,11 @@
 
     <location>/chunks/part-NNNNN.csv + manifest.json   the split
     <location>/results/part-NNNNN.<ext>                 what the processor wrote
-    <location>/results/part-NNNNN.rejects.jsonl         the rows it rejected
+    <location>/rejects/part-NNNNN.jsonl                 the rows it rejected (kept out of
+                                                        results/, so results/* is data only)
     <location>/status/part-NNNNN.json                   one record per chunk attempt outcome
     <location>/report.json                              written by Summarize
+    <location>/results.jsonl                            ``--merge``: the results in order
     <location>/run.json                                 the run's settings, for resume
     <location>/processor.json                           its processor's settings, for resume
     <location>/lock.json                                the run lock (pipeline.lock)
@@ -18,9 +20,9 @@ from s3split.storage import join
 
 CHUNKS = "chunks"
 RESULTS = "results"
+REJECTS = "rejects"
 STATUS = "status"
 RANGES = "ranges"
-OUTCOMES = (STATUS, RESULTS)  # what a chunk's processing leaves; cleared by a fresh run
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class RunLayout:
     @property
     def report(self) -> str:
         return join(self.location, "report.json")
+
+    @property
+    def merged(self) -> str:
+        return join(self.location, "results.jsonl")
 
     @property
     def spec(self) -> str:
@@ -75,4 +81,4 @@ class RunLayout:
         return join(self.location, RESULTS, f"part-{index:05d}.{extension}")
 
     def rejects(self, index: int) -> str:
-        return join(self.location, RESULTS, f"part-{index:05d}.rejects.jsonl")
+        return join(self.location, REJECTS, f"part-{index:05d}.jsonl")

@@ -32,7 +32,7 @@ from s3split import errors
 from s3split.config import Deployment
 from s3split.errors import InvalidInput, SplitTaskFailed
 from s3split.pipeline.spec import RunSpec
-from s3split.pipeline.steps import reusable_manifest, split_done
+from s3split.pipeline.steps import clear_other_splits, reusable_manifest, split_done
 from s3split.split.manifest import ChunkEntry
 from s3split.split.ranges import Chunk
 from s3split.split.staged import (
@@ -150,6 +150,7 @@ def finish_split(spec: RunSpec, deployment: Deployment, storage: Storage) -> dic
     manifest = finish(storage, staged, entries, assembly)
     storage.delete(join(spec.layout.ranges, PLAN))  # first: a retry now finds the manifest
     _clear(storage, spec.layout.ranges)
+    clear_other_splits(spec, manifest, storage)
     return split_done(spec, manifest, deployment)
 
 

@@ -17,10 +17,11 @@ from s3split.errors import (
     SourceUnreadable,
 )
 from s3split.pipeline.batch import continuation_name, stage
+from s3split.pipeline.chunk import of_chunk
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
-from s3split.pipeline.layout import OUTCOMES
 from s3split.pipeline.lock import Alive, Holder, acquire, carry, release
+from s3split.pipeline.ownership import check_location_free, clear_outcomes
 from s3split.pipeline.report import build_report
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
@@ -59,6 +60,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
                 "generation": planned["generation"],
                 "split": {"done": True, "lanes": planned["lanes"]}}
+    if mode == "run":
+        check_location_free(spec.source, spec.location, storage)  # before the lock is written
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
     if not ranges:  # a range split stopped part-way (killed) leaves its scratch behind
         _clear_folder(spec.layout.ranges, storage)
@@ -66,11 +69,12 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     if mode == "run":
         # One start and its resumes share a run id (it keys idempotency records).
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
-        _clear_outcomes(spec, storage)
+        clear_outcomes(spec.location, storage)
         storage.write_json(spec.layout.spec, spec.to_dict())
     if config is not None:  # what the processor runs with, for a local resume (settings.py)
         storage.write_json(spec.layout.processor, record(spec.processor, config))
-    storage.delete(spec.layout.report)  # while a run is under way, nothing looks complete
+    for finished in (spec.layout.report, spec.layout.merged):  # while a run is under way,
+        storage.delete(finished)                              # nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None, "ranges": ranges}}
 
@@ -99,12 +103,8 @@ def _check_folders(spec: RunSpec) -> None:
                 "run keeps its files; move it away or choose another run location")
 
 
-def _clear_outcomes(spec: RunSpec, storage: Storage) -> None:
-    for folder in OUTCOMES:
-        _clear_folder(join(spec.location, folder), storage)
-
-
 def _clear_folder(directory: str, storage: Storage) -> None:
+    """The run's own scratch folder emptied (``ranges/``: only a run writes there)."""
     for name in storage.list(directory):
         storage.delete(join(directory, name))
 
@@ -121,7 +121,18 @@ def split_step(spec: RunSpec, token: dict[str, Any] | None, deployment: Deployme
             return {"done": False, "token": result.token.to_dict()}
         manifest = result.manifest
         assert manifest is not None
+        clear_other_splits(spec, manifest, storage)
     return split_done(spec, manifest, deployment)
+
+
+def clear_other_splits(spec: RunSpec, manifest: Manifest, storage: Storage) -> None:
+    """After a split made again (the chunks expired, other settings): the outcomes of chunks
+    that are not chunks of this split (beyond its count, or cut elsewhere) go, so results
+    never hold a record twice and no earlier status stands for a new chunk."""
+    def of_this_split(index: int, status: dict[str, Any]) -> bool:
+        return index < manifest.count and of_chunk(status, manifest.chunks[index])
+
+    clear_outcomes(spec.location, storage, keep=of_this_split)
 
 
 def split_done(spec: RunSpec, manifest: Manifest, deployment: Deployment) -> dict[str, Any]:

@@ -23,7 +23,7 @@ class ChunkJob:
     delimiter: str
     quotechar: str
     run_id: str
-    manifest_etag: str
+    manifest_etag: str  # the split's identity: the manifest's version (a new split, a new one)
     rows: int = -1  # records the manifest counts in the chunk (-1: not known, not checked)
     bytes: int = 0  # the chunk's size: no field can be longer
 

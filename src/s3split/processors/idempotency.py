@@ -5,7 +5,9 @@ a processor whose side effects were done when its status write (or the response)
 or two deliveries of one chunk at the same time, would do them again. A custom processor is
 therefore run through Powertools' ``idempotent_function`` with a DynamoDB persistence layer
 (``S3SPLIT_IDEMPOTENCY_TABLE``), keyed by the processor's name, the run, the chunk and the
-source version the manifest was split from. A repeated delivery gets the saved
+split's identity (the manifest's version: a split made again, after its chunks expired or
+with other settings, may cut chunk N elsewhere, so an earlier chunk N's record must not
+answer for it). A repeated delivery gets the saved
 ``ProcessResult`` back without calling the processor; one that finds another attempt in
 progress raises ``ChunkInProgress``, which the state machine retries for longer than the
 worker's timeout: an attempt killed mid-chunk leaves its record in progress until its

@@ -9,6 +9,10 @@ resume without ``S3SPLIT_SCHEMA`` uses the run's schema, and one with it (a fixe
 uses the new one, which Plan then records. On AWS the deployment's settings apply: only the
 local CLI reads the record.
 
+Settings that choose where data goes (the DynamoDB table) are never taken from the record:
+whoever can write a shared run location could point the user's next resume at another
+table. The user's environment sets them again; the record only says which one to set.
+
 Only data is recorded, never code: a custom processor's ``S3SPLIT_PROCESSORS`` entry is for
 the user's environment to give again, so a record in a shared location cannot make the CLI
 import anything, and a recorded schema is always a document, never a path to read.
@@ -29,6 +33,7 @@ RECORDED: dict[str, type] = {
     "S3SPLIT_SQL": str,
     "S3SPLIT_SQL_FORMAT": str,
 }
+DESTINATIONS = ("S3SPLIT_DYNAMODB_TABLE",)  # set by the user again, never from a record
 
 
 def record(name: str, config: ProcessorConfig) -> dict[str, Any]:
@@ -63,6 +68,10 @@ def resume_environment(document: Any, where: str, env: Mapping[str, str]) -> dic
         if not isinstance(value, kind) or not value:
             what = "a JSON object" if kind is dict else "a non-empty string"
             raise InvalidInput(f"{where}: {variable}: expected {what}, got {value!r:.80}")
+        if variable in DESTINATIONS:
+            raise InvalidInput(f"{where} says the run wrote with {variable}={value!r:.80}; a "
+                               "resume takes where it writes only from you: set "
+                               f"{variable} (to that or another value) and resume again")
         resumed[variable] = value if isinstance(value, str) else json.dumps(value)
     try:
         ProcessorConfig.from_env(resumed)

@@ -113,6 +113,9 @@ class Manifest:
     # {"scan": "ranges", "ranges": R, "jobs": J, "chunks": [method of chunk 0, ...]}). Kept
     # out of the chunk entries so that sequential and parallel manifests agree on them.
     assembly: dict[str, Any] | None = None
+    # The stored manifest's version (its ETag) when it was read from storage: the split's
+    # identity, which a split made again changes. Not part of the document.
+    version: str | None = field(default=None, compare=False)
 
     @property
     def count(self) -> int:

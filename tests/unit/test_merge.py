@@ -1,0 +1,43 @@
+"""``--merge``: one results file, in chunk order, only when every chunk succeeded; local and
+on S3 (moto in process)."""
+
+import json
+
+import pytest
+
+from s3split.errors import ChunkInvalid, InvalidOption
+from s3split.pipeline.merge import merge_results
+from s3split.pipeline.steps import plan
+from s3split.storage import join
+from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
+
+__all__ = ["place"]  # the fixture
+
+
+def test_the_merged_file_holds_every_result_in_chunk_order(place: Place) -> None:
+    source = place.put("in.csv", rows(200))
+    location = join(place.base, "run")
+    _, manifest = start(place, {"source": source, "run": location, "chunk_size": 400},
+                           "exec-1")
+    assert manifest.count > 10  # part-00010 sorts before part-00002 as text, not here
+    merged = merge_results(location, place.storage)
+    assert merged == join(location, "results.jsonl")
+    records = [json.loads(line) for line in place.read(merged).decode().splitlines()]
+    assert [r["id"] for r in records] == [str(i) for i in range(200)]
+    # a new start of the run removes it before anything else, as it does the report
+    plan({"source": source, "run": location, "chunk_size": 400}, "exec-2", place.deployment,
+         place.storage, alive)
+    assert not place.storage.exists(merged)
+
+
+def test_a_run_with_a_failed_chunk_is_never_merged(place: Place) -> None:
+    source = place.put("in.csv", rows(60))
+    location = join(place.base, "run")
+    with pytest.raises(ChunkInvalid, match="chunk 2 is bad"):  # its status says failed
+        start(place, {"source": source, "run": location, "chunk_size": 400}, "exec-1",
+              FailsChunk(2))
+    with pytest.raises(InvalidOption) as caught:
+        merge_results(location, place.storage)
+    assert str(caught.value).startswith(f"--merge: chunk 2 of {location} did not succeed, so "
+                                        "no merged file is written")
+    assert not place.storage.exists(join(location, "results.jsonl"))
