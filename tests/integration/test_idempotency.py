@@ -332,7 +332,8 @@ def test_built_in_processors_are_never_guarded(run: Run) -> None:
     assert idempotency is not None
     for name in BUILTINS:
         processor = get_processor(name, ProcessorConfig(dynamodb_table="orders",
-                                                        schema=SCHEMA))
+                                                        schema=SCHEMA,
+                                                        sql="SELECT * FROM chunk"))
         assert idempotency.guard(name, processor) is processor, name
     custom = get_processor(NAME, ProcessorConfig.from_env(ENV))
     guarded = idempotency.guard(NAME, custom)
