@@ -2,12 +2,15 @@
 on S3 (moto in process)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from s3split.errors import ChunkInvalid, InvalidOption
+from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.merge import merge_results
 from s3split.pipeline.steps import plan
+from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.storage import join
 from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
@@ -41,3 +44,36 @@ def test_a_run_with_a_failed_chunk_is_never_merged(place: Place) -> None:
     assert str(caught.value).startswith(f"--merge: chunk 2 of {location} did not succeed, so "
                                         "no merged file is written")
     assert not place.storage.exists(join(location, "results.jsonl"))
+
+
+def test_parquet_results_are_merged_into_one_parquet_file_in_chunk_order(
+        place: Place, tmp_path: Path) -> None:
+    import duckdb
+
+    source = place.put("in.csv", rows(200))
+    location = join(place.base, "run")
+    _, manifest = start(place, {"source": source, "run": location, "chunk_size": 400,
+                                "processor": "parquet"}, "exec-1",
+                        get_processor("parquet", ProcessorConfig()))
+    assert manifest.count > 10
+    merged = merge_results(location, place.storage)
+    assert merged == join(location, "results.parquet")
+    local = tmp_path / "merged.parquet"
+    local.write_bytes(place.read(merged))
+    ids = [row[0] for row in duckdb.sql(f"SELECT id FROM read_parquet('{local}')").fetchall()]
+    assert ids == [str(i) for i in range(200)]
+    plan({"source": source, "run": location, "chunk_size": 400, "processor": "parquet"},
+         "exec-2", place.deployment, place.storage, alive)
+    assert not place.storage.exists(merged)  # a new start removes it first
+
+
+def test_results_of_two_kinds_are_never_merged(place: Place) -> None:
+    source = place.put("in.csv", rows(60))
+    location = join(place.base, "run")
+    spec, manifest = start(place, {"source": source, "run": location, "chunk_size": 400},
+                           "exec-1")
+    place.storage.delete(spec.layout.status(1))  # chunk 1 processed again, as Parquet
+    process_chunk(spec, 1, 2, place.storage, get_processor("parquet", ProcessorConfig()),
+                  manifest)
+    with pytest.raises(InvalidOption, match="not JSON Lines or Parquet as the other"):
+        merge_results(location, place.storage)

@@ -43,7 +43,15 @@ class RunLayout:
 
     @property
     def merged(self) -> str:
-        return join(self.location, "results.jsonl")
+        return self.merged_as("jsonl")
+
+    @property
+    def merged_files(self) -> tuple[str, ...]:
+        """Every name ``--merge`` may write (a new start deletes them all)."""
+        return tuple(self.merged_as(extension) for extension in ("jsonl", "parquet"))
+
+    def merged_as(self, extension: str) -> str:
+        return join(self.location, f"results.{extension}")
 
     @property
     def spec(self) -> str:

@@ -1,4 +1,6 @@
-"""``--merge``: a run's results joined, in chunk order, into one file ``<location>/results.jsonl``.
+"""``--merge``: a run's results joined, in chunk order, into one file: ``results.jsonl`` (the
+JSON Lines parts one after another) or ``results.parquet`` (the Parquet parts' rows, in
+order, as one Parquet file written by DuckDB).
 
 Only a run whose every chunk succeeded is merged (a tolerated failure would leave records out
 of a file that looks complete), and only the outputs its own status records list, each checked
@@ -6,7 +8,9 @@ to be the result of its chunk of this split. The file is written all-or-nothing;
 of the run deletes it first (Plan), as it does the report.
 """
 
+import os
 import shutil
+import tempfile
 
 from s3split.errors import InvalidOption
 from s3split.pipeline.chunk import OK, of_chunk
@@ -14,14 +18,14 @@ from s3split.pipeline.layout import RunLayout
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage
 
-MERGEABLE = ("jsonl",)  # outputs whose concatenation is one valid file of the same kind
+MERGEABLE = ("jsonl", "parquet")
 
 
 def merge_results(location: str, storage: Storage) -> str:
     """Write the merged results; its URI. InvalidOption naming why a run cannot be merged."""
     layout = RunLayout(location)
     manifest = Manifest.from_dict(storage.read_json(layout.manifest))
-    outputs = []
+    outputs: list[str] = []
     for entry in manifest.chunks:
         uri = layout.status(entry.index)
         status = storage.read_json(uri) if storage.exists(uri) else None
@@ -32,14 +36,46 @@ def merge_results(location: str, storage: Storage) -> str:
         output = status.get("output")
         extension = output.rpartition(".")[2] if isinstance(output, str) else None
         if output is None or extension not in MERGEABLE \
-                or output != layout.result(entry.index, extension):
+                or output != layout.result(entry.index, extension) \
+                or (outputs and not outputs[0].endswith(f".{extension}")):
             raise InvalidOption(f"--merge: the {status.get('processor')} processor's output "
-                                f"of chunk {entry.index} ({output}) is not JSON Lines in "
-                                f"{layout.location}: only .jsonl results are merged")
+                                f"of chunk {entry.index} ({output}) is not JSON Lines or "
+                                f"Parquet as the other chunks' are, in {layout.location}: "
+                                "only .jsonl or .parquet results are merged")
         outputs.append(output)
-    target = layout.merged
+    extension = outputs[0].rpartition(".")[2] if outputs else "jsonl"
+    target = layout.merged_as(extension)
+    if extension == "parquet":
+        _merge_parquet(outputs, target, storage)
+        return target
     with storage.writer(target) as out:
         for output in outputs:
             with storage.open_read(output) as part:
                 shutil.copyfileobj(part, out, 1 << 20)
     return target
+
+
+def _merge_parquet(outputs: list[str], target: str, storage: Storage) -> None:
+    """The parts copied to a private directory (local or S3 alike), their rows in chunk order
+    and each part's own order written as one file, then stored whole."""
+    from s3split.processors import native
+
+    with tempfile.TemporaryDirectory(prefix="s3split-merge-") as directory:
+        parts = []
+        for index, output in enumerate(outputs):
+            parts.append(os.path.join(directory, f"{index:08d}.parquet"))
+            with storage.open_read(output) as part, open(parts[-1], "wb") as local:
+                shutil.copyfileobj(part, local, 1 << 20)
+        merged = os.path.join(directory, "merged.parquet")
+        connection = native.sandboxed(directory)
+        try:
+            files = ", ".join(native.quote_literal(part) for part in parts)
+            connection.execute(
+                f"COPY (SELECT * EXCLUDE (filename, file_row_number) FROM read_parquet("
+                f"[{files}], filename = true, file_row_number = true) "
+                f"ORDER BY filename, file_row_number) TO {native.quote_literal(merged)} "
+                "(FORMAT parquet, COMPRESSION zstd)")
+        finally:
+            connection.close()
+        with open(merged, "rb") as local, storage.writer(target) as out:
+            shutil.copyfileobj(local, out, 1 << 20)

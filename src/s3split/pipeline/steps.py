@@ -73,8 +73,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         storage.write_json(spec.layout.spec, spec.to_dict())
     if config is not None:  # what the processor runs with, for a local resume (settings.py)
         storage.write_json(spec.layout.processor, record(spec.processor, config))
-    for finished in (spec.layout.report, spec.layout.merged):  # while a run is under way,
-        storage.delete(finished)                              # nothing looks complete
+    for finished in (spec.layout.report, *spec.layout.merged_files):  # while a run is under
+        storage.delete(finished)                            # way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None, "ranges": ranges}}
 
