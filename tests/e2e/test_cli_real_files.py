@@ -55,7 +55,7 @@ def test_utf16_le_with_bom_is_transcoded_and_counted_right(tmp_path: Path) -> No
     rows = realfiles.utf16_le(tmp_path / "unicode.txt")
     stdout, out = run_ok(tmp_path, "unicode.txt")
     assert local_results(out) == realfiles.as_dicts(rows)  # 500 records, Jürgen intact
-    assert "500 in source: 500 ok" in " ".join(stdout.split())
+    assert "500 rows in source: 500 ok" in " ".join(stdout.split())
     assert read_as(out)["encoding"] == "utf-16-le"
     assert read_as(out)["offsets"] == "UTF-8 bytes of the transcoded source"
     for chunk in (out / "chunks").glob("part-*.csv"):

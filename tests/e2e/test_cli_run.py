@@ -104,8 +104,11 @@ def test_a_resume_applies_lanes_pause_and_tolerate_and_refuses_the_rest(tmp_path
             if p.is_file()} == before
     again = run("--resume", "out", "--tolerate", "1", "--lanes", "3", "--pause", "0")
     assert again.returncode == 0, again.stderr
-    assert again.stderr == ("s3split: this resume runs with --lanes 3 (started with 2), "
-                            "--tolerate 1 (started with 0)\n")
+    assert again.stderr.splitlines() == [
+        f"s3split: resuming the run of {tmp_path / 'data.csv'} (processor refusing) at "
+        f"{tmp_path / 'out'}",
+        "s3split: this resume runs with --lanes 3 (started with 2), --tolerate 1 (started "
+        "with 0)"]
     assert "1 failed of 1" in again.stdout and "succeeded" in again.stdout
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert (report["tolerate"], report["succeeded"]) == ("1", True)

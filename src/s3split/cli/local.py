@@ -1,5 +1,6 @@
 """``s3split run``: start the pipeline on the local engine, show progress, report."""
 
+import logging
 import os
 import socket
 import time
@@ -105,6 +106,9 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
         outcome, seconds = _run(options, run_input, location, storage, show_progress)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (cli.signals)
         signals.ignore_further()
+        # moto's interpreter threads outlive the engine by a moment, each logging the task the
+        # stopped workers failed: the stop is said once, below.
+        logging.getLogger("moto").disabled = True
         release_own_lock(location, storage)
         raise RunInterrupted(_stopped_message(exc, options, location, earlier[layout.spec],
                                               storage), signals.exit_status(exc)) from None

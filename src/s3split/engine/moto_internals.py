@@ -295,8 +295,9 @@ def check_version() -> None:
     it is imported)."""
     version = installed_version()
     if version is None:
-        raise ExtraNotInstalled("the local engine needs the 'local' extra: "
-                                "pip install 's3split[local]'")
+        from s3split.engine.pipeline_files import LOCAL_EXTRA_MISSING
+
+        raise ExtraNotInstalled(LOCAL_EXTRA_MISSING)
     if not version_supported(version):
         raise UnsupportedDependency(
             f"moto {version} is installed; this s3split's local engine supports moto "
