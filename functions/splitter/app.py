@@ -19,8 +19,9 @@ from pydantic import BaseModel
 
 from s3split.aws_calls import record_if_asked
 from s3split.config import Deployment
+from s3split.holders import holder_alive
 from s3split.pipeline import ranges
-from s3split.pipeline.lock import holder_alive, release
+from s3split.pipeline.lock import release
 from s3split.pipeline.spec import RunSpec, parse_event
 from s3split.pipeline.steps import plan, split_step, summarize
 from s3split.storage import Storage

@@ -11,8 +11,9 @@ import pytest
 from moto import mock_aws
 
 from s3split.errors import ConditionalWritesIgnored
-from s3split.pipeline.lock import Holder, holder_alive, release
+from s3split.holders import Holder, holder_alive
 from s3split.pipeline.lock import acquire as run_lock
+from s3split.pipeline.lock import release
 from s3split.split.lock import acquire as split_lock
 from s3split.storage import Storage
 

@@ -11,8 +11,8 @@ import pytest
 
 from s3split.config import Deployment
 from s3split.errors import ChunkInvalid
+from s3split.holders import Holder
 from s3split.pipeline.chunk import process_chunk
-from s3split.pipeline.lock import Holder
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
 from s3split.processors.base import ChunkJob, Processor, ProcessResult

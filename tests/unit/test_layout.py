@@ -35,6 +35,13 @@ def test_lambda_code_imports_nothing_of_the_command_line_or_the_engine(path: Pat
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+@pytest.mark.parametrize("path", sorted((PACKAGE / "split").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_the_split_imports_nothing_of_the_pipeline_above_it(path: Path) -> None:
+    wrong = {name for name in imported(path) if name.startswith("s3split.pipeline")}
+    assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
+
+
 def test_the_layout_is_what_the_readme_shows() -> None:
     text = (ROOT / "README.md").read_text()
     layout = text[text.index("## Code layout"):]

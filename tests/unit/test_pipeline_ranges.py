@@ -22,8 +22,8 @@ from s3split.errors import (
     SplitTaskFailed,
     UnterminatedQuote,
 )
+from s3split.holders import Holder
 from s3split.pipeline import ranges
-from s3split.pipeline.lock import Holder
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import in_ranges, plan, split_step
 from s3split.split.s3_assembly import PinnedSource

@@ -10,7 +10,7 @@ import pytest
 
 from s3split.config import Deployment
 from s3split.errors import InvalidInput, InvalidOption
-from s3split.pipeline.lock import Holder
+from s3split.holders import Holder
 from s3split.pipeline.steps import plan
 from s3split.processors.check import check_processor
 from s3split.processors.dynamodb import DynamoDBProcessor

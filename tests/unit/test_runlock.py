@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from s3split.errors import RunInProgress, RunTakenOver
-from s3split.pipeline.lock import Holder, acquire, carry, holder_alive, release
+from s3split.holders import Holder, holder_alive
+from s3split.pipeline.lock import acquire, carry, release
 from s3split.storage import Storage
 
 

@@ -7,48 +7,22 @@ crash never blocks a location for good: on AWS the holder is an execution that i
 longer RUNNING; on the local engine it is an engine process that has exited.
 """
 
-import os
-import socket
-from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import asdict, replace
 from typing import TYPE_CHECKING
 
 from s3split.errors import RunFileCorrupt, RunInProgress, RunTakenOver
+from s3split.holders import Alive, Holder
 from s3split.pipeline.layout import RunLayout
 from s3split.records import corrupt, object_record
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
-    from mypy_boto3_stepfunctions import SFNClient
+    pass
 
 ATTEMPTS = 3  # a lost race re-reads the lock; the winner is then alive and we refuse
 
 
-@dataclass(frozen=True)
-class Holder:
-    """Who holds a run location: ``lease`` is the execution that took the lock (its
-    continuations keep it), ``execution`` the one running now."""
-
-    lease: str
-    execution: str
-    since: str
-    pid: int | None = None  # the local engine's process, and its host
-    host: str | None = None
-
-    @classmethod
-    def new(cls, execution: str, engine_pid: int | None = None) -> "Holder":
-        since = datetime.now(UTC).isoformat(timespec="seconds")
-        host = socket.gethostname() if engine_pid is not None else None
-        return cls(execution, execution, since, engine_pid, host)
-
-    def describe(self) -> str:
-        where = f", engine process {self.pid} on {self.host}" if self.pid is not None else ""
-        return f"execution {self.execution} (since {self.since}{where})"
-
-
-Alive = Callable[[Holder], bool]
 
 
 def lock_uri(location: str) -> str:
@@ -124,38 +98,3 @@ def release(location: str, lease: str, storage: Storage) -> None:
         current = read_lock(location, storage)
         if current is not None and current[0].lease == lease:
             storage.delete(lock_uri(location))
-
-
-def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:
-    """Whether a lock's holder may still be running; when we cannot tell, it may."""
-    if holder.pid is not None:
-        return holder.host != socket.gethostname() or _process_alive(holder.pid)
-    from botocore.exceptions import BotoCoreError, ClientError  # (only a run's lock needs it)
-
-    try:
-        status = sfn().describe_execution(executionArn=holder.execution)["status"]
-    except ClientError as exc:
-        return exc.response.get("Error", {}).get("Code") != "ExecutionDoesNotExist"
-    except BotoCoreError:
-        return True
-    return status == "RUNNING"
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _zombie(pid)
-
-
-def _zombie(pid: int) -> bool:
-    """A killed process its parent has not reaped yet still answers ``kill(pid, 0)``."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from s3split.errors import SplitInProgress
-from s3split.pipeline.lock import Holder, holder_alive
+from s3split.holders import Holder, holder_alive
 from s3split.split.destination import LOCK_NAME
 from s3split.storage import Storage, join
 
