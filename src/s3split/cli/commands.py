@@ -114,11 +114,11 @@ def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
     """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
     otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
     if is_s3(source) and is_s3(dest):
-        from s3split.split.splitter import transcodes
+        from s3split.split.splitter import range_split_applies
         from s3split.split.staged import server_side_applies, split_server_side
 
-        if server_side_applies(source, dest, settings) and not transcodes(
-                settings, storage.stat(source), storage):
+        if server_side_applies(source, dest, settings) and range_split_applies(
+                source, settings, storage.stat(source), storage):
             manifest = split_server_side(source, dest, settings, storage, advance)
             return SplitResult(join(dest, MANIFEST_NAME), manifest=manifest)
     return split_source(source, dest, settings, storage, on_progress=advance,

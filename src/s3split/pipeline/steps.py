@@ -28,8 +28,7 @@ from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
 from s3split.processors.settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
-from s3split.split.splitter import split, transcodes
-from s3split.split.staged import applies
+from s3split.split.splitter import range_split_applies, split
 from s3split.storage import Storage, is_compressed, is_s3, join
 
 
@@ -89,9 +88,8 @@ def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
         info = storage.stat(spec.source)
     except (SourceNotFound, SourceUnreadable):
         return False
-    settings = spec.split_settings
-    return (applies(spec.source, settings, info.size, deployment.range_split_from)
-            and not transcodes(settings, info, storage))
+    return range_split_applies(spec.source, spec.split_settings, info, storage,
+                               deployment.range_split_from)
 
 
 def _check_folders(spec: RunSpec) -> None:

@@ -128,7 +128,18 @@ def _in_ranges(source: str, dest: str, settings: SplitSettings, info: ObjectInfo
     order, and compressed, transcoded or S3 sources (and S3 destinations) take the single
     pass."""
     asked = cuts is not None or (jobs > 1 and info.size >= RANGES_FROM)
-    return (asked and settings.chunk_size is not None and not is_s3(source) and not is_s3(dest)
+    return (asked and not is_s3(source) and not is_s3(dest)
+            and range_split_applies(source, settings, info, storage))
+
+
+def range_split_applies(source: str, settings: SplitSettings, info: ObjectInfo,
+                        storage: Storage, min_size: int = 0) -> bool:
+    """Whether ``source`` may be split in ranges (by processes here, by the state machine's
+    steps, or by S3 assembling the chunks), giving the single pass's chunks: by size (rows
+    mode counts records in order), at least ``min_size`` bytes, read as stored (a compressed
+    stream cannot be read from the middle) and not transcoded (a range of another encoding
+    cannot be found without decoding all that precedes it)."""
+    return (settings.chunk_size is not None and info.size >= min_size
             and not is_compressed(source) and not transcodes(settings, info, storage))
 
 

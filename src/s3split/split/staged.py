@@ -85,13 +85,6 @@ SMALL_READ: Final = 256 * 1024  # reads below this (a cut's first line end) get 
 _PLAN_ID: Final = re.compile(r"[0-9a-f]{16}")
 
 
-def applies(source: str, settings: SplitSettings, size: int, threshold: int) -> bool:
-    """Whether a source of ``size`` bytes is split in ranges: by size, as stored (not
-    decompressed: a compressed stream cannot be read from the middle), at least
-    ``threshold`` bytes."""
-    return settings.chunk_size is not None and not is_compressed(source) and size >= threshold
-
-
 # -- the staged split ---------------------------------------------------------------------------
 
 
@@ -436,8 +429,8 @@ def _note_assembled(storage: Storage, dest: str,
 
 def server_side_applies(source: str, dest: str, settings: SplitSettings) -> bool:
     """Whether a split between S3 locations is assembled by S3 (``split_server_side``):
-    by size, chunks large enough for the copied parts to outweigh the uploaded first part (a
-    transcoded source, which ``transcodes`` tells, takes the single pass too)."""
+    by size, chunks large enough for the copied parts to outweigh the uploaded first part, of a
+    source ``splitter.range_split_applies`` to."""
     return (is_s3(source) and is_s3(dest) and settings.chunk_size is not None
             and settings.chunk_size >= SERVER_SIDE_FROM and not is_compressed(source))
 
