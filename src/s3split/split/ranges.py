@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from s3split.errors import MalformedCsv, SourceChanged
+from s3split.split.boundaries import first_after_targets, not_before_lf, target_between
 from s3split.split.scanner import Dialect, Positions, Scanner, State
 from s3split.split.utf8 import Utf8Check, line_ends
 
@@ -376,7 +376,7 @@ def _scan_block(scanner: Scanner, plan: Plan, data: bytes, base: int, state: Sta
     except MalformedCsv:
         return Piece(base, end, state, failure=Failure(base, end, state, 0))
     ends: Positions = scan.ends
-    eligible = ends if not plan.header_cr else ends[_not_before_lf(data, after, ends)]
+    eligible = ends if not plan.header_cr else ends[not_before_lf(data, after, ends)]
     marks = _marks(plan, base, eligible, ends, scan.line_ends)
     first = _mark(eligible[0], ends, scan.line_ends, base) if len(eligible) else None
     last = base + int(eligible[-1]) if len(eligible) else base
@@ -388,26 +388,13 @@ def _scan_block(scanner: Scanner, plan: Plan, data: bytes, base: int, state: Sta
                  _targets_after(plan, last, end), open_quote)
 
 
-def _not_before_lf(data: bytes, after: bytes, ends: Positions) -> npt.NDArray[np.bool_]:
-    """Which record ends are not followed by an LF (a chunk may start there when the header
-    ends in a bare CR, which would swallow the LF: see the splitter's _header_swallows_lf)."""
-    padded = np.frombuffer(data + (after or b"\0"), np.uint8)
-    eligible: npt.NDArray[np.bool_] = padded[ends] != LF
-    return eligible
-
-
 def _marks(plan: Plan, base: int, eligible: Positions, ends: Positions,
            line_ends: Positions) -> tuple[Mark, ...]:
-    """The eligible record ends that are the first at or after a chunk target in the block:
-    those with a target between them and the previous eligible end (or the block's start)."""
+    """The eligible record ends that are the first at or after a chunk target in the block."""
     if not len(eligible):
         return ()
-    ds, size = plan.data_start, plan.chunk_size
-    k = (eligible + (base - ds)) // size
-    before = np.empty_like(k)
-    before[0] = (base - ds) // size
-    before[1:] = k[:-1]
-    return tuple(_mark(e, ends, line_ends, base) for e in eligible[k > before])
+    first = first_after_targets(plan.data_start, plan.chunk_size, base, eligible)
+    return tuple(_mark(e, ends, line_ends, base) for e in eligible[first])
 
 
 def _mark(end: int | np.int64, ends: Positions, line_ends: Positions,
@@ -418,8 +405,7 @@ def _mark(end: int | np.int64, ends: Positions, line_ends: Positions,
 
 def _targets_after(plan: Plan, last: int, end: int) -> bool:
     """Whether a chunk target lies in ``(last, end]`` (it has no record end in the piece)."""
-    ds, size = plan.data_start, plan.chunk_size
-    return (end - ds) // size > (last - ds) // size
+    return target_between(plan.data_start, plan.chunk_size, last, end)
 
 
 # -- combining --------------------------------------------------------------------------------

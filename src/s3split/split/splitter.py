@@ -19,6 +19,7 @@ import numpy as np
 
 from s3split.errors import HeaderTooLong, InvalidOption, SourceChanged, UnterminatedQuote
 from s3split.split import sniff
+from s3split.split.boundaries import next_target, swallowed_by_header
 from s3split.split.destination import (
     check_destination,
     check_source,
@@ -219,7 +220,7 @@ class _Split:
         self.rows_before = 0
         self.open_quote = (-1, 0)  # (offset, line) of the quote that opened the current field
         self.next_target = 0  # size mode: the chunk closes at the first record end from here
-        self.pending_close = -1  # a boundary waiting for the byte after it (_header_swallows_lf)
+        self.pending_close = -1  # a boundary waiting for the byte after it (swallowed_by_header)
         # The chunk being written.
         self.index = 0
         self.chunk_file: IO[bytes] | None = None
@@ -280,7 +281,7 @@ class _Split:
             self._write(data, self.offset - base, boundary - base)
             self._account(at + 1 - taken, scan.line_ends, base, lines, boundary)
             taken = at + 1
-            if self._header_swallows_lf(data, boundary - base):
+            if swallowed_by_header(self.header, data[boundary - base:boundary - base + 1]):
                 if boundary - base == len(data):
                     self.pending_close = boundary  # decided by the next span's first byte
                     break
@@ -315,17 +316,8 @@ class _Split:
         return self.should_stop()
 
     def _after_boundary(self, boundary: int) -> None:
-        """Size mode: the next chunk closes at the first record end at or after the next
-        multiple of the chunk size, counted from the end of the header."""
-        if self.settings.chunk_size is not None:
-            size = self.settings.chunk_size
-            self.next_target = self.data_start + ((boundary - self.data_start) // size + 1) * size
-
-    def _header_swallows_lf(self, data: bytes, at: int) -> bool:
-        """A header that ends in a bare CR would swallow a chunk's first LF (csv.reader reads
-        CR, LF as one line end), so no chunk may start with one: the chunk goes on past it
-        (an LF at a record's start is an empty record). At the span's end: not known yet."""
-        return self.header.endswith(b"\r") and data[at:at + 1] in (b"\n", b"")
+        if self.settings.chunk_size is not None:  # (the rule: boundaries.py)
+            self.next_target = next_target(self.data_start, self.settings.chunk_size, boundary)
 
     # -- writing -------------------------------------------------------------------------------
 
