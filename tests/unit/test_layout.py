@@ -35,6 +35,17 @@ def test_lambda_code_imports_nothing_of_the_command_line_or_the_engine(path: Pat
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
+def test_no_module_imports_another_modules_private_names() -> None:
+    found = []
+    for path in sorted([*PACKAGE.rglob("*.py"), *(ROOT / "functions").glob("*/app.py")]):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("s3split"):
+                found += [f"{path.relative_to(ROOT)}: {node.module}.{alias.name}"
+                          for alias in node.names
+                          if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not found, found
+
+
 @pytest.mark.parametrize("path", sorted((PACKAGE / "split").glob("*.py")),
                          ids=lambda p: p.name)
 def test_the_split_imports_nothing_of_the_pipeline_above_it(path: Path) -> None:

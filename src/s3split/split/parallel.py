@@ -7,7 +7,7 @@ range in 1 MiB blocks), the scans are combined into the chunk table as they arri
 chunk, as soon as its end is known, is written as the header followed by its source bytes,
 copied by the kernel (``os.copy_file_range``) or, where that does not apply, by a read/write
 loop, through the same all-or-nothing ``Storage.writer``. The
-manifest, leftovers and source checks are the single pass's own (``_Split._finished``); the
+manifest, leftovers and source checks are the single pass's own (``SplitRun.finish``); the
 manifest also records how each chunk was written (``Manifest.assembly``).
 """
 
@@ -39,7 +39,7 @@ from s3split.split.ranges import (
     scan_local_range,
 )
 from s3split.split.scanner import State
-from s3split.split.splitter import CHUNK_TAGS, SplitResult, _Split, read_start
+from s3split.split.splitter import CHUNK_TAGS, SplitResult, SplitRun, read_start
 from s3split.split.utf8 import not_utf8
 from s3split.split.workers import run_tasks
 from s3split.storage import Storage, join
@@ -61,7 +61,7 @@ NO_COPY: Final = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNO
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"
 
 
-def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -> SplitResult:
+def split_in_ranges(run: SplitRun, jobs: int, cuts: Sequence[int] | None = None) -> SplitResult:
     """Split ``run``'s source in ranges (see module docstring); ``cuts``: explicit range
     starts instead of planned ones."""
     settings, info = run.settings, run.info
@@ -81,10 +81,10 @@ def split_in_ranges(run: _Split, jobs: int, cuts: Sequence[int] | None = None) -
         os.close(fd)
     run.offset = info.size
     run.assembly = {"scan": "ranges", "ranges": plan.count, "jobs": jobs, "chunks": methods}
-    return run._finished()
+    return run.finish()
 
 
-def _scan_and_write(run: _Split, plan: Plan, jobs: int,
+def _scan_and_write(run: SplitRun, plan: Plan, jobs: int,
                     fd: int) -> tuple[list[ChunkEntry], list[str]]:
     """Scan the ranges and write each chunk as soon as the ranges up to its end are
     combined (the kernel copies while later ranges are scanned); the entries and methods."""
@@ -110,7 +110,7 @@ def _scan_and_write(run: _Split, plan: Plan, jobs: int,
     return [entry for entry, _ in done], [method for _, method in done]
 
 
-def _note_written(run: _Split, written: Sequence[Future[tuple[ChunkEntry, str]]]) -> None:
+def _note_written(run: SplitRun, written: Sequence[Future[tuple[ChunkEntry, str]]]) -> None:
     """The parts a failed split wrote, noted for the next split of its destination to
     delete (chunks are written before the split knows it will fail); the split's own
     error is what the caller sees, whatever happens here."""
@@ -145,7 +145,7 @@ def describe_range(plan: Plan, index: int) -> str:
     return f"range {index} (bytes {plan.cuts[index]} to {end}) of {plan.uri}"
 
 
-def raise_errors(run: _Split, plan: Plan, table: Table, read: Reader) -> None:
+def raise_errors(run: SplitRun, plan: Plan, table: Table, read: Reader) -> None:
     """The single pass's errors, at the same byte and line, the first in the source first:
     a ``--strict`` failure, a byte UTF-8 does not allow, a quoted field still open at the
     end, a character cut short by the end."""
@@ -157,7 +157,7 @@ def raise_errors(run: _Split, plan: Plan, table: Table, read: Reader) -> None:
     if table.state is State.QUOTED:
         run.state = State.QUOTED
         run.open_quote = table.open_quote or (-1, 0)
-        run._finish_last_chunk()  # raises UnterminatedQuote
+        run.finish_last_chunk()  # raises UnterminatedQuote
     if bad is not None:
         raise not_utf8(plan.uri, bad.offset, bad.lines, bad.byte)
 

@@ -108,8 +108,8 @@ def split(
         _check_same_source(info, resume)
     remove_temporaries(storage, dest)
     if resume is None:
-        _clear_previous(storage, dest)
-    run = _Split(source, dest, settings, storage, info, should_stop, on_progress, block_size)
+        clear_previous(storage, dest)
+    run = SplitRun(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     try:
         if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts, storage):
             from s3split.split.parallel import split_in_ranges  # (and multiprocessing) only here
@@ -177,7 +177,7 @@ def _check_same_source(info: ObjectInfo, token: ResumeToken) -> None:
         )
 
 
-def _clear_previous(storage: Storage, dest: str) -> None:
+def clear_previous(storage: Storage, dest: str) -> None:
     """A fresh split first notes the parts earlier splits left (the finished split deletes
     the ones it did not rewrite), then removes the old manifest, so nothing looks complete
     meanwhile."""
@@ -186,7 +186,13 @@ def _clear_previous(storage: Storage, dest: str) -> None:
     clear_progress(storage, dest)
 
 
-class _Split:
+class SplitRun:
+    """One split of a source into a destination: the single pass itself, and the state the
+    range splits (``parallel``, ``staged``) share with it: they read the header with
+    :meth:`read_header` (through ``read_start``), set the chunks they wrote (``entries``,
+    ``assembly``, ``offset``) and end with :meth:`finish`, which checks the source, removes
+    an earlier split's leftovers and writes the manifest last."""
+
     def __init__(
         self,
         source: str,
@@ -236,7 +242,7 @@ class _Split:
             with self.storage.open_source(self.info) as raw:
                 f = self.open_text(raw)
                 blocks = _blocks(f, self.block_size)
-                rest: bytes | None = self._read_header(blocks)
+                rest: bytes | None = self.read_header(blocks)
                 if resume is not None:
                     rest = self._seek(f, rest or b"", resume)
                     if rest is None:
@@ -247,8 +253,8 @@ class _Split:
                     if self._feed(block):
                         return self._stopped()
                     self.on_progress(len(block))
-            self._finish_last_chunk()
-            return self._finished()
+            self.finish_last_chunk()
+            return self.finish()
         except BaseException:
             self.chunk_stack.__exit__(*sys.exc_info())  # abort the half-written chunk
             raise
@@ -371,7 +377,8 @@ class _Split:
         self.chunk_bytes = self.chunk_rows = 0
         self.index += 1
 
-    def _finish_last_chunk(self) -> None:
+    def finish_last_chunk(self) -> None:
+        """Close the last chunk (UnterminatedQuote where the source ends inside quotes)."""
         if self.state is State.QUOTED:
             offset, line = self.open_quote
             raise UnterminatedQuote(
@@ -403,7 +410,7 @@ class _Split:
         self.scanner.unit = "UTF-8 byte"
         return cast(IO[bytes], self.transcoder)  # (reads as a byte stream does)
 
-    def _read_header(self, blocks: Iterator[bytes]) -> bytes:
+    def read_header(self, blocks: Iterator[bytes]) -> bytes:
         """Read the BOM, the preamble (``skip_lines``, a ``sep=`` line) and the header
         record, settling the delimiter; return the bytes read past them."""
         buf = self._fill(blocks, b"", len(BOM))  # a block smaller than the BOM must not hide it
@@ -506,7 +513,7 @@ class _Split:
                 self.state = state
                 if state is State.QUOTED:
                     self.open_quote = (opened, before + 1 + _line_ends_in(buf[start:opened]))
-                    self._finish_last_chunk()  # raises UnterminatedQuote
+                    self.finish_last_chunk()  # raises UnterminatedQuote
                 return buf, len(buf), lines
             if len(buf) > HEADER_LIMIT:
                 raise HeaderTooLong(f"{self.source}: no end of the header record in the "
@@ -551,7 +558,8 @@ class _Split:
                                     [e.__dict__ for e in self.entries])
         return SplitResult(join(self.dest, MANIFEST_NAME), token=self._token())
 
-    def _finished(self) -> SplitResult:
+    def finish(self) -> SplitResult:
+        """The manifest, written last, once the source is checked unchanged."""
         read = self.transcoder.source_bytes if self.transcoder is not None else self.offset
         self.storage.check_unchanged(self.info, read)
         entries = self._earlier_entries() + self.entries
@@ -578,7 +586,7 @@ class _Split:
         remove_leftovers(self.storage, self.dest, self.source, count)
 
 
-def read_start(run: _Split, raw: IO[bytes]) -> None:
+def read_start(run: SplitRun, raw: IO[bytes]) -> None:
     """What a range split reads before its ranges: the encoding, preamble and header as the
     single pass reads them. A transcoded source cannot be cut in ranges (``transcodes``
     routes it to the single pass); one found here changed since it was asked."""
@@ -590,7 +598,7 @@ def read_start(run: _Split, raw: IO[bytes]) -> None:
     if run.transcoder is not None:
         raise InvalidOption(f"{run.source}: a source read as {run.transcoder.encoding} takes "
                             "the single pass, not the range split")
-    run._read_header(_blocks(f, run.block_size))
+    run.read_header(_blocks(f, run.block_size))
 
 
 def _blocks(f: IO[bytes], size: int) -> Iterator[bytes]:

@@ -69,8 +69,8 @@ from s3split.split.splitter import (
 )
 from s3split.split.splitter import (
     CHUNK_TAGS,
-    _clear_previous,
-    _Split,
+    SplitRun,
+    clear_previous,
     read_start,
     validate_settings,
 )
@@ -167,7 +167,7 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     storage.check_directory(dest)
     info = storage.stat(source)
     remove_temporaries(storage, dest)
-    _clear_previous(storage, dest)
+    clear_previous(storage, dest)
     run = _run(storage, source, dest, settings, info)
     try:
         with source_reader(storage, info, readahead=0) as read:
@@ -186,8 +186,8 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
 
 
 def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
-         info: ObjectInfo) -> _Split:
-    return _Split(source, dest, settings, storage, info, lambda: False, lambda n: None,
+         info: ObjectInfo) -> SplitRun:
+    return SplitRun(source, dest, settings, storage, info, lambda: False, lambda n: None,
                   STREAM_BLOCK)
 
 
@@ -341,7 +341,7 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
     run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
     run.format = staged.format
     run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
-    manifest = run._finished().manifest
+    manifest = run.finish().manifest
     assert manifest is not None
     return manifest
 
