@@ -65,6 +65,7 @@ def test_throttled_import_accounts_for_every_record(tmp_path: Path) -> None:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
                                   {"AttributeName": "sk", "AttributeType": "N"}])
         env = CREDENTIALS | {"AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+                             "S3SPLIT_DYNAMODB_TABLE": TABLE,  # (the deployment's import table)
                              "S3SPLIT_PROCESSORS": PROCESSOR}
         with local_engine(str(tmp_path), workers=2, env=env) as engine:
             outcome = engine.wait(engine.start(run_input), timeout_s=240)
