@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -272,7 +272,8 @@ class Storage:
             os.replace(tmp, uri)
         except BaseException as exc:
             written = size_of(tmp)
-            os.unlink(tmp)
+            with suppress(FileNotFoundError):  # (a signal just after the replace: none left)
+                os.unlink(tmp)
             if is_write_failure(exc):
                 raise unwritable(uri, exc, written) from None
             raise

@@ -89,7 +89,8 @@ def test_functions_read_only_the_input_prefix_and_write_only_the_work_prefix(
         assert {resource for resource, _ in on(role, S3_WRITE)} == {RUNS}
     assert {a for a, r, _ in splitter if r == RUNS} == {"s3:GetObject", *S3_WRITE}
     assert {a for a, r, _ in worker if r == RUNS} == \
-        {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}  # no deletes
+        {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload",
+         "s3:DeleteObject"}  # (a failed chunk's outputs: none may sit among the results)
     assert {a for a, r, _ in splitter if r == INPUT} == S3_READ  # never written
     # Listing the data bucket, unconditioned: S3 answers a GET of a missing key 404 (not 403)
     # only to a caller allowed s3:ListBucket, and that check carries no s3:prefix.
