@@ -104,7 +104,10 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
     earlier = {uri: _version(uri, storage) for uri in (layout.spec, layout.report)}
     try:
         outcome, seconds = _run(options, run_input, location, storage, show_progress)
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (cli.signals)
+    except BaseException as error:  # Ctrl-C, SIGTERM or SIGHUP (cli.signals), or an error of it
+        exc = signals.stop_behind(error)
+        if exc is None:
+            raise
         signals.ignore_further()
         # moto's interpreter threads outlive the engine by a moment, each logging the task the
         # stopped workers failed: the stop is said once, below.

@@ -46,3 +46,14 @@ def exit_status(exc: KeyboardInterrupt) -> int:
 def stopped_by(exc: KeyboardInterrupt) -> str:
     signum = getattr(exc, "signum", None)
     return "interrupted" if signum is None else f"stopped by {signal.Signals(signum).name}"
+
+
+def stop_behind(exc: BaseException) -> KeyboardInterrupt | None:
+    """The stop ``exc`` is, or was raised while handling (a pipe closed under a read as the
+    workers were killed, say): an error of stopping is the stop; None when there was none."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen
+        seen = seen.__context__
+    return None
