@@ -157,7 +157,7 @@ def render(rows: list[Measured], source_size: int, size_label: str, chunk: int) 
                      f"{r.received:,} | {r.wall:.1f} | {r.exact} of {r.chunks} ({r.methods}) |")
     asm = rows[-1]
     verdict = "met" if asm.sent <= TARGET * source_size else "NOT met"
-    lines += ["", f"Source: {source_size:,} bytes. Target (issue 12): assembly sends <= "
+    lines += ["", f"Source: {source_size:,} bytes. Target: assembly sends <= "
               f"{TARGET:.0%} of the source: {percent(asm.sent, source_size)}, {verdict}.",
               "", "Wall times are moto's, not S3's: moto reads the whole source object for each "
               "UploadPartCopy and every byte crosses the proxy in this one Python process."]

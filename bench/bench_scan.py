@@ -28,7 +28,7 @@ bench_shapes.py's shapes (``--scale`` times their full size), each run in a fres
 interpreter that has imported what the CLI imports before its own timer starts, so
 interpreter start-up is left out (bench_shapes.py times the CLI with it, which on files of a
 few MB is mostly start-up). Best of ``--split-repeat`` runs, CPU and wall; the target is
-``TARGET_MBS`` on every shape (issue 9).
+``TARGET_MBS`` on every shape.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Benchmark `s3split split` and `s3split run` on the pathological shapes of issue 9.
+"""Benchmark `s3split split` and `s3split run` on the pathological shapes (quadratic or
+failing in earlier versions).
 
     python bench/bench_shapes.py [--scale 1] [--repeat 3] [--shapes fields,header,...]
 
@@ -65,7 +66,7 @@ NL = b"\r\n"
 BLOCK = 16 * 2**20
 SEED = 42
 
-# Full-scale sizes (issue 9, part 2); --scale multiplies each.
+# Full-scale sizes; --scale multiplies each.
 FIELDS = 1_600_000
 HEADER_BYTES = 3_900_000
 HEADER_RECORDS = 3
@@ -575,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
     for title, headers, rows in sections:
         print(f"\n{title}\n{table(headers, rows, md=False)}")
     print("\n" + footer[0])
-    md = ["# Shape benchmark (issue 9, part 2)", ""]
+    md = ["# Shape benchmark", ""]
     for title, headers, rows in sections:
         md += [f"## {title}", "", table(headers, rows, md=True), ""]
     md += [*footer, "", "Machine: " + "; ".join(f"{k} {v}" for k, v in info), "",

@@ -1,6 +1,7 @@
-"""Cost and time model for splitting one big CSV object on AWS (README: "Cost and time on AWS").
+"""Cost and time model for splitting one big CSV object on AWS (docs/deploy.md, "Cost and
+time of a split on AWS").
 
-    python bench/cost_model.py                     # the README table from the recorded inputs
+    python bench/cost_model.py                     # the table in docs/deploy.md, recorded inputs
     python bench/cost_model.py --measure           # measure the scan rates here first (~1 min)
     python bench/cost_model.py --scan-light 150 --scan-dense 80 --cpu-factor 0.5
 

@@ -1,5 +1,7 @@
 """The package layout says what runs where: the code Lambda runs never imports the command
-line, the local engine or their dependencies (the layer ships without them)."""
+line, the local engine or their dependencies (the layer ships without them); no module
+imports another's private names; the split imports nothing of the pipeline above it; and the
+code layout in docs/architecture.md names every module."""
 
 from __future__ import annotations
 
@@ -53,8 +55,8 @@ def test_the_split_imports_nothing_of_the_pipeline_above_it(path: Path) -> None:
     assert not wrong, f"{path.relative_to(ROOT)} imports {sorted(wrong)}"
 
 
-def test_the_layout_is_what_the_readme_shows() -> None:
-    text = (ROOT / "README.md").read_text()
+def test_the_layout_is_what_the_architecture_doc_shows() -> None:
+    text = (ROOT / "docs" / "architecture.md").read_text()
     layout = text[text.index("## Code layout"):]
     layout = layout[:layout.index("\n## ", 1)]
     packages = sorted(p.name for p in PACKAGE.iterdir()
@@ -64,4 +66,4 @@ def test_the_layout_is_what_the_readme_shows() -> None:
         for module in (PACKAGE / package).glob("*.py"):
             if module.name != "__init__.py":
                 assert f"{package}/{module.name}" in layout or f" {module.name}" in layout, \
-                    f"README's code layout lacks {package}/{module.name}"
+                    f"docs/architecture.md's code layout lacks {package}/{module.name}"

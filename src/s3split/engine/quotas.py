@@ -23,7 +23,8 @@ numbers are written down:
   which Step Functions names ``Lambda.TooManyRequestsException``. [5]
 
 [1] https://docs.aws.amazon.com/step-functions/latest/dg/bp-history-limit.html
-    (the error name and cause as AWS writes them: floci-io/floci issue 2734, measured on AWS)
+    (the error name and cause as AWS writes them, measured on AWS:
+    https://github.com/floci-io/floci/issues/2734)
 [2] https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 [3] https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
 [4] https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html
