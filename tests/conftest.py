@@ -86,8 +86,10 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def s3(s3_endpoint: str) -> Any:
-    """A client of ``s3_endpoint`` with the ``BUCKET`` made."""
+def server_s3(s3_endpoint: str) -> Any:
+    """A client of the moto S3 server ``s3_endpoint`` (which the engine's worker processes
+    reach too), with the ``BUCKET`` made. moto's S3 in this process is a module's
+    ``mocked_s3`` fixture instead."""
     client = s3_client(s3_endpoint)
     client.create_bucket(Bucket=BUCKET)
     return client

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -341,3 +342,75 @@ def test_output_people_can_use_rejects_apart_merged_results_whole_paths(tmp_path
     assert reject["line"] == 7 and reject["fields"] == ["5", "v5", "extra"]
     merged = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["id"] for r in merged] == [str(i) for i in range(12) if i != 5]
+
+
+# -- a resume: every source record ends up once in an output, in a failure report, or an error ---
+
+
+FORTY = "id,name\n" + "".join(f"{i},n{i}\n" for i in range(40))
+
+
+def forty_rows() -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(FORTY, newline="")))
+
+
+def finished_run(tmp_path: Path) -> Path:
+    """A run of the 40 records of ``FORTY`` in three chunks (18, 14 and 8 records), all ok."""
+    (tmp_path / "in.csv").write_text(FORTY)
+    done = run_cli("run", "in.csv", "--out", "run", "--chunk-size", "100", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    run = tmp_path / "run"
+    manifest = json.loads((run / "chunks" / "manifest.json").read_text())
+    assert [c["rows"] for c in manifest["chunks"]] == [18, 14, 8]
+    return run
+
+
+def test_resume_with_a_manifest_that_stops_short_of_the_source_loses_no_record(
+        tmp_path: Path) -> None:
+    run = finished_run(tmp_path)
+    path = run / "chunks" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["chunks"].pop()  # the last chunk's 8 records (and the file) stay on disk
+    manifest["count"] -= 1
+    path.write_text(json.dumps(manifest))
+    for status in (run / "status").iterdir():
+        status.unlink()
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    if done.returncode == 0:
+        report = json.loads((run / "report.json").read_text())
+        assert report["source_rows"] == 40, done.stdout
+        assert local_results(run) == forty_rows()
+
+
+def test_a_chunk_edited_after_the_split_is_not_processed(tmp_path: Path) -> None:
+    run = finished_run(tmp_path)
+    chunk = run / "chunks" / "part-00001.csv"
+    edited = chunk.read_bytes().replace(b"\n18,n18\n", b"\n18,forged value\n")
+    assert edited != chunk.read_bytes()
+    chunk.write_bytes(edited)
+    (run / "status" / "part-00001.json").unlink()
+    (run / "results" / "part-00001.jsonl").unlink()
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert {"id": "18", "name": "forged value"} not in local_results(run), done.stdout
+    if done.returncode == 0:
+        assert local_results(run) == forty_rows()
+
+
+def test_the_run_the_resume_tests_start_from_holds_every_record_once(tmp_path: Path) -> None:
+    """The unmodified run the resume tests here start from holds every record once (so they
+    fail for what they test, not for the set-up)."""
+    run = finished_run(tmp_path)
+    assert local_results(run) == forty_rows()
+    shutil.rmtree(run)
+
+
+def test_resume_never_mixes_statuses_of_two_splits(tmp_path: Path) -> None:
+    run = finished_run(tmp_path)
+    (run / "status" / "part-00001.json").unlink()  # as if chunk 1 had failed
+    (run / "results" / "part-00001.jsonl").unlink()
+    settings = json.loads((run / "run.json").read_text())
+    settings["chunk_size"] = 92  # splits as 16, 14 and 10 records instead of 18, 14 and 8
+    (run / "run.json").write_text(json.dumps(settings))
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    if done.returncode == 0:
+        assert local_results(run) == forty_rows(), done.stdout

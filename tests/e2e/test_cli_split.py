@@ -231,6 +231,23 @@ def test_a_source_elsewhere_in_dest_survives_a_resplit(tmp_path: Path) -> None:
     check_rows(check_split(data, *read_split(str(dest))), 4)
 
 
+def test_a_split_symlink_in_dest_never_empties_the_directory_it_points_to(
+        tmp_path: Path) -> None:
+    """A ``DEST/_split`` that is a symbolic link is never followed: what it points to stays
+    as it was, and a split that refuses it writes no manifest."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the split's")
+    (elsewhere / "part-00000.json").write_text("not the split's either")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "_split").symlink_to(elsewhere)
+    done = cli("split", write(tmp_path, make_csv(ROWS)), dest, "--chunk-size", "100")
+    assert sorted(p.name for p in elsewhere.iterdir()) == ["keep.txt", "part-00000.json"]
+    if done.returncode != 0:  # refusing is fine, but then as a failed split: no manifest
+        assert not (dest / "manifest.json").exists(), done.stderr
+
+
 def test_a_split_into_a_held_destination_is_refused(tmp_path: Path) -> None:
     dest = tmp_path / "d"
     dest.mkdir()

@@ -39,13 +39,13 @@ def test_the_default_settings_fit_a_new_accounts_lambda_concurrency_of_10(
 
 
 def test_a_file_whose_start_fails_for_good_fails_the_batch_after_the_others_started(
-        s3_endpoint: str, s3: Any) -> None:
+        s3_endpoint: str, server_s3: Any) -> None:
     """As on AWS: StartEach tolerates no failed child (no ToleratedFailure*), so one StartOne
     refused for good (not retried) fails the Map with States.ExceedToleratedFailureThreshold
     and the batch execution FAILED, which the template's RunFailedRule alerts on; the other
     files' runs were started and go on."""
     for name in ("a", "b", "c"):
-        s3.put_object(Bucket=BUCKET, Key=f"incoming/partly/{name}.csv", Body=b"id\n1\n")
+        server_s3.put_object(Bucket=BUCKET, Key=f"incoming/partly/{name}.csv", Body=b"id\n1\n")
     refused = FaultPlan(start_execution_faults=[StartExecutionFault(
         "StepFunctions.InvalidExecutionInputException", calls=(2,))])
     env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}

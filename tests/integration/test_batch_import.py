@@ -47,7 +47,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def engine(s3_endpoint: str, s3: Any) -> Iterator[LocalEngine]:
+def engine(s3_endpoint: str, server_s3: Any) -> Iterator[LocalEngine]:
     env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)  # the ItemReader's and ResultWriter's
@@ -100,10 +100,10 @@ def largest_state(engine: LocalEngine, execution: str) -> int:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(
-        engine: LocalEngine, s3: Any) -> None:
-    listed = s3.list_objects_v2(Bucket=BUCKET, Prefix=MANY)
+        engine: LocalEngine, server_s3: Any) -> None:
+    listed = server_s3.list_objects_v2(Bucket=BUCKET, Prefix=MANY)
     assert (listed["KeyCount"], listed["IsTruncated"]) == (1000, True)  # (a page of 5,001)
-    assert s3.get_object(Bucket=BUCKET, Key=MANY_KEYS[-1])["Body"].read() == b"id\n1\n"
+    assert server_s3.get_object(Bucket=BUCKET, Key=MANY_KEYS[-1])["Body"].read() == b"id\n1\n"
     pipeline, stub = stubbed_pipeline(engine, "batch-many")
     batch, output = run_batch(engine, pipeline, MANY)
     assert output["count"] == 5000
@@ -117,37 +117,37 @@ def test_a_batch_of_5000_files_starts_each_once_with_a_small_state(
 
 
 def test_the_result_writer_writes_the_started_runs_as_aws_does_and_status_reads_them(
-        engine: LocalEngine, s3: Any) -> None:
+        engine: LocalEngine, server_s3: Any) -> None:
     """AWS's ResultWriter: SUCCEEDED_0.json (each child with its Output) next to a manifest
     that lists it; `s3split status` of the batch names the runs from them."""
     for name in ("a", "b"):
-        s3.put_object(Bucket=BUCKET, Key=f"incoming/written/{name}.csv", Body=b"id\n1\n")
+        server_s3.put_object(Bucket=BUCKET, Key=f"incoming/written/{name}.csv", Body=b"id\n1\n")
     pipeline, stub = stubbed_pipeline(engine, "batch-written")
     batch, output = run_batch(engine, pipeline, "incoming/written/")
     details = output["started"]["ResultWriterDetails"]
-    manifest = json.loads(s3.get_object(Bucket=details["Bucket"], Key=details["Key"])["Body"]
+    manifest = json.loads(server_s3.get_object(Bucket=details["Bucket"], Key=details["Key"])["Body"]
                           .read())
     assert manifest["MapRunArn"] == output["started"]["MapRunArn"]
     assert manifest["DestinationBucket"] == BUCKET
     (succeeded,) = manifest["ResultFiles"]["SUCCEEDED"]
     assert succeeded["Key"].endswith("/SUCCEEDED_0.json")
     assert manifest["ResultFiles"]["FAILED"] == manifest["ResultFiles"]["PENDING"] == []
-    body = s3.get_object(Bucket=BUCKET, Key=succeeded["Key"])["Body"].read()
+    body = server_s3.get_object(Bucket=BUCKET, Key=succeeded["Key"])["Body"].read()
     assert succeeded["Size"] == len(body)
     children = json.loads(body)
     runs = sorted(r["executionArn"] for r in started_runs(engine, stub))
     assert sorted(json.loads(c["Output"])["execution"] for c in children) == runs
     assert all(c["Status"] == "SUCCEEDED" and json.loads(c["Input"])["name"] for c in children)
-    summary = remote.status(batch, engine.sfn, Storage(s3))
+    summary = remote.status(batch, engine.sfn, Storage(server_s3))
     assert sorted(summary["started_executions"]) == runs and summary["failed_starts"] == []
 
 
-def test_a_batch_of_no_files_starts_nothing(engine: LocalEngine, s3: Any) -> None:
+def test_a_batch_of_no_files_starts_nothing(engine: LocalEngine, server_s3: Any) -> None:
     pipeline, stub = stubbed_pipeline(engine, "batch-none")
     _batch, output = run_batch(engine, pipeline, "incoming/empty/")
     assert output["count"] == 0
     assert started_runs(engine, stub) == []
-    listed = s3.get_object(Bucket=output["pending"]["Bucket"], Key=output["pending"]["Key"])
+    listed = server_s3.get_object(Bucket=output["pending"]["Bucket"], Key=output["pending"]["Key"])
     assert json.loads(listed["Body"].read()) == []
 
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from s3split.engine.faults import (
     LAMBDA_AWS_LAMBDA_EXCEPTION,
@@ -30,8 +27,6 @@ from s3split.engine.faults import (
 )
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.local import local_engine
-from s3split.engine.moto_seam import install
-from s3split.engine.routing import moto_config
 from s3split.pipeline.lanes import WORST_ITERATION
 from s3split.storage import Storage
 from tests.support.pipeline import PROBE, Run
@@ -39,9 +34,10 @@ from tests.support.seam import (
     HANDLERS,
     LAMBDA_INVOKE,
     MODULE,
-    SYS_PATH,
     fn_arn,
     history,
+    moto_sfn,
+    seam_fixtures,
     wait_for_execution,
 )
 
@@ -50,18 +46,12 @@ pytestmark = pytest.mark.timeout(300)
 FAULT_HANDLERS = HANDLERS | {"count": f"{MODULE}:count"}
 
 
-@pytest.fixture(scope="module")
-def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(FAULT_HANDLERS, max_workers=2, extra_sys_path=SYS_PATH) as d:
-        yield d
+dispatcher = seam_fixtures(FAULT_HANDLERS).dispatcher
 
 
-@contextmanager
 def sfn_with(dispatcher: ProcessDispatcher, faults: FaultPlan,
-             retry_interval_scale: float = 1.0) -> Iterator[Any]:
-    with mock_aws(config=moto_config()), install(dispatcher, faults=faults,
-                                                 retry_interval_scale=retry_interval_scale):
-        yield boto3.client("stepfunctions", region_name="us-east-1")
+             retry_interval_scale: float = 1.0) -> AbstractContextManager[Any]:
+    return moto_sfn(dispatcher, faults=faults, retry_interval_scale=retry_interval_scale)
 
 
 def run(sfn: Any, definition: dict[str, Any], payload: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +32,11 @@ from s3split.engine.routing import moto_config
 from tests.support.seam import (
     HANDLERS,
     MODULE,
-    SYS_PATH,
     create,
     fn_arn,
     history,
+    moto_sfn,
+    seam_fixtures,
     wait_for_execution,
 )
 
@@ -45,22 +46,13 @@ QUOTA_HANDLERS = HANDLERS | {"big": f"{MODULE}:big", "count": f"{MODULE}:count"}
 LOOP = {"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}
 
 
-@pytest.fixture(scope="module")
-def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(QUOTA_HANDLERS, max_workers=2, extra_sys_path=SYS_PATH) as d:
-        yield d
+dispatcher = seam_fixtures(QUOTA_HANDLERS).dispatcher
 
 
-def engine(dispatcher: ProcessDispatcher, quotas: Quotas = AWS_QUOTAS) -> Any:
-    """A context manager: moto with the seam and ``quotas``; yields a Step Functions client."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def started() -> Iterator[Any]:
-        with mock_aws(config=moto_config()), install(dispatcher, quotas=quotas):
-            yield boto3.client("stepfunctions", region_name="us-east-1")
-
-    return started()
+def engine(dispatcher: ProcessDispatcher,
+           quotas: Quotas = AWS_QUOTAS) -> AbstractContextManager[Any]:
+    """moto with the seam and ``quotas``; yields a Step Functions client."""
+    return moto_sfn(dispatcher, quotas=quotas)
 
 
 def start(sfn: Any, definition: dict[str, Any], payload: Any = None, timeout: float = 60,

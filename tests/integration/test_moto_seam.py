@@ -1,4 +1,6 @@
-"""The moto seam: real ASL on moto's interpreter, Lambda Tasks in worker processes.
+"""The moto seam: real ASL on moto's interpreter, Lambda Tasks in worker processes; Lambda
+and ``states:startExecution`` tasks that call moto's backends directly answer as the boto3
+round trip does.
 
 Handlers live in ``tests/support/seam_handlers.py``. Workers are forked from a fresh
 interpreter (the fork server), so they import it by module name from ``extra_sys_path`` below --
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,8 @@ from s3split.engine.lambda_runtime import (
     ProcessDispatcher,
 )
 from s3split.engine.moto_seam import install
-from s3split.engine.routing import moto_config
+from s3split.engine.routing import DirectLambda, DirectStates, moto_config
 from tests.support.seam import (
-    HANDLERS,
     LAMBDA_INVOKE,
     MODULE,
     REGION,
@@ -37,10 +37,13 @@ from tests.support.seam import (
     create,
     fn_arn,
     history,
+    moto_sfn,
+    seam_fixtures,
     wait_for_execution,
 )
 
 pytestmark = pytest.mark.timeout(120)
+START = "arn:aws:states:::states:startExecution"
 
 
 def invoke_task(function: str, **extra: Any) -> dict[str, Any]:
@@ -55,21 +58,7 @@ def invoke_task(function: str, **extra: Any) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
-def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(
-        HANDLERS,
-        max_workers=3,
-        timeouts={"sleepy": 1.0, "deaf": 0.5, "echo": 30.0},
-        extra_sys_path=SYS_PATH,
-    ) as d:
-        yield d
-
-
-@pytest.fixture
-def sfn(dispatcher: ProcessDispatcher) -> Iterator[Any]:
-    with mock_aws(config=moto_config()), install(dispatcher):
-        yield boto3.client("stepfunctions", region_name=REGION)
+dispatcher, sfn = seam_fixtures(max_workers=3, timeouts={"sleepy": 1.0, "deaf": 0.5, "echo": 30.0})
 
 
 def run(sfn: Any, definition: dict[str, Any], payload: Any, timeout: float = 30) -> dict[str, Any]:
@@ -403,7 +392,6 @@ def test_a_lambda_task_gets_the_answers_a_boto3_round_trip_gives(
     from botocore.config import Config
 
     from s3split.engine.faults import FaultPlan, LambdaFault
-    from s3split.engine.routing import DirectLambda
 
     throttled = LambdaFault("Lambda.TooManyRequestsException", function="echo", calls=None,
                             action="throttle")
@@ -447,8 +435,6 @@ def test_a_states_task_starts_executions_as_a_boto3_round_trip_does(sfn: Any) ->
     """A ``states:startExecution`` task's client starts through moto's backend directly
     (DirectStates): for a start, a start without a name, an idempotent start, a name or an
     input AWS refuses, and an unknown state machine, it answers as boto3 through moto does."""
-    from s3split.engine.routing import DirectStates
-
     machine = create(sfn, {"StartAt": "Hold", "States": {
         "Hold": {"Type": "Wait", "Seconds": 5, "End": True}}}, name="direct-starts")
     missing = machine.replace("direct-starts", "no-such-machine")
@@ -478,3 +464,95 @@ def test_a_second_install_in_the_process_is_refused_as_such(
             install(dispatcher):
         pass  # pragma: no cover (never entered)
     assert sfn.list_state_machines()["stateMachines"] == []  # the first one still serves
+
+
+def test_a_response_under_lambdas_6_mb_is_a_result_not_a_size_error() -> None:
+    """DirectLambda answers as the boto3 round trip through moto (string, empty, non-JSON
+    and unicode payloads, Event and DryRun, qualifiers, every injected service error, the
+    request quota) but in one place, by design: moto's HTTP layer turns a response over
+    ``sys.getsizeof`` 6,000,000 (6,000,000 - 33 bytes) into ``Function.ResponseSizeTooLarge``,
+    where Lambda's limit (and the engine's quota) is 6,291,556 bytes. A 6.1 MB response is a
+    result (and a state then fails ``States.DataLimitExceeded``, as on AWS), not a function
+    error that ``States.ALL`` catches."""
+    size = 6_100_000
+    with (ProcessDispatcher({"big": f"{MODULE}:big"}, max_workers=1,
+                            extra_sys_path=SYS_PATH) as dispatcher,
+          moto_sfn(dispatcher)):
+        response = DirectLambda("us-east-1").invoke(
+            FunctionName="big", Payload=json.dumps({"bytes": size}).encode())
+        body = response["Payload"].read()
+    assert (response["StatusCode"], response.get("FunctionError")) == (200, None)
+    assert len(body) == size + len('{"pad": ""}')
+
+
+def ended(sfn: Any, machine: str, inp: Any) -> dict[str, Any]:
+    """How an execution of ``machine`` ended: status, output, error and cause."""
+    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(inp))["executionArn"]
+    out = wait_for_execution(sfn, arn)
+    return {k: out.get(k) for k in ("status", "output", "error", "cause")}
+
+
+def _scrub(value: Any) -> Any:
+    """``value`` without what differs between two starts (request ids, UUIDs, the child's
+    name, epoch milliseconds)."""
+    import re
+    text = json.dumps(value, sort_keys=True)
+    text = re.sub(r"Request ID: [0-9a-zA-Z-]+", "Request ID: R", text)
+    text = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "U", text)
+    text = re.sub(r"child-[db]", "child", text)
+    text = re.sub(r"\b1[0-9]{12}\b", "0", text)
+    return json.loads(text)
+
+
+@pytest.mark.parametrize("resource", [START, START + ".sync", START + ".sync:2"])
+def test_task_starts_end_as_with_the_boto3_round_trip_for_every_parameter_set(
+        sfn: Any, resource: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``states:startExecution`` task (plain, ``.sync``, ``.sync:2``) through DirectStates
+    ends as it does through the boto3 round trip, for 16 parameter sets that AWS accepts or
+    refuses, the error names a Catch sees included."""
+    outputs = []
+    for mode in ("d", "b"):
+        if mode == "b":
+            monkeypatch.setattr(DirectStates, "start_execution",
+                                lambda self, **kw: self.client.start_execution(**kw))
+        child = create(sfn, {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                       name=f"child-{mode}")
+        outputs.append(_scrub(ended(sfn, create(sfn, _parent(child, resource),
+                                                   name=f"parent-{mode}"), {})))
+    d, b = outputs
+    if d != b:
+        do, bo = json.loads(d["output"] or "{}"), json.loads(b["output"] or "{}")
+        diff = {k: (do.get(k), bo.get(k)) for k in set(do) | set(bo) if do.get(k) != bo.get(k)}
+        pytest.fail(json.dumps(diff, indent=1)[:4000] + json.dumps([d, b])[:1000])
+
+
+def _parent(child: str, resource: str) -> dict[str, Any]:
+    """A definition that starts ``child`` through ``resource`` with each parameter set in
+    turn, catching every error into the state."""
+    params_list = [
+        {"StateMachineArn": child, "Input": {"a": 1}},
+        {"StateMachineArn": child, "Input": "{\"a\": 1}", "Name": "n1"},
+        {"StateMachineArn": child, "Input": "{", "Name": "n2"},
+        {"StateMachineArn": child, "Input": [1, 2]},
+        {"StateMachineArn": child, "Input": 5},
+        {"StateMachineArn": child, "Name": "bad name"},
+        {"StateMachineArn": child, "Name": ""},
+        {"StateMachineArn": child, "Name": 123},
+        {"StateMachineArn": child + ":1"},
+        {"StateMachineArn": child + ":alias"},
+        {"StateMachineArn": child.replace(REGION, "eu-west-1")},
+        {"StateMachineArn": child.replace("123456789012", "111111111111")},
+        {"StateMachineArn": "not-an-arn"},
+        {"StateMachineArn": ""},
+        {"StateMachineArn": child.replace(":stateMachine:", ":activity:")},
+        {"StateMachineArn": 7},
+    ]
+    states = {}
+    for n, params in enumerate(params_list):
+        states[f"S{n}"] = {"Type": "Task", "Resource": resource, "Parameters": params,
+                           "ResultPath": f"$.r{n}",
+                           "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": f"$.e{n}",
+                                      "Next": f"S{n + 1}"}],
+                           "Next": f"S{n + 1}"}
+    states[f"S{len(params_list)}"] = {"Type": "Pass", "End": True}
+    return {"StartAt": "S0", "States": states}

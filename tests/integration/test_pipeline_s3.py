@@ -19,7 +19,7 @@ EVENTS = Path(__file__).parents[1] / "events"
 
 
 @pytest.fixture(scope="module")
-def engine(s3_endpoint: str, s3: Any, tmp_path_factory: pytest.TempPathFactory,
+def engine(s3_endpoint: str, server_s3: Any, tmp_path_factory: pytest.TempPathFactory,
            ) -> Iterator[LocalEngine]:
     env = CREDENTIALS | {"AWS_ENDPOINT_URL_S3": s3_endpoint, "S3SPLIT_ALLOWED_BUCKETS": BUCKET}
     # The interpreter's own S3 calls (a batch's ItemReader and ResultWriter) go there too.
@@ -55,28 +55,30 @@ def source_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
-def test_manual_start_with_spaces_and_unicode_in_the_key(engine: LocalEngine, s3: Any,
+def test_manual_start_with_spaces_and_unicode_in_the_key(engine: LocalEngine, server_s3: Any,
                                                          tmp_path: Path) -> None:
     key = "incoming/a b/ünïcode.csv"
-    text = put_csv(s3, tmp_path, key)
+    text = put_csv(server_s3, tmp_path, key)
     outcome = engine.wait(engine.start({"source": f"s3://{BUCKET}/{key}", "chunk_size": 1000}),
                           timeout_s=120)
     assert outcome.succeeded, outcome
     prefix = f"runs/{key}"
-    assert report(s3, prefix)["chunks_ok"] > 1
-    assert result_rows(s3, prefix) == source_rows(text)
+    assert report(server_s3, prefix)["chunks_ok"] > 1
+    assert result_rows(server_s3, prefix) == source_rows(text)
 
 
-def test_eventbridge_object_created_event(engine: LocalEngine, s3: Any, tmp_path: Path) -> None:
+def test_eventbridge_object_created_event(engine: LocalEngine, server_s3: Any,
+                                         tmp_path: Path) -> None:
     event = json.loads((EVENTS / "s3_object_created.json").read_text())
     key = event["detail"]["object"]["key"]
-    text = put_csv(s3, tmp_path, key)
+    text = put_csv(server_s3, tmp_path, key)
     outcome = engine.wait(engine.start(event), timeout_s=120)
     assert outcome.succeeded, outcome
-    assert result_rows(s3, f"runs/{key}") == source_rows(text)
-    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=f"runs/{key}/chunks/manifest.json")
+    assert result_rows(server_s3, f"runs/{key}") == source_rows(text)
+    manifest = json.loads(server_s3.get_object(Bucket=BUCKET,
+                                               Key=f"runs/{key}/chunks/manifest.json")
                           ["Body"].read())
-    assert manifest["source"]["etag"] == s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
+    assert manifest["source"]["etag"] == server_s3.head_object(Bucket=BUCKET, Key=key)["ETag"]
 
 
 def started_by(engine: LocalEngine, batch: str, keys: list[str]) -> list[str]:
@@ -88,13 +90,13 @@ def started_by(engine: LocalEngine, batch: str, keys: list[str]) -> list[str]:
     return [f"{prefix}:{name}" for name in names if f"{prefix}:{name}" in listed]
 
 
-def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, s3: Any,
+def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, server_s3: Any,
                                                            tmp_path: Path) -> None:
     start = json.loads((EVENTS / "batch_start.json").read_text())
     prefix = start["prefix"].removeprefix(f"s3://{BUCKET}/")
-    texts = {f"{prefix}{name}": put_csv(s3, tmp_path, f"{prefix}{name}", rows)
+    texts = {f"{prefix}{name}": put_csv(server_s3, tmp_path, f"{prefix}{name}", rows)
              for name, rows in (("one.csv", 10), ("two.csv", 25))}
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}readme.txt", Body=b"not a csv")
+    server_s3.put_object(Bucket=BUCKET, Key=f"{prefix}readme.txt", Body=b"not a csv")
     batch = engine.start(start)
     outcome = engine.wait(batch, timeout_s=60)
     assert outcome.succeeded, outcome
@@ -104,16 +106,16 @@ def test_batch_prefix_starts_one_execution_per_pending_csv(engine: LocalEngine, 
     for child in children:
         assert engine.wait(child, timeout_s=120).succeeded
     for key, text in texts.items():
-        assert result_rows(s3, f"runs/{key}") == source_rows(text)
+        assert result_rows(server_s3, f"runs/{key}") == source_rows(text)
     again = engine.wait(engine.start(start), timeout_s=60)
     assert again.succeeded and again.output["count"] == 0  # completed runs are skipped
-    texts[f"{prefix}two.csv"] = put_csv(s3, tmp_path, f"{prefix}two.csv", 7)  # a new version
+    texts[f"{prefix}two.csv"] = put_csv(server_s3, tmp_path, f"{prefix}two.csv", 7)  # a new version
     batch = engine.start(start)
     changed = engine.wait(batch, timeout_s=60)
     assert changed.output["count"] == 1
     (child,) = started_by(engine, batch, [f"{prefix}two.csv"])
     assert engine.wait(child, timeout_s=120).succeeded
-    assert result_rows(s3, f"runs/{prefix}two.csv") == source_rows(texts[f"{prefix}two.csv"])
+    assert result_rows(server_s3, f"runs/{prefix}two.csv") == source_rows(texts[f"{prefix}two.csv"])
 
 
 def test_source_in_a_bucket_outside_the_deployment(engine: LocalEngine) -> None:

@@ -49,10 +49,10 @@ def cuts(data: bytes, header_end: int, chunk: int) -> list[tuple[int, int]]:
     return out
 
 
-def test_assembly_sends_the_first_parts_only(s3: Any, s3_endpoint: str) -> None:
+def test_assembly_sends_the_first_parts_only(server_s3: Any, s3_endpoint: str) -> None:
     data = source_bytes(3 * CHUNK - 1000)
-    s3.put_object(Bucket=BUCKET, Key="asm/source.csv", Body=data)
-    head = s3.head_object(Bucket=BUCKET, Key="asm/source.csv")
+    server_s3.put_object(Bucket=BUCKET, Key="asm/source.csv", Body=data)
+    head = server_s3.head_object(Bucket=BUCKET, Key="asm/source.csv")
     source = PinnedSource(BUCKET, "asm/source.csv", head["ETag"], head.get("VersionId"))
     chunks = cuts(data, len(HEADER), CHUNK)
     assert len(chunks) == 3
@@ -75,26 +75,26 @@ def test_assembly_sends_the_first_parts_only(s3: Any, s3_endpoint: str) -> None:
         sent, through_us, len(requests))
     assert sent < 0.33 * len(data)  # the streaming splitter sends all of it, and headers
     for i, (start, end) in enumerate(chunks):
-        chunk = s3.get_object(Bucket=BUCKET, Key=f"asm/out/part-{i:05d}.csv")["Body"].read()
+        chunk = server_s3.get_object(Bucket=BUCKET, Key=f"asm/out/part-{i:05d}.csv")["Body"].read()
         assert chunk == HEADER + data[start:end], i
 
 
 def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
-        s3: Any, s3_endpoint: str) -> None:
+        server_s3: Any, s3_endpoint: str) -> None:
     from s3split.split.manifest import SplitSettings
     from s3split.split.splitter import split
     from s3split.split.staged import server_side_applies, split_server_side
     from s3split.storage import Storage
 
     data = source_bytes(3 * CHUNK - 1000).replace(b"note 7\r\n", b'"note\r\n7"\r\n')
-    s3.put_object(Bucket=BUCKET, Key="srv/source.csv", Body=data)
+    server_s3.put_object(Bucket=BUCKET, Key="srv/source.csv", Body=data)
     source, settings = f"s3://{BUCKET}/srv/source.csv", SplitSettings(chunk_size=CHUNK)
     assert server_side_applies(source, f"s3://{BUCKET}/srv/asm", settings)
     with CountingProxy(int(s3_endpoint.rsplit(":", 1)[1])) as proxy:
         counted = Storage(s3_client(f"http://127.0.0.1:{proxy.port}"))
         assembled = split_server_side(source, f"s3://{BUCKET}/srv/asm", settings, counted)
         sent, received = proxy.reset()
-    streamed = split(source, f"s3://{BUCKET}/srv/stream", settings, Storage(s3)).manifest
+    streamed = split(source, f"s3://{BUCKET}/srv/stream", settings, Storage(server_s3)).manifest
     assert streamed is not None
 
     assert sent <= 0.33 * len(data), sent  # the first 5 MiB of each of the 3 chunks, requests
@@ -107,7 +107,7 @@ def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
     assert (assembled.rows, assembled.header, assembled.source) == (
         streamed.rows, streamed.header, streamed.source)
     for a, b in zip(assembled.chunks, streamed.chunks, strict=True):
-        assert read(s3, a.uri) == read(s3, b.uri), a.index
+        assert read(server_s3, a.uri) == read(server_s3, b.uri), a.index
 
 
 def read(s3: Any, uri: str) -> bytes:
@@ -116,11 +116,11 @@ def read(s3: Any, uri: str) -> bytes:
 
 
 def test_a_transcoded_source_between_s3_locations_takes_the_single_pass(
-        s3: Any, s3_endpoint: str) -> None:
+        server_s3: Any, s3_endpoint: str) -> None:
     """The real command: a UTF-16 source cannot be cut in source ranges, so S3 does not
     assemble its chunks; they are the single pass's, UTF-8."""
     text = "id,name\n" + "".join(f"{i},Jürgen {i}\n" for i in range(200))
-    s3.put_object(Bucket=BUCKET, Key="srv/utf16.csv", Body=text.encode("utf-16"))
+    server_s3.put_object(Bucket=BUCKET, Key="srv/utf16.csv", Body=text.encode("utf-16"))
     dest = f"s3://{BUCKET}/srv/utf16-parts"
     done = subprocess.run(
         [sys.executable, "-m", "s3split", "split", f"s3://{BUCKET}/srv/utf16.csv", dest,
@@ -128,9 +128,9 @@ def test_a_transcoded_source_between_s3_locations_takes_the_single_pass(
         env=os.environ | FAKE_CREDENTIALS | {"AWS_ENDPOINT_URL": s3_endpoint},
         capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
-    manifest = json.loads(read(s3, f"{dest}/manifest.json"))
+    manifest = json.loads(read(server_s3, f"{dest}/manifest.json"))
     assert manifest["rows"] == 200 and manifest.get("assembly") is None
-    assert read(s3, f"{dest}/part-00000.csv") == text.encode("utf-8")
+    assert read(server_s3, f"{dest}/part-00000.csv") == text.encode("utf-8")
 
 
 def test_a_split_without_credentials_fails_in_one_line(s3_endpoint: str) -> None:

@@ -25,7 +25,7 @@ from s3split.pipeline.inputs import (
 )
 from s3split.pipeline.spec import RunSpec
 from s3split.storage import Storage
-from tests.support.aws import mocked_s3
+from tests.support import aws
 
 WORK = "s3://data/runs"
 AWS = Deployment(work_location=WORK, allowed_buckets=frozenset({"data"}))
@@ -52,8 +52,10 @@ def refused(event: Any, field: str, error: type[Exception] = InvalidInput,
 
 
 @pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with mocked_s3(monkeypatch, "data") as client:
+def mocked_s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's S3 in this process (no server: nothing outside it reaches it), the bucket
+    ``data`` made."""
+    with aws.mocked_s3(monkeypatch, "data") as client:
         yield client
 
 
@@ -163,25 +165,25 @@ def test_a_batch_prefix_that_lists_the_work_location_is_refused(prefix: str) -> 
     assert "work location" in message
 
 
-def test_a_batch_of_the_input_prefix_lists_its_csv_files(s3: Any) -> None:
+def test_a_batch_of_the_input_prefix_lists_its_csv_files(mocked_s3: Any) -> None:
     for key in ("incoming/a.csv", "incoming/b.txt", "incoming//odd.csv",
                 "runs/incoming/a.csv/chunks/part-00000.csv"):
-        s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
-    planned = normalize({"prefix": "s3://data/incoming/"}, AWS, Storage(s3))
+        mocked_s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
+    planned = normalize({"prefix": "s3://data/incoming/"}, AWS, Storage(mocked_s3))
     # A key Plan will refuse is still started: its own run then fails naming it.
     assert planned == {"mode": "batch", "sources": [{"source": "s3://data/incoming//odd.csv"},
                                                     {"source": "s3://data/incoming/a.csv"}]}
 
 
-def test_a_batch_prefix_without_a_trailing_slash_is_the_folder_of_that_name(s3: Any) -> None:
+def test_a_batch_prefix_without_a_trailing_slash_is_the_folder_of_that_name(mocked_s3: Any) -> None:
     """Listed as "incoming/": the roles grant listing ``incoming/*`` only, and a sibling
     folder "incoming-old/" is not part of the batch."""
     for key in ("incoming/a.csv", "incoming-old/b.csv", "incomingb.csv"):
-        s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
+        mocked_s3.put_object(Bucket="data", Key=key, Body=b"id\n1\n")
     listed: list[str] = []
-    s3.meta.events.register("before-parameter-build.s3.ListObjectsV2",
+    mocked_s3.meta.events.register("before-parameter-build.s3.ListObjectsV2",
                             lambda params, **_: listed.append(params["Prefix"]))
-    planned = normalize({"prefix": "s3://data/incoming"}, AWS, Storage(s3))
+    planned = normalize({"prefix": "s3://data/incoming"}, AWS, Storage(mocked_s3))
     assert planned == {"mode": "batch", "sources": [{"source": "s3://data/incoming/a.csv"}]}
     assert listed and set(listed) <= {"incoming/", "runs/incoming/"}
 
@@ -201,10 +203,10 @@ def put_run_json(s3: Any, document: Any, location: str = LOCATION) -> None:
                   Body=body)
 
 
-def test_a_resume_returns_the_recorded_run(s3: Any) -> None:
-    put_run_json(s3, recorded())
+def test_a_resume_returns_the_recorded_run(mocked_s3: Any) -> None:
+    put_run_json(mocked_s3, recorded())
     for location in (LOCATION, LOCATION + "/"):
-        planned = normalize({"resume": location}, AWS, Storage(s3))
+        planned = normalize({"resume": location}, AWS, Storage(mocked_s3))
         assert planned == {"mode": "resume", "run": recorded()}
 
 
@@ -223,30 +225,30 @@ def test_a_resume_returns_the_recorded_run(s3: Any) -> None:
     ({"source": "s3://elsewhere/incoming/orders.csv"}, "source", BucketNotAllowed),
     ({"source": "s3://data/incoming/other.csv"}, "location", InvalidInput),
 ])
-def test_a_resume_checks_run_json_completely(s3: Any, changes: dict[str, Any], field: str,
+def test_a_resume_checks_run_json_completely(mocked_s3: Any, changes: dict[str, Any], field: str,
                                              error: type[Exception]) -> None:
-    put_run_json(s3, recorded(**changes))
-    message = refused({"resume": LOCATION}, field, error, Storage(s3))
+    put_run_json(mocked_s3, recorded(**changes))
+    message = refused({"resume": LOCATION}, field, error, Storage(mocked_s3))
     assert "run.json" in message
 
 
-def test_a_resume_may_change_lanes_pause_and_tolerate_only(s3: Any) -> None:
-    put_run_json(s3, recorded())
+def test_a_resume_may_change_lanes_pause_and_tolerate_only(mocked_s3: Any) -> None:
+    put_run_json(mocked_s3, recorded())
     planned = normalize({"resume": LOCATION, "lanes": 7, "wait_seconds": 3, "tolerate": "5%"},
-                        AWS, Storage(s3))
+                        AWS, Storage(mocked_s3))
     assert planned == {"mode": "resume",
                        "run": recorded(lanes=7, wait_seconds=3, tolerate="5%")}
-    refused({"resume": LOCATION, "tolerate": "lots"}, "tolerate", InvalidInput, Storage(s3))
-    refused({"resume": LOCATION, "lanes": 0}, "lanes", InvalidInput, Storage(s3))
+    refused({"resume": LOCATION, "tolerate": "lots"}, "tolerate", InvalidInput, Storage(mocked_s3))
+    refused({"resume": LOCATION, "lanes": 0}, "lanes", InvalidInput, Storage(mocked_s3))
     for field in ("processor", "chunk_size", "header", "run"):
-        refused({"resume": LOCATION, field: "x"}, field, InvalidInput, Storage(s3))
+        refused({"resume": LOCATION, field: "x"}, field, InvalidInput, Storage(mocked_s3))
 
 
 @pytest.mark.parametrize("document", [b"{not json", b"\xff\xfe", [1, 2], "a string"])
-def test_a_resume_of_a_run_json_that_is_no_object_is_refused(s3: Any, document: Any) -> None:
-    put_run_json(s3, document)
+def test_a_resume_of_a_run_json_that_is_no_object_is_refused(mocked_s3: Any, document: Any) -> None:
+    put_run_json(mocked_s3, document)
     with pytest.raises(InvalidInput) as info:
-        normalize({"resume": LOCATION}, AWS, Storage(s3))
+        normalize({"resume": LOCATION}, AWS, Storage(mocked_s3))
     assert str(info.value).startswith(f"invalid run settings in {LOCATION}/run.json: ")
 
 

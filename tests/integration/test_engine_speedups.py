@@ -1,16 +1,9 @@
-"""Adversarial review of 42736c0 ("a follower wakes when its execution ends, definitions
-parsed once, start-name lookup indexed, X-Ray SDK preloaded by the fork server").
-
-Tests that FAIL at 42736c0 (each says why in its docstring):
-
-* test_a_handler_sees_the_xray_settings_of_its_environment
-* test_wait_does_not_spin_while_an_execution_reuses_an_ended_arn
-* test_a_shared_program_keeps_each_executions_retry_count  (a latent race, its window widened)
-
-The rest PASS: behaviour of the changed code worth keeping. All pass since the commit after
-5c0e5d3 (heap keys drawn before a program is shared, ends counted per ARN, the X-Ray SDK no
-longer preloaded).
-"""
+"""The engine's speed-ups of moto (``s3split.engine.speedups``) keep moto's behaviour: a
+follower is woken when its execution ends (stopped, timed out, failed on the history limit,
+or ended before it looked) and never spins on an ARN used again; one parsed program serves
+every execution of a definition, each with its own state, retry counts and failures, and a
+parser patched while an engine installs serves that engine only; start names are looked up
+in an index that answers as AWS does, under concurrent starts too."""
 
 from __future__ import annotations
 
@@ -19,46 +12,29 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from s3split.engine.lambda_runtime import ProcessDispatcher
 from s3split.engine.local import LocalEngine
-from s3split.engine.moto_seam import install
 from s3split.engine.quotas import AWS_QUOTAS
-from s3split.engine.routing import moto_config
 from s3split.engine.speedups import ends_of, wait_for_end
 from tests.support.seam import (
-    HANDLERS,
     LAMBDA_INVOKE,
     REGION,
-    SYS_PATH,
     create,
+    moto_sfn,
+    seam_fixtures,
     wait_for_execution,
 )
 
 pytestmark = pytest.mark.timeout(120)
 
-ATTACK = "tests.support.attack_handlers"
-
-
-@pytest.fixture(scope="module")
-def dispatcher() -> Iterator[ProcessDispatcher]:
-    with ProcessDispatcher(HANDLERS, max_workers=3, timeouts={"sleepy": 5.0},
-                           extra_sys_path=SYS_PATH) as d:
-        yield d
-
-
-@pytest.fixture
-def sfn(dispatcher: ProcessDispatcher) -> Iterator[Any]:
-    with mock_aws(config=moto_config()), install(dispatcher, retry_interval_scale=0):
-        yield boto3.client("stepfunctions", region_name=REGION)
+dispatcher, sfn = seam_fixtures(max_workers=3, timeouts={"sleepy": 5.0}, retry_interval_scale=0)
 
 
 def invoke(function: str, **extra: Any) -> dict[str, Any]:
@@ -72,30 +48,7 @@ def output(described: dict[str, Any]) -> Any:
     return json.loads(described["output"])
 
 
-# --------------------------------------------------------------------------------------------
-# lambda_runtime: aws_xray_sdk.core preloaded by the fork server           (FAILS at 42736c0)
-# --------------------------------------------------------------------------------------------
-
-
-def test_a_handler_sees_the_xray_settings_of_its_environment() -> None:
-    """A worker gets the dispatcher's environment (``env=``, as a function's configuration),
-    and a handler that imports the X-Ray SDK (every Powertools ``Tracer()`` does) used to get
-    a recorder built from it. The fork server now imports ``aws_xray_sdk.core`` before any
-    worker's environment is set, so the recorder (created at import) keeps the fork server's
-    AWS_XRAY_CONTEXT_MISSING / AWS_XRAY_TRACING_NAME: the handler sees its variables in
-    os.environ but the SDK ignores them. (lambda_runtime re-runs Powertools' logger setup for
-    the same reason: _powertools_logger_as_if_imported_now; nothing does so for X-Ray.)"""
-    env = {"AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR", "AWS_XRAY_TRACING_NAME": "from-env"}
-    with ProcessDispatcher({"probe": f"{ATTACK}:xray_settings"}, max_workers=1, env=env,
-                           extra_sys_path=SYS_PATH) as d:
-        seen = d("probe", {})
-    assert seen["environ"] == env  # the worker has its environment ...
-    assert (seen["context_missing"], seen["service"]) == ("IGNORE_ERROR", "from-env")  # ...
-
-
-# --------------------------------------------------------------------------------------------
-# wait_for_end / LocalEngine.wait
-# --------------------------------------------------------------------------------------------
+# -- a follower is woken when its execution ends (wait_for_end, LocalEngine.wait) -----------------
 
 WAIT_2S = {"StartAt": "Hold", "States": {"Hold": {"Type": "Wait", "Seconds": 2, "End": True}}}
 QUICK = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
@@ -104,12 +57,11 @@ QUICK = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 @pytest.mark.speedups
 def test_wait_does_not_spin_while_an_execution_reuses_an_ended_arn(
         sfn: Any, dispatcher: ProcessDispatcher) -> None:
-    """FAILS at 42736c0. ``_ended`` keeps every ARN that ended while the seam is installed, and
-    an execution's ARN is only ``<state machine name>:<execution name>``: delete a state
-    machine, create it again under the same name, start the same execution name, and its ARN
-    is "ended" while it runs. ``wait_for_end`` then returns at once, so LocalEngine.wait (and
-    tests/support/seam.wait_for_execution) spins: DescribeExecution and on_poll back to back
-    for the whole run (thousands of calls for a 2 s Wait), instead of once per poll_s."""
+    """An execution's ARN is only ``<state machine name>:<execution name>``: delete a state
+    machine, create it again under the same name and start the same execution name, and the
+    new execution has the ended one's ARN. Ends are counted per ARN, so a follower of the new
+    one still waits for its end: once per ``poll_s``, not DescribeExecution and on_poll back
+    to back for the whole run (thousands of calls for a 2 s Wait)."""
     arn = create(sfn, QUICK, name="reused")
     first = sfn.start_execution(stateMachineArn=arn, name="same")["executionArn"]
     assert wait_for_execution(sfn, first)["status"] == "SUCCEEDED"
@@ -142,8 +94,7 @@ def test_wait_wakes_promptly_when_an_execution_is_stopped(
 def test_wait_wakes_promptly_on_timeout_seconds_and_on_the_history_limit(
         dispatcher: ProcessDispatcher) -> None:
     quotas = dataclasses.replace(AWS_QUOTAS, history_events=50)
-    with mock_aws(config=moto_config()), install(dispatcher, quotas=quotas):
-        sfn = boto3.client("stepfunctions", region_name=REGION)
+    with moto_sfn(dispatcher, quotas=quotas) as sfn:
         timed = create(sfn, {"TimeoutSeconds": 1, "StartAt": "Hold", "States": {
             "Hold": {"Type": "Wait", "Seconds": 60, "End": True}}}, name="timed")
         looping = create(sfn, {"StartAt": "Loop", "States": {
@@ -168,9 +119,7 @@ def test_an_execution_that_ended_before_wait_is_seen_at_once(sfn: Any) -> None:
     assert time.monotonic() - began < 0.5
 
 
-# --------------------------------------------------------------------------------------------
-# the definition cache: one parsed program for every execution of one text
-# --------------------------------------------------------------------------------------------
+# -- the definition cache: one parsed program for every execution of one text -------------------
 
 RICH = {
     "StartAt": "Init",
@@ -240,7 +189,7 @@ def test_stopping_one_execution_leaves_another_of_the_same_definition_alone(sfn:
     kept = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"items": [4, 5, 6]}))
     time.sleep(0.3)
     sfn.stop_execution(executionArn=doomed["executionArn"])
-    # (moto ends a Map stopped mid-iteration FAILED, not ABORTED: so before 42736c0 too)
+    # (moto ends a Map stopped mid-iteration FAILED, not ABORTED, without the cache too)
     assert wait_for_execution(sfn, doomed["executionArn"])["status"] in ("ABORTED", "FAILED")
     assert output(wait_for_execution(sfn, kept["executionArn"])) == [{"v": 4}, {"v": 5},
                                                                      {"v": 6}]
@@ -282,15 +231,14 @@ def test_update_state_machine_runs_the_new_definition_and_a_bad_one_is_refused(
 
 def test_a_shared_program_keeps_each_executions_retry_count(
         sfn: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """FAILS at 42736c0 (a latent race; its window is widened here to make it certain).
+    """Two executions of one cached program reach a Retry for the first time together (the
+    race's window widened here to make it certain) and each retries MaxAttempts times.
 
-    "Components keep no per-evaluation state" is not quite so: ``EvalComponent.heap_key`` is
-    set lazily, on the shared component, the first time one is evaluated, and a Retrier's
-    attempt count lives in the execution's heap under that key. Two executions of one cached
-    program that reach a Retry for the first time together each draw a key; the one whose
-    key is overwritten reads its count under the other's key (none: -1) and retries once
-    more than MaxAttempts. Before 42736c0 each execution had its own parse, so its own keys
-    (the race remained only between the lanes of one Map)."""
+    moto's ``EvalComponent.heap_key`` is set lazily, on the shared component, the first time
+    one is evaluated, and a Retrier's attempt count lives in the execution's heap under that
+    key: had both executions drawn a key, the one whose key was overwritten would read its
+    count under the other's (none: -1) and retry once more than MaxAttempts. The cache draws
+    every key before a program is shared."""
     import moto.stepfunctions.parser.asl.component.eval_component as eval_component
 
     original = eval_component.long_uid
@@ -316,9 +264,7 @@ def test_a_shared_program_keeps_each_executions_retry_count(
     assert attempts == [2, 2], f"attempts per execution (MaxAttempts 1): {attempts}"
 
 
-# --------------------------------------------------------------------------------------------
-# the start-name index
-# --------------------------------------------------------------------------------------------
+# -- the start-name index -------------------------------------------------------------------------
 
 
 @pytest.mark.speedups  # (x17 still running 30 starts later: as fast as the index makes them)
@@ -386,3 +332,53 @@ def test_concurrent_starts_of_one_name_make_one_execution(
     assert not errors and len(set(arns)) == 1
     listed = sfn.list_executions(stateMachineArn=arn)["executions"]
     assert len(listed) == 1, [e["executionArn"] for e in listed]
+
+
+# -- the parse cache lives for the process, keyed by the parser -----------------------------------
+
+
+_LEAK_SCRIPT = r"""
+import json, boto3
+from unittest import mock
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser as P
+from s3split.engine.moto_seam import install
+from s3split.engine.routing import moto_config
+
+calls = []
+real = P.parse
+def spy(definition):
+    calls.append(1)
+    return real(definition)
+
+def start(name):
+    with mock_aws(config=moto_config()), install(lambda n, e: e):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        sfn.create_state_machine(name="m", roleArn="arn:aws:iam::123456789012:role/r",
+            definition=json.dumps({"Comment": name, "StartAt": "P",
+                                   "States": {"P": {"Type": "Pass", "End": True}}}))
+
+with mock.patch.object(P, "parse", staticmethod(spy)):  # one test's patch, first engine
+    start("first")
+start("second")  # a later test's engine, the patch undone
+print(json.dumps({"calls": len(calls)}))
+"""
+
+
+@pytest.mark.speedups
+def test_a_parser_patched_while_the_first_engine_installs_does_not_outlive_its_patch(
+        tmp_path: Any) -> None:
+    """A parser patched while the first engine installs (to count parses, to fail one) is
+    not called by the engines the process starts after the patch is undone: the cache is
+    keyed by the parser found at each install."""
+    import subprocess
+    import sys
+
+    from tests.support.seam import REPO
+
+    env = {"PYTHONPATH": f"{REPO / 'src'}:{REPO}", "PATH": "/usr/bin:/bin",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    done = subprocess.run([sys.executable, "-c", _LEAK_SCRIPT], capture_output=True,
+                          text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"calls": 1}
