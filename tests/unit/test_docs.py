@@ -1,6 +1,6 @@
 """The documents say what the code does: every error name they give is one of the named
 errors (``s3split.errors``, or a Fail state of the state machine), docs/errors.md lists every
-named error, and every file or link they point to exists."""
+named error, and every file, link and heading they point to exists."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ _TABLE_ROW = re.compile(r"^\| `([A-Z]\w+)` \|", re.MULTILINE)
 _PATH = re.compile(r"`((?:src|tests|bench|functions|statemachine|scripts|docs|requirements)"
                    r"/[\w./-]+)`")
 _LINK = re.compile(r"\]\(([^)#:]+)(?:#[^)]*)?\)")
+_ANCHORED = re.compile(r"\]\(([^)#:]*\.md)#([^)]+)\)")
 # What the benchmarks write when they run (bench/data/ is not kept; shapes.md is kept once run).
 GENERATED = ("bench/data", "bench/results/shapes.md")
 
@@ -89,3 +90,23 @@ def test_every_path_and_link_a_document_gives_exists(doc: Path) -> None:
     missing = sorted(name for name in (str(p.relative_to(ROOT)) for p in paths | links)
                      if not (ROOT / name).exists() and not name.startswith(GENERATED))
     assert not missing, f"{doc.relative_to(ROOT)} points to files that do not exist: {missing}"
+
+
+def anchors(doc: Path) -> set[str]:
+    """The anchors GitHub gives a document's headings."""
+    headings = re.findall(r"^#+ (.+)$", doc.read_text(), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_a_heading_anchor_is_what_github_makes_of_it(tmp_path: Path) -> None:
+    doc = tmp_path / "a.md"
+    doc.write_text("# Cost and time of a split on AWS (model)\n## `s3split run` on X\n")
+    assert anchors(doc) == {"cost-and-time-of-a-split-on-aws-model", "s3split-run-on-x"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_heading_a_document_links_to_exists(doc: Path) -> None:
+    text = doc.read_text()
+    missing = [f"{target}#{anchor}" for target, anchor in _ANCHORED.findall(text)
+               if anchor not in anchors((doc.parent / target).resolve())]
+    assert not missing, f"{doc.relative_to(ROOT)} links to headings that do not exist: {missing}"
