@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_cli_run import run_cli
 from tests.support import realfiles
+from tests.support.cli import run_cli
 from tests.support.pipeline import local_results
 
 

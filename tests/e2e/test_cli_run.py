@@ -8,18 +8,12 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from tests.support.cli import S3SPLIT, run_cli
 from tests.support.pipeline import local_results
-
-S3SPLIT = str(Path(sys.executable).parent / "s3split")
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([S3SPLIT, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 def write_source(path: Path, rows: int) -> str:

@@ -12,10 +12,9 @@ import pytest
 from s3split.engine.faults import FaultPlan, StartExecutionFault
 from s3split.engine.local import local_engine
 from s3split.engine.quotas import Quotas
-from tests.integration.test_batch_import import WORK, started_runs, stubbed_pipeline
-from tests.integration.test_pipeline_ranges import RANGED
+from tests.support.batches import WORK, started_runs, stubbed_pipeline
 from tests.support.iam import record_state_machine_calls
-from tests.support.pipeline import BUCKET, CREDENTIALS, make_csv
+from tests.support.pipeline import BUCKET, CREDENTIALS, RANGED, make_csv
 from tests.support.template import TEMPLATE_DOC, Stack
 
 

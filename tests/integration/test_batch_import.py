@@ -13,23 +13,16 @@ import pytest
 
 from s3split.cli import aws as remote
 from s3split.engine.local import (
-    ACCOUNT,
-    FUNCTIONS,
     LocalEngine,
-    function_arn,
     local_engine,
-    render_definition,
 )
 from s3split.engine.moto_internals import check as check_compatible
 from s3split.errors import UnsupportedDependency
-from s3split.pipeline.batch import child_name, result_writer_substitutions
+from s3split.pipeline.batch import child_name
 from s3split.storage import Storage
+from tests.support.batches import ROLE, WORK, started_runs, stubbed_pipeline
 from tests.support.iam import record_state_machine_calls
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server
-
-WORK = f"s3://{BUCKET}/runs"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/s3split-local"
-
 
 MANY = "incoming/many/"
 MANY_KEYS = [f"{MANY}file-{i:05d}.csv" for i in range(5000)]
@@ -56,23 +49,6 @@ def engine(s3_endpoint: str, server_s3: Any) -> Iterator[LocalEngine]:
             record_state_machine_calls(started.sfn)
 
 
-def stubbed_pipeline(engine: LocalEngine, name: str) -> tuple[str, str]:
-    """The real definition whose batch starts a one-state machine: (pipeline, stub) ARNs."""
-    stub = engine.sfn.create_state_machine(
-        name=f"{name}-run", roleArn=ROLE,
-        definition=json.dumps({"StartAt": "Run", "States": {"Run": {"Type": "Succeed"}}}),
-    )["stateMachineArn"]
-    definition = json.loads(render_definition(
-        {f.placeholder: function_arn(fn) for fn, f in FUNCTIONS.items()}
-        | result_writer_substitutions(WORK)))
-    parameters = definition["States"]["Plan"]["Parameters"]  # (StartEach's selector as is)
-    del parameters["machine.$"]
-    parameters["machine"] = stub
-    pipeline = engine.sfn.create_state_machine(name=name, roleArn=ROLE,
-                                               definition=json.dumps(definition))
-    return pipeline["stateMachineArn"], stub
-
-
 def run_batch(engine: LocalEngine, pipeline: str, prefix: str) -> tuple[str, dict[str, Any]]:
     batch = engine.sfn.start_execution(
         stateMachineArn=pipeline, input=json.dumps({"prefix": f"s3://{BUCKET}/{prefix}"}),
@@ -80,11 +56,6 @@ def run_batch(engine: LocalEngine, pipeline: str, prefix: str) -> tuple[str, dic
     outcome = engine.wait(batch, timeout_s=900, poll_s=1.0)
     assert outcome.succeeded, outcome
     return batch, outcome.output
-
-
-def started_runs(engine: LocalEngine, stub: str) -> list[dict[str, Any]]:
-    pages = engine.sfn.get_paginator("list_executions").paginate(stateMachineArn=stub)
-    return [e for page in pages for e in page["executions"]]
 
 
 def largest_state(engine: LocalEngine, execution: str) -> int:

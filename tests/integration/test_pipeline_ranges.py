@@ -21,6 +21,7 @@ from s3split.split.splitter import split
 from s3split.storage import Storage, basename, join
 from tests.support.pipeline import (
     PROBE,
+    RANGED,
     Run,
     assert_accounted,
     work_storage,
@@ -29,8 +30,6 @@ from tests.support.pipeline import (
 pytestmark = pytest.mark.timeout(600)
 
 ROWS = 60  # ~110 bytes a record: 7 KB, chunks of 1000 bytes
-RANGED = {"S3SPLIT_RANGE_SPLIT_FROM": "1", "S3SPLIT_RANGE_SIZE": "1500",
-          "S3SPLIT_ASSEMBLE_CHUNKS": "2"}
 RANGE_STATES = ["PlanRanges", "ScanRanges", "Combine", "Assemble", "FinishSplit"]
 VARYING = ("run_id", "location", "duration_s", "finished_at")  # of one run, not of its split
 

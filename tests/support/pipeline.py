@@ -240,3 +240,8 @@ def pipeline_backend(kind: str, tmp: Path, env: dict[str, str]) -> Iterator[Back
             local_engine(base, workers=2, env=storage_env | env) as engine:
         yield engine, storage, base
         record_state_machine_calls(engine.sfn)
+
+
+# A range split of every source, in ranges of 1,500 bytes, 2 chunks per assembly task.
+RANGED = {"S3SPLIT_RANGE_SPLIT_FROM": "1", "S3SPLIT_RANGE_SIZE": "1500",
+          "S3SPLIT_ASSEMBLE_CHUNKS": "2"}

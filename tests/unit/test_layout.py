@@ -67,3 +67,13 @@ def test_the_layout_is_what_the_architecture_doc_shows() -> None:
             if module.name != "__init__.py":
                 assert f"{package}/{module.name}" in layout or f" {module.name}" in layout, \
                     f"docs/architecture.md's code layout lacks {package}/{module.name}"
+
+
+def test_no_test_module_imports_another() -> None:
+    """What tests share lives in tests/support/ (helpers) or tests/conftest.py (fixtures)."""
+    kinds = {p.name for p in (ROOT / "tests").iterdir() if (p / "__init__.py").exists()}
+    wrong = [f"{path.relative_to(ROOT)}: {name}"
+             for path in sorted((ROOT / "tests").rglob("test_*.py"))
+             for name in imported(path)
+             if name.startswith("tests.") and name.split(".")[1] in kinds - {"support"}]
+    assert not wrong, wrong
