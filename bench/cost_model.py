@@ -117,7 +117,7 @@ ASSEMBLY_SEQUENTIAL_REQUESTS = 7
 class Measured:
     """Inputs measured on this machine (``--measure``)."""
 
-    scan_light: float  # bytes/s, one process, s3split.split.ranges.scan_range
+    scan_light: float  # bytes/s, one process, s3split.split.range_scan.scan_range
     scan_dense: float
     seq_light: float  # bytes/s, range 0 of 1: the single-state scan of the sequential pass
     seq_dense: float
@@ -294,7 +294,7 @@ def _best(fn: object, repeat: int = 3) -> float:
 def _scan_rate(path: Path, ranges: int, index: int) -> float:
     """Bytes/s of ``scan_range`` on range ``index`` of ``ranges`` equal ranges (page cache warm),
     best of 3."""
-    from s3split.split.ranges import plan_ranges, pread_reader, scan_range
+    from s3split.split.range_scan import plan_ranges, pread_reader, scan_range
 
     size = path.stat().st_size
     with path.open("rb") as fh:

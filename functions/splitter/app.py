@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from s3split.aws_calls import record_if_asked
 from s3split.config import Deployment
 from s3split.holders import holder_alive
-from s3split.pipeline import ranges
-from s3split.pipeline.lock import release
+from s3split.pipeline import range_tasks
+from s3split.pipeline.run_lock import release
 from s3split.pipeline.spec import RunSpec, parse_event
 from s3split.pipeline.steps import plan, split_step, summarize
 from s3split.storage import Storage
@@ -94,28 +94,28 @@ def release_lock(request: SplitterEvent, context: LambdaContext) -> dict[str, An
 
 
 def plan_ranges(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    return ranges.plan_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
+    return range_tasks.plan_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
 
 
 def scan_range(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    return ranges.scan_one(RunSpec.from_dict(request.run or {}), request.index, storage)
+    return range_tasks.scan_one(RunSpec.from_dict(request.run or {}), request.index, storage)
 
 
 def record_range_failure(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    return ranges.record_failure(RunSpec.from_dict(request.run or {}), request.stage,
+    return range_tasks.record_failure(RunSpec.from_dict(request.run or {}), request.stage,
                                  request.index, request.error, storage)
 
 
 def combine(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    return ranges.combine_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
+    return range_tasks.combine_ranges(RunSpec.from_dict(request.run or {}), deployment, storage)
 
 
 def assemble(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    return ranges.assemble_batch(RunSpec.from_dict(request.run or {}), request.index, storage)
+    return range_tasks.assemble_batch(RunSpec.from_dict(request.run or {}), request.index, storage)
 
 
 def finish_split(request: SplitterEvent, context: LambdaContext) -> dict[str, Any]:
-    result = ranges.finish_split(RunSpec.from_dict(request.run or {}), deployment, storage)
+    result = range_tasks.finish_split(RunSpec.from_dict(request.run or {}), deployment, storage)
     metrics.add_metric("Chunks", MetricUnit.Count, result["count"])
     metrics.add_metric("Rows", MetricUnit.Count, result["rows"])
     return result

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.timeout(60)
 def test_a_worker_that_dies_is_seen_dead_while_a_process_it_started_lives(
         tmp_path: Path) -> None:
     """A process the handler started with multiprocessing's fork (as the range split does,
-    s3split.split.parallel) inherits the worker's end of its pipe, so when the worker is
+    s3split.split.local_ranges) inherits the worker's end of its pipe, so when the worker is
     killed (the OOM killer) the pipe stays open. The slot watches the worker's sentinel too:
     the caller gets ``Runtime.ExitError`` at once, not ``Sandbox.Timedout`` after the whole
     timeout plus kill_grace_s (900 s + 5 s by default)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from s3split.holders import Holder
 from s3split.pipeline.chunk import lambda_error_message
-from s3split.pipeline.lock import lock_uri
+from s3split.pipeline.run_lock import lock_uri
 from tests.support.pipeline import Backend, Run, assert_accounted
 
 

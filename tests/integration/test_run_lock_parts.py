@@ -12,9 +12,9 @@ from moto import mock_aws
 
 from s3split.errors import ConditionalWritesIgnored
 from s3split.holders import Holder, holder_alive
-from s3split.pipeline.lock import acquire as run_lock
-from s3split.pipeline.lock import release
-from s3split.split.lock import acquire as split_lock
+from s3split.pipeline.run_lock import acquire as run_lock
+from s3split.pipeline.run_lock import release
+from s3split.split.destination_lock import acquire as split_lock
 from s3split.storage import Storage
 
 

@@ -82,8 +82,8 @@ def test_assembly_sends_the_first_parts_only(server_s3: Any, s3_endpoint: str) -
 def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
         server_s3: Any, s3_endpoint: str) -> None:
     from s3split.split.manifest import SplitSettings
+    from s3split.split.range_steps import server_side_applies, split_server_side
     from s3split.split.splitter import split
-    from s3split.split.staged import server_side_applies, split_server_side
     from s3split.storage import Storage
 
     data = source_bytes(3 * CHUNK - 1000).replace(b"note 7\r\n", b'"note\r\n7"\r\n')

@@ -16,7 +16,7 @@ import pytest
 
 from s3split import storage as storage_module
 from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
-from s3split.split.lock import acquire, holding
+from s3split.split.destination_lock import acquire, holding
 from s3split.split.manifest import ResumeToken, SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage

@@ -270,10 +270,10 @@ def test_only_the_worker_may_touch_dynamodb() -> None:
     assert touching == {"WorkerRole"}
 
 
-# What the range split asks S3 to do as the splitter (split/staged.py, split/s3_assembly.py), and
-# the IAM actions each call needs: ranged GETs and HEADs of the pinned version, the chunks'
-# multipart uploads with tags, UploadPartCopy (read permission on the source, write on the
-# destination), and aborting an upload that failed.
+# What the range split asks S3 to do as the splitter (split/range_steps.py,
+# split/s3_assembly.py), and the IAM actions each call needs: ranged GETs and HEADs of the
+# pinned version, the chunks' multipart uploads with tags, UploadPartCopy (read permission on
+# the source, write on the destination), and aborting an upload that failed.
 RANGE_SPLIT_CALLS = {
     "GetObject (VersionId, Range) of the source": {(a, INPUT) for a in S3_READ},
     "HeadObject (VersionId) of the source": {(a, INPUT) for a in S3_READ},

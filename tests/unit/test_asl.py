@@ -281,7 +281,7 @@ def test_range_maps_are_distributed_with_small_results(name: str) -> None:
 
 
 def test_the_range_list_for_the_most_ranges_fits_the_state() -> None:
-    from s3split.split.staged import MAX_RANGES
+    from s3split.split.range_steps import MAX_RANGES
 
     items = json.dumps({"items": list(range(MAX_RANGES)), "concurrency": 1000})
     assert len(items.encode()) < 100 * 1024  # of 256 KiB, beside the run's settings

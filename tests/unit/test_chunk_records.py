@@ -15,8 +15,8 @@ import pytest
 from s3split.errors import ChunkMisaligned, ProcessorResultInvalid, RunFileCorrupt
 from s3split.holders import Holder
 from s3split.pipeline.chunk import load_manifest, process_chunk, read_status, record_failure
-from s3split.pipeline.lock import acquire, release
 from s3split.pipeline.report import build_report
+from s3split.pipeline.run_lock import acquire, release
 from s3split.pipeline.spec import RunSpec
 from s3split.processors import ChunkJob, JsonlProcessor, ProcessResult
 from s3split.split.manifest import Manifest

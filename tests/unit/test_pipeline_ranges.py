@@ -1,4 +1,4 @@
-"""The range split's steps (s3split.pipeline.ranges) called in the order the state machine
+"""The range split's steps (s3split.pipeline.range_tasks) called in the order the state machine
 calls them, on local files and on an in-process moto S3: the chunks and manifest are the
 sequential split's, failures are the sequential split's errors at the same byte and line, a
 recorded item failure comes back under its own name, a source that changes fails
@@ -23,12 +23,12 @@ from s3split.errors import (
     UnterminatedQuote,
 )
 from s3split.holders import Holder
-from s3split.pipeline import ranges
+from s3split.pipeline import range_tasks
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import in_ranges, plan, split_step
+from s3split.split.range_steps import PinnedReader, Staged
 from s3split.split.s3_assembly import PinnedSource
 from s3split.split.splitter import split
-from s3split.split.staged import PinnedReader, Staged
 from s3split.storage import Storage, join
 from tests.support.aws import mocked_s3
 
@@ -60,15 +60,15 @@ def spec_for(source: str, location: str, **settings: Any) -> RunSpec:
 def run_steps(spec: RunSpec, storage: Storage, deployment: Deployment = DEPLOYMENT,
               ) -> dict[str, Any]:
     """PlanRanges, every ScanRange (last first), Combine, every AssembleBatch, FinishSplit."""
-    planned = ranges.plan_ranges(spec, deployment, storage)
+    planned = range_tasks.plan_ranges(spec, deployment, storage)
     if planned["done"]:
         return planned
     for index in reversed(planned["items"]):
-        assert ranges.scan_one(spec, index, storage) == {}
-    combined = ranges.combine_ranges(spec, deployment, storage)
+        assert range_tasks.scan_one(spec, index, storage) == {}
+    combined = range_tasks.combine_ranges(spec, deployment, storage)
     for index in combined["batches"]:
-        assert ranges.assemble_batch(spec, index, storage) == {}
-    return ranges.finish_split(spec, deployment, storage)
+        assert range_tasks.assemble_batch(spec, index, storage) == {}
+    return range_tasks.finish_split(spec, deployment, storage)
 
 
 def chunk_files(folder: Path) -> dict[str, bytes]:
@@ -142,30 +142,30 @@ def test_a_run_with_its_manifest_in_place_reuses_it(local: tuple[RunSpec, Path])
     spec, _ = local
     first = run_steps(spec, Storage())
     stamp = os.stat(spec.layout.manifest).st_mtime_ns
-    assert ranges.plan_ranges(spec, DEPLOYMENT, Storage()) == first
+    assert range_tasks.plan_ranges(spec, DEPLOYMENT, Storage()) == first
     assert os.stat(spec.layout.manifest).st_mtime_ns == stamp
     # FinishSplit retried after it finished (its answer was lost): the same answer.
-    assert ranges.finish_split(spec, DEPLOYMENT, Storage()) == first
+    assert range_tasks.finish_split(spec, DEPLOYMENT, Storage()) == first
 
 
 def test_every_step_run_again_writes_the_same_bytes(local: tuple[RunSpec, Path]) -> None:
     spec, _ = local
     storage = Storage()
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, storage)
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, storage)
     for index in planned["items"]:
-        ranges.scan_one(spec, index, storage)
+        range_tasks.scan_one(spec, index, storage)
     before = {p.name: p.read_bytes() for p in Path(spec.layout.ranges).iterdir()}
     for index in planned["items"]:
-        ranges.scan_one(spec, index, storage)
+        range_tasks.scan_one(spec, index, storage)
     assert {p.name: p.read_bytes() for p in Path(spec.layout.ranges).iterdir()} == before
-    combined = ranges.combine_ranges(spec, DEPLOYMENT, storage)
-    assert ranges.combine_ranges(spec, DEPLOYMENT, storage) == combined
+    combined = range_tasks.combine_ranges(spec, DEPLOYMENT, storage)
+    assert range_tasks.combine_ranges(spec, DEPLOYMENT, storage) == combined
     for index in combined["batches"]:
-        ranges.assemble_batch(spec, index, storage)
+        range_tasks.assemble_batch(spec, index, storage)
     chunks = chunk_files(Path(spec.layout.chunks))
-    ranges.assemble_batch(spec, 0, storage)
+    range_tasks.assemble_batch(spec, 0, storage)
     assert chunk_files(Path(spec.layout.chunks)) == chunks
-    ranges.finish_split(spec, DEPLOYMENT, storage)
+    range_tasks.finish_split(spec, DEPLOYMENT, storage)
     assert chunk_files(Path(spec.layout.chunks)) == chunks
 
 
@@ -173,13 +173,13 @@ def test_a_new_plan_ignores_and_clears_what_an_earlier_one_left(
         local: tuple[RunSpec, Path]) -> None:
     spec, _ = local
     storage = Storage()
-    first = ranges.plan_ranges(spec, DEPLOYMENT, storage)
-    ranges.scan_one(spec, 0, storage)
+    first = range_tasks.plan_ranges(spec, DEPLOYMENT, storage)
+    range_tasks.scan_one(spec, 0, storage)
     old = set(os.listdir(spec.layout.ranges))
-    ranges.plan_ranges(spec, DEPLOYMENT, storage)  # PlanRanges retried, or a new run
+    range_tasks.plan_ranges(spec, DEPLOYMENT, storage)  # PlanRanges retried, or a new run
     assert not old & set(os.listdir(spec.layout.ranges)) - {"plan.json"}
     with pytest.raises(SplitTaskFailed, match=r"range scan 0 of .* left neither its result"):
-        ranges.combine_ranges(spec, DEPLOYMENT, storage)
+        range_tasks.combine_ranges(spec, DEPLOYMENT, storage)
     assert first["items"] == list(range(RANGES))
 
 
@@ -192,11 +192,11 @@ def test_a_strict_error_in_a_middle_range_is_the_single_pass_error(tmp_path: Pat
     spec = spec_for(str(source), str(tmp_path / "run"), strict=True)
     with pytest.raises(MalformedCsv) as single:
         split(spec.source, str(tmp_path / "sequential"), spec.split_settings, Storage())
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     for index in planned["items"]:
-        ranges.scan_one(spec, index, Storage())
+        range_tasks.scan_one(spec, index, Storage())
     with pytest.raises(MalformedCsv) as staged:
-        ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
     assert str(staged.value) == str(single.value)
     at = int(str(single.value).split("at byte ")[1].split()[0])
     assert DEPLOYMENT.range_size * 2 < at < source.stat().st_size - DEPLOYMENT.range_size * 2
@@ -207,11 +207,11 @@ def staged_error(spec: RunSpec, tmp_path: Path, kind: type[Exception]) -> tuple[
     """The single pass's error and the staged steps' (each scan through its JSON)."""
     with pytest.raises(kind) as single:
         split(spec.source, str(tmp_path / "sequential"), spec.split_settings, Storage())
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     for index in planned["items"]:
-        ranges.scan_one(spec, index, Storage())
+        range_tasks.scan_one(spec, index, Storage())
     with pytest.raises(kind) as staged:
-        ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
     assert not os.path.exists(spec.layout.manifest)
     return str(single.value), str(staged.value)
 
@@ -274,11 +274,11 @@ def test_an_unterminated_quote_is_the_single_pass_error(tmp_path: Path) -> None:
     spec = spec_for(str(source), str(tmp_path / "run"))
     with pytest.raises(UnterminatedQuote) as single:
         split(spec.source, str(tmp_path / "sequential"), spec.split_settings, Storage())
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     for index in planned["items"]:
-        ranges.scan_one(spec, index, Storage())
+        range_tasks.scan_one(spec, index, Storage())
     with pytest.raises(UnterminatedQuote) as staged:
-        ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
     assert str(staged.value) == str(single.value)
 
 
@@ -297,29 +297,29 @@ def test_a_range_that_failed_for_good_fails_combine_with_its_error(
         local: tuple[RunSpec, Path], error: str, cause: str, raised: type[Exception],
         message: str) -> None:
     spec, _ = local
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     for index in planned["items"]:
         if index != 2:
-            ranges.scan_one(spec, index, Storage())
-    ranges.record_failure(spec, "scan", 2, {"Error": error, "Cause": cause}, Storage())
+            range_tasks.scan_one(spec, index, Storage())
+    range_tasks.record_failure(spec, "scan", 2, {"Error": error, "Cause": cause}, Storage())
     with pytest.raises(raised, match=message):
-        ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
 
 
 def test_an_assembly_batch_that_failed_for_good_fails_finish_with_its_error(
         local: tuple[RunSpec, Path]) -> None:
     spec, _ = local
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     for index in planned["items"]:
-        ranges.scan_one(spec, index, Storage())
-    combined = ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.scan_one(spec, index, Storage())
+    combined = range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
     for index in combined["batches"][1:]:
-        ranges.assemble_batch(spec, index, Storage())
-    ranges.record_failure(spec, "assemble", 0, {"Error": "DestinationUnwritable",
+        range_tasks.assemble_batch(spec, index, Storage())
+    range_tasks.record_failure(spec, "assemble", 0, {"Error": "DestinationUnwritable",
                                                 "Cause": json.dumps({"errorMessage": "full"})},
                           Storage())
     with pytest.raises(Exception, match=r"^full$") as failed:
-        ranges.finish_split(spec, DEPLOYMENT, Storage())
+        range_tasks.finish_split(spec, DEPLOYMENT, Storage())
     assert type(failed.value).__name__ == "DestinationUnwritable"
     assert not os.path.exists(spec.layout.manifest)
 
@@ -333,11 +333,11 @@ def test_a_local_source_rewritten_after_plan_ranges_fails_source_changed(
         local: tuple[RunSpec, Path], when: str) -> None:
     spec, source = local
     storage = Storage()
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, storage)
-    steps = [("scan", lambda: [ranges.scan_one(spec, i, storage) for i in planned["items"]]),
-             ("combine", lambda: ranges.combine_ranges(spec, DEPLOYMENT, storage)),
-             ("assemble", lambda: ranges.assemble_batch(spec, 0, storage)),
-             ("finish", lambda: ranges.finish_split(spec, DEPLOYMENT, storage))]
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, storage)
+    steps = [("scan", lambda: [range_tasks.scan_one(spec, i, storage) for i in planned["items"]]),
+             ("combine", lambda: range_tasks.combine_ranges(spec, DEPLOYMENT, storage)),
+             ("assemble", lambda: range_tasks.assemble_batch(spec, 0, storage)),
+             ("finish", lambda: range_tasks.finish_split(spec, DEPLOYMENT, storage))]
     for name, step in steps:
         if name == when:
             stat = source.stat()
@@ -348,7 +348,7 @@ def test_a_local_source_rewritten_after_plan_ranges_fails_source_changed(
             break
         if name == "assemble":
             for index in range(1, len(planned["items"])):
-                ranges.assemble_batch(spec, index, storage)
+                range_tasks.assemble_batch(spec, index, storage)
         step()
     assert not os.path.exists(spec.layout.manifest)
 
@@ -356,7 +356,7 @@ def test_a_local_source_rewritten_after_plan_ranges_fails_source_changed(
 def test_a_plan_of_another_source_or_destination_is_refused(
         local: tuple[RunSpec, Path], tmp_path: Path) -> None:
     spec, _ = local
-    ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     document = json.loads(Path(spec.layout.ranges, "plan.json").read_text())
     with pytest.raises(InvalidInput, match=r"not of /elsewhere\.csv"):
         Staged.from_dict(document, "/elsewhere.csv", spec.layout.chunks)
@@ -371,7 +371,7 @@ def test_a_plan_of_another_source_or_destination_is_refused(
                              spec.source, spec.layout.chunks)
     with pytest.raises(InvalidInput, match=f"range {RANGES} of .* it has ranges 0 to "
                                            f"{RANGES - 1}"):
-        ranges.scan_one(spec, RANGES, Storage())
+        range_tasks.scan_one(spec, RANGES, Storage())
 
 
 # -- S3 -----------------------------------------------------------------------------------------
@@ -412,15 +412,15 @@ def test_an_s3_source_overwritten_after_plan_ranges_fails_source_changed(
         s3.put_object(Bucket="data", Key="in.csv", Body=source_bytes())
         storage = Storage(s3)
         spec = spec_for("s3://data/in.csv", "s3://data/runs/in.csv")
-        planned = ranges.plan_ranges(spec, DEPLOYMENT, storage)
+        planned = range_tasks.plan_ranges(spec, DEPLOYMENT, storage)
         for index in planned["items"]:
-            ranges.scan_one(spec, index, storage)
-        ranges.combine_ranges(spec, DEPLOYMENT, storage)
+            range_tasks.scan_one(spec, index, storage)
+        range_tasks.combine_ranges(spec, DEPLOYMENT, storage)
         s3.put_object(Bucket="data", Key="in.csv", Body=source_bytes().replace(b"a", b"b"))
         with pytest.raises(SourceChanged, match=r"s3://data/in\.csv changed"):
-            ranges.assemble_batch(spec, 0, storage)
+            range_tasks.assemble_batch(spec, 0, storage)
         with pytest.raises(SourceChanged, match=r"s3://data/in\.csv changed"):
-            ranges.scan_one(spec, 0, storage)
+            range_tasks.scan_one(spec, 0, storage)
 
 
 def test_the_pinned_reader_reads_ahead_and_only_the_pinned_version(
@@ -468,15 +468,15 @@ def test_a_header_only_or_one_record_source_gives_the_sequential_manifest(
 def test_only_the_steps_that_write_chunks_read_the_header(local: tuple[RunSpec, Path]) -> None:
     """A header may be MiBs: the plan every range task reads does not carry it."""
     spec, _ = local
-    planned = ranges.plan_ranges(spec, DEPLOYMENT, Storage())
+    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
     plan = json.loads(Path(spec.layout.ranges, "plan.json").read_text())
     assert "header" not in plan and plan["header_bytes"] == len(HEADER)
     (header,) = Path(spec.layout.ranges).glob("header.*.bin")
     assert header.read_bytes() == HEADER
     header.write_bytes(HEADER + b"x")  # (a header that is not the plan's)
     for index in planned["items"]:
-        ranges.scan_one(spec, index, Storage())
-    ranges.combine_ranges(spec, DEPLOYMENT, Storage())
+        range_tasks.scan_one(spec, index, Storage())
+    range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
     with pytest.raises(InvalidInput, match=f"its header has {len(HEADER) + 1} bytes, not "
                                            f"{len(HEADER)}"):
-        ranges.assemble_batch(spec, 0, Storage())
+        range_tasks.assemble_batch(spec, 0, Storage())

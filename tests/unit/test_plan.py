@@ -9,7 +9,7 @@ import pytest
 from s3split.config import Deployment
 from s3split.errors import RunInProgress
 from s3split.holders import Holder
-from s3split.pipeline.lock import release
+from s3split.pipeline.run_lock import release
 from s3split.pipeline.steps import plan
 from s3split.storage import Storage
 

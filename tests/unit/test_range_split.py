@@ -1,6 +1,6 @@
-"""The range split (s3split.split.ranges, s3split.split.parallel) against the single pass: the
-same chunk bytes, the same manifest, the same errors at the same byte and line, for any cuts;
-also on sources chosen to break it (seeded random sources over a hostile alphabet, a file
+"""The range split (s3split.split.range_scan, s3split.split.local_ranges) against the single
+pass: the same chunk bytes, the same manifest, the same errors at the same byte and line, for
+any cuts; also on sources chosen to break it (seeded random sources over a hostile alphabet, a file
 rewritten during the split, a destination holding an earlier split)."""
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from s3split.errors import (
     UnterminatedQuote,
     WorkerDied,
 )
-from s3split.split import parallel as assemble
+from s3split.split import local_ranges as assemble
 from s3split.split.manifest import Manifest, SplitSettings
-from s3split.split.ranges import (
+from s3split.split.range_scan import (
     SNAP_READ,
     Combiner,
     Plan,
@@ -326,7 +326,7 @@ def test_a_local_split_does_not_import_boto3(tmp_path: Any) -> None:
             "'--chunk-size', '100', '--jobs', '2']\n"
             "try:\n    main()\nexcept SystemExit:\n    pass\n"
             # (the file is too small for ranges)
-            "import s3split.split.parallel, s3split.split.ranges\n"
+            "import s3split.split.local_ranges, s3split.split.range_scan\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
             "('boto3', 'botocore', 'smart_open')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -13,7 +13,7 @@ import pytest
 
 from s3split.errors import RunInProgress, RunTakenOver
 from s3split.holders import Holder, holder_alive
-from s3split.pipeline.lock import acquire, carry, release
+from s3split.pipeline.run_lock import acquire, carry, release
 from s3split.storage import Storage
 
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from s3split.errors import InvalidOption
 from s3split.split.manifest import SplitSettings
+from s3split.split.range_steps import server_side_applies
 from s3split.split.s3_assembly import (
     COPY,
     MAX_OBJECT,
@@ -17,7 +18,6 @@ from s3split.split.s3_assembly import (
     PartPlan,
     plan_parts,
 )
-from s3split.split.staged import server_side_applies
 
 MiB = 1024 * 1024
 

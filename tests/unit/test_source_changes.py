@@ -17,7 +17,7 @@ from s3split import storage as storage_module
 from s3split.config import Deployment
 from s3split.errors import SourceChanged
 from s3split.holders import Holder
-from s3split.pipeline.lock import release
+from s3split.pipeline.run_lock import release
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, reusable_manifest, split_step
 from s3split.split.manifest import SplitSettings

@@ -16,7 +16,7 @@ import pytest
 
 from s3split.errors import SourceInDestination, SplitInProgress, UnterminatedQuote
 from s3split.split import destination, splitter
-from s3split.split.lock import acquire, holding, lock_uri, release
+from s3split.split.destination_lock import acquire, holding, lock_uri, release
 from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage

@@ -15,7 +15,7 @@ from s3split.config import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
-from s3split.split.lock import holding
+from s3split.split.destination_lock import holding
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
 from s3split.split.splitter import SplitResult, validate_settings
 from s3split.split.splitter import split as split_source
@@ -114,8 +114,8 @@ def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
     """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
     otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
     if is_s3(source) and is_s3(dest):
+        from s3split.split.range_steps import server_side_applies, split_server_side
         from s3split.split.splitter import range_split_applies
-        from s3split.split.staged import server_side_applies, split_server_side
 
         if server_side_applies(source, dest, settings) and range_split_applies(
                 source, settings, storage.stat(source), storage):

@@ -28,9 +28,9 @@ from s3split.errors import (
 from s3split.pipeline.chunk import lambda_error_message
 from s3split.pipeline.inputs import default_location, normalize
 from s3split.pipeline.layout import RunLayout
-from s3split.pipeline.lock import lock_uri, read_lock
 from s3split.pipeline.merge import merge_results
 from s3split.pipeline.ownership import check_location_free, recorded_source, same_place
+from s3split.pipeline.run_lock import lock_uri, read_lock
 from s3split.processors.check import check_processor
 from s3split.processors.settings import resume_environment
 from s3split.sizes import counted, format_mb, format_rate

@@ -9,7 +9,7 @@
     <location>/results.jsonl                            ``--merge``: the results in order
     <location>/run.json                                 the run's settings, for resume
     <location>/processor.json                           its processor's settings, for resume
-    <location>/lock.json                                the run lock (pipeline.lock)
+    <location>/lock.json                                the run lock (pipeline.run_lock)
     <location>/ranges/                                  a range split's scratch (pipeline.ranges)
 """
 

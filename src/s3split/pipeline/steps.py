@@ -21,9 +21,9 @@ from s3split.pipeline.batch import continuation_name, stage
 from s3split.pipeline.chunk import of_chunk
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
-from s3split.pipeline.lock import acquire, carry, release
 from s3split.pipeline.ownership import check_location_free, clear_outcomes
 from s3split.pipeline.report import build_report
+from s3split.pipeline.run_lock import acquire, carry, release
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
 from s3split.processors.settings import record

@@ -93,7 +93,7 @@ def split(
 
     ``jobs`` > 1 (or explicit range ``cuts``): a local, uncompressed source split by size
     into a local ``dest`` is scanned in ranges by that many processes and its chunks are
-    copied out of the source (``s3split.split.parallel``); the chunks and manifest are the same.
+    copied out of the source (``s3split.split.local_ranges``); the chunks and manifest are the same.
 
     Only one split of ``dest`` may run at a time: the caller ensures it (``s3split split``
     holds ``split.lock``, the pipeline the run lock). What ``dest`` held that no split wrote
@@ -112,7 +112,9 @@ def split(
     run = SplitRun(source, dest, settings, storage, info, should_stop, on_progress, block_size)
     try:
         if resume is None and _in_ranges(source, dest, settings, info, jobs, cuts, storage):
-            from s3split.split.parallel import split_in_ranges  # (and multiprocessing) only here
+            from s3split.split.local_ranges import (
+                split_in_ranges,  # (and multiprocessing) only here
+            )
             return split_in_ranges(run, jobs, cuts)
         return run.run(resume)
     except SourceChanged:
@@ -233,7 +235,7 @@ class SplitRun:
         self.chunk_stack = ExitStack()
         self.chunk_bytes = self.chunk_rows = self.chunk_offset = self.chunk_line = 0
         self.entries: list[ChunkEntry] = []
-        self.assembly: dict[str, Any] | None = None  # set by a range split (s3split.split.parallel)
+        self.assembly: dict[str, Any] | None = None  # set by a range split (local_ranges)
 
     # -- driving -------------------------------------------------------------------------------
 

@@ -1,15 +1,15 @@
 """The range split in steps that keep their state in storage: the pipeline's split of a big
-source on the state machine (``s3split.pipeline.ranges`` runs each step as a Task or a Map).
+source on the state machine (``s3split.pipeline.range_tasks`` runs each step as a Task or a Map).
 
 * ``prepare`` does what ``splitter.split`` does before its first chunk (checks the source and
   destination, notes the parts an earlier split left, removes its manifest), reads the header
   and pins the source version; it returns a ``Staged`` split: JSON-able, the ranges planned.
-* ``scan`` scans one range of the pinned version (``ranges.scan_range``): ranged GETs for an
+* ``scan`` scans one range of the pinned version (``range_scan.scan_range``): ranged GETs for an
   S3 source, ``pread`` for a local one.
 * ``combine_scans`` folds the scans into the chunk table and raises the single pass's errors
   (``MalformedCsv``, ``UnterminatedQuote``) at the same byte and line.
 * ``assemble`` writes chunks: S3 to S3 server-side (``s3_assembly``), a local source by
-  ``copy_file_range`` (``parallel.write_chunk``), an S3 source into a local destination read
+  ``copy_file_range`` (``local_ranges.write_chunk``), an S3 source into a local destination read
   and written.
 * ``finish`` writes the manifest, the single pass's own but for its ``assembly`` record.
 
@@ -42,9 +42,9 @@ from s3split.split.destination import (
     note_written,
     remove_temporaries,
 )
+from s3split.split.local_ranges import READ_WRITE, raise_errors, write_chunk
 from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
-from s3split.split.parallel import READ_WRITE, raise_errors, write_chunk
-from s3split.split.ranges import (
+from s3split.split.range_scan import (
     BLOCK,
     Chunk,
     Combiner,

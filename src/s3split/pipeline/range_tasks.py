@@ -1,6 +1,6 @@
 """The range split on the state machine: PlanRanges -> ScanRanges (a Map) -> Combine ->
 Assemble (a Map) -> FinishSplit, for a run whose source Plan found big enough
-(``steps.in_ranges``); the steps themselves are ``s3split.split.staged``'s.
+(``steps.in_ranges``); the steps themselves are ``s3split.split.range_steps``'s.
 
 Each step takes and returns small dicts: what the steps hand each other stays in the run's
 ``ranges/`` folder, each file named with the plan's id (a task of an earlier plan that runs
@@ -34,8 +34,8 @@ from s3split.errors import InvalidInput, SplitTaskFailed
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import clear_other_splits, reusable_manifest, split_done
 from s3split.split.manifest import ChunkEntry
-from s3split.split.ranges import Chunk
-from s3split.split.staged import (
+from s3split.split.range_scan import Chunk
+from s3split.split.range_steps import (
     Staged,
     assemble,
     chunks_from_list,

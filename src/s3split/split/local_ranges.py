@@ -1,7 +1,7 @@
 """The range split of a local source: ranges scanned by several processes, chunks copied.
 
 ``split_in_ranges`` is ``splitter.split``'s branch for ``jobs`` > 1: the header is read as
-the single pass reads it, the data is cut into ranges (``s3split.split.ranges``) scanned by
+the single pass reads it, the data is cut into ranges (``s3split.split.range_scan``) scanned by
 worker processes (``s3split.split.workers``; each worker opens the file itself and reads its
 range in 1 MiB blocks), the scans are combined into the chunk table as they arrive, and each
 chunk, as soon as its end is known, is written as the header followed by its source bytes,
@@ -25,7 +25,7 @@ from typing import IO, Final
 from s3split.errors import S3SplitError, SourceChanged
 from s3split.split.destination import note_written
 from s3split.split.manifest import ChunkEntry, chunk_name
-from s3split.split.ranges import (
+from s3split.split.range_scan import (
     BLOCK,
     Chunk,
     Combiner,
