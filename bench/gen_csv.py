@@ -29,6 +29,7 @@ import random
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -295,8 +296,10 @@ def generate(out: Path, size: int, seed: int = 42, lf: bool = False) -> GenStats
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+def main(argv: list[str] | None = None, gen: Callable[[Path, int, int, bool], GenStats] = generate,
+         doc: str | None = __doc__) -> int:
+    """The generators' command line: ``OUT --size --seed --lf --stats-json`` for ``gen``."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
     ap.add_argument("out", type=Path, help="output CSV path")
     ap.add_argument(
         "--size",
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lf", action="store_true", help="LF line endings (default CRLF)")
     ap.add_argument("--stats-json", type=Path, help="also write the stats as JSON here")
     args = ap.parse_args(argv)
-    stats = generate(args.out, args.size, args.seed, args.lf)
+    stats = gen(args.out, args.size, args.seed, args.lf)
     if args.stats_json:
         d = asdict(stats) | {"rows_per_byte": stats.rows_per_byte, "size_arg": args.size}
         args.stats_json.write_text(json.dumps(d, indent=2) + "\n")

@@ -15,16 +15,14 @@ running id in front), so the output is a pure function of (size, seed, line endi
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
 import time
-from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
-from gen_csv import BLOCK_ROWS, CITIES, FIRST, LAST, POOL_SIZE, WORDS, GenStats, parse_size
+import gen_csv
+from gen_csv import BLOCK_ROWS, CITIES, FIRST, LAST, POOL_SIZE, WORDS, GenStats
 
 HEADER = ("id", "contact", "email", "company", "phone", "country", "city", "amount",
           "currency", "created", "status", "note")
@@ -108,20 +106,7 @@ def generate(out: Path, size: int, seed: int = 42, lf: bool = False) -> GenStats
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("out", type=Path, help="output CSV path")
-    ap.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--lf", action="store_true", help="LF line endings (default CRLF)")
-    ap.add_argument("--stats-json", type=Path, help="also write the stats as JSON here")
-    args = ap.parse_args(argv)
-    stats = generate(args.out, args.size, args.seed, args.lf)
-    if args.stats_json:
-        d = asdict(stats) | {"rows_per_byte": stats.rows_per_byte, "size_arg": args.size}
-        args.stats_json.write_text(json.dumps(d, indent=2) + "\n")
-    print(f"rows={stats.rows} bytes={stats.bytes} seconds={stats.seconds} "
-          f"endings={stats.line_ending} -> {args.out}")
-    return 0
+    return gen_csv.main(argv, generate, __doc__)
 
 
 if __name__ == "__main__":
