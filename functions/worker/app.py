@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from s3split.aws_calls import record_if_asked
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
 from s3split.pipeline.lanes import failure_cost, worker_cost
 from s3split.pipeline.spec import RunSpec, parse_event

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.pipeline.steps import plan
 from s3split.storage import Storage
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import ChunkInvalid
 from s3split.holders import Holder
 from s3split.pipeline.chunk import process_chunk

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from s3split.config import Deployment, parse_tolerance
+from s3split.deployment import Deployment, parse_tolerance
 from s3split.engine.local import placeholders, render_definition
 from s3split.pipeline.batch import result_writer_substitutions
 from s3split.processors.check import check_processor

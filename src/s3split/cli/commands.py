@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from s3split.cli import signals
-from s3split.config import MAX_LANES
+from s3split.deployment import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from s3split.cli import signals
 from s3split.cli.progress import RunProgress
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
     InvalidInput,

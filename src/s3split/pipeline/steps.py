@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import (
     DestinationUnwritable,
     SourceChanged,
