@@ -246,6 +246,8 @@ def test_the_functions_set_every_declared_processor_setting_and_no_other() -> No
     assert own_variables("WorkerFunction") == {*PROCESSOR_SETTINGS, IDEMPOTENCY_TABLE.variable}
     assert own_variables("SplitterFunction") == {*PROCESSOR_SETTINGS, *SPLITTER_OWN}
     assert "S3SPLIT_PROCESSORS" not in own_variables("WorkerFunction")  # code: the user's own
+    # the stack's processor is any built-in, and only those
+    assert set(TEMPLATE_DOC["Parameters"]["Processor"]["AllowedValues"]) == set(BUILTINS)
     # a file's path is for a local run: a deployment gives the text itself
     assert not {setting.file_variable for setting in PROCESSOR_SETTINGS.values()} & (
         own_variables("WorkerFunction") | set(TEMPLATE_DOC["Globals"]["Function"]["Environment"][

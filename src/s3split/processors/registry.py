@@ -33,10 +33,10 @@ ENTRY_POINT_GROUP = "s3split.processors"
 BUILTINS: Mapping[str, str] = MappingProxyType({
     "jsonl": "s3split.processors.jsonl:JsonlProcessor",
     "validate": "s3split.processors.validate:ValidateProcessor",
-    "dynamodb": "s3split.processors.dynamodb:DynamoDBProcessor",
-    "noop": "s3split.processors.jsonl:NoopProcessor",
     "parquet": "s3split.processors.parquet:ParquetProcessor",
     "sql": "s3split.processors.sql:SqlProcessor",
+    "dynamodb": "s3split.processors.dynamodb:DynamoDBProcessor",
+    "noop": "s3split.processors.jsonl:NoopProcessor",
 })
 
 
