@@ -23,7 +23,7 @@ from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, TABLE, DynamoDBProcessor, backoff
 from s3split.processors.jsonl import unique_names
 from s3split.processors.reader import find_invalid_utf8, read_rows
-from s3split.processors.registry import get_processor, processor_settings
+from s3split.processors.registry import custom_processors, get_processor, processor_settings
 from s3split.processors.validate import SCHEMA as SCHEMA_SETTING
 from s3split.processors.validate import Schema, ValidateProcessor
 from s3split.storage import Storage
@@ -334,7 +334,10 @@ def test_each_processor_reads_its_own_settings_from_the_environment(tmp_path: Pa
         "S3SPLIT_DYNAMODB_TYPES": '{"qty": "N", "paid": "BOOL"}',
         "S3SPLIT_SCHEMA": str(schema_file),
         "S3SPLIT_SQL": "SELECT 1 FROM chunk",
+        "S3SPLIT_PROCESSORS": " upper = my_mod:upper , other=pkg.mod:Thing.make",
     }
+    assert custom_processors(env) == {"upper": "my_mod:upper", "other": "pkg.mod:Thing.make"}
+    assert custom_processors({}) == {}
     dynamodb = get_processor("dynamodb", env)
     assert isinstance(dynamodb, DynamoDBProcessor)
     assert (dynamodb.table, dynamodb.types) == ("orders", {"qty": "N", "paid": "BOOL"})
