@@ -373,7 +373,7 @@ def bench_overhead(
 
 def bench_events(sizes: Sequence[int], work: Path) -> tuple[list[list[str]], list[str]]:
     """Two or more runs in-process; total history events (all executions) per run."""
-    from s3split.config import Deployment
+    from s3split.deployment import Deployment
     from s3split.engine.local import local_engine
     from s3split.storage import Storage
 

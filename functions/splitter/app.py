@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel
 
 from s3split.aws_calls import record_if_asked
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.holders import holder_alive
 from s3split.pipeline import range_tasks
 from s3split.pipeline.run_lock import release

@@ -3,19 +3,18 @@
 import os
 from typing import Any, Literal
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field
 
 from s3split.aws_calls import record_if_asked
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.pipeline.chunk import load_manifest, process_chunk, record_failure
 from s3split.pipeline.lanes import failure_cost, worker_cost
 from s3split.pipeline.spec import RunSpec, parse_event
 from s3split.processors.idempotency import ChunkIdempotency
-from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.processors.registry import get_processor
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage
 from s3split.transient import transient_errors
@@ -26,9 +25,7 @@ metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "s3sp
 tracer = Tracer()
 storage = Storage()
 deployment = Deployment.from_env()
-processor_config = ProcessorConfig.from_env()
-dynamodb = boto3.client("dynamodb") if processor_config.dynamodb_table else None
-idempotency = ChunkIdempotency.from_config(processor_config)  # None unless the table is set
+idempotency = ChunkIdempotency.from_env()  # None unless the table is set
 manifests: dict[tuple[str, str | None], Manifest] = {}  # read once per version, when warm
 
 
@@ -61,7 +58,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> int:
         return failure_cost()
     # Read again (a setting kept in SSM is cached for a minute): a changed schema reaches warm
     # workers too.
-    processor = get_processor(spec.processor, ProcessorConfig.from_env(), dynamodb=dynamodb)
+    processor = get_processor(spec.processor)
     if idempotency is not None:  # custom processors only; built-ins are idempotent already
         processor = idempotency.guard(spec.processor, processor, context)
     with transient_errors(f"chunk {request.index} of {spec.location}"):

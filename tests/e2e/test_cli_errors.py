@@ -18,6 +18,7 @@ import pytest
 from backports import zstd
 
 from s3split.cli import signals
+from s3split.processors.registry import BUILTINS
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server, s3_client
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
@@ -343,7 +344,7 @@ def test_old_wait_spelling_still_works_with_a_note(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("processor", "env", "message"), [
     ("nosuch", {}, "invalid execution input: processor: unknown processor 'nosuch'; known: "
-                   "dynamodb, jsonl, noop, parquet, sql, validate"),
+                   f"{', '.join(sorted(BUILTINS))}"),
     ("sql", {"S3SPLIT_SQL": "DROP TABLE chunk"}, "invalid execution input: processor: "
                                                 "S3SPLIT_SQL: expected a single SELECT"),
     ("validate", {}, "invalid execution input: processor: validate needs a schema: set "

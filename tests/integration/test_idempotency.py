@@ -20,9 +20,10 @@ from s3split.errors import ChunkInProgress, TransientError
 from s3split.pipeline.chunk import load_manifest, process_chunk
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
+from s3split.processors.idempotency import TABLE as IDEMPOTENCY_TABLE
 from s3split.processors.idempotency import ChunkIdempotency
 from s3split.processors.reader import read_rows
-from s3split.processors.registry import BUILTINS, ProcessorConfig, get_processor
+from s3split.processors.registry import BUILTINS, get_processor
 from s3split.split.manifest import Manifest
 from s3split.split.splitter import split
 from s3split.storage import Storage
@@ -109,9 +110,8 @@ class Run:
 
     def processor(self, env: dict[str, str] = ENV, context: Any = None) -> Processor:
         """What the worker handler does: load the processor, guard it if the table is set."""
-        config = ProcessorConfig.from_env(env)
-        processor = get_processor(self.spec.processor, config)
-        idempotency = ChunkIdempotency.from_config(config, self.dynamodb)
+        processor = get_processor(self.spec.processor, env)
+        idempotency = ChunkIdempotency.from_env(env, self.dynamodb)
         if idempotency is not None:
             processor = idempotency.guard(self.spec.processor, processor, context or invocation())
         return processor
@@ -256,7 +256,7 @@ def test_a_delivery_while_another_is_in_progress_is_transient(run: Run) -> None:
             return append_call(job, storage)
 
     inner = DeliverAgainMidway(lambda: run.deliver(guarded, attempt=2))
-    idempotency = ChunkIdempotency.from_config(ProcessorConfig.from_env(ENV), run.dynamodb)
+    idempotency = ChunkIdempotency.from_env(ENV, run.dynamodb)
     assert idempotency is not None
     outer = idempotency.guard(NAME, inner, invocation())
     status = run.deliver(outer)
@@ -271,7 +271,7 @@ def test_an_attempt_killed_mid_chunk_blocks_others_until_its_time_limit(run: Run
     def dies(job: ChunkJob, storage: Storage) -> ProcessResult:
         raise Killed
 
-    idempotency = ChunkIdempotency.from_config(ProcessorConfig.from_env(ENV), run.dynamodb)
+    idempotency = ChunkIdempotency.from_env(ENV, run.dynamodb)
     assert idempotency is not None
     limit = 1.5
     context: Any = Context(time.time() + limit)
@@ -308,7 +308,7 @@ def test_a_failed_attempt_leaves_no_record(run: Run) -> None:
 
 def test_without_the_table_a_custom_processor_is_not_guarded(run: Run) -> None:
     env = {k: v for k, v in ENV.items() if k != "S3SPLIT_IDEMPOTENCY_TABLE"}
-    assert ChunkIdempotency.from_config(ProcessorConfig.from_env(env)) is None
+    assert ChunkIdempotency.from_env(env) is None
     processor = run.processor(env)
     run.deliver(processor)
     run.lose_status()
@@ -319,22 +319,19 @@ def test_without_the_table_a_custom_processor_is_not_guarded(run: Run) -> None:
 
 
 def test_the_table_comes_from_the_environment_only() -> None:
-    assert ProcessorConfig.from_env({}).idempotency_table is None
-    assert ProcessorConfig.from_env({"S3SPLIT_IDEMPOTENCY_TABLE": " "}).idempotency_table is None
-    config = ProcessorConfig.from_env({"S3SPLIT_IDEMPOTENCY_TABLE": " idem-table "})
-    assert config.idempotency_table == "idem-table"
+    assert ChunkIdempotency.from_env({}) is None
+    assert ChunkIdempotency.from_env({"S3SPLIT_IDEMPOTENCY_TABLE": " "}) is None
+    assert IDEMPOTENCY_TABLE.read({"S3SPLIT_IDEMPOTENCY_TABLE": " idem-table "}) == "idem-table"
 
 
 def test_built_in_processors_are_never_guarded(run: Run) -> None:
-    idempotency = ChunkIdempotency.from_config(
-        ProcessorConfig(dynamodb_table="orders", schema=SCHEMA,
-                        idempotency_table=TABLE), run.dynamodb)
+    env = {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_SCHEMA": json.dumps(SCHEMA),
+           "S3SPLIT_SQL": "SELECT * FROM chunk", "S3SPLIT_IDEMPOTENCY_TABLE": TABLE}
+    idempotency = ChunkIdempotency.from_env(env, run.dynamodb)
     assert idempotency is not None
     for name in BUILTINS:
-        processor = get_processor(name, ProcessorConfig(dynamodb_table="orders",
-                                                        schema=SCHEMA,
-                                                        sql="SELECT * FROM chunk"))
+        processor = get_processor(name, env)
         assert idempotency.guard(name, processor) is processor, name
-    custom = get_processor(NAME, ProcessorConfig.from_env(ENV))
+    custom = get_processor(NAME, ENV)
     guarded = idempotency.guard(NAME, custom)
     assert guarded is not custom and guarded.extension == custom.extension

@@ -11,7 +11,6 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from s3split.errors import ChunkInvalid, InvalidOption, TransientError
 from s3split.processors.base import ProcessResult
 from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, RETRY_ROUNDS, DynamoDBProcessor
-from s3split.processors.registry import ProcessorConfig, get_processor
 from s3split.storage import Storage
 from tests.support.jobs import make_job
 
@@ -139,7 +138,7 @@ def test_import_with_partition_key_and_types(tmp_path: Path, dynamodb: DynamoDBC
         "e,5\n"
         "f,007,False,,\n"
     ), source_line=10)
-    result = get_processor("dynamodb", ProcessorConfig("orders", TYPES), dynamodb=dynamodb)(
+    result = DynamoDBProcessor("orders", TYPES, dynamodb)(
         job, Storage()
     )
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (7, 3, 4)
@@ -208,7 +207,7 @@ def test_key_schema_is_described_once(tmp_path: Path, dynamodb: DynamoDBClient) 
     importer = processor(dynamodb, "events")
     for first in (0, 10, 20):
         importer(make_job(tmp_path, EVENTS_HEADER + rows(10, first=first)), Storage())
-    again = get_processor("dynamodb", ProcessorConfig("events", TYPES), dynamodb=dynamodb)
+    again = DynamoDBProcessor("events", TYPES, dynamodb)  # another processor, one client
     again(make_job(tmp_path, EVENTS_HEADER + rows(10, first=30)), Storage())
     assert calls == ["describe"]
     assert importer.key_types() == {"pk": "S", "sk": "N"}

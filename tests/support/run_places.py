@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import ChunkInvalid
 from s3split.holders import Holder
 from s3split.pipeline.chunk import process_chunk
@@ -17,7 +17,7 @@ from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
 from s3split.processors.jsonl import JsonlProcessor
-from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.processors.registry import get_processor
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, join
 from tests.support.aws import mocked_s3
@@ -77,7 +77,7 @@ def start(place: Place, event: dict[str, Any], execution: str,
     spec = RunSpec.from_dict(planned["run"])
     assert split_step(spec, None, place.deployment, place.storage, lambda: False)["done"]
     manifest = Manifest.from_dict(place.storage.read_json(spec.layout.manifest))
-    processor = processor or get_processor("jsonl", ProcessorConfig())
+    processor = processor or get_processor("jsonl", {})
     for index in range(manifest.count):
         process_chunk(spec, index, 1, place.storage, processor, manifest)
     place.storage.delete(spec.layout.lock)  # the run ended (Summarize releases it)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.pipeline.inputs import BatchStart, normalize
 from s3split.pipeline.spec import parse_event
 from s3split.storage import Storage

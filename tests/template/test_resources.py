@@ -12,10 +12,14 @@ from typing import Any
 import boto3
 import pytest
 
-from s3split.config import Deployment, parse_tolerance
+from s3split.deployment import Deployment, parse_tolerance
 from s3split.engine.local import placeholders, render_definition
 from s3split.pipeline.batch import result_writer_substitutions
 from s3split.processors.check import check_processor
+from s3split.processors.dynamodb import TYPES
+from s3split.processors.idempotency import TABLE as IDEMPOTENCY_TABLE
+from s3split.processors.registry import BUILTINS, declared_settings
+from s3split.processors.validate import SCHEMA
 from s3split.sizes import parse_size
 from tests.support.template import BUCKET, FUNCTIONS, REGION, REPO, TEMPLATE_DOC, Stack
 
@@ -185,13 +189,11 @@ def test_the_functions_environment_is_one_the_code_accepts(stack: Stack) -> None
 
 
 def test_the_idempotency_table_exists_only_when_enabled_and_fits_powertools(stack: Stack) -> None:
-    from s3split.processors import ProcessorConfig
     from s3split.processors.idempotency import ChunkIdempotency
 
     assert stack.params["Idempotency"] == "Disabled"
     assert "IdempotencyTable" not in stack.resources()
-    assert ProcessorConfig.from_env(stack.function_env("WorkerFunction")).idempotency_table \
-        is None
+    assert ChunkIdempotency.from_env(stack.function_env("WorkerFunction")) is None
     enabled = Stack(TEMPLATE_DOC, Idempotency="Enabled")
     assert set(enabled.resources("AWS::DynamoDB::Table")) == {"IdempotencyTable"}
     table = enabled.props("IdempotencyTable")
@@ -207,8 +209,9 @@ def test_the_idempotency_table_exists_only_when_enabled_and_fits_powertools(stac
     assert table["TimeToLiveSpecification"] == {"AttributeName": persistence.expiry_attr,
                                                 "Enabled": True}
     env = enabled.function_env("WorkerFunction")
-    assert ProcessorConfig.from_env(env).idempotency_table == table["TableName"] == \
-        enabled.ref("IdempotencyTable")
+    worker_store = ChunkIdempotency.from_env(env, client)
+    assert worker_store is not None
+    assert worker_store.table == table["TableName"] == enabled.ref("IdempotencyTable")
     for name in ("SplitterFunction", "IteratorFunction"):
         assert "S3SPLIT_IDEMPOTENCY_TABLE" not in enabled.function_env(name)
 
@@ -223,8 +226,34 @@ def test_the_worker_idempotency_env_var_is_conditional() -> None:
     assert TEMPLATE_DOC["Resources"]["IdempotencyTable"]["Condition"] == "HasIdempotency"
 
 
-PROCESSOR_CONFIG = ("S3SPLIT_DYNAMODB_TABLE", "S3SPLIT_DYNAMODB_TYPES", "S3SPLIT_SCHEMA",
-                    "S3SPLIT_SQL", "S3SPLIT_SQL_FORMAT")
+# Every setting a built-in processor declares (its own module's ``Setting`` values).
+PROCESSOR_SETTINGS = {setting.variable: setting for name in BUILTINS
+                      for setting in declared_settings(name)}
+PROCESSOR_CONFIG = tuple(PROCESSOR_SETTINGS)
+# The splitter function's variables that are not a processor's: its own and the range split's.
+SPLITTER_OWN = {"S3SPLIT_SPLIT_SAFETY_MS", "S3SPLIT_RANGE_SPLIT_FROM", "S3SPLIT_RANGE_CONCURRENCY"}
+
+
+def own_variables(name: str) -> set[str]:
+    """The variables a function sets itself (beyond Globals': the deployment's)."""
+    return set(TEMPLATE_DOC["Resources"][name]["Properties"]["Environment"]["Variables"])
+
+
+def test_the_functions_set_every_declared_processor_setting_and_no_other() -> None:
+    """A processor's setting is declared in its module and set on the functions by the
+    template: a declared one the template lacks would never reach a deployed worker, and a
+    variable the template sets that no processor declares is read by nothing."""
+    assert own_variables("WorkerFunction") == {*PROCESSOR_SETTINGS, IDEMPOTENCY_TABLE.variable}
+    assert own_variables("SplitterFunction") == {*PROCESSOR_SETTINGS, *SPLITTER_OWN}
+    assert "S3SPLIT_PROCESSORS" not in own_variables("WorkerFunction")  # code: the user's own
+    # the stack's processor is any built-in, and only those
+    assert set(TEMPLATE_DOC["Parameters"]["Processor"]["AllowedValues"]) == set(BUILTINS)
+    # a file's path is for a local run: a deployment gives the text itself
+    assert not {setting.file_variable for setting in PROCESSOR_SETTINGS.values()} & (
+        own_variables("WorkerFunction") | set(TEMPLATE_DOC["Globals"]["Function"]["Environment"][
+            "Variables"]))
+
+
 SCHEMA_PARAMETER = json.dumps({"columns": {"id": {"type": "int", "required": True}}})
 
 
@@ -252,9 +281,9 @@ def test_plan_sees_the_processor_configuration_the_worker_runs_with(
     config = check_processor(Deployment.from_env(deployed).processor, deployed)
     if "ValidateSchema" in parameters:
         assert splitter["S3SPLIT_SCHEMA"] == "ssm:ValidateSchemaParameter"
-        assert config is not None and config.schema == json.loads(SCHEMA_PARAMETER)
+        assert config.get(SCHEMA) == json.loads(SCHEMA_PARAMETER)
     if "ImportTableColumnTypes" in parameters:
-        assert config is not None and config.dynamodb_types == {"price": "N"}
+        assert config.get(TYPES) == {"price": "N"}
     assert "S3SPLIT_IDEMPOTENCY_TABLE" not in splitter  # the worker's alone
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from s3split.cli import aws as remote
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import BucketNotAllowed, InvalidInput
 from s3split.pipeline.inputs import (
     MAX_COMPONENT_BYTES,

@@ -10,7 +10,7 @@ from s3split.errors import ChunkInvalid, InvalidOption
 from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.merge import merge_results
 from s3split.pipeline.steps import plan
-from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.processors.registry import get_processor
 from s3split.storage import join
 from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
@@ -54,7 +54,7 @@ def test_parquet_results_are_merged_into_one_parquet_file_in_chunk_order(
     location = join(place.base, "run")
     _, manifest = start(place, {"source": source, "run": location, "chunk_size": 400,
                                 "processor": "parquet"}, "exec-1",
-                        get_processor("parquet", ProcessorConfig()))
+                        get_processor("parquet", {}))
     assert manifest.count > 10
     merged = merge_results(location, place.storage)
     assert merged == join(location, "results.parquet")
@@ -73,7 +73,7 @@ def test_results_of_two_kinds_are_never_merged(place: Place) -> None:
     spec, manifest = start(place, {"source": source, "run": location, "chunk_size": 400},
                            "exec-1")
     place.storage.delete(spec.layout.status(1))  # chunk 1 processed again, as Parquet
-    process_chunk(spec, 1, 2, place.storage, get_processor("parquet", ProcessorConfig()),
+    process_chunk(spec, 1, 2, place.storage, get_processor("parquet", {}),
                   manifest)
     with pytest.raises(InvalidOption, match="not JSON Lines or Parquet as the other"):
         merge_results(location, place.storage)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.engine.local import FUNCTIONS
 from s3split.engine.pipeline_files import (
     BUNDLED_PACKAGE,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import (
     InvalidInput,
     MalformedCsv,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import RunInProgress
 from s3split.holders import Holder
 from s3split.pipeline.run_lock import release

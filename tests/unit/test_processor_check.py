@@ -1,26 +1,24 @@
 """Plan's check of a run's processor and its configuration (``check_processor``), and Plan
 refusing a misconfigured run before it locks or writes anything."""
 
+import importlib
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from s3split.config import Deployment
 from s3split.errors import InvalidInput, InvalidOption
-from s3split.holders import Holder
-from s3split.pipeline.steps import plan
 from s3split.processors.check import check_processor
 from s3split.processors.dynamodb import DynamoDBProcessor
 from s3split.processors.jsonl import JsonlProcessor, NoopProcessor
 from s3split.processors.parquet import ParquetProcessor
-from s3split.processors.registry import BUILTINS, ProcessorConfig, get_processor
-from s3split.processors.settings import resume_environment
+from s3split.processors.recorded_settings import resume_environment
+from s3split.processors.registry import BUILTINS, declared_settings, get_processor
 from s3split.processors.sql import SqlProcessor
+from s3split.processors.validate import SCHEMA as SCHEMA_SETTING
 from s3split.processors.validate import ValidateProcessor
-from s3split.storage import Storage
+from tests.support.plans import plan_local_run
 
 SCHEMA = {"columns": {"id": {"type": "int", "required": True}}}
 
@@ -31,6 +29,8 @@ SCHEMA = {"columns": {"id": {"type": "int", "required": True}}}
     ("validate", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)}),
     ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders"}),
     ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}),
+    # a processor reads its own settings only, as the worker does: another's is not checked
+    ("jsonl", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json", "S3SPLIT_SQL_FORMAT": "csv"}),
 ])
 def test_a_processor_with_what_it_needs_passes(name: str, env: dict[str, str]) -> None:
     check_processor(name, env)
@@ -42,23 +42,20 @@ def test_a_schema_file_passes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("name", "env", "message"), [
-    ("nosuch", {}, "processor: unknown processor 'nosuch'; known: dynamodb, jsonl, noop, "
-                   "parquet, sql, validate"),
+    ("nosuch", {}, f"processor: unknown processor 'nosuch'; known: {', '.join(sorted(BUILTINS))}"),
     ("sql", {}, "processor: sql needs a query: set S3SPLIT_SQL"),
     ("sql", {"S3SPLIT_SQL": "DELETE FROM chunk"}, "expected a single SELECT"),
     ("validate", {}, "processor: validate needs a schema: set S3SPLIT_SCHEMA"),
     ("validate", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"},
      "S3SPLIT_SCHEMA: cannot read /nonexistent/schema.json: No such file or directory"),
-    ("validate", {"S3SPLIT_SCHEMA": "{not json"}, "S3SPLIT_SCHEMA is not valid JSON"),
+    ("validate", {"S3SPLIT_SCHEMA": "{not json"}, "S3SPLIT_SCHEMA: not valid JSON"),
     ("validate", {"S3SPLIT_SCHEMA": '{"columns": 3}'}, "S3SPLIT_SCHEMA: schema: expected"),
     ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": "money"}}}'},
      "S3SPLIT_SCHEMA: schema column 'id': unknown type 'money'"),
     ("dynamodb", {}, "processor: dynamodb needs a table: set S3SPLIT_DYNAMODB_TABLE"),
     ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "t", "S3SPLIT_DYNAMODB_TYPES": '{"n": "X"}'},
      "S3SPLIT_DYNAMODB_TYPES"),
-    # The worker reads all of its configuration when it starts: a broken variable fails every
-    # chunk whichever processor runs.
-    ("jsonl", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"}, "cannot read"),
+    # The registry's own setting is read whichever processor runs, as the worker reads it.
     ("jsonl", {"S3SPLIT_PROCESSORS": "broken"}, "S3SPLIT_PROCESSORS"),
 ])
 def test_a_configuration_mistake_is_invalid_input_naming_it(
@@ -72,8 +69,7 @@ def test_a_custom_processor_is_known_by_name_and_not_imported(tmp_path: Path) ->
     """No user code runs in the splitter: a custom target is the worker's to load."""
     check_processor("mine", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
     assert "no_such_module_xyz" not in sys.modules
-    with pytest.raises(InvalidInput, match="known: dynamodb, jsonl, mine, noop, parquet, sql, "
-                                           "validate"):
+    with pytest.raises(InvalidInput, match=f"known: {', '.join(sorted([*BUILTINS, 'mine']))}$"):
         check_processor("other", {"S3SPLIT_PROCESSORS": "mine=no_such_module_xyz:process"})
 
 
@@ -103,17 +99,8 @@ def test_plan_refuses_a_misconfigured_run_before_touching_anything(
         monkeypatch.delenv(variable, raising=False)
     for variable, value in env.items():
         monkeypatch.setenv(variable, value)
-    source = tmp_path / "orders.csv"
-    source.write_text("id,name\n1,a\n")
-    deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
-                            engine_pid=os.getpid())
-
-    def alive(holder: Holder) -> bool:
-        return True
-
     with pytest.raises(InvalidInput, match="processor"):
-        plan({"source": str(source), "processor": processor}, "exec-1", deployment, Storage(),
-             alive)
+        plan_local_run(tmp_path, processor)
     assert not (tmp_path / "work").exists()  # no lock, no run.json, nothing cleared
 
 
@@ -124,14 +111,22 @@ BUILT = {"jsonl": JsonlProcessor, "validate": ValidateProcessor, "dynamodb": Dyn
 
 
 def test_every_registered_name_builds_its_own_processor_type() -> None:
-    """A name added to the table must build a processor of its own (it once fell through to
-    DynamoDB's), and this test must be told which."""
-    config = ProcessorConfig(dynamodb_table="orders", schema=SCHEMA, sql="SELECT * FROM chunk")
-    built = {name: type(get_processor(name, config)) for name in BUILTINS}
-    assert built == BUILT
-    assert len(set(built.values())) == len(BUILTINS)
-    with pytest.raises(InvalidOption, match="unknown processor 'avro'; known: dynamodb, "
-                                            "jsonl, noop, parquet, sql, validate"):
+    """A name added to the table must build a processor of its own (one once fell through to
+    DynamoDB's): the class its line names, a class no other line names."""
+    config = {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_SCHEMA": json.dumps(SCHEMA),
+              "S3SPLIT_SQL": "SELECT * FROM chunk"}
+    assert len(set(BUILTINS.values())) == len(BUILTINS)
+    for name, target in BUILTINS.items():
+        try:
+            built = type(get_processor(name, config))
+        except InvalidOption as exc:  # one needing a setting this test does not give
+            assert any(s.variable in str(exc) for s in declared_settings(name)), exc
+            continue
+        module, _, attribute = target.partition(":")
+        assert built is getattr(importlib.import_module(module), attribute)
+    assert {name: type(get_processor(name, config)) for name in BUILT} == BUILT
+    with pytest.raises(InvalidOption, match=f"unknown processor 'avro'; known: "
+                                            f"{', '.join(sorted(BUILTINS))}$"):
         get_processor("avro", config)
     with pytest.raises(InvalidInput, match="unknown processor 'avro'"):
         check_processor("avro", {"S3SPLIT_DYNAMODB_TABLE": "orders"})
@@ -141,11 +136,13 @@ def test_every_registered_name_builds_its_own_processor_type() -> None:
 @pytest.mark.parametrize("env", [{}, {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)},
                                  {"S3SPLIT_DYNAMODB_TABLE": "orders"},
                                  {"S3SPLIT_SQL": "SELECT 1 FROM chunk"},
-                                 {"S3SPLIT_SQL": "DROP TABLE chunk"}])
+                                 {"S3SPLIT_SQL": "DROP TABLE chunk"},
+                                 {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"},
+                                 {"S3SPLIT_PROCESSORS": "broken"}])
 def test_plan_refuses_exactly_what_the_worker_cannot_build(name: str, env: dict[str, str]
                                                            ) -> None:
     try:
-        get_processor(name, ProcessorConfig.from_env(env))
+        get_processor(name, env)
         builds = True
     except InvalidOption:
         builds = False
@@ -158,16 +155,6 @@ def test_plan_refuses_exactly_what_the_worker_cannot_build(name: str, env: dict[
 
 
 # -- the settings a run records for its resume -----------------------------------------------
-
-def _plan(tmp_path: Path, processor: str) -> Path:
-    source = tmp_path / "orders.csv"
-    source.write_text("id,name\n1,a\n")
-    deployment = Deployment(work_location=str(tmp_path / "work"), allow_local=True,
-                            engine_pid=os.getpid())
-    planned = plan({"source": str(source), "processor": processor}, "exec-1", deployment,
-                   Storage(), lambda holder: True)
-    return Path(planned["run"]["location"])
-
 
 @pytest.mark.parametrize(("processor", "env", "recorded"), [
     ("validate", {"S3SPLIT_SCHEMA": "FILE", "S3SPLIT_DYNAMODB_TABLE": "orders"},
@@ -189,22 +176,23 @@ def test_plan_records_the_settings_its_processor_reads_as_checked(
         monkeypatch.delenv(variable, raising=False)
     for variable, value in env.items():
         monkeypatch.setenv(variable, str(tmp_path / "schema.json") if value == "FILE" else value)
-    location = _plan(tmp_path, processor)
+    location = plan_local_run(tmp_path, processor)
     assert json.loads((location / "processor.json").read_text()) == recorded
 
 
 def test_a_resume_takes_the_recorded_settings_the_environment_does_not_set_again() -> None:
-    document = {"S3SPLIT_SCHEMA": SCHEMA, "S3SPLIT_DYNAMODB_TABLE": "orders",
-                "S3SPLIT_DYNAMODB_TYPES": {"n": "N"}}
-    resumed = resume_environment(document, "run/processor.json",
+    document = {"S3SPLIT_SCHEMA": SCHEMA}
+    resumed = resume_environment(document, "run/processor.json", "validate",
                                  {"S3SPLIT_SCHEMA": " ", "S3SPLIT_DYNAMODB_TABLE": "orders"})
-    assert resumed == {"S3SPLIT_SCHEMA": json.dumps(SCHEMA),
-                       "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
-    assert ProcessorConfig.from_env(resumed).schema == SCHEMA
-    fixed = {"S3SPLIT_SCHEMA": "/fixed/schema.json", "S3SPLIT_DYNAMODB_TABLE": "other"}
-    assert resume_environment(document, "run/processor.json", fixed) == {
+    assert resumed == {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)}
+    assert check_processor("validate", resumed).get(SCHEMA_SETTING) == SCHEMA
+    fixed = {"S3SPLIT_SCHEMA": "/fixed/schema.json"}
+    assert resume_environment(document, "run/processor.json", "validate", fixed) == {}
+    document = {"S3SPLIT_DYNAMODB_TABLE": "orders", "S3SPLIT_DYNAMODB_TYPES": {"n": "N"}}
+    assert resume_environment(document, "run/processor.json", "dynamodb",
+                              {"S3SPLIT_DYNAMODB_TABLE": "orders"}) == {
         "S3SPLIT_DYNAMODB_TYPES": '{"n": "N"}'}
-    assert resume_environment({}, "run/processor.json", {}) == {}
+    assert resume_environment({}, "run/processor.json", "jsonl", {}) == {}
 
 
 def test_a_resume_never_takes_the_table_it_writes_to_from_the_record() -> None:
@@ -212,31 +200,41 @@ def test_a_resume_never_takes_the_table_it_writes_to_from_the_record() -> None:
     the owner's next resume would fill it with the owner's credentials."""
     document = {"S3SPLIT_DYNAMODB_TABLE": "attackers-table"}
     with pytest.raises(InvalidInput) as caught:
-        resume_environment(document, "s3://shared/run/processor.json", {})
+        resume_environment(document, "s3://shared/run/processor.json", "dynamodb", {})
     message = str(caught.value)
     assert message.startswith("s3://shared/run/processor.json says the run wrote with "
                               "S3SPLIT_DYNAMODB_TABLE='attackers-table'")
     assert "set S3SPLIT_DYNAMODB_TABLE" in message
-    assert resume_environment(document, "p.json", {"S3SPLIT_DYNAMODB_TABLE": "mine"}) == {}
+    assert resume_environment(document, "p.json", "dynamodb",
+                              {"S3SPLIT_DYNAMODB_TABLE": "mine"}) == {}
 
 
-@pytest.mark.parametrize(("document", "problem"), [
-    ([], "expected a JSON object of processor settings"),
+@pytest.mark.parametrize(("processor", "document", "problem"), [
+    ("validate", [], "expected a JSON object of processor settings"),
     # code is never taken from a record: a custom processor's target, nor a module to import
-    ({"S3SPLIT_PROCESSORS": "x=os:system"}, "'S3SPLIT_PROCESSORS' is not a processor setting"),
-    ({"S3SPLIT_IDEMPOTENCY_TABLE": "t"}, "'S3SPLIT_IDEMPOTENCY_TABLE' is not a processor"),
+    ("validate", {"S3SPLIT_PROCESSORS": "x=os:system"},
+     "'S3SPLIT_PROCESSORS' is not a processor setting a run of validate records; expected: "
+     "S3SPLIT_SCHEMA"),
+    ("mine", {"S3SPLIT_PROCESSORS": "x=os:system"}, "a run of mine records; expected: none"),
+    ("jsonl", {"S3SPLIT_IDEMPOTENCY_TABLE": "t"}, "'S3SPLIT_IDEMPOTENCY_TABLE' is not a "),
+    # only what the run's processor reads: a query recorded for validate is someone's edit
+    ("validate", {"S3SPLIT_SQL": "SELECT 1 FROM chunk"}, "'S3SPLIT_SQL' is not a processor"),
     # a recorded schema is a document, never a path the CLI would read
-    ({"S3SPLIT_SCHEMA": "/etc/passwd"}, "S3SPLIT_SCHEMA: expected a JSON object, got '/etc/"),
-    ({"S3SPLIT_SCHEMA": {"columns": 3}}, "S3SPLIT_SCHEMA: schema: expected"),
-    ({"S3SPLIT_SCHEMA": {}}, "S3SPLIT_SCHEMA: expected a JSON object"),
-    ({"S3SPLIT_DYNAMODB_TABLE": ""}, "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
-    ({"S3SPLIT_DYNAMODB_TABLE": ["t"]}, "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
-    ({"S3SPLIT_DYNAMODB_TYPES": {"n": "NUMBER"}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
+    ("validate", {"S3SPLIT_SCHEMA": "/etc/passwd"},
+     "S3SPLIT_SCHEMA: expected a JSON object, got '/etc/"),
+    ("parquet", {"S3SPLIT_SCHEMA": {"columns": 3}}, "S3SPLIT_SCHEMA: schema: expected"),
+    ("validate", {"S3SPLIT_SCHEMA": {}}, "S3SPLIT_SCHEMA: expected a JSON object"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": ""},
+     "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": ["t"]},
+     "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": {"n": "NUMBER"}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
+    ("sql", {"S3SPLIT_SQL_FORMAT": "csv"}, "S3SPLIT_SQL_FORMAT: expected jsonl or parquet"),
 ])
-def test_a_record_that_is_not_one_is_refused_naming_the_file(document: object, problem: str
-                                                             ) -> None:
+def test_a_record_that_is_not_one_is_refused_naming_the_file(processor: str, document: object,
+                                                             problem: str) -> None:
     with pytest.raises(InvalidInput) as caught:
-        resume_environment(document, "/runs/x/processor.json", {})
+        resume_environment(document, "/runs/x/processor.json", processor, {})
     assert str(caught.value).startswith("/runs/x/processor.json: ")
     assert problem in str(caught.value)
 
@@ -255,7 +253,7 @@ def test_settings_kept_in_ssm_are_read_from_there_and_a_missing_one_is_named(
         boto3.client("ssm").put_parameter(Name="schema-7", Type="String",
                                           Value=json.dumps(SCHEMA))
         config = check_processor("validate", {"S3SPLIT_SCHEMA": "ssm:schema-7"})
-        assert config is not None and config.schema == SCHEMA
+        assert config.get(SCHEMA_SETTING) == SCHEMA
         with pytest.raises(InvalidInput) as refused:
             check_processor("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "orders",
                                          "S3SPLIT_DYNAMODB_TYPES": "ssm:types-missing"})

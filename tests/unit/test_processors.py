@@ -20,14 +20,16 @@ from hypothesis import strategies as st
 
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
 from s3split.processors.base import ChunkJob, ProcessResult
-from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, backoff
+from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, TABLE, DynamoDBProcessor, backoff
 from s3split.processors.jsonl import unique_names
 from s3split.processors.reader import find_invalid_utf8, read_rows
-from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.processors.registry import custom_processors, get_processor, processor_settings
+from s3split.processors.validate import SCHEMA as SCHEMA_SETTING
+from s3split.processors.validate import Schema, ValidateProcessor
 from s3split.storage import Storage
 from tests.support.jobs import make_job
 
-JSONL = ProcessorConfig()
+JSONL: dict[str, str] = {}  # the environment of a run of jsonl: no setting
 SCHEMA: dict[str, Any] = {
     "columns": {
         "id": {"type": "int", "required": True},
@@ -46,7 +48,7 @@ def read_jsonl(uri: str) -> list[Any]:
     return [json.loads(line) for line in Path(uri).read_text(encoding="utf-8").splitlines()]
 
 
-def run(name: str, job: ChunkJob, config: ProcessorConfig = JSONL) -> ProcessResult:
+def run(name: str, job: ChunkJob, config: dict[str, str] = JSONL) -> ProcessResult:
     return get_processor(name, config)(job, Storage())
 
 
@@ -241,8 +243,8 @@ def test_noop_counts_rows_and_writes_an_empty_output(tmp_path: Path) -> None:
     assert Path(job.output_uri).read_bytes() == b""
 
 
-def validate_config(schema: dict[str, Any] = SCHEMA) -> ProcessorConfig:
-    return ProcessorConfig(schema=schema)
+def validate_config(schema: dict[str, Any] = SCHEMA) -> dict[str, str]:
+    return {"S3SPLIT_SCHEMA": json.dumps(schema)}
 
 
 def test_validate_types_required_and_rejects(tmp_path: Path) -> None:
@@ -319,52 +321,70 @@ def test_validate_extra_fields_never_take_a_schema_columns_name(tmp_path: Path) 
 
 def test_validate_needs_a_valid_schema() -> None:
     with pytest.raises(InvalidOption, match="needs a schema"):
-        get_processor("validate", ProcessorConfig())
+        get_processor("validate", {})
     with pytest.raises(InvalidOption, match="unknown type 'money'"):
         get_processor("validate", validate_config({"columns": {"a": {"type": "money"}}}))
 
 
-def test_config_from_env(tmp_path: Path) -> None:
+def test_each_processor_reads_its_own_settings_from_the_environment(tmp_path: Path) -> None:
     schema_file = tmp_path / "schema.json"
     schema_file.write_text(json.dumps(SCHEMA))
     env = {
-        "S3SPLIT_DYNAMODB_TABLE": "orders",
+        "S3SPLIT_DYNAMODB_TABLE": " orders ",
         "S3SPLIT_DYNAMODB_TYPES": '{"qty": "N", "paid": "BOOL"}',
         "S3SPLIT_SCHEMA": str(schema_file),
+        "S3SPLIT_SQL": "SELECT 1 FROM chunk",
         "S3SPLIT_PROCESSORS": " upper = my_mod:upper , other=pkg.mod:Thing.make",
     }
-    config = ProcessorConfig.from_env(env)
-    assert config == ProcessorConfig(
-        "orders",
-        {"qty": "N", "paid": "BOOL"},
-        SCHEMA,
-        {"upper": "my_mod:upper", "other": "pkg.mod:Thing.make"},
-    )
-    inline = ProcessorConfig.from_env({"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})
-    assert inline.schema == SCHEMA
-    assert ProcessorConfig.from_env({}) == ProcessorConfig(None, {}, None, {})
+    assert custom_processors(env) == {"upper": "my_mod:upper", "other": "pkg.mod:Thing.make"}
+    assert custom_processors({}) == {}
+    dynamodb = get_processor("dynamodb", env)
+    assert isinstance(dynamodb, DynamoDBProcessor)
+    assert (dynamodb.table, dynamodb.types) == ("orders", {"qty": "N", "paid": "BOOL"})
+    validate = get_processor("validate", env)
+    assert isinstance(validate, ValidateProcessor) and validate.schema == Schema.parse(SCHEMA)
+    inline = processor_settings("validate", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})
+    assert inline.get(SCHEMA_SETTING) == SCHEMA
+    assert processor_settings("validate", {"S3SPLIT_SCHEMA": "  "}).get(SCHEMA_SETTING) is None
+    # a setting of another processor is neither read nor checked
+    assert processor_settings("jsonl", env | {"S3SPLIT_SCHEMA": "/nonexistent"}).declared == ()
+    with pytest.raises(KeyError):
+        inline.get(TABLE)
 
 
 @pytest.mark.parametrize(
-    ("env", "message"),
+    ("name", "env", "message"),
     [
-        ({"S3SPLIT_DYNAMODB_TYPES": '{"a": "NUMBER"}'}, "S3SPLIT_DYNAMODB_TYPES"),
-        ({"S3SPLIT_DYNAMODB_TYPES": "N"}, "not valid JSON"),
-        ({"S3SPLIT_SCHEMA": "{bad"}, "S3SPLIT_SCHEMA is not valid JSON"),
-        ({"S3SPLIT_SCHEMA": "/nonexistent/schema.json"}, "cannot read /nonexistent"),
-        ({"S3SPLIT_SCHEMA": '{"cols": {}}'}, "expected"),
-        ({"S3SPLIT_PROCESSORS": "upper=my_mod.upper"}, "name=module:function"),
+        ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": '{"a": "NUMBER"}'},
+         'S3SPLIT_DYNAMODB_TYPES: expected {"column": BOOL | N | S}, got {"a": "NUMBER"}'),
+        ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": "N"}, "S3SPLIT_DYNAMODB_TYPES: not valid JSON"),
+        ("validate", {"S3SPLIT_SCHEMA": "{bad"}, "S3SPLIT_SCHEMA: not valid JSON"),
+        ("parquet", {"S3SPLIT_SCHEMA": "/nonexistent/schema.json"},
+         "S3SPLIT_SCHEMA: cannot read /nonexistent/schema.json: No such file"),
+        ("validate", {"S3SPLIT_SCHEMA": '{"cols": {}}'}, "S3SPLIT_SCHEMA: schema: expected"),
+        ("jsonl", {"S3SPLIT_PROCESSORS": "upper=my_mod.upper"},
+         "S3SPLIT_PROCESSORS: expected name=module:function, got 'upper=my_mod.upper'"),
     ],
 )
-def test_config_errors(env: dict[str, str], message: str) -> None:
-    with pytest.raises(InvalidOption, match=message):
-        ProcessorConfig.from_env(env)
+def test_a_setting_that_cannot_be_read_is_named(name: str, env: dict[str, str],
+                                                message: str) -> None:
+    with pytest.raises(InvalidOption) as caught:
+        get_processor(name, env)
+    assert str(caught.value).startswith(message)
+
+
+def test_a_schema_file_that_is_not_a_json_object_is_named(tmp_path: Path) -> None:
+    for content, problem in ((b"{nope", "is not valid JSON"), (b"\xff\xfe{", "cannot read"),
+                             (b"[1]", "expected a JSON object")):
+        path = tmp_path / "schema.json"
+        path.write_bytes(content)
+        with pytest.raises(InvalidOption, match=f"^S3SPLIT_SCHEMA: .*{problem}"):
+            get_processor("validate", {"S3SPLIT_SCHEMA": str(path)})
 
 
 def test_unknown_processor_names_itself_and_the_known_ones() -> None:
-    config = ProcessorConfig(custom={"mine": "x:y"})
     with pytest.raises(InvalidOption) as info:
-        get_processor("avro", config)
+        get_processor("avro", {"S3SPLIT_PROCESSORS": "mine=x:y"})
     message = str(info.value)
     assert "'avro'" in message
     for name in ("jsonl", "validate", "parquet", "sql", "dynamodb", "noop", "mine"):
@@ -373,7 +393,7 @@ def test_unknown_processor_names_itself_and_the_known_ones() -> None:
 
 def test_dynamodb_needs_a_table() -> None:
     with pytest.raises(InvalidOption, match="S3SPLIT_DYNAMODB_TABLE"):
-        get_processor("dynamodb", ProcessorConfig())
+        get_processor("dynamodb", {})
 
 
 CUSTOM_MODULE = '''
@@ -405,8 +425,7 @@ def custom_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
 
 
 def test_custom_processor_from_config(tmp_path: Path, custom_module: str) -> None:
-    config = ProcessorConfig.from_env({"S3SPLIT_PROCESSORS": f"up={custom_module}:upper"})
-    processor = get_processor("up", config)
+    processor = get_processor("up", {"S3SPLIT_PROCESSORS": f"up={custom_module}:upper"})
     assert processor.extension == "jsonl"
     job = make_job(tmp_path, "k,v\na,b\n")
     assert processor(job, Storage()).rows_out == 1
@@ -414,14 +433,14 @@ def test_custom_processor_from_config(tmp_path: Path, custom_module: str) -> Non
 
 
 def test_custom_processor_class_keeps_its_extension(custom_module: str) -> None:
-    processor = get_processor("c", ProcessorConfig(custom={"c": f"{custom_module}:Csv"}))
+    processor = get_processor("c", {"S3SPLIT_PROCESSORS": f"c={custom_module}:Csv"})
     assert processor.extension == "csv"
 
 
 def test_custom_processor_that_cannot_be_loaded(custom_module: str) -> None:
     for target in ("no_such_module_xyz:f", f"{custom_module}:missing"):
         with pytest.raises(InvalidOption, match="cannot be loaded"):
-            get_processor("p", ProcessorConfig(custom={"p": target}))
+            get_processor("p", {"S3SPLIT_PROCESSORS": f"p={target}"})
 
 
 def test_entry_point_processor(
@@ -433,10 +452,10 @@ def test_entry_point_processor(
     (dist / "entry_points.txt").write_text(
         f"[s3split.processors]\nshout = {custom_module}:Csv\n"
     )
-    processor = get_processor("shout", ProcessorConfig())
+    processor = get_processor("shout", {})
     assert processor.extension == "csv"
     with pytest.raises(InvalidOption, match="shout"):
-        get_processor("nope", ProcessorConfig())
+        get_processor("nope", {})
 
 
 def test_backoff_is_jittered_and_capped() -> None:

@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
 from s3split.processors import native
 from s3split.processors.base import ChunkJob, ProcessResult
-from s3split.processors.registry import ProcessorConfig, get_processor
+from s3split.processors.registry import get_processor
 from s3split.storage import Storage
 from tests.support.fuzz import SETTINGS, Source, any_sources, unterminated
 from tests.support.jobs import make_job
 
-JSONL = ProcessorConfig()
+JSONL: dict[str, str] = {}  # the environment of a run of jsonl: no setting
 
 
 def records(data: bytes, delimiter: str, quotechar: str) -> list[list[str]]:
@@ -48,7 +48,7 @@ def native_off(monkeypatch: pytest.MonkeyPatch, off: bool) -> Iterator[None]:
         yield
 
 
-def outcome(name: str, job: ChunkJob, config: ProcessorConfig, tag: str
+def outcome(name: str, job: ChunkJob, config: dict[str, str], tag: str
             ) -> tuple[Any, ...]:
     """What a processor made of ``job``: its counts, output records and rejects (or its error)."""
     job = replace(job, output_uri=f"{job.output_uri}.{tag}", rejects_uri=f"{job.rejects_uri}.{tag}")
@@ -64,7 +64,7 @@ def outcome(name: str, job: ChunkJob, config: ProcessorConfig, tag: str
 
 
 def both_paths(monkeypatch: pytest.MonkeyPatch, name: str, job: ChunkJob,
-               config: ProcessorConfig = JSONL) -> tuple[Any, Any]:
+               config: dict[str, str] = JSONL) -> tuple[Any, Any]:
     with native_off(monkeypatch, True):
         python = outcome(name, job, config, "python")
     with native_off(monkeypatch, False):
@@ -94,7 +94,8 @@ def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) ->
         assert duck == python
 
 
-TEXT_SCHEMA = ProcessorConfig(schema={"columns": {"zz": {"type": "str"}}, "extra_columns": True})
+TEXT_SCHEMA = {"S3SPLIT_SCHEMA": json.dumps({"columns": {"zz": {"type": "str"}},
+                                               "extra_columns": True})}
 
 
 @settings(SETTINGS, max_examples=150)
@@ -162,20 +163,20 @@ def test_sql_on_columns_that_differ_only_in_case_is_chunk_invalid(tmp_path: Path
 def test_a_ragged_row_is_rejected_by_the_python_reader(tmp_path: Path) -> None:
     job = chunk_job(tmp_path, b"a,b\n1,2\n3\n")
     assert path_of(job) == "a record with another number of fields than the header's"
-    result = get_processor("jsonl", ProcessorConfig())(job, Storage())
+    result = get_processor("jsonl", {})(job, Storage())
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 1, 1)
 
 
 def test_a_count_neither_reader_finds_is_chunk_misaligned(tmp_path: Path) -> None:
     job = replace(chunk_job(tmp_path, EXPORT), rows=4)
     with pytest.raises(ChunkMisaligned, match="should hold 4 records"):
-        get_processor("jsonl", ProcessorConfig())(job, Storage())
+        get_processor("jsonl", {})(job, Storage())
     assert not Path(job.output_uri).exists()
 
 
 def test_the_native_path_writes_the_export_as_json_lines(tmp_path: Path) -> None:
     job = chunk_job(tmp_path, EXPORT)
-    result = get_processor("jsonl", ProcessorConfig())(job, Storage())
+    result = get_processor("jsonl", {})(job, Storage())
     assert result == ProcessResult(3, 3, 0, job.output_uri, None, [])
     lines = Path(job.output_uri).read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == [
@@ -210,7 +211,7 @@ def test_validate_on_duckdb_writes_what_the_python_reader_writes(
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(names)
     writer.writerows([*row.values(), *(["x"] if extra else [])] for row in rows)
-    config = ProcessorConfig(schema=SCHEMA)
+    config = {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)}
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         job = chunk_job(Path(tmp), out.getvalue().encode())
         python, duck = both_paths(patch, "validate", job, config)
@@ -223,7 +224,7 @@ def test_validate_on_duckdb_converts_what_it_accepts_as_python_does(
             "007,.5,2021-03-01,2020-01-01T00:00:00,0,a,\n,-2.5e3,,,,b,\n").encode()
     job = chunk_job(tmp_path, data)
     assert path_of(job) == "duckdb"
-    python, duck = both_paths(monkeypatch, "validate", job, ProcessorConfig(schema=SCHEMA))
+    python, duck = both_paths(monkeypatch, "validate", job, {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})
     assert duck == python
     assert python[:3] == (3, 3, 0)
 
@@ -248,7 +249,7 @@ def test_parquet_is_typed_by_the_schema_on_either_path(
             ",,,,,b,\n").encode()
     job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
     with native_off(monkeypatch, not native_on):
-        result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+        result = get_processor("parquet", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})(job, Storage())
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (2, 2, 0)
     assert parquet_types(job.output_uri) == ["BIGINT", "DOUBLE", "DATE",
                                              "TIMESTAMP WITH TIME ZONE", "BOOLEAN", "VARCHAR",
@@ -264,7 +265,7 @@ def test_parquet_is_typed_by_the_schema_on_either_path(
 def test_parquet_rejects_what_validate_rejects(tmp_path: Path) -> None:
     data = b"i,f,d,t,b,s\n1,x,,,,a\n2,,,,,b\n3\n"
     job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
-    result = get_processor("parquet", ProcessorConfig(schema=SCHEMA))(job, Storage())
+    result = get_processor("parquet", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})(job, Storage())
     assert (result.rows_in, result.rows_out, result.rows_rejected) == (3, 1, 2)
     assert [r["line"] for r in result.rejects] == [2, 4]
     assert parquet_rows(job.output_uri)[0][0] == 2
@@ -273,13 +274,13 @@ def test_parquet_rejects_what_validate_rejects(tmp_path: Path) -> None:
 
 def test_parquet_without_a_schema_is_text(tmp_path: Path) -> None:
     job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
-    get_processor("parquet", ProcessorConfig())(job, Storage())
+    get_processor("parquet", {})(job, Storage())
     assert parquet_rows(job.output_uri)[1] == ("2", "Müller, Zoë", "two\r\nlines")
     assert set(parquet_types(job.output_uri)) == {"VARCHAR"}
 
 
-def sql_config(query: str, output: str = "jsonl") -> ProcessorConfig:
-    return ProcessorConfig(sql=query, sql_format=output)
+def sql_config(query: str, output: str = "jsonl") -> dict[str, str]:
+    return {"S3SPLIT_SQL": query, "S3SPLIT_SQL_FORMAT": output}
 
 
 @pytest.mark.parametrize(("data", "path", "counts"), [
@@ -333,17 +334,18 @@ def test_sql_writes_parquet(tmp_path: Path) -> None:
 
 
 def test_sql_from_a_file_is_recorded_as_its_text_for_a_resume(tmp_path: Path) -> None:
-    from s3split.processors.settings import record, resume_environment
+    from s3split.processors.recorded_settings import record, resume_environment
+    from s3split.processors.registry import processor_settings
 
     query = tmp_path / "q.sql"
     query.write_text("SELECT id FROM chunk\n")
-    config = ProcessorConfig.from_env({"S3SPLIT_SQL_FILE": str(query),
-                                       "S3SPLIT_SQL_FORMAT": "parquet"})
-    recorded = record("sql", config)
+    settings = processor_settings("sql", {"S3SPLIT_SQL_FILE": str(query),
+                                          "S3SPLIT_SQL_FORMAT": "parquet"})
+    recorded = record(settings)
     assert recorded == {"S3SPLIT_SQL": "SELECT id FROM chunk", "S3SPLIT_SQL_FORMAT": "parquet"}
-    assert resume_environment(recorded, "processor.json", {}) == recorded
-    assert resume_environment(recorded, "processor.json", {"S3SPLIT_SQL_FILE": str(query)}) == {
-        "S3SPLIT_SQL_FORMAT": "parquet"}
+    assert resume_environment(recorded, "processor.json", "sql", {}) == recorded
+    assert resume_environment(recorded, "processor.json", "sql",
+                              {"S3SPLIT_SQL_FILE": str(query)}) == {"S3SPLIT_SQL_FORMAT": "parquet"}
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -354,4 +356,4 @@ def test_sql_from_a_file_is_recorded_as_its_text_for_a_resume(tmp_path: Path) ->
 ])
 def test_sql_settings_errors_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidOption, match=message):
-        get_processor("sql", ProcessorConfig.from_env(env))
+        get_processor("sql", env)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import ChunkInvalid, InvalidInput, RunLocationTaken, SourceInDestination
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from s3split import storage as storage_module
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import SourceChanged
 from s3split.holders import Holder
 from s3split.pipeline.run_lock import release

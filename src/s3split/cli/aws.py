@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from s3split import executions
 from s3split.cli.progress import RunProgress
-from s3split.config import Deployment, parse_tolerance
+from s3split.deployment import Deployment, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption, S3SplitError
 from s3split.executions import json_or_none
 from s3split.pipeline.inputs import BatchStart, ManualStart

@@ -24,7 +24,7 @@ from s3split.cli.local import (
     release_own_lock,
     start_input,
 )
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
     BucketNotFound,

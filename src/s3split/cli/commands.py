@@ -11,8 +11,9 @@ from typing import Any, NoReturn
 import click
 
 from s3split.cli import signals
-from s3split.config import MAX_LANES
+from s3split.deployment import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
+from s3split.processors.registry import BUILTINS
 from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
 from s3split.split.destination_lock import holding
@@ -88,8 +89,8 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Pause between a lane's chunks (for a rate-limited downstream). "
                           "Default 0."),
         click.option("--processor", metavar="NAME",
-                     help="jsonl (default), validate, parquet, sql, dynamodb, noop, or a "
-                          "registered custom one."),
+                     help=f"{', '.join(BUILTINS)} (default jsonl), or a registered "
+                          "custom one."),
         click.option("--tolerate", metavar="N|P%",
                      help="Failed chunks tolerated before the run fails: a count or a "
                           "percentage."),

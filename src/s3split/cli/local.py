@@ -15,7 +15,7 @@ from rich.table import Table
 
 from s3split.cli import signals
 from s3split.cli.progress import RunProgress
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
     InvalidInput,
@@ -32,7 +32,7 @@ from s3split.pipeline.merge import merge_results
 from s3split.pipeline.ownership import check_location_free, recorded_source, same_place
 from s3split.pipeline.run_lock import lock_uri, read_lock
 from s3split.processors.check import check_processor
-from s3split.processors.settings import resume_environment
+from s3split.processors.recorded_settings import resume_environment
 from s3split.sizes import counted, format_mb, format_rate
 from s3split.split.manifest import Manifest
 from s3split.storage import Storage, is_compressed, is_s3, join, split_s3
@@ -151,7 +151,7 @@ def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage:
         _say_changes(spec, location, storage)
     else:
         check_location_free(spec["source"], location, storage)
-    resumed = _resumed_settings(location, storage) if options.resume else {}
+    resumed = _resumed_settings(location, spec["processor"], storage) if options.resume else {}
     check_processor(spec["processor"], os.environ | resumed)  # as Plan does, before the engine
     env = local_engine_env(deployment) | resumed
     started = time.monotonic()
@@ -201,7 +201,7 @@ def _say_changes(spec: dict[str, Any], location: str, storage: Storage) -> None:
         click.echo(f"s3split: this resume runs with {', '.join(changed)}", err=True)
 
 
-def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:
+def _resumed_settings(location: str, processor: str, storage: Storage) -> dict[str, str]:
     """The processor settings the run recorded (its schema, say) that the user's environment
     does not set again: a resume runs with what the run was started with."""
     uri = RunLayout(location).processor
@@ -211,7 +211,7 @@ def _resumed_settings(location: str, storage: Storage) -> dict[str, str]:
         document = storage.read_json(uri)
     except ValueError as exc:
         raise InvalidInput(f"{uri}: not valid JSON: {exc}") from None
-    return resume_environment(document, uri, os.environ)
+    return resume_environment(document, uri, processor, os.environ)
 
 
 def _resumed_source(options: RunOptions, location: str, storage: Storage) -> str | None:

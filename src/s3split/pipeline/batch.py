@@ -10,7 +10,7 @@ import hashlib
 import re
 from typing import Any
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import InvalidInput
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 

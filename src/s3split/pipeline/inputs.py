@@ -23,7 +23,7 @@ from typing import Annotated, Any, TypeVar
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel
 from pydantic import BaseModel, ConfigDict, Field
 
-from s3split.config import MAX_LANES, Deployment, parse_tolerance
+from s3split.deployment import MAX_LANES, Deployment, parse_tolerance
 from s3split.errors import BucketNotAllowed, InvalidInput, InvalidOption
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.ownership import check_source_outside, real

@@ -10,7 +10,7 @@ Retry blocks in statemachine/pipeline.asl.json (tests/unit/test_asl.py checks).
 
 from typing import Any, cast
 
-from s3split.config import MAX_LANES
+from s3split.deployment import MAX_LANES
 from s3split.errors import InvalidInput, InvalidOption
 
 TASK_EVENTS = 5  # a Lambda task: entered, scheduled, started, succeeded, exited

@@ -29,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, Literal, TypeVar
 
 from s3split import errors
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import InvalidInput, SplitTaskFailed
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import clear_other_splits, reusable_manifest, split_done

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from s3split.config import parse_tolerance
+from s3split.deployment import parse_tolerance
 from s3split.pipeline.chunk import OK, of_chunk, read_status
 from s3split.pipeline.spec import RunSpec
 from s3split.split.manifest import Manifest

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from s3split.config import MAX_LANES, parse_tolerance
+from s3split.deployment import MAX_LANES, parse_tolerance
 from s3split.errors import InvalidInput, InvalidOption
 from s3split.pipeline.layout import RunLayout
 from s3split.split.manifest import SplitSettings

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from s3split.config import Deployment
+from s3split.deployment import Deployment
 from s3split.errors import (
     DestinationUnwritable,
     SourceChanged,
@@ -26,7 +26,7 @@ from s3split.pipeline.report import build_report
 from s3split.pipeline.run_lock import acquire, carry, release
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
-from s3split.processors.settings import record
+from s3split.processors.recorded_settings import record
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import range_split_applies, split
 from s3split.storage import Storage, is_compressed, is_s3, join
@@ -71,8 +71,8 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         spec = replace(spec, run_id=f"{spec.run_id}-{short_hash(execution)}")
         clear_outcomes(spec.location, storage)
         storage.write_json(spec.layout.spec, spec.to_dict())
-    if config is not None:  # what the processor runs with, for a local resume (settings.py)
-        storage.write_json(spec.layout.processor, record(spec.processor, config))
+    if config is not None:  # what the processor runs with, for a local resume
+        storage.write_json(spec.layout.processor, record(config))
     for finished in (spec.layout.report, *spec.layout.merged_files):  # while a run is under
         storage.delete(finished)                            # way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,

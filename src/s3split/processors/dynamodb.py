@@ -22,6 +22,7 @@ from s3split.processors.base import ChunkJob, ProcessResult, Record
 from s3split.processors.jsonl import column_names, ragged, unique_names
 from s3split.processors.reader import Row, read_rows
 from s3split.processors.rejects import Convert, Reject, Rejects, accepted, json_line
+from s3split.processors.settings import Setting, Settings, json_document
 from s3split.processors.validate import parse_bool
 from s3split.storage import Storage
 from s3split.transient import is_transient
@@ -36,6 +37,20 @@ BACKOFF_CAP = 5.0
 RETRY_ROUNDS = 8
 DYNAMODB_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 DYNAMODB_TYPES = frozenset({"N", "S", "BOOL"})
+
+
+def _column_types(text: str) -> dict[str, str]:
+    types = json_document(text)
+    if not isinstance(types, dict) or not all(t in DYNAMODB_TYPES for t in types.values()):
+        raise InvalidOption(f"expected {{\"column\": {' | '.join(sorted(DYNAMODB_TYPES))}}}, "
+                            f"got {text}")
+    return types
+
+
+# The table is where the rows go: recorded, but never taken from a record (a resume's user
+# sets it again). The column types are ``ssm:NAME`` in the template.
+TABLE = Setting("S3SPLIT_DYNAMODB_TABLE", str, recorded_as=str, destination=True)
+TYPES = Setting("S3SPLIT_DYNAMODB_TYPES", _column_types, recorded_as=dict, from_ssm=True)
 
 _NUMBER = re.compile(r"-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 
@@ -124,6 +139,13 @@ class DynamoDBProcessor:
     """
 
     extension = "jsonl"
+    settings = (TABLE, TYPES)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DynamoDBProcessor:
+        table = settings.required(TABLE, "dynamodb needs a table: set S3SPLIT_DYNAMODB_TABLE")
+        types: dict[str, str] = settings.get(TYPES) or {}
+        return cls(table, types)
 
     def __init__(
         self,

@@ -21,6 +21,8 @@ of the same keys) and are never wrapped.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -40,8 +42,8 @@ from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import 
 
 from s3split.errors import ChunkInProgress, TransientError
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
-from s3split.processors.dynamodb import default_dynamodb_client
-from s3split.processors.registry import BUILTINS, ProcessorConfig
+from s3split.processors.registry import is_builtin
+from s3split.processors.settings import Setting
 from s3split.storage import Storage
 from s3split.transient import is_transient
 
@@ -53,6 +55,8 @@ if TYPE_CHECKING:
 # and a resume the same day. A new start never reuses it: its run id is its own.
 EXPIRES_AFTER_SECONDS = 24 * 60 * 60
 _RESULTS = DataclassSerializer(ProcessResult)
+# The deployment's idempotency table (the worker's alone; never recorded: not a run's setting).
+TABLE = Setting("S3SPLIT_IDEMPOTENCY_TABLE", str)
 
 
 def idempotency_key(job: ChunkJob) -> dict[str, Any]:
@@ -67,16 +71,18 @@ class ChunkIdempotency:
                  expires_after_seconds: int = EXPIRES_AFTER_SECONDS) -> None:
         self.table = table
         self.expires_after_seconds = expires_after_seconds
-        self.persistence = DynamoDBPersistenceLayer(
-            table_name=table, boto3_client=client or default_dynamodb_client())
+        if client is None:
+            from s3split.processors.dynamodb import default_dynamodb_client
+
+            client = default_dynamodb_client()
+        self.persistence = DynamoDBPersistenceLayer(table_name=table, boto3_client=client)
 
     @classmethod
-    def from_config(cls, config: ProcessorConfig,
-                    client: DynamoDBClient | None = None) -> ChunkIdempotency | None:
+    def from_env(cls, env: Mapping[str, str] = os.environ,
+                 client: DynamoDBClient | None = None) -> ChunkIdempotency | None:
         """The store when the deployment names a table (``S3SPLIT_IDEMPOTENCY_TABLE``)."""
-        if config.idempotency_table is None:
-            return None
-        return cls(config.idempotency_table, client)
+        table = TABLE.read(env)
+        return None if table is None else cls(table, client)
 
     def guard(self, name: str, processor: Processor,
               context: LambdaContext | None = None) -> Processor:
@@ -85,7 +91,7 @@ class ChunkIdempotency:
         ``context`` is the invocation's: an attempt killed mid-chunk blocks others only until
         its time limit. Without it, until the record expires.
         """
-        if name in BUILTINS:
+        if is_builtin(name):
             return processor
         config = IdempotencyConfig(raise_on_no_idempotency_key=True,
                                    expires_after_seconds=self.expires_after_seconds)

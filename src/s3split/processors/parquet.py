@@ -14,7 +14,8 @@ from s3split.errors import ChunkInvalid
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.jsonl import object_converter
 from s3split.processors.rejects import Convert
-from s3split.processors.validate import SQL_TYPES, Schema, native_select, schema_converter
+from s3split.processors.settings import Settings
+from s3split.processors.validate import SCHEMA, SQL_TYPES, Schema, native_select, schema_converter
 from s3split.storage import Storage
 
 
@@ -22,6 +23,12 @@ class ParquetProcessor:
     """Each chunk as one Parquet file (zstd), typed by ``schema`` if given, else text."""
 
     extension = "parquet"
+    settings = (SCHEMA,)  # optional: without it, every column is text
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParquetProcessor:
+        schema = settings.get(SCHEMA)
+        return cls(Schema.parse(schema) if schema is not None else None)
 
     def __init__(self, schema: Schema | None = None) -> None:
         self.schema = schema

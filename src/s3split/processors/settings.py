@@ -1,80 +1,148 @@
-"""A run's processor settings, recorded so that its resume runs with them.
+"""A processor's settings: each is an environment variable its module declares as a
+``Setting`` and its class lists in ``settings``; the registry reads them for the processor a
+run uses, never from an event.
 
-Plan records, under the run's location (``RunLayout.processor``), the settings the run's
-built-in processor reads (validate and parquet: the schema; dynamodb: the table and the column
-types; sql: the query, one given as a file recorded as its text, and the output format),
-as checked: a schema given as a file is recorded as its document. ``s3split run --resume``
-gives the workers each recorded setting the user's environment does not set again, so a
-resume without ``S3SPLIT_SCHEMA`` uses the run's schema, and one with it (a fixed schema)
-uses the new one, which Plan then records. On AWS the deployment's settings apply: only the
-local CLI reads the record.
+A declaration says everything about its variable, so that adding one is one edit in the
+processor's module (and the template's line that sets it on the functions):
 
-Settings that choose where data goes (the DynamoDB table) are never taken from the record:
-whoever can write a shared run location could point the user's next resume at another
-table. The user's environment sets them again; the record only says which one to set.
-
-Only data is recorded, never code: a custom processor's ``S3SPLIT_PROCESSORS`` entry is for
-the user's environment to give again, so a record in a shared location cannot make the CLI
-import anything, and a recorded schema is always a document, never a path to read.
+- ``parse``: the variable's text (stripped; an empty variable is not set) to its value. It
+  raises ``ValueError`` or ``InvalidOption`` saying what is wrong; the error names the
+  variable. Plan's check reads the settings as the worker does (processors/check.py).
+- ``recorded_as``: ``str`` or ``dict``: a run records the value (as that JSON type) so that
+  its resume runs with it (processors/recorded_settings.py); None: never recorded.
+- ``destination``: the value chooses where data goes (a DynamoDB table): recorded to say
+  what to set, never taken from a record.
+- ``from_ssm``: ``ssm:NAME`` reads SSM parameter NAME (a Lambda function's environment holds
+  4 KB in all: the template keeps large settings there).
+- ``file_variable``: another variable that names a file holding the text (set one of both).
 """
 
+from __future__ import annotations
+
 import json
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from s3split.errors import InvalidInput, InvalidOption
-from s3split.processors.registry import BUILTINS, ProcessorConfig
+from s3split.errors import InvalidOption
 
-# The settings a record may hold, and the JSON type each is recorded as.
-RECORDED: dict[str, type] = {
-    "S3SPLIT_SCHEMA": dict,
-    "S3SPLIT_DYNAMODB_TABLE": str,
-    "S3SPLIT_DYNAMODB_TYPES": dict,
-    "S3SPLIT_SQL": str,
-    "S3SPLIT_SQL_FORMAT": str,
-}
-DESTINATIONS = ("S3SPLIT_DYNAMODB_TABLE",)  # set by the user again, never from a record
+T = TypeVar("T")
+
+SSM_PREFIX = "ssm:"
+SSM_MAX_AGE_S = 60.0  # a changed parameter reaches warm functions within this long
+_ssm_cache: dict[str, tuple[float, str]] = {}
 
 
-def record(name: str, config: ProcessorConfig) -> dict[str, Any]:
-    """The settings processor ``name`` reads from ``config`` (those that are set)."""
-    builtin = BUILTINS.get(name)
-    values: dict[str, Any] = {
-        "S3SPLIT_SCHEMA": config.schema,
-        "S3SPLIT_DYNAMODB_TABLE": config.dynamodb_table,
-        "S3SPLIT_DYNAMODB_TYPES": config.dynamodb_types or None,
-        "S3SPLIT_SQL": config.sql,
-        "S3SPLIT_SQL_FORMAT": config.sql_format,
-    }
-    names = builtin.settings if builtin is not None else ()
-    return {variable: values[variable] for variable in names if values[variable] is not None}
+@dataclass(frozen=True)
+class Setting(Generic[T]):
+    """One environment variable a processor reads (see the module's docstring)."""
+
+    variable: str
+    parse: Callable[[str], T]
+    recorded_as: type[str] | type[dict[str, Any]] | None = None
+    destination: bool = False
+    from_ssm: bool = False
+    file_variable: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.destination and self.recorded_as is None:
+            raise ValueError(f"{self.variable}: a destination is recorded, to be named on resume")
+
+    def read(self, env: Mapping[str, str]) -> T | None:
+        """The value in ``env`` (None: not set); InvalidOption naming the variable."""
+        text = self._text(env)
+        return None if text is None else self.parsed(text)
+
+    def parsed(self, text: str) -> T:
+        """``text`` as this setting's value; InvalidOption naming the variable."""
+        try:
+            return self.parse(text)
+        except (ValueError, InvalidOption) as exc:
+            raise InvalidOption(f"{self.variable}: {exc}") from None
+
+    def is_set(self, env: Mapping[str, str]) -> bool:
+        """Whether ``env`` gives this setting (its variable or its file's)."""
+        names = (self.variable, self.file_variable) if self.file_variable else (self.variable,)
+        return any(env.get(name, "").strip() for name in names)
+
+    def _text(self, env: Mapping[str, str]) -> str | None:
+        value = env.get(self.variable, "").strip()
+        path = env.get(self.file_variable, "").strip() if self.file_variable else ""
+        if value and path:
+            raise InvalidOption(f"{self.variable} and {self.file_variable} are both set: set one")
+        if path:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    value = f.read().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidOption(f"{self.file_variable}: cannot read {path}: {exc}") from None
+        elif self.from_ssm and value.startswith(SSM_PREFIX):
+            value = _ssm_parameter(self.variable, value.removeprefix(SSM_PREFIX))
+        return value or None
 
 
-def resume_environment(document: Any, where: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The settings recorded in ``document`` (read from ``where``) that ``env``, the user's
-    environment, does not set again, as environment variables checked as the worker will
-    read them; InvalidInput naming ``where`` and what is wrong."""
-    if not isinstance(document, dict):
-        raise InvalidInput(f"{where}: expected a JSON object of processor settings")
-    resumed: dict[str, str] = {}
-    for variable, value in document.items():
-        kind = RECORDED.get(variable)
-        if kind is None:
-            raise InvalidInput(f"{where}: {variable!r} is not a processor setting a run "
-                               f"records; expected: {', '.join(RECORDED)}")
-        if env.get(variable, "").strip() or (
-                variable == "S3SPLIT_SQL" and env.get("S3SPLIT_SQL_FILE", "").strip()):
-            continue  # set again by the user: theirs applies (a fixed schema, say)
-        if not isinstance(value, kind) or not value:
-            what = "a JSON object" if kind is dict else "a non-empty string"
-            raise InvalidInput(f"{where}: {variable}: expected {what}, got {value!r:.80}")
-        if variable in DESTINATIONS:
-            raise InvalidInput(f"{where} says the run wrote with {variable}={value!r:.80}; a "
-                               "resume takes where it writes only from you: set "
-                               f"{variable} (to that or another value) and resume again")
-        resumed[variable] = value if isinstance(value, str) else json.dumps(value)
+class Settings:
+    """The values a processor's declared settings have in one environment."""
+
+    def __init__(self, declared: Iterable[Setting[Any]], env: Mapping[str, str]) -> None:
+        self.declared = tuple(declared)
+        self._values = {setting.variable: setting.read(env) for setting in self.declared}
+
+    def get(self, setting: Setting[T]) -> T | None:
+        """The value of ``setting`` (None: not set); KeyError if the processor does not
+        declare it."""
+        value: T | None = self._values[setting.variable]
+        return value
+
+    def required(self, setting: Setting[T], needed: str) -> T:
+        """The value of ``setting``; InvalidOption ``needed`` (what to set) when it is not set."""
+        value = self.get(setting)
+        if value is None:
+            raise InvalidOption(needed)
+        return value
+
+
+def json_document(value: str) -> Any:
+    """A JSON value; InvalidOption says what is wrong with it."""
     try:
-        ProcessorConfig.from_env(resumed)
-    except InvalidOption as exc:
-        raise InvalidInput(f"{where}: {exc}") from None
-    return resumed
+        return json.loads(value)
+    except ValueError as exc:
+        raise InvalidOption(f"not valid JSON: {exc}") from None
+
+
+def json_object_or_file(value: str) -> dict[str, Any]:
+    """A JSON object given inline (it starts with ``{``) or as the path of a file holding one."""
+    if value.startswith("{"):
+        document = json_document(value)
+    else:
+        try:
+            with open(value, encoding="utf-8") as f:
+                content = f.read()
+        except OSError as exc:
+            raise InvalidOption(f"cannot read {value}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise InvalidOption(f"cannot read {value}: {exc}") from None
+        try:
+            document = json.loads(content)
+        except ValueError as exc:
+            raise InvalidOption(f"file {value} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidOption("expected a JSON object")
+    return document
+
+
+def _ssm_parameter(variable: str, parameter: str) -> str:
+    now = time.monotonic()
+    cached = _ssm_cache.get(parameter)
+    if cached is None or now - cached[0] > SSM_MAX_AGE_S:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            found = boto3.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+        except (ClientError, BotoCoreError) as exc:
+            raise InvalidOption(f"{variable}: cannot read SSM parameter {parameter}: "
+                                f"{exc}") from None
+        cached = _ssm_cache[parameter] = (now, found.strip())
+    return cached[1]

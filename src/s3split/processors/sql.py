@@ -21,12 +21,24 @@ from typing import TYPE_CHECKING
 from s3split.errors import ChunkInvalid, InvalidOption
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.jsonl import object_converter
+from s3split.processors.settings import Setting, Settings
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
     import duckdb
 
 FORMATS = {"jsonl": "json", "parquet": "parquet"}
+
+
+def _output_format(text: str) -> str:
+    if text not in FORMATS:
+        raise InvalidOption(f"expected jsonl or parquet, got {text!r}")
+    return text
+
+
+# The query (one given as a file is recorded as its text), checked when the processor is made.
+QUERY = Setting("S3SPLIT_SQL", str, recorded_as=str, file_variable="S3SPLIT_SQL_FILE")
+OUTPUT = Setting("S3SPLIT_SQL_FORMAT", _output_format, recorded_as=str)
 
 
 def checked_query(text: str) -> str:
@@ -46,6 +58,15 @@ def checked_query(text: str) -> str:
 
 class SqlProcessor:
     """Each chunk through the user's query; the result as ``jsonl`` or ``parquet``."""
+
+    settings = (QUERY, OUTPUT)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlProcessor:
+        query = settings.required(QUERY, "sql needs a query: set S3SPLIT_SQL to a SELECT ... "
+                                         "FROM chunk, or S3SPLIT_SQL_FILE to the path of a "
+                                         "file holding one")
+        return cls(query, settings.get(OUTPUT) or "jsonl")
 
     def __init__(self, query: str, output: str = "jsonl") -> None:
         if output not in FORMATS:

@@ -16,10 +16,22 @@ from s3split.processors.base import ChunkJob, ProcessResult, Record
 from s3split.processors.jsonl import unique_names, write_jsonl
 from s3split.processors.reader import Row
 from s3split.processors.rejects import Convert, Reject
+from s3split.processors.settings import Setting, Settings, json_object_or_file
 from s3split.storage import Storage
 
 if TYPE_CHECKING:
     from s3split.processors.native import NativeChunk
+
+
+def _schema_document(text: str) -> dict[str, Any]:
+    document = json_object_or_file(text)
+    Schema.parse(document)
+    return document
+
+
+# The schema (validate's and parquet's): inline JSON or a JSON file's path, recorded as its
+# document; ``ssm:NAME`` in the template (a schema may outgrow a function's environment).
+SCHEMA = Setting("S3SPLIT_SCHEMA", _schema_document, recorded_as=dict, from_ssm=True)
 
 _INT = re.compile(r"[+-]?\d+")
 _FLOAT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
@@ -221,6 +233,13 @@ class ValidateProcessor:
     other one (and all the rejects)."""
 
     extension = "jsonl"
+    settings = (SCHEMA,)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ValidateProcessor:
+        return cls(Schema.parse(settings.required(
+            SCHEMA, "validate needs a schema: set S3SPLIT_SCHEMA to the schema's JSON or the "
+                    "path of a JSON file")))
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema

@@ -1,4 +1,7 @@
-"""Deployment configuration: read from the environment only, never from an event."""
+"""A deployment's settings (``Deployment``): where runs may read and write and the defaults of
+a run, read from the environment only, never from an event; and the bounds a run's own
+settings keep (lanes, tolerance). A processor's settings are its own module's
+(processors/settings.py)."""
 
 import os
 from collections.abc import Mapping
