@@ -67,6 +67,28 @@ def unterminated(source: Source) -> bool:
     return ref_open_quote(body, source.quotechar.encode(), source.delimiter.encode()) is not None
 
 
+@st.composite
+def ragged_sources(draw: st.DrawFn) -> Source:
+    """Records of 2 to 4 fields as RFC 4180 writes them, with one line ending, a few with a
+    field more (an empty one too: a trailing delimiter) or fewer than the first, or none (a
+    blank line): the shapes where readers' field counts differ."""
+    delimiter, quotechar = draw(st.sampled_from(DIALECTS))
+    newline = draw(st.sampled_from(["\n", "\r\n"]))
+    plain = st.text(st.sampled_from(["a", "7", " ", "é"]), max_size=3)
+    inside = st.lists(st.sampled_from(["a", delimiter, quotechar, newline]), max_size=4)
+    field = st.one_of(plain, inside.map(lambda v: quote_field("".join(v), quotechar)))
+    columns = draw(st.integers(2, 4))
+    widths = st.sampled_from([columns] * 6 + [columns + 1, columns + 1, columns - 1,
+                                              columns + 2, 0])
+    record = widths.flatmap(lambda n: st.lists(field, min_size=n, max_size=n))
+    records = [draw(st.lists(field, min_size=columns, max_size=columns))]
+    records += draw(st.lists(record, max_size=12))
+    text = newline.join(delimiter.join(fields) for fields in records)
+    if draw(st.booleans()):
+        text += newline
+    return Source(text.encode(), delimiter, quotechar, draw(st.booleans()))
+
+
 any_sources = st.one_of(sources(), dirty_sources())
 
 

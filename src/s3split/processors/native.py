@@ -10,35 +10,43 @@ the Python reader instead:
   endings mixed (DuckDB takes one line ending per file);
 - a quote that neither opens a field, nor closes one, nor is doubled (a stray quote, read as
   data by the Python reader, or text after a closing quote);
-- a record with another number of fields than the header's (DuckDB takes one empty field
-  too many, a trailing delimiter, as none; it skips a blank line, an empty record to the
-  Python reader), one column (a blank line is then a record to DuckDB) or over 2000;
+- a record with another number of fields than the header's: DuckDB refuses it (strict, no
+  padding, and an empty field read as text, not NULL: with NULL, DuckDB takes one empty field
+  too many, a trailing delimiter, as none), and a blank line it skips (an empty record to
+  the Python reader) leaves it short of the manifest's count; one column (a blank line is
+  then a record to DuckDB) or over 2000;
 - a header whose names differ only in case (DuckDB's names are case-insensitive);
 - a delimiter or quote outside ASCII (the checks above read bytes);
 - a count the manifest does not give, a parse whose record count is not the manifest's, a
   chunk that cannot be copied to the local disk, or any error of DuckDB's.
 
-The connection reaches no file but the chunk and its private directory (DuckDB's external
-access is disabled and its configuration locked once those are allowed), so a user's query
-(the ``sql`` processor) cannot read the machine's files, load extensions or reach a URL.
+DuckDB's external access is disabled and its configuration locked once the directories it
+may reach are allowed: a worker keeps one database for the built-in processors (a new one
+is about 10 ms a chunk), reaching the run's chunk and result directories and its own scratch
+directory, so a chunk's name read as a pattern reaches no other file; a user's query (the
+``sql`` processor) runs in a database of its own that reaches no file but the chunk and its
+private directory, so it cannot read the machine's files, load extensions or reach a URL.
 """
 
 from __future__ import annotations
 
+import atexit
 import mmap
 import os
+import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.jsonl import column_names, unique_names
 from s3split.processors.reader import read_rows
 from s3split.processors.rejects import Convert, Rejects, accepted, json_line
-from s3split.storage import Storage, is_s3
+from s3split.storage import Storage, is_s3, make_directory
 
 if TYPE_CHECKING:
     import duckdb
@@ -64,103 +72,137 @@ def quote_literal(text: str) -> str:
 
 SCAN_BLOCK = 8 << 20
 MAX_COLUMNS = 2000
+NULL_TEXT = "\n"  # DuckDB's NULL string: no unquoted field holds a line end, so none is NULL
 
 
-def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str,
-                     fields: int, records: int) -> str | None:
-    """Why DuckDB would not read ``data`` (``records`` records, header included, of
-    ``fields`` fields each) as the Python reader does, or None. DuckDB takes a record with
-    one empty field too many (a trailing delimiter) as a whole one: the delimiters outside
-    quotes must be ``records * (fields - 1)``, which, with DuckDB refusing short records,
-    leaves none too long."""
+def unreadable_shape(data: bytes | mmap.mmap, quotechar: str, delimiter: str) -> str | None:
+    """Why DuckDB would not read ``data`` as the Python reader does, as far as its bytes
+    tell (DuckDB checks each record's fields itself), or None."""
     import numpy as np
 
-    array = np.frombuffer(data, dtype=np.uint8)
     if data.find(b"\x00") >= 0:
         return "a NUL byte"
-    quote, delim, last = ord(quotechar), ord(delimiter), len(array) - 1
-    starts = ends = np.array([delim, 10, 13, quote], dtype=np.uint8)
-    quotes = outside = crs = lfs = 0
-    for low in range(0, len(array), SCAN_BLOCK):
-        block = array[low:low + SCAN_BLOCK]
-        cr = np.flatnonzero(block == 13) + low
-        if len(cr) and np.any(array[np.minimum(cr + 1, last)] != 10) | (cr[-1] == last):
-            return "a CR not followed by LF"
-        crs, lfs = crs + len(cr), lfs + int(np.count_nonzero(block == 10))
+    array = np.frombuffer(data, dtype=np.uint8)
+    quote, delim, size = ord(quotechar), ord(delimiter), len(array)
+    crs = lfs = quotes = 0
+    for low in range(0, size, SCAN_BLOCK):
+        high = min(low + SCAN_BLOCK, size)
+        block = array[low:high]
+        cr = block == 13
+        found = int(np.count_nonzero(cr))
+        if found:  # each followed by an LF (the chunk's last byte is followed by nothing)
+            paired = cr[:min(high, size - 1) - low] & (array[low + 1:high + 1] == 10)
+            if int(np.count_nonzero(paired)) != found:
+                return "a CR not followed by LF"
+        crs, lfs = crs + found, lfs + int(np.count_nonzero(block == 10))
         at = np.flatnonzero(block == quote) + low
-        before = np.where(at > 0, array[np.maximum(at - 1, 0)], 10)
-        after = np.where(at < last, array[np.minimum(at + 1, last)], 10)
         # Outside quotes a quote opens a field (or is a pair's second); inside, it closes one
         # (or is a pair's first): anything else is data to the Python reader.
-        inside = (quotes + np.arange(len(at))) % 2 == 1
-        ok = np.where(inside, np.isin(after, ends), np.isin(before, starts))
-        if not np.all(ok):
+        opening = (quotes + np.arange(len(at))) % 2 == 0
+        near = np.where(opening, np.where(at > 0, array[np.maximum(at - 1, 0)], 10),
+                        np.where(at < size - 1, array[np.minimum(at + 1, size - 1)], 10))
+        if not np.all((near == delim) | (near == 10) | (near == 13) | (near == quote)):
             return "a quote inside an unquoted field or text after a closing quote"
-        delims = np.flatnonzero(block == delim) + low
-        outside += int(np.count_nonzero((quotes + np.searchsorted(at, delims)) % 2 == 0))
         quotes += len(at)
     if crs and lfs != crs:
         return "LF and CRLF line endings mixed"
-    if outside != records * (fields - 1):
-        return "a record with another number of fields than the header's"
     return None
 
 
 @dataclass
 class NativeChunk:
     """A chunk DuckDB can read: ``source`` is a SQL table expression of its records, the
-    columns ``c1 .. cN`` (text, NULL for an empty field), ``names`` the keys the Python path
-    gives them; ``directory`` is private to this chunk (outputs are written there)."""
+    columns ``c1 .. cN`` (text, ``''`` for an empty field), ``names`` the keys the Python
+    path gives them; ``directory`` is where the connection may write scratch files."""
 
     connection: duckdb.DuckDBPyConnection
     source: str
     names: list[str]
     directory: str
 
-    def column(self, number: int) -> str:
+    def text(self, number: int) -> str:
+        """Column ``number`` (from 1) as text, ``''`` for an empty field."""
         return f"c{number}"
 
-    def copy(self, select: str, fmt: str) -> tuple[str, int]:
-        """COPY ``select`` to a file of format ``fmt`` (json or parquet) in the chunk's
-        directory; the file and the rows written."""
-        import duckdb
+    def column(self, number: int) -> str:
+        """Column ``number`` (from 1) as text, NULL for an empty field."""
+        return f"nullif(c{number}, '')"
 
-        path = os.path.join(self.directory, f"out.{fmt}")
+    def copy(self, select: str, fmt: str, path: str) -> int:
+        """COPY ``select`` to ``path`` in format ``fmt`` (json or parquet); the rows written."""
         options = "FORMAT json" if fmt == "json" else "FORMAT parquet, COMPRESSION zstd"
-        try:
-            found = self.connection.execute(
-                f"COPY ({select}) TO {quote_literal(path)} ({options})").fetchone()
-        except duckdb.Error as exc:
-            raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
-        return path, int(found[0]) if found else 0
+        found = self.execute(f"COPY ({select}) TO {quote_literal(path)} ({options})")
+        return int(found[0]) if found else 0
 
     def count(self) -> int:
         return self.count_table(self.source)
 
     def count_table(self, table: str) -> int:
+        found = self.execute(f"SELECT count(*) FROM {table}")
+        return int(found[0]) if found else 0
+
+    def execute(self, statement: str) -> tuple[Any, ...] | None:
+        """``statement``'s first row; Fallback naming DuckDB's error."""
         import duckdb
 
         try:
-            found = self.connection.execute(f"SELECT count(*) FROM {table}").fetchone()
+            return self.connection.execute(statement).fetchone()
         except duckdb.Error as exc:
-            raise Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
-        return int(found[0]) if found else 0
+            raise Fallback(f"DuckDB: {error_text(exc)}") from None
 
 
-def sandboxed(directory: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reaches only ``directory`` and ``paths``, one thread (a
+def error_text(exc: Exception) -> str:
+    """DuckDB's error in a line: its first, and the field count of a record it refused."""
+    lines = str(exc).splitlines()
+    counts = [line for line in lines if line.startswith("Expected Number of Columns")]
+    return ": ".join(lines[:1] + counts[:1])
+
+
+def sandboxed(*directories: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reaches only ``directories`` and ``paths``, one thread (a
     worker per lane: the lanes are the parallelism)."""
     import duckdb
 
     connection = duckdb.connect(config={"threads": 1, "autoinstall_known_extensions": False,
                                         "autoload_known_extensions": False})
-    allowed = ", ".join(quote_literal(p) for p in paths)
-    connection.execute(f"SET allowed_directories = [{quote_literal(directory + os.sep)}]")
-    connection.execute(f"SET allowed_paths = [{allowed}]")
+    allowed = ", ".join(quote_literal(os.path.join(d, "")) for d in directories)
+    connection.execute(f"SET allowed_directories = [{allowed}]")
+    connection.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
     connection.execute("SET TimeZone = 'UTC'")  # a naive datetime is UTC in a typed column
     connection.execute("SET enable_external_access = false")
     connection.execute("SET lock_configuration = true")
     return connection
+
+
+class _Worker(threading.local):
+    """This worker's (thread's) DuckDB for the built-in processors, kept between chunks, the
+    directories it reaches, and its scratch directory."""
+
+    pid = 0
+    reaches: tuple[str, ...] = ()
+    database: duckdb.DuckDBPyConnection | None = None
+    scratch = ""
+
+    def renew(self) -> None:
+        if self.pid != os.getpid():  # (a forked child: the parent's database is not its own)
+            self.pid, self.database, self.reaches = os.getpid(), None, ()
+            self.scratch = tempfile.mkdtemp(prefix="s3split-native-")
+            atexit.register(shutil.rmtree, self.scratch, True)
+        elif not os.path.isdir(self.scratch):  # (a cleaner emptied /tmp)
+            self.scratch = tempfile.mkdtemp(prefix="s3split-native-")
+            atexit.register(shutil.rmtree, self.scratch, True)
+
+    def connection(self, *directories: str) -> duckdb.DuckDBPyConnection:
+        """A connection to a database reaching ``directories`` and the scratch directory."""
+        reaches = tuple(sorted({os.path.abspath(d) for d in (*directories, self.scratch)}))
+        if self.database is None or reaches != self.reaches:
+            if self.database is not None:
+                self.database.close()
+            self.database, self.reaches = sandboxed(*reaches), reaches
+        return self.database.cursor()
+
+
+_WORKER = _Worker()
 
 
 def header_of(job: ChunkJob, storage: Storage) -> list[str] | None:
@@ -187,53 +229,71 @@ def _columns(job: ChunkJob, header: list[str] | None, local: str) -> list[str]:
 
 
 @contextmanager
-def native_chunk(job: ChunkJob, storage: Storage) -> Iterator[NativeChunk]:
-    """The chunk opened in DuckDB, or Fallback saying why it must be read in Python."""
+def native_chunk(job: ChunkJob, storage: Storage, private: bool = False
+                 ) -> Iterator[NativeChunk]:
+    """The chunk opened in DuckDB, or Fallback saying why it must be read in Python.
+    ``private``: in a database of its own that reaches only the chunk and a directory of its
+    own (for a user's query); otherwise in the worker's (the built-in processors' queries)."""
     if not enabled():
         raise Fallback(f"{NATIVE_ENV}=0")
     if job.rows < 0:
         raise Fallback("the manifest gives no record count to check")
     if not (len(job.delimiter) == len(job.quotechar) == 1 and job.delimiter.isascii()
-            and job.quotechar.isascii() and job.delimiter != job.quotechar):
+            and job.quotechar.isascii() and job.delimiter != job.quotechar
+            and NULL_TEXT not in job.delimiter + job.quotechar):
         raise Fallback("a delimiter or quote outside ASCII (the shape checks read bytes)")
     header = header_of(job, storage)
-    directory = tempfile.mkdtemp(prefix="s3split-native-")
-    try:
-        try:
-            local = _local_copy(job, storage, directory)
-        except OSError as exc:  # (a full /tmp, say: the Python reader streams instead)
-            raise Fallback(f"the chunk cannot be copied to {directory}: {exc.strerror}") from None
+    with ExitStack() as cleanup:
+        if private:
+            directory = tempfile.mkdtemp(prefix="s3split-native-")
+            cleanup.callback(shutil.rmtree, directory, True)
+        else:
+            _WORKER.renew()
+            directory = _WORKER.scratch
+        local = _local_copy(job, storage, directory, cleanup)
         names = _columns(job, header, local)
         if not 2 <= len(names) <= MAX_COLUMNS:
             raise Fallback(f"{len(names)} column(s): DuckDB takes 2 to {MAX_COLUMNS} here (to it "
                            "a blank line is a record of one column; a query of very many "
                            "columns binds slowly)")
-        _check_shape(local, job, len(names))
-        connection = sandboxed(directory, [local])
-        try:
-            yield NativeChunk(connection, _read_csv(job, local, len(names)), names, directory)
-        finally:
-            connection.close()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        _check_shape(local, job)
+        if private:
+            connection = sandboxed(directory, paths=[local])
+        else:
+            connection = _WORKER.connection(os.path.dirname(local),
+                                            *_output_directory(job.output_uri))
+        cleanup.callback(connection.close)
+        yield NativeChunk(connection, _read_csv(job, local, len(names)), names, directory)
 
 
-def _local_copy(job: ChunkJob, storage: Storage, directory: str) -> str:
+def _output_directory(uri: str) -> list[str]:
+    return [] if is_s3(uri) else [os.path.dirname(os.path.abspath(uri))]
+
+
+def _local_copy(job: ChunkJob, storage: Storage, directory: str, cleanup: ExitStack) -> str:
     if not is_s3(job.chunk_uri):
         return os.path.abspath(job.chunk_uri)
-    local = os.path.join(directory, "chunk.csv")
-    with storage.open_read(job.chunk_uri) as source, open(local, "wb") as target:
-        shutil.copyfileobj(source, target, 1 << 20)
+    try:
+        fd, local = tempfile.mkstemp(dir=directory, prefix="chunk-", suffix=".csv")
+        cleanup.callback(_remove, local)
+        with storage.open_read(job.chunk_uri) as source, os.fdopen(fd, "wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+    except OSError as exc:  # (a full /tmp, say: the Python reader streams instead)
+        raise Fallback(f"the chunk cannot be copied to {directory}: {exc.strerror}") from None
     return local
 
 
-def _check_shape(local: str, job: ChunkJob, fields: int) -> None:
+def _remove(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _check_shape(local: str, job: ChunkJob) -> None:
     with open(local, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             raise Fallback("an empty chunk")
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
-            records = job.rows + (1 if job.has_header else 0)
-            reason = unreadable_shape(data, job.quotechar, job.delimiter, fields, records)
+            reason = unreadable_shape(data, job.quotechar, job.delimiter)
             if not job.has_header and data[:3] == b"\xef\xbb\xbf":
                 reason = "a BOM before the first record (DuckDB drops it)"
     if reason is not None:
@@ -245,7 +305,8 @@ def _read_csv(job: ChunkJob, local: str, count: int) -> str:
     return (f"read_csv({quote_literal(local)}, header={str(job.has_header).lower()}, "
             f"auto_detect=false, columns={{{columns}}}, delim={quote_literal(job.delimiter)}, "
             f"quote={quote_literal(job.quotechar)}, escape={quote_literal(job.quotechar)}, "
-            f"strict_mode=true, null_padding=false, max_line_size={max(job.bytes, 1 << 21)}, "
+            f"strict_mode=true, null_padding=false, nullstr={quote_literal(NULL_TEXT)}, "
+            f"allow_quoted_nulls=false, max_line_size={max(job.bytes, 1 << 21)}, "
             "encoding='utf-8')")
 
 
@@ -253,18 +314,42 @@ def checked_count(job: ChunkJob, found: int) -> int:
     """``found`` records, when they are the manifest's; else Fallback (the Python reader then
     finds the manifest's count, or fails the chunk ChunkMisaligned)."""
     if found != job.rows:
-        raise Fallback(f"DuckDB read {found} records, the manifest {job.rows}")
+        raise Fallback(f"DuckDB read {found} records, the manifest {job.rows} (it skips a "
+                       "blank line, an empty record to the Python reader)")
     return found
 
 
 def written(job: ChunkJob, storage: Storage, chunk: NativeChunk, select: str, fmt: str
             ) -> ProcessResult:
     """The rows of ``select`` written as the job's output in format ``fmt``: the chunk's
-    records, all accepted (Fallback if they are not the manifest's)."""
-    path, count = chunk.copy(select, fmt)
-    checked_count(job, count)
-    upload(path, job.output_uri, storage)
+    records, all accepted (Fallback if they are not the manifest's, and nothing written)."""
+    with output_file(job.output_uri, storage, chunk.directory) as path:
+        count = checked_count(job, chunk.copy(select, fmt, path))
     return ProcessResult(count, count, 0, job.output_uri, None, [])
+
+
+@contextmanager
+def output_file(uri: str, storage: Storage, scratch: str) -> Iterator[str]:
+    """A path for DuckDB to write ``uri`` at, which becomes ``uri`` when the block ends
+    without an error (written whole or not at all, as every output): a local output is
+    written next to its place and renamed there, an S3 one is uploaded from ``scratch``."""
+    name = f".{os.path.basename(uri)}.{secrets.token_hex(6)}.tmp"
+    if is_s3(uri):
+        path = os.path.join(scratch, name)
+    else:
+        directory = os.path.dirname(os.path.abspath(uri))
+        make_directory(directory, uri)
+        path = os.path.join(directory, name)
+    try:
+        yield path
+        try:
+            if is_s3(uri) or os.path.isdir(uri):
+                raise IsADirectoryError
+            os.replace(path, uri)
+        except OSError:  # (S3, or a rename refused: the writer writes it, or says why not)
+            upload(path, uri, storage)
+    finally:
+        _remove(path)
 
 
 def upload(path: str, uri: str, storage: Storage) -> None:
@@ -273,12 +358,11 @@ def upload(path: str, uri: str, storage: Storage) -> None:
         shutil.copyfileobj(source, target, 1 << 20)
 
 
-def text_select(chunk: NativeChunk, empty_as: str = "''") -> str:
-    """Every column as text keyed as the Python path keys it (an empty field ``empty_as``)."""
-    fields = ", ".join(f"coalesce({chunk.column(i)}, {empty_as}) AS {quote_identifier(name)}"
+def text_select(chunk: NativeChunk) -> str:
+    """Every column as text keyed as the Python path keys it (an empty field ``''``)."""
+    fields = ", ".join(f"{chunk.text(i)} AS {quote_identifier(name)}"
                        for i, name in enumerate(chunk.names, 1))
     return f"SELECT {fields} FROM {chunk.source}"
-
 
 
 def accepted_to_file(job: ChunkJob, storage: Storage,

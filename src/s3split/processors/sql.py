@@ -75,17 +75,12 @@ class SqlProcessor:
         self.extension = output
 
     def __call__(self, job: ChunkJob, storage: Storage) -> ProcessResult:
-        import duckdb
 
         from s3split.processors import native
 
         try:
-            with native.native_chunk(job, storage) as chunk:
-                table = f"CREATE TEMP TABLE chunk AS {native.text_select(chunk)}"
-                try:
-                    chunk.connection.execute(table)
-                except duckdb.Error as exc:
-                    raise native.Fallback(f"DuckDB: {str(exc).splitlines()[0]}") from None
+            with native.native_chunk(job, storage, private=True) as chunk:
+                chunk.execute(f"CREATE TEMP TABLE chunk AS {native.text_select(chunk)}")
                 count = native.checked_count(job, chunk.count_table("chunk"))
                 self._run(job, storage, chunk.connection, chunk.directory)
             return ProcessResult(count, count, 0, job.output_uri, None, [])

@@ -214,7 +214,7 @@ def native_select(schema: Schema, chunk: NativeChunk, header: bool, typed: bool)
     for number, name in enumerate(names, 1):
         column, v = schema.columns.get(name), chunk.column(number)
         if column is None:
-            fields.append(f"coalesce({v}, '') AS {quote_identifier(name)}")
+            fields.append(f"{chunk.text(number)} AS {quote_identifier(name)}")
             continue
         valid, as_json, as_typed = (part.format(v=v) for part in _SQL[column.type])
         checks.append(f"({v} IS NOT NULL AND {valid})" if column.required
