@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
+from s3split.errors import ChunkInvalid, ChunkMisaligned, DestinationUnwritable, InvalidOption
 from s3split.processors import native
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.registry import get_processor
@@ -209,6 +209,57 @@ def test_a_count_neither_reader_finds_is_chunk_misaligned(tmp_path: Path) -> Non
     with pytest.raises(ChunkMisaligned, match="should hold 4 records"):
         get_processor("jsonl", {})(job, Storage())
     assert not Path(job.output_uri).exists()
+    assert list(Path(job.output_uri).parent.iterdir()) == []  # nor DuckDB's file under another name
+
+
+def test_a_directory_in_the_outputs_place_is_named_as_the_python_path_names_it(
+        tmp_path: Path) -> None:
+    job = chunk_job(tmp_path, EXPORT)
+    Path(job.output_uri).mkdir(parents=True)
+    with pytest.raises(DestinationUnwritable, match="a directory has that name"):
+        get_processor("jsonl", JSONL)(job, Storage())
+    assert [p.name for p in Path(job.output_uri).parent.iterdir()] == [Path(job.output_uri).name]
+
+
+def test_chunks_of_runs_in_other_directories_are_read_on_duckdb_each(tmp_path: Path) -> None:
+    """A worker keeps its database between chunks; a chunk elsewhere (another run) is read
+    in one that reaches its directories."""
+    for run in ("one", "two", "one"):
+        job = chunk_job(tmp_path / run, EXPORT)
+        assert path_of(job) == "duckdb"
+        python, duck = both_paths(pytest.MonkeyPatch(), "jsonl", job)
+        assert duck == python and duck[:3] == (3, 3, 0)
+
+
+def test_a_run_directory_named_like_a_pattern_reads_its_own_chunk_only(tmp_path: Path) -> None:
+    """DuckDB reads a file name as a pattern (``run[A]`` matches ``runA``, not itself)."""
+    other = chunk_job(tmp_path / "runA", b"id,contact,note\r\n7,x,y\r\n8,x,y\r\n9,x,y\r\n")
+    job = chunk_job(tmp_path / "run[A]", EXPORT)
+    assert Path(other.chunk_uri).name == Path(job.chunk_uri).name
+    python, duck = both_paths(pytest.MonkeyPatch(), "jsonl", job)
+    assert duck == python and duck[:3] == (3, 3, 0)
+
+
+def test_chunks_and_outputs_in_s3_are_read_and_written_on_duckdb(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.support.aws import mocked_s3
+
+    local = chunk_job(tmp_path, EXPORT)
+    with mocked_s3(monkeypatch, "bucket") as client:
+        storage = Storage(client)
+        client.put_object(Bucket="bucket", Key="run/chunks/part-00003.csv", Body=EXPORT)
+        job = replace(local, chunk_uri="s3://bucket/run/chunks/part-00003.csv",
+                      output_uri="s3://bucket/run/results/part-00003.jsonl",
+                      rejects_uri="s3://bucket/run/rejects/part-00003.jsonl")
+        with native.native_chunk(job, storage) as chunk:
+            assert native.checked_count(job, chunk.count()) == 3
+            scratch = Path(chunk.directory)
+        result = get_processor("jsonl", JSONL)(job, storage)
+        assert result == ProcessResult(3, 3, 0, job.output_uri, None, [])
+        written = client.get_object(Bucket="bucket", Key="run/results/part-00003.jsonl")
+        lines = written["Body"].read().decode().splitlines()
+    assert [json.loads(line) for line in lines] == outcome("jsonl", local, JSONL, "local")[4]
+    assert list(scratch.iterdir()) == []  # the chunk's copy and the output's are gone
 
 
 def test_the_native_path_writes_the_export_as_json_lines(tmp_path: Path) -> None:
