@@ -214,3 +214,35 @@ def test_a_processor_must_have_written_what_it_returns(tmp_path: Path) -> None:
     with pytest.raises(ProcessorResultInvalid, match=r"returned .*part-00000.jsonl as written, "
                                                      r"but there is no such file"):
         process_chunk(spec, 0, 1, storage, process, manifest)
+
+
+class LookingStorage(Storage):
+    """Local storage that notes each file it is asked about (on S3, a request each)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.looked: list[str] = []
+
+    def stat(self, uri: str) -> Any:
+        self.looked.append(uri)
+        return super().stat(uri)
+
+    def exists(self, uri: str) -> bool:
+        self.looked.append(uri)
+        return super().exists(uri)
+
+
+def test_a_success_asks_about_each_file_the_processor_wrote_once(tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text("id,name\n1,a\n2\n3,c\n")  # row 2 rejected: ragged
+    spec = RunSpec(run_id="r", source=str(source), location=str(tmp_path / "run"),
+                   chunk_size=10_000, lanes=1, wait_seconds=0, processor="jsonl",
+                   tolerate="1")
+    manifest = split(spec.source, spec.layout.chunks, spec.split_settings, Storage()).manifest
+    assert manifest is not None
+    storage = LookingStorage()
+    status = process_chunk(spec, 0, 1, storage, JsonlProcessor(), manifest)
+    assert status["rows_rejected"] == 1
+    assert [storage.looked.count(status[name]) for name in ("output", "rejects_uri")] == [1, 1]
+    assert (status["output_bytes"], status["rejects_bytes"]) == (
+        Path(status["output"]).stat().st_size, Path(status["rejects_uri"]).stat().st_size)

@@ -162,7 +162,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     try:
         _check_chunk_file(entry, storage)
         result = processor(job, storage)
-        check_result(result, entry, spec.processor, storage)
+        sizes = check_result(result, entry, spec.processor, storage)
     except (ChunkInvalid, ChunkMisaligned, ProcessorResultInvalid) as exc:
         # Outputs are written whole, so any there are a refused result or an earlier attempt's
         # (of a run killed before its status was written): none may sit among the results.
@@ -170,7 +170,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
             storage.delete(stale)
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
-    status = _base(spec, entry, manifest, attempt) | _result_fields(result, storage) | {
+    status = _base(spec, entry, manifest, attempt) | _result_fields(result, sizes) | {
         "state": OK,
         "duration_s": round(time.monotonic() - started, 4),
     }
@@ -178,9 +178,12 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     return status
 
 
-def check_result(result: Any, entry: ChunkEntry, processor: str, storage: Storage) -> None:
+def check_result(result: Any, entry: ChunkEntry, processor: str, storage: Storage
+                 ) -> dict[str, int]:
     """A processor's counts are checked before they are recorded: a custom one may return
-    anything, and the report adds up what the status records say."""
+    anything, and the report adds up what the status records say. The size of each file it
+    says it wrote (one request each: the status records them, for a resume to find them
+    unchanged)."""
     if not isinstance(result, ProcessResult):
         raise ProcessorResultInvalid(
             f"{entry.uri}: processor {processor} returned {type(result).__name__}, not a "
@@ -193,15 +196,21 @@ def check_result(result: Any, entry: ChunkEntry, processor: str, storage: Storag
             f"{entry.uri}: chunk {entry.index}: processor {processor} returned {problem}: its "
             "counts must be non-negative integers with rows_in == rows_out + rows_rejected, "
             "and its rejects a list of objects; fix the processor")
+    sizes: dict[str, int] = {}
     for uri in (result.output_uri, result.rejects_uri):
-        if uri is not None and not storage.exists(uri):
+        if uri is None:
+            continue
+        try:
+            sizes[uri] = storage.stat(uri).size
+        except SourceNotFound:
             raise ProcessorResultInvalid(
                 f"{entry.uri}: chunk {entry.index}: processor {processor} returned {uri} as "
-                "written, but there is no such file; fix the processor")
+                "written, but there is no such file; fix the processor") from None
     if result.rows_in != entry.rows:  # a processor that did not read every record
         raise ChunkMisaligned(
             f"{entry.uri}: chunk {entry.index} should hold {entry.rows} records (manifest) but "
             f"the processor read {result.rows_in}")
+    return sizes
 
 
 def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: Storage,
@@ -257,19 +266,15 @@ def _base(spec: RunSpec, entry: ChunkEntry, manifest: Manifest, attempt: int) ->
     }
 
 
-def _result_fields(result: ProcessResult, storage: Storage) -> dict[str, Any]:
+def _result_fields(result: ProcessResult, sizes: dict[str, int]) -> dict[str, Any]:
+    """The result's counts and files, with the sizes ``check_result`` found."""
     return {
         "rows_in": result.rows_in,
         "rows_out": result.rows_out,
         "rows_rejected": result.rows_rejected,
         "output": result.output_uri,
-        "output_bytes": _size(result.output_uri, storage),
+        "output_bytes": sizes.get(result.output_uri or ""),
         "rejects_uri": result.rejects_uri,
-        "rejects_bytes": _size(result.rejects_uri, storage),
+        "rejects_bytes": sizes.get(result.rejects_uri or ""),
         "rejects": result.rejects,
     }
-
-
-def _size(uri: str | None, storage: Storage) -> int | None:
-    """The size of a file a processor says it wrote, for a resume to find it unchanged."""
-    return storage.stat(uri).size if uri is not None else None
