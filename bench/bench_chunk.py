@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="chunk-"))
     try:
         subprocess.run([exe, "split", str(ds.path), str(work / "split"), "--chunk-size",
-                        str(size)], check=True, stdout=subprocess.DEVNULL)
+                        str(size)], check=True, capture_output=True)
         (work / "out").mkdir()
         job = chunk_job(work / "split", work / "out", 1)
         rows = measure(job, args.repeat)
