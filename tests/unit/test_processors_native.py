@@ -240,7 +240,7 @@ def test_a_run_directory_named_like_a_pattern_reads_its_own_chunk_only(tmp_path:
     assert duck == python and duck[:3] == (3, 3, 0)
 
 
-def test_chunks_and_outputs_in_s3_are_read_and_written_on_duckdb(
+def test_chunks_and_outputs_in_s3_are_read_once_and_written_on_duckdb(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from tests.support.aws import mocked_s3
 
@@ -254,8 +254,12 @@ def test_chunks_and_outputs_in_s3_are_read_and_written_on_duckdb(
         with native.native_chunk(job, storage) as chunk:
             assert native.checked_count(job, chunk.count()) == 3
             scratch = Path(chunk.directory)
+        reads: list[str] = []
+        client.meta.events.register("before-parameter-build.s3.GetObject",
+                                    lambda params, **_: reads.append(params["Key"]))
         result = get_processor("jsonl", JSONL)(job, storage)
         assert result == ProcessResult(3, 3, 0, job.output_uri, None, [])
+        assert reads == ["run/chunks/part-00003.csv"]  # the header read from the local copy
         written = client.get_object(Bucket="bucket", Key="run/results/part-00003.jsonl")
         lines = written["Body"].read().decode().splitlines()
     assert [json.loads(line) for line in lines] == outcome("jsonl", local, JSONL, "local")[4]

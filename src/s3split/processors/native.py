@@ -39,9 +39,10 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from s3split.errors import ChunkInvalid
 from s3split.processors.base import ChunkJob, ProcessResult
 from s3split.processors.jsonl import column_names, unique_names
 from s3split.processors.reader import read_rows
@@ -208,11 +209,15 @@ class _Worker(threading.local):
 _WORKER = _Worker()
 
 
-def header_of(job: ChunkJob, storage: Storage) -> list[str] | None:
-    """The chunk's header as the Python reader reads it (ChunkInvalid if it cannot)."""
+def header_of(job: ChunkJob, storage: Storage, local: str) -> list[str] | None:
+    """The chunk's header as the Python reader reads it (ChunkInvalid if it cannot), read
+    from ``local``, the chunk on this machine (not a second download of an S3 chunk)."""
     if not job.has_header:
         return None
-    with read_rows(job, storage) as rows:
+    if local != job.chunk_uri:
+        with suppress(ChunkInvalid), read_rows(replace(job, chunk_uri=local), storage) as rows:
+            return rows.header
+    with read_rows(job, storage) as rows:  # (ChunkInvalid naming the chunk, not its copy)
         return rows.header
 
 
@@ -245,7 +250,6 @@ def native_chunk(job: ChunkJob, storage: Storage, private: bool = False
             and job.quotechar.isascii() and job.delimiter != job.quotechar
             and NULL_TEXT not in job.delimiter + job.quotechar):
         raise Fallback("a delimiter or quote outside ASCII (the shape checks read bytes)")
-    header = header_of(job, storage)
     with ExitStack() as cleanup:
         if private:
             directory = tempfile.mkdtemp(prefix="s3split-native-")
@@ -254,7 +258,7 @@ def native_chunk(job: ChunkJob, storage: Storage, private: bool = False
             _WORKER.renew()
             directory = _WORKER.scratch
         local = _local_copy(job, storage, directory, cleanup)
-        names = _columns(job, header, local)
+        names = _columns(job, header_of(job, storage, local), local)
         if not 2 <= len(names) <= MAX_COLUMNS:
             raise Fallback(f"{len(names)} column(s): DuckDB takes 2 to {MAX_COLUMNS} here (to it "
                            "a blank line is a record of one column; a query of very many "
