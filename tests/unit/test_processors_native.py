@@ -450,3 +450,19 @@ def test_sql_from_a_file_is_recorded_as_its_text_for_a_resume(tmp_path: Path) ->
 def test_sql_settings_errors_name_the_setting(env: dict[str, str], message: str) -> None:
     with pytest.raises(InvalidOption, match=message):
         get_processor("sql", env)
+
+
+def test_an_unreadable_header_of_an_s3_chunk_is_named_by_its_uri(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tests.support.aws import mocked_s3
+
+    data = b"id,n\xff\r\n1,2\r\n"
+    with mocked_s3(monkeypatch, "bucket") as client:
+        client.put_object(Bucket="bucket", Key="run/chunks/part-00003.csv", Body=data)
+        job = replace(make_job(tmp_path, data, rows=1),
+                      chunk_uri="s3://bucket/run/chunks/part-00003.csv",
+                      output_uri="s3://bucket/run/results/part-00003.jsonl",
+                      rejects_uri="s3://bucket/run/rejects/part-00003.jsonl")
+        with pytest.raises(ChunkInvalid, match=r"^s3://bucket/run/chunks/part-00003.csv: "
+                                               r"invalid UTF-8 at byte 4 .*the header"):
+            get_processor("jsonl", JSONL)(job, Storage(client))
