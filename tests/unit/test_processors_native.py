@@ -263,7 +263,17 @@ def test_chunks_and_outputs_in_s3_are_read_once_and_written_on_duckdb(
         written = client.get_object(Bucket="bucket", Key="run/results/part-00003.jsonl")
         lines = written["Body"].read().decode().splitlines()
     assert [json.loads(line) for line in lines] == outcome("jsonl", local, JSONL, "local")[4]
-    assert list(scratch.iterdir()) == []  # the chunk's copy and the output's are gone
+    assert not scratch.exists()  # the chunk's copy and the output's are gone, and it too
+
+
+def test_no_scratch_directory_is_left_between_chunks(tmp_path: Path) -> None:
+    """A worker may end without any clean-up (a Lambda environment frozen, an engine's worker
+    stopped): between chunks nothing of one is left on the disk."""
+    job = chunk_job(tmp_path, EXPORT)
+    for _ in range(2):
+        with native.native_chunk(job, Storage()) as chunk:
+            assert Path(chunk.directory).is_dir()
+        assert not Path(chunk.directory).exists()
 
 
 def test_the_native_path_writes_the_export_as_json_lines(tmp_path: Path) -> None:

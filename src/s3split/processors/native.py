@@ -22,15 +22,15 @@ the Python reader instead:
 
 DuckDB's external access is disabled and its configuration locked once the directories it
 may reach are allowed: a worker keeps one database for the built-in processors (a new one
-is about 10 ms a chunk), reaching the run's chunk and result directories and its own scratch
-directory, so a chunk's name read as a pattern reaches no other file; a user's query (the
+is about 10 ms a chunk), reaching the run's chunk and result directories and a scratch
+directory that is there during a chunk only, so a chunk's name read as a pattern reaches no
+other file; a user's query (the
 ``sql`` processor) runs in a database of its own that reaches no file but the chunk and its
 private directory, so it cannot read the machine's files, load extensions or reach a URL.
 """
 
 from __future__ import annotations
 
-import atexit
 import mmap
 import os
 import secrets
@@ -180,21 +180,35 @@ def sandboxed(*directories: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyCo
 
 class _Worker(threading.local):
     """This worker's (thread's) DuckDB for the built-in processors, kept between chunks, the
-    directories it reaches, and its scratch directory."""
+    directories it reaches, and its scratch directory's name (the directory itself is there
+    during a chunk only: a worker may end without running any clean-up)."""
 
     pid = 0
     reaches: tuple[str, ...] = ()
     database: duckdb.DuckDBPyConnection | None = None
     scratch = ""
 
-    def renew(self) -> None:
+    @contextmanager
+    def scratch_directory(self) -> Iterator[str]:
+        """The scratch directory, made for one chunk and removed after it."""
         if self.pid != os.getpid():  # (a forked child: the parent's database is not its own)
-            self.pid, self.database, self.reaches = os.getpid(), None, ()
-            self.scratch = tempfile.mkdtemp(prefix="s3split-native-")
-            atexit.register(shutil.rmtree, self.scratch, True)
-        elif not os.path.isdir(self.scratch):  # (a cleaner emptied /tmp)
-            self.scratch = tempfile.mkdtemp(prefix="s3split-native-")
-            atexit.register(shutil.rmtree, self.scratch, True)
+            self.pid, self.database, self.reaches, self.scratch = os.getpid(), None, (), ""
+        for _ in range(2):
+            self.scratch = self.scratch or os.path.join(
+                tempfile.gettempdir(), f"s3split-native-{secrets.token_hex(8)}")
+            try:
+                os.mkdir(self.scratch, 0o700)
+                break
+            except FileExistsError:  # (not ours: another name, so another database)
+                self.scratch = ""
+            except OSError as exc:  # (a full /tmp, say: the Python reader streams instead)
+                raise Fallback(f"no scratch directory {self.scratch}: {exc.strerror}") from None
+        else:
+            raise Fallback("no scratch directory: the names taken")
+        try:
+            yield self.scratch
+        finally:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def connection(self, *directories: str) -> duckdb.DuckDBPyConnection:
         """A connection to a database reaching ``directories`` and the scratch directory."""
@@ -252,11 +266,13 @@ def native_chunk(job: ChunkJob, storage: Storage, private: bool = False
         raise Fallback("a delimiter or quote outside ASCII (the shape checks read bytes)")
     with ExitStack() as cleanup:
         if private:
-            directory = tempfile.mkdtemp(prefix="s3split-native-")
+            try:
+                directory = tempfile.mkdtemp(prefix="s3split-native-")
+            except OSError as exc:
+                raise Fallback(f"no private directory: {exc.strerror}") from None
             cleanup.callback(shutil.rmtree, directory, True)
         else:
-            _WORKER.renew()
-            directory = _WORKER.scratch
+            directory = cleanup.enter_context(_WORKER.scratch_directory())
         local = _local_copy(job, storage, directory, cleanup)
         names = _columns(job, header_of(job, storage, local), local)
         if not 2 <= len(names) <= MAX_COLUMNS:
