@@ -472,13 +472,13 @@ def test_the_second_start_state_is_scanned_only_until_it_falls_in_step(
     path = write_source(str(tmp_path), data)
     plan = plan_ranges(path, len(data), len(b"id,note\n"), 1 << 20, 2)
     scanned: list[int] = []
-    real_scan = Scanner.scan
+    real_survey = Scanner.survey
 
-    def counted(self: Scanner, data: bytes, *args: Any) -> Any:
+    def counted(self: Scanner, data: bytes, *args: Any, **options: Any) -> Any:
         scanned.append(len(data))
-        return real_scan(self, data, *args)
+        return real_survey(self, data, *args, **options)
 
-    monkeypatch.setattr(Scanner, "scan", counted)
+    monkeypatch.setattr(Scanner, "survey", counted)
     scan = scan_local_range(path, plan, 1)
     assert set(scan.pieces) == {State.RECORD, State.QUOTED}
     assert scan.end - scan.start < sum(scanned) <= scan.end - scan.start + plan.block // 16

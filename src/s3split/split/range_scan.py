@@ -35,11 +35,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-import numpy as np
-
 from s3split.errors import MalformedCsv, SourceChanged
-from s3split.split.boundaries import first_after_targets, not_before_lf, target_between
-from s3split.split.scanner import Dialect, Positions, Scanner, State
+from s3split.split.boundaries import before_lf, next_target, target_between
+from s3split.split.scanner import Dialect, Scanner, State, Survey
 from s3split.split.utf8 import Utf8Check, line_ends
 
 LF, CR = 0x0A, 0x0D
@@ -289,13 +287,18 @@ def scan_range(read: Reader, plan: Plan, index: int) -> RangeScan:
     for base, data, after in _range_blocks(read, plan, start, end, first):
         if invalid is None and (bad := utf8.check(data, base)) >= 0:
             invalid = Invalid(bad, lines + line_ends(data[:max(bad - base, 0)]), utf8.byte)
-        lines += line_ends(data)
         has_quote = quote in data
-        for track in tracks:
+        counted = -1  # the block's line ends, once a scan counted them (the same from any state)
+        # (the scans first: a quoted field without a quote in the block takes their count)
+        for track in sorted(tracks, key=lambda t: t.state is State.QUOTED and not has_quote):
             if track.fold.failure is None:
-                track.fold.add(_scan_block(scanner, plan, data, base, track.state, after,
-                                           has_quote))
+                piece = _scan_block(scanner, plan, data, base, track.state, after, has_quote,
+                                    counted)
+                if piece.failure is None:
+                    counted = piece.lines
+                track.fold.add(piece)
                 track.state = track.fold.state
+        lines += counted if counted >= 0 else line_ends(data)
         tracks = _merge(tracks, done, base + len(data))
     for track in tracks:
         for s in track.starts:
@@ -366,41 +369,65 @@ def _range_blocks(read: Reader, plan: Plan, start: int, end: int,
 
 
 def _scan_block(scanner: Scanner, plan: Plan, data: bytes, base: int, state: State,
-                after: bytes, has_quote: bool) -> Piece:
+                after: bytes, has_quote: bool, lines: int) -> Piece:
+    """One block from one state (``lines``: its line ends, when a scan of it from another
+    state counted them; else -1)."""
     end = base + len(data)
     if state is State.QUOTED and not has_quote:  # nothing can close the field
-        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
-        return Piece(base, end, state, lines=lines, pending=_targets_after(plan, base, end))
+        return Piece(base, end, state, lines=lines if lines >= 0 else line_ends(data),
+                     pending=_targets_after(plan, base, end))
     try:
-        scan = scanner.scan(data, state, base, 0)
+        survey = scanner.survey(data, state, base, 0)
     except MalformedCsv:
         return Piece(base, end, state, failure=Failure(base, end, state, 0))
-    ends: Positions = scan.ends
-    eligible = ends if not plan.header_cr else ends[not_before_lf(data, after, ends)]
-    marks = _marks(plan, base, eligible, ends, scan.line_ends)
-    first = _mark(eligible[0], ends, scan.line_ends, base) if len(eligible) else None
-    last = base + int(eligible[-1]) if len(eligible) else base
+    ends = _Eligible(survey, data, after, plan.header_cr)
+    marks = _marks(plan, base, ends)
+    first = ends.first_from(0)
+    last = ends.last_before(len(data) + 1)
     open_quote = None
-    if scan.state in QUOTED_STATES and scan.open_quote >= 0:
-        open_quote = (base + scan.open_quote,
-                      int(np.searchsorted(scan.line_ends, scan.open_quote)))
-    return Piece(base, end, scan.state, len(ends), len(scan.line_ends), first, marks,
-                 _targets_after(plan, last, end), open_quote)
+    if survey.state in QUOTED_STATES and survey.open_quote >= 0:
+        open_quote = (base + survey.open_quote, survey.lines_before(survey.open_quote))
+    return Piece(base, end, survey.state, survey.rows, survey.lines,
+                 _mark(survey, first, base) if first >= 0 else None, marks,
+                 _targets_after(plan, base + max(last, 0), end), open_quote)
 
 
-def _marks(plan: Plan, base: int, eligible: Positions, ends: Positions,
-           line_ends: Positions) -> tuple[Mark, ...]:
-    """The eligible record ends that are the first at or after a chunk target in the block."""
-    if not len(eligible):
-        return ()
-    first = first_after_targets(plan.data_start, plan.chunk_size, base, eligible)
-    return tuple(_mark(e, ends, line_ends, base) for e in eligible[first])
+class _Eligible:
+    """The record ends of a block that may close a chunk: all of them, or where the header
+    ends in a bare CR, those no LF follows (``after``: the byte after the block)."""
+
+    def __init__(self, survey: Survey, data: bytes, after: bytes, header_cr: bool) -> None:
+        self.survey, self.data, self.after, self.header_cr = survey, data, after, header_cr
+
+    def first_from(self, at: int) -> int:
+        end = self.survey.end_from(at)
+        while end >= 0 and self._refused(end):
+            end = self.survey.end_from(end + 1)
+        return end
+
+    def last_before(self, at: int) -> int:
+        end = self.survey.end_before(at)
+        while end >= 0 and self._refused(end):
+            end = self.survey.end_before(end)
+        return end
+
+    def _refused(self, end: int) -> bool:
+        return self.header_cr and before_lf(self.data, self.after, end)
 
 
-def _mark(end: int | np.int64, ends: Positions, line_ends: Positions,
-          base: int) -> Mark:
-    rows = int(np.searchsorted(ends, end, side="right"))
-    return Mark(base + int(end), rows, int(np.searchsorted(line_ends, end)))
+def _marks(plan: Plan, base: int, ends: _Eligible) -> tuple[Mark, ...]:
+    """The eligible record ends that are the first at or after a chunk target in the block:
+    from each target, the first eligible end, and the next target is the first after it."""
+    marks: list[Mark] = []
+    target = next_target(plan.data_start, plan.chunk_size, base) - base
+    while target <= len(ends.data) and (end := ends.first_from(target)) >= 0:
+        marks.append(_mark(ends.survey, end, base))
+        target = next_target(plan.data_start, plan.chunk_size, base + end) - base
+    return tuple(marks)
+
+
+def _mark(survey: Survey, end: int, base: int) -> Mark:
+    return Mark(base + end, survey.ends_upto(end), survey.lines_before(end))
 
 
 def _targets_after(plan: Plan, last: int, end: int) -> bool:

@@ -15,18 +15,21 @@ of quotes before them. That parity rule and the lenient rules disagree only at a
 parity rule would take as opening a field but that follows other text in the field (a quote in
 an unquoted field, or text after a closing quote followed by a quote): an anomaly.
 
-**The fast path** (``_FastScan``) applies the parity rule alone: it finds the quotes and LFs
-(in one pass when quotes are few, ``FEW``), takes the record ends and checks, with the byte
-before each quote the rule takes as opening a field, that the block has no anomaly; bare CRs
-are found only in a block whose CRs are not all followed by an LF. Almost every block of
-almost every file ends here.
+**The fast path** (``_FastScan``) applies the parity rule alone, on bit arrays, 64 bytes a
+step (``s3split.split.bits``): the quotes, LFs and CRs of the block as bits, the parity of the
+quotes before each byte by a prefix xor, the record ends as the line ends (LFs, and CRs no LF
+follows) with even parity, and one check that no quote the rule takes as opening a field
+follows other text (the bytes before the openers gathered when under one quote in ``FEW``
+bytes, else the delimiters as bits too). Almost every block of almost every file ends here,
+in a few numpy passes over its bytes; its record ends are counted, and found one by one only
+where asked (``survey``: a split needs the few that close chunks), or listed (``scan``).
 
-**The exact path** takes a block with an anomaly, with the quotes and line ends the fast path
-found: where an anomaly occurs the parser is inside an unquoted field, which ends at the next
-delimiter or line end, and the parity rule resumes from there, each quote's parity from its
-rank. (With the fast path off, ``FAST``, it finds them itself; a quote-dense block, ``DENSE``,
-then takes parities from a running count over the block.) So a block costs a handful of
-C-level passes plus a few Python steps per anomaly, never a Python step per byte or per record.
+**The exact path** takes a block with an anomaly: where an anomaly occurs the parser is
+inside an unquoted field, which ends at the next delimiter or line end, and the parity rule
+resumes from there, each quote's parity from its rank (a quote-dense block, ``DENSE``, takes
+parities from a running count over the block). With the fast path off (``FAST``, for tests)
+every block takes it. So a block costs a handful of C-level passes plus a few Python steps
+per anomaly, never a Python step per byte or per record.
 
 ``--strict`` refuses what RFC 4180 forbids instead: a quote in an unquoted field, or text after
 a closing quote, fails ``MalformedCsv`` naming the byte and line.
@@ -35,18 +38,18 @@ a closing quote, fails ``MalformedCsv`` naming the byte and line.
 import enum
 import re
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from s3split.errors import InvalidOption, MalformedCsv
+from s3split.split import bits
 
 LF, CR = 0x0A, 0x0D
 
 Positions = npt.NDArray[np.int64]
 DENSE = 4  # a block with a quote in every DENSE bytes or more takes the dense path
-FEW = 16  # the fast path finds quotes with LFs when under one in FEW bytes (the last block's)
+FEW = 1024  # the fast path gathers the bytes before opening quotes under one quote in FEW bytes
 FAST = True  # try the parity-only path first (off: every block takes the exact path; tests)
 _EMPTY: Positions = np.zeros(0, np.int64)
 
@@ -122,8 +125,7 @@ class Scanner:
         self.text = int(np.flatnonzero(~self.boundary)[0])  # a byte that is none of them
         self.unquoted_rest = re.compile(b"[^" + re.escape(bytes([self.delimiter])) + b"\r\n]*")
         self._mask = self._work = self._quotes = np.empty(0, bool)
-        self._eq = [np.empty(0, bool), np.empty(0, bool)]
-        self.few_quotes: bool | None = None  # the fast path's guess for the next block
+        self.packer = bits.Packer()
 
     def scan(self, data: bytes, state: State, base: int = 0, lines_before: int = 0) -> Scan:
         """Scan ``data``, which starts in ``state``; ``base`` and ``lines_before`` (the source
@@ -131,21 +133,47 @@ class Scanner:
         if not data:
             return Scan(_EMPTY, _EMPTY, state)
         a = np.frombuffer(data, np.uint8)
-        if state is State.CLOSED and a[0] != self.quote:
-            state = State.UNQUOTED  # the quoted part ended; a quote now would be data
-            if self.strict and not self.boundary[a[0]]:
-                self.malformed("text after a closing quote", base, data, 0, lines_before)
+        state = self._entered(data, a, state, base, lines_before)
         if FAST:
-            fast = _FastScan(self, data, a, state)
-            found = fast.scan()
+            found = _FastScan(self, data, a, state).scan()
             if found is not None:
                 return found
-            # An anomaly: the exact path, with the quotes and line ends the fast path found.
-            line_ends = fast.line_ends()
-            parity: _Parity = _SparseParity(self, a, fast.quotes, line_ends, state)
-            return _Walk(self, data, a, parity, line_ends, state, base, lines_before).run()
+        return self._exact(data, a, state, base, lines_before)
+
+    def survey(self, data: bytes, state: State, base: int = 0, lines_before: int = 0, *,
+               listed: bool = False) -> "Survey":
+        """``scan``, its record ends counted and found when asked (``Survey``): the fast
+        path lists none of them (unless ``listed``: for a caller that asks for most)."""
+        if not data:
+            return _Listed(Scan(_EMPTY, _EMPTY, state))
+        a = np.frombuffer(data, np.uint8)
+        state = self._entered(data, a, state, base, lines_before)
+        if FAST and listed:
+            found_list = _FastScan(self, data, a, state).scan()
+            if found_list is not None:
+                return _Listed(found_list)
+        elif FAST:
+            found = _FastScan(self, data, a, state).survey()
+            if found is not None:
+                return found
+        return _Listed(self._exact(data, a, state, base, lines_before))
+
+    def _entered(self, data: bytes, a: npt.NDArray[np.uint8], state: State, base: int,
+                 lines_before: int) -> State:
+        """The state at the block's first byte: after CLOSED, a quote is an escaped one and
+        anything else ends the quoted part."""
+        if state is State.CLOSED and a[0] != self.quote:
+            if self.strict and not self.boundary[a[0]]:
+                self.malformed("text after a closing quote", base, data, 0, lines_before)
+            return State.UNQUOTED  # a quote now would be data
+        return state
+
+    def _exact(self, data: bytes, a: npt.NDArray[np.uint8], state: State, base: int,
+               lines_before: int) -> Scan:
+        """The exact path (see the module docstring)."""
         is_quote = self._quote_mask(a)
         quote_count = int(np.count_nonzero(is_quote))
+        parity: _Parity
         if quote_count * DENSE < len(a):
             # Few quotes: find quotes and line ends in one pass, parity by each quote's rank.
             special = np.flatnonzero(self._special_mask(a, is_quote))
@@ -165,19 +193,6 @@ class Scanner:
         if len(self._quotes) < len(a):
             self._quotes = np.empty(len(a), bool)
         return np.equal(a, self.quote, out=self._quotes[:len(a)])
-
-    def equal(self, a: npt.NDArray[np.uint8], byte: int, slot: int = 0) -> npt.NDArray[np.bool_]:
-        """``a == byte`` in buffer ``slot`` (0 or 1), reused across blocks like ``_mask``, so
-        valid until the next call for that slot."""
-        if len(self._eq[slot]) < len(a):
-            self._eq[slot] = np.empty(len(a), bool)
-        found: npt.NDArray[np.bool_] = np.equal(a, byte, out=self._eq[slot][:len(a)])
-        return found
-
-    def positions(self, a: npt.NDArray[np.uint8], byte: int) -> Positions:
-        """Where ``byte`` occurs in ``a``, in order."""
-        found: Positions = np.flatnonzero(self.equal(a, byte))
-        return found
 
     def _line_ends(self, a: npt.NDArray[np.uint8], crlf: Positions,
                    kinds: npt.NDArray[np.uint8]) -> Positions:
@@ -257,99 +272,180 @@ class Scanner:
 
 
 class _FastScan:
-    """The parity rule alone, for a block without anomalies (see the module docstring): the
-    quote and line end positions, and one check that no quote the rule takes as opening a
-    field follows other text. ``scan`` returns None for a block with such a quote (or, with
-    ``--strict``, text after a closing quote): the exact path takes it then, with the quotes
-    and line ends found here."""
+    """The parity rule alone, on bit arrays (``s3split.split.bits``), for a block without
+    anomalies (see the module docstring): the quotes, LFs and CRs as bits, the parity of the
+    quotes before each byte, and one check that no quote the rule takes as opening a field
+    follows other text. ``survey`` (and ``scan``, which lists what it counts) returns None
+    for a block with such a quote (or, with ``--strict``, text after a closing quote): the
+    exact path takes it then."""
 
     def __init__(self, scanner: Scanner, data: bytes, a: npt.NDArray[np.uint8],
                  state: State) -> None:
         self.s, self.data, self.a, self.state = scanner, data, a, state
-        self.outside = 1 if state is State.QUOTED else 0  # the parity outside quoted fields
-        self.quotes = self.lfs = _EMPTY
+        self._boundaries: bits.Words | None = None
 
     def scan(self) -> Scan | None:
-        s, a = self.s, self.a
-        quotes, lfs, parity = self._locate()
-        self.quotes, self.lfs = quotes, lfs  # (the exact path takes them after an anomaly)
-        s.few_quotes = len(quotes) * FEW < len(a)  # a guess for the next block
-        openers = quotes[self.outside::2]  # by the parity rule; each must follow a boundary
-        before = self._bytes_before(openers)
-        if not s.all_boundaries(before):
-            return None
-        if s.strict and not self._closers_ok(quotes[1 - self.outside::2]):
-            return None
-        line_ends = self.line_ends()
-        if line_ends is not lfs:
-            parity = np.searchsorted(quotes, line_ends) & 1
-        # (np.compress: several times faster than a boolean index here)
-        ends: Positions = np.compress(parity == self.outside, line_ends) + 1
-        state = State.QUOTED if (len(quotes) & 1) != self.outside else s._state_after(a, ends)
-        opened = self._last_opening(openers, before) \
-            if state in (State.QUOTED, State.CLOSED) else -1
-        return Scan(ends, line_ends, state, opened)
+        found = self.survey()
+        return None if found is None else found.listed()
 
-    def _locate(self) -> tuple[Positions, Positions, npt.NDArray[np.integer[Any]]]:
-        """The quotes, the LFs, and the parity of the quotes before each LF."""
-        s, a = self.s, self.a
-        is_quote = s.equal(a, s.quote)
-        few = s.few_quotes
-        if few is None:
-            few = int(np.count_nonzero(is_quote)) * FEW < len(a)
+    def survey(self) -> "Survey | None":
+        s, a, state = self.s, self.a, self.state
+        n = len(a)
+        self.quotes = quotes = s.packer.equal(a, s.quote)
+        self.lfs = lfs = s.packer.equal(a, LF)
+        self.crs = s.packer.equal(a, CR) if b"\r" in self.data else None
+        line_ends = lfs
+        if self.crs is not None:  # a CR not followed by an LF (at the block's end: bare)
+            bare = self.crs & ~bits.byte_after(lfs)
+            if bare.any():
+                line_ends = lfs | bare
+        # Bit i: inside a quoted field after byte i (a quote that opens one is set).
+        inside = bits.prefix_parity(quotes, 1 if state is State.QUOTED else 0)
+        openers = quotes & inside
+        if not self._openers_ok(openers, bits.count(quotes) * FEW < n):
+            return None
+        if s.strict and not self._closers_ok(quotes & ~inside):
+            return None
+        ends = line_ends & ~inside
+        if bits.bit(inside, n - 1):
+            after = State.QUOTED
+        elif bits.bit(ends, n - 1):
+            after = State.RECORD
+        else:
+            after = State.CLOSED if a[-1] == s.quote else \
+                State.FIELD if a[-1] == s.delimiter else State.UNQUOTED
+        opened = -1
+        if after in (State.QUOTED, State.CLOSED):
+            # The last opener that does not follow a quote (one that does is an escaped quote
+            # of the same field).
+            fresh = openers & ~bits.byte_before(quotes, 1 if state is State.CLOSED else 0)
+            opened = bits.last_below(fresh, n)
+        return _Counted(ends, line_ends, after, opened)
+
+    def _openers_ok(self, openers: bits.Words, few: bool) -> bool:
+        """Whether every opening quote follows a delimiter, a line end or a quote (or, at
+        the block's start, what the state says stood before: a line end after RECORD or
+        FIELD, a quote after CLOSED, other text after UNQUOTED). Few quotes: the bytes
+        before them are gathered; otherwise compared as bits."""
+        first = 0 if self.state is State.UNQUOTED else 1
         if few:
-            # Quotes and LFs in one pass; the quotes before an LF: its rank among them minus
-            # its rank among the LFs.
-            special = np.flatnonzero(np.logical_or(is_quote, s.equal(a, LF, 1), out=is_quote))
-            quote_at = a[special] == s.quote
-            lf_at = np.flatnonzero(~quote_at)
-            quotes: Positions = special[np.flatnonzero(quote_at)]
-            return quotes, special[lf_at], (lf_at - np.arange(len(lf_at))) & 1
-        # Many quotes: the two apart (fewer steps per quote), the parity of the quotes between
-        # line ends, then before each (an LF at 0 makes an empty first segment, which reads
-        # that LF: no quote).
-        quotes = np.flatnonzero(is_quote)
-        lfs = np.flatnonzero(s.equal(a, LF, 1))
-        between = np.bitwise_xor.reduceat(is_quote.view(np.uint8), np.append(0, lfs))[:-1]
-        parity = np.bitwise_xor.accumulate(between, dtype=np.uint8) if len(lfs) else _EMPTY
-        return quotes, lfs, parity
+            at = bits.positions(openers)
+            before = np.take(self.a, at - 1)  # (at 0: fixed below)
+            if len(at) and at[0] == 0:
+                before[0] = LF if first else self.s.text
+            return self.s.all_boundaries(before)
+        return not (openers & ~bits.byte_before(self.boundaries(), first)).any()
 
-    def _last_opening(self, openers: Positions, before: npt.NDArray[np.uint8]) -> int:
-        """Where the quoted field open at the end began: the last opener that is not an
-        escaped quote (does not follow a quote), or -1 when it began before the block."""
-        if len(before) and before[-1] != self.s.quote:
-            return int(openers[-1])
-        fresh = np.flatnonzero(before != self.s.quote)
-        return int(openers[fresh[-1]]) if len(fresh) else -1
-
-    def _bytes_before(self, positions: Positions) -> npt.NDArray[np.uint8]:
-        """The byte before each position; before the block, what the state says was there:
-        a quote after CLOSED, a line end after RECORD or FIELD, other text after UNQUOTED."""
-        before: npt.NDArray[np.uint8] = np.take(self.a, positions - 1)
-        if len(positions) and positions[0] == 0:
-            before[0] = self.s.quote if self.state is State.CLOSED else \
-                LF if self.state is not State.UNQUOTED else self.s.text
-        return before
-
-    def _closers_ok(self, closers: Positions) -> bool:
+    def _closers_ok(self, closers: bits.Words) -> bool:
         """``--strict``: every closing quote is followed by a boundary or the block's end."""
-        closers = closers[closers + 1 < len(self.a)]
-        return bool(self.s.boundary[self.a[closers + 1]].all())
+        after = bits.byte_after(self.boundaries())
+        bits.set_bit(after, len(self.a) - 1, 1)
+        return not (closers & ~after).any()
 
-    def line_ends(self) -> Positions:
-        """The LFs, and the CRs not followed by an LF (rare: found only when the CRs are not
-        all the first half of a CRLF)."""
-        if b"\r" in self.data and self._has_bare_cr(self.lfs):
-            return self.s._with_bare_crs(self.a, self.lfs, self.s.positions(self.a, CR))
-        return self.lfs
+    def boundaries(self) -> bits.Words:
+        """Bytes that may stand before an opening quote: delimiters, quotes, LFs and CRs."""
+        if self._boundaries is None:
+            found = self.quotes | self.lfs | self.s.packer.equal(self.a, self.s.delimiter)
+            self._boundaries = found | self.crs if self.crs is not None else found
+        return self._boundaries
 
-    def _has_bare_cr(self, lfs: Positions) -> bool:
-        """Whether a CR is not the first half of a CRLF."""
-        crs = int(np.count_nonzero(self.s.equal(self.a, CR)))
-        before = self.a[lfs - 1]  # (lfs[0] - 1 may be -1: fixed below)
-        if len(lfs) and lfs[0] == 0:
-            before[0] = 0  # a CRLF never straddles two blocks
-        return int(np.count_nonzero(before == CR)) != crs
+
+class Survey:
+    """A block's record ends and line ends, counted, each found only when asked for: what a
+    split needs of a block (its boundaries are few, a list of every record end is not).
+    Offsets are the block's; a record end is the offset just past its line end."""
+
+    rows: int  # record ends in the block
+    lines: int  # line ends
+    state: State  # the parser's after the block
+    open_quote: int  # as ``Scan.open_quote``
+
+    def ends_upto(self, end: int) -> int:
+        """Record ends at or before ``end``."""
+        raise NotImplementedError
+
+    def end_from(self, at: int) -> int:
+        """The first record end at or after ``at``, or -1."""
+        raise NotImplementedError
+
+    def end_before(self, at: int) -> int:
+        """The last record end before ``at``, or -1."""
+        raise NotImplementedError
+
+    def nth_end(self, k: int) -> int:
+        """The ``k``-th record end (from 0), or -1."""
+        raise NotImplementedError
+
+    def lines_before(self, at: int) -> int:
+        """Line ends before offset ``at``."""
+        raise NotImplementedError
+
+    def listed(self) -> Scan:
+        raise NotImplementedError
+
+
+class _Listed(Survey):
+    """A ``Scan``'s lists, asked as a survey (the exact path's blocks)."""
+
+    def __init__(self, scan: Scan) -> None:
+        self.scan = scan
+        self.rows, self.lines = len(scan.ends), len(scan.line_ends)
+        self.state, self.open_quote = scan.state, scan.open_quote
+
+    def ends_upto(self, end: int) -> int:
+        return int(np.searchsorted(self.scan.ends, end, side="right"))
+
+    def end_from(self, at: int) -> int:
+        return self._end(int(np.searchsorted(self.scan.ends, at)))
+
+    def end_before(self, at: int) -> int:
+        return self._end(int(np.searchsorted(self.scan.ends, at)) - 1)
+
+    def nth_end(self, k: int) -> int:
+        return self._end(k)
+
+    def _end(self, k: int) -> int:
+        return int(self.scan.ends[k]) if 0 <= k < len(self.scan.ends) else -1
+
+    def lines_before(self, at: int) -> int:
+        return int(np.searchsorted(self.scan.line_ends, at))
+
+    def listed(self) -> Scan:
+        return self.scan
+
+
+class _Counted(Survey):
+    """The fast path's bits: bit ``i`` of ``ends`` set where byte ``i`` is a line end that
+    ends a record (its record end is ``i + 1``), of ``line_ends`` where it is a line end."""
+
+    def __init__(self, ends: bits.Words, line_ends: bits.Words, state: State,
+                 open_quote: int) -> None:
+        self.ends, self.line_ends = bits.Ranked(ends), bits.Ranked(line_ends)
+        self.rows, self.lines = self.ends.total, self.line_ends.total
+        self.state, self.open_quote = state, open_quote
+
+    def ends_upto(self, end: int) -> int:
+        return self.ends.count_below(end)
+
+    def end_from(self, at: int) -> int:
+        return _past(bits.first_from(self.ends.b, at - 1))
+
+    def end_before(self, at: int) -> int:
+        return _past(bits.last_below(self.ends.b, at - 1))
+
+    def nth_end(self, k: int) -> int:
+        return _past(self.ends.nth(k))
+
+    def lines_before(self, at: int) -> int:
+        return self.line_ends.count_below(at)
+
+    def listed(self) -> Scan:
+        return Scan(bits.positions(self.ends.b) + 1, bits.positions(self.line_ends.b),
+                    self.state, self.open_quote)
+
+
+def _past(line_end: int) -> int:
+    return line_end + 1 if line_end >= 0 else -1
 
 
 def _line_count(data: bytes, end: int) -> int:

@@ -48,7 +48,7 @@ from s3split.split.manifest import (
     SplitSettings,
     chunk_name,
 )
-from s3split.split.scanner import Dialect, Positions, Scan, Scanner, State
+from s3split.split.scanner import Dialect, Scanner, State, Survey
 from s3split.split.utf8 import Utf8Check, line_ends, not_utf8
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
@@ -277,28 +277,29 @@ class SplitRun:
         base, lines = self.offset, self.lines_before
         if self.utf8 is not None and (bad := self.utf8.check(data, base)) >= 0:
             self._not_utf8(data, base, lines, bad)
-        scan = self.scanner.scan(data, self.state, base, lines)
-        ends = scan.ends + base
+        # (rows mode may close a chunk at every few records: their ends listed, each a step)
+        survey = self.scanner.survey(data, self.state, base, lines,
+                                     listed=self.settings.chunk_rows is not None)
         if self.pending_close >= 0:
             boundary, self.pending_close = self.pending_close, -1
             if data[:1] != b"\n" and self._end_chunk(boundary):
                 return True
-        taken = 0  # record ends in this span already counted
-        while (at := self._next_boundary(ends, taken)) >= 0:
-            boundary = int(ends[at])
-            self._write(data, self.offset - base, boundary - base)
-            self._account(at + 1 - taken, scan.line_ends, base, lines, boundary)
-            taken = at + 1
-            if swallowed_by_header(self.header, data[boundary - base:boundary - base + 1]):
-                if boundary - base == len(data):
-                    self.pending_close = boundary  # decided by the next span's first byte
+        done = taken = 0  # the offset (in the span) and count of the record ends written
+        while (at := self._next_boundary(survey, base, done, taken)) >= 0:
+            self._write(data, self.offset - base, at)
+            rows = survey.ends_upto(at)
+            self._account(rows - taken, survey, lines, at)
+            done, taken = at, rows
+            if swallowed_by_header(self.header, data[at:at + 1]):
+                if at == len(data):
+                    self.pending_close = base + at  # decided by the next span's first byte
                     break
                 continue
-            if self._end_chunk(boundary):
+            if self._end_chunk(base + at):
                 return True
         self._write(data, self.offset - base, len(data))
-        self._account(len(ends) - taken, scan.line_ends, base, lines, base + len(data))
-        self._note_state(scan, base, lines)
+        self._account(survey.rows - taken, survey, lines, len(data))
+        self._note_state(survey, base, lines)
         return False
 
     def _not_utf8(self, data: bytes, base: int, lines: int, bad: int) -> None:
@@ -309,13 +310,12 @@ class SplitRun:
         assert self.utf8 is not None
         raise not_utf8(self.source, bad, lines + line_ends(before) + 1, self.utf8.byte)
 
-    def _next_boundary(self, ends: Positions, taken: int) -> int:
-        """Index in ``ends`` of the record end where the current chunk closes, or -1."""
+    def _next_boundary(self, survey: Survey, base: int, done: int, taken: int) -> int:
+        """The record end (an offset in the span at ``base``) where the current chunk closes,
+        or -1; ``done``, ``taken``: the offset and count of the span's record ends written."""
         if self.settings.chunk_rows:
-            at = taken + max(self.settings.chunk_rows - self.chunk_rows, 1) - 1
-        else:
-            at = max(taken, int(np.searchsorted(ends, self.next_target)))
-        return at if at < len(ends) else -1
+            return survey.nth_end(taken + max(self.settings.chunk_rows - self.chunk_rows, 1) - 1)
+        return survey.end_from(max(self.next_target - base, done + 1))
 
     def _end_chunk(self, boundary: int) -> bool:
         """Close the chunk at ``boundary``; True when asked to stop there."""
@@ -340,19 +340,18 @@ class SplitRun:
         self.chunk_bytes += end - start
         self.offset += end - start
 
-    def _account(self, rows: int, line_ends: Positions, base: int, lines: int, upto: int) -> None:
-        """Rows the current chunk gained, and the line ends before ``upto``."""
+    def _account(self, rows: int, survey: Survey, lines: int, upto: int) -> None:
+        """Rows the current chunk gained, and the line ends before ``upto`` (in the span)."""
         self.chunk_rows += rows
         self.rows_before += rows
-        self.lines_before = lines + int(np.searchsorted(line_ends, upto - base))
+        self.lines_before = lines + survey.lines_before(upto)
 
-    def _note_state(self, scan: Scan, base: int, lines: int) -> None:
-        self.state = scan.state
-        if scan.state in (State.QUOTED, State.CLOSED):
-            if scan.open_quote >= 0:
-                at = scan.open_quote
-                self.open_quote = (base + at,
-                                   lines + int(np.searchsorted(scan.line_ends, at)) + 1)
+    def _note_state(self, survey: Survey, base: int, lines: int) -> None:
+        self.state = survey.state
+        if survey.state in (State.QUOTED, State.CLOSED):
+            if survey.open_quote >= 0:
+                at = survey.open_quote
+                self.open_quote = (base + at, lines + survey.lines_before(at) + 1)
         else:
             self.open_quote = (-1, 0)
 

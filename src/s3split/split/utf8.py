@@ -5,8 +5,10 @@ check counts instead. UTF-8 is valid exactly when no byte is C0, C1 or F5-FF, ea
 byte (C2-F4) is followed by the continuation bytes (80-BF) its kind claims (one, two or
 three), every continuation byte is claimed (the counts of both agree), and the second byte
 after E0, ED, F0 and F4 lies in their narrower ranges (no overlong forms, surrogates or code
-points past U+10FFFF). Each is a comparison over the whole block or a count; a block of
-ASCII costs one ``bytes.isascii``. Only a block found invalid is decoded, to name the byte.
+points past U+10FFFF). Each class of byte is one comparison over the block, packed to bits
+(``s3split.split.bits``), and the claims are checked on the bits, 64 bytes a step; C0 and C1
+are found by memchr, F5-FF by the block's maximum. A block of ASCII costs one
+``bytes.isascii``. Only a block found invalid is decoded, to name the byte.
 """
 
 import codecs
@@ -15,9 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from s3split.errors import SourceNotUtf8
+from s3split.split import bits
 
-# The second byte's range after the lead bytes that have a narrower one than 80-BF.
-_SECOND = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
+# The lead bytes whose second byte has a narrower range than 80-BF: (bound, low) where the
+# second byte must be at least bound (low: a lower one is wrong), or below it.
+_SECOND = {0xE0: (0xA0, True), 0xED: (0xA0, False), 0xF0: (0x90, True), 0xF4: (0x90, False)}
 _HIGH_BITS = np.uint64(0x8080808080808080)
 RESAMPLE = 16  # a dense source's blocks are checked whole; every 16th looks at its density
 ENCODING_HINT = ("pass --encoding with the source's encoding (cp1252 for most Windows and "
@@ -32,7 +36,7 @@ class Utf8Check:
     def __init__(self) -> None:
         self.carry = b""  # the start of a character the last block ended inside
         self.byte = 0
-        self._masks: list[npt.NDArray[np.bool_]] = []
+        self._packer = bits.Packer()
         self._words: npt.NDArray[np.uint64] = np.empty(0, np.uint64)
         self._dense, self._spans = False, 0  # whether the last block was mostly non-ASCII
 
@@ -44,7 +48,8 @@ class Utf8Check:
         start = offset - len(self.carry)
         cut = _complete(whole)
         found = self._non_ascii(np.frombuffer(whole, np.uint8, cut))
-        if not _valid(found, self._buffers(len(found))):
+        raw = whole[:cut] if len(found) == cut else found.tobytes()  # (the same bytes)
+        if not _valid(found, raw, self._packer):
             return self._first_invalid(whole[:cut], start)
         self.carry = whole[cut:]
         return -1
@@ -78,12 +83,6 @@ class Utf8Check:
         keep[flagged + 1] = True
         gathered = words[np.flatnonzero(keep[:whole])].view(np.uint8)
         return np.concatenate((gathered, a[whole * 8:]))
-
-    def _buffers(self, n: int) -> list[npt.NDArray[np.bool_]]:
-        """Masks reused across blocks (fresh ones would cost page faults each block)."""
-        if not self._masks or len(self._masks[0]) < n:
-            self._masks = [np.empty(max(n, 1), bool) for _ in range(4)]
-        return [m[:n] for m in self._masks]
 
     def _first_invalid(self, data: bytes, start: int) -> int:
         try:
@@ -123,46 +122,48 @@ def _length(lead: int) -> int:
     return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
 
-def _valid(a: npt.NDArray[np.uint8], masks: list[npt.NDArray[np.bool_]]) -> bool:
-    """Whether ``a`` (no character cut at its end) is UTF-8; see the module docstring."""
-    lead, cont, work, work2 = masks
-    np.greater_equal(a, 0xC0, out=lead)
-    np.less(a.view(np.int8), -64, out=cont)  # 80-BF
-    leads, conts = int(np.count_nonzero(lead)), int(np.count_nonzero(cont))
-    if not leads:
-        return not conts
-    if np.any(np.greater(lead[:-1], cont[1:], out=work[:-1])) or lead[-1]:
-        return False  # a lead byte not followed by a continuation byte
-    if int(np.count_nonzero(np.greater_equal(a, 0xC2, out=work))) != leads:
-        return False  # C0 or C1
-    claimed = leads
-    three = np.greater_equal(a, 0xE0, out=work)
-    threes = int(np.count_nonzero(three))
-    if threes:
-        claimed += threes
-        if len(a) < 2 or np.any(np.greater(three[:-2], cont[2:], out=work2[:-2])) \
-                or three[-2:].any():
+def _valid(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
+    """Whether ``a`` (``raw``'s bytes, no character cut at its end) is UTF-8; see the module
+    docstring. Each class of byte (continuation, lead, lead of three or four) is one
+    comparison, packed to bits; the rest works on the bits; a byte is found in ``raw`` by
+    memchr."""
+    top = int(a.max()) if len(a) else 0
+    if top < 0x80:
+        return True
+    if top > 0xF4:
+        return False
+    if b"\xc0" in raw or b"\xc1" in raw:
+        return False
+    conts = packer.pack(np.less, a.view(np.int8), -64)  # 80-BF
+    leads = packer.pack(np.greater_equal, a, 0xC0)
+    claims = bits.later(leads, 1)  # the bytes each lead claims as its continuation bytes
+    claimed = bits.count(leads)
+    if top >= 0xE0:
+        threes = packer.pack(np.greater_equal, a, 0xE0)
+        claims |= bits.later(threes, 2)
+        claimed += bits.count(threes)
+        if top >= 0xF0:
+            fours = packer.pack(np.greater_equal, a, 0xF0)
+            claims |= bits.later(fours, 3)
+            claimed += bits.count(fours)
+        if not _seconds_ok(a, raw, packer):
             return False
-        four = np.greater_equal(a, 0xF0, out=work)
-        fours = int(np.count_nonzero(four))
-        if fours:
-            claimed += fours
-            if len(a) < 3 or np.any(np.greater(four[:-3], cont[3:], out=work2[:-3])) \
-                    or four[-3:].any() or np.any(np.greater(a, 0xF4, out=work)):
-                return False
-        if not _seconds_ok(a, fours > 0, work):
-            return False
-    return claimed == conts
+    # Every claimed byte a continuation byte, and as many claimed as there are: then no two
+    # claims overlap (a lead inside another's claim is not a continuation byte), so every
+    # continuation byte is claimed exactly once.
+    return not (claims & ~conts).any() and claimed == bits.count(conts)
 
 
-def _seconds_ok(a: npt.NDArray[np.uint8], fours: bool, work: npt.NDArray[np.bool_]) -> bool:
-    """The second bytes after E0 and ED (and F0 and F4) in their ranges."""
-    for lead, (low, high) in _SECOND.items():
-        if lead >= 0xF0 and not fours:
+def _seconds_ok(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
+    """The second bytes after E0 and ED (and F0 and F4) in their ranges: each lead that
+    occurs (found by memchr) as bits, moved one byte on, against the bytes below A0 (or 90)."""
+    below: dict[int, bits.Words] = {}
+    for lead, (bound, low) in _SECOND.items():
+        if bytes((lead,)) not in raw:
             continue
-        found = np.equal(a[:-1], lead, out=work[:-1])
-        if found.any():
-            seconds = a[1:][found]
-            if seconds.min() < low or seconds.max() > high:
-                return False
+        if bound not in below:  # (80 to bound - 1: the int8 view puts them below bound - 256)
+            below[bound] = packer.pack(np.less, a.view(np.int8), bound - 256)
+        seconds = bits.later(packer.equal(a, lead), 1)
+        if (seconds & below[bound] if low else seconds & ~below[bound]).any():
+            return False
     return True
