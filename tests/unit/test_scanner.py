@@ -196,6 +196,61 @@ def _breaks_rfc(data: bytes) -> bool:
     return False
 
 
+# Blocks of several 64-byte words: the fast path's bits carry parities and neighbours from one
+# word to the next (quote-heavy and quote-light mixes).
+long_dirty = st.lists(st.sampled_from([*ALPHABET, b"abcdefgh", b'","', b"\r\n"]),
+                      max_size=400).map(b"".join)
+
+
+@fast_or_exact
+@settings(max_examples=200, deadline=None)
+@given(data=long_dirty, cuts=st.lists(st.integers(1, 2000), max_size=3))
+def test_matches_csv_readers_states_over_many_words(path: dict[str, int], data: bytes,
+                                                    cuts: list[int]) -> None:
+    ends, state, opened = _lenient_walk(data)
+    with forced(path):
+        got = scan_in_pieces(data, [c for c in cuts if c < len(data)])
+    assert got == (ends, STATES[state], opened)
+
+
+@fast_or_exact
+@settings(max_examples=100, deadline=None)
+@given(data=long_dirty)
+def test_strict_over_many_words(path: dict[str, int], data: bytes) -> None:
+    try:
+        with forced(path):
+            Scanner(strict=True).scan(data, State.RECORD)
+    except MalformedCsv:
+        refused = True
+    else:
+        refused = False
+    assert refused == _breaks_rfc(data)
+
+
+@pytest.mark.parametrize("listed", [False, True], ids=["counted", "listed"])
+@fast_or_exact
+@settings(max_examples=150, deadline=None)
+@given(data=long_dirty, state=st.sampled_from(list(State)))
+def test_the_survey_answers_what_the_scan_lists(path: dict[str, int], listed: bool,
+                                                data: bytes, state: State) -> None:
+    """Every question the split asks of a survey, against the scan's lists of the block."""
+    with forced(path):
+        scan = Scanner().scan(data, state)
+        survey = Scanner().survey(data, state, listed=listed)
+    ends, line_ends = scan.ends.tolist(), scan.line_ends.tolist()
+    assert (survey.rows, survey.lines) == (len(ends), len(line_ends))
+    assert (survey.state, survey.open_quote) == (scan.state, scan.open_quote)
+    assert survey.listed().ends.tolist() == ends
+    assert survey.listed().line_ends.tolist() == line_ends
+    for at in range(len(data) + 2):
+        assert survey.ends_upto(at) == sum(1 for e in ends if e <= at)
+        assert survey.end_from(at) == next((e for e in ends if e >= at), -1)
+        assert survey.end_before(at) == max((e for e in ends if e < at), default=-1)
+        assert survey.lines_before(at) == sum(1 for p in line_ends if p < at)
+    for k in range(-1, len(ends) + 1):
+        assert survey.nth_end(k) == (ends[k] if 0 <= k < len(ends) else -1)
+
+
 # -- the fast path and its edges ----------------------------------------------------------------
 
 
