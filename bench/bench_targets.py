@@ -14,7 +14,9 @@
 
 ``--scale 0.0625`` divides every size by 16 (a smoke run: the ratios are then not the
 targets'). Each timed command runs after an untimed ``sync``, its input read once before
-(page cache warm). The 1-minute load average is printed with each row: other work on the
+(page cache warm); before each split (GNU's and ours alike) as much memory as it will write
+is touched and freed, untimed (``bench_split.warm_memory``: on this VM the first touch of a
+page costs more than the split). The 1-minute load average is printed with each row: other work on the
 machine skews wall times. The table is printed and written to bench/results/targets.md.
 """
 
@@ -31,7 +33,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench_pipeline import Timed, cli_run, cli_split, timed
-from bench_split import BENCH_DIR, PY, Dataset, ensure_shape, load, s3split_exe, warm
+from bench_split import (
+    BENCH_DIR,
+    PY,
+    WARM_EXTRA,
+    Dataset,
+    ensure_shape,
+    load,
+    s3split_exe,
+    warm,
+    warm_memory,
+)
 from gen_csv import format_size, parse_size
 
 DUCKDB_JSON = """\
@@ -82,6 +94,7 @@ class Bench:
         def once() -> Timed:
             out = Path(tempfile.mkdtemp(prefix="splitC-", dir=self.work))
             try:
+                ready(ds)
                 return timed(["split", "-C", str(chunk), str(ds.path), str(out / "part-")],
                              out, TIMEOUT)
             finally:
@@ -91,8 +104,12 @@ class Bench:
     def s3split_split(self, ds: Dataset, chunk: int, *options: str) -> float:
         assert self.exe is not None
         exe = self.exe
-        return self.median(lambda: cli_split(exe, ds.path, self.work, TIMEOUT,
-                                             "--chunk-size", str(chunk), *options))
+
+        def once() -> Timed:
+            ready(ds)
+            return cli_split(exe, ds.path, self.work, TIMEOUT, "--chunk-size", str(chunk),
+                             *options)
+        return self.median(once)
 
     def split_rows(self, shape: str, label: str, target: float, jobs_target: float | None,
                    ) -> None:
@@ -185,6 +202,13 @@ class Bench:
                 steps[name]()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def ready(ds: Dataset) -> None:
+    """Untimed, before each split: the last run's writeback done, and memory for this run's
+    output warmed (``warm_memory``: on this VM a first touch costs more than the split)."""
+    os.sync()
+    warm_memory(ds.nbytes + WARM_EXTRA)
 
 
 def s3_split_sent(path: Path, chunk: int) -> tuple[int, int]:
