@@ -121,7 +121,8 @@ def first_from(b: Words, pos: int) -> int:
 
 
 def last_below(b: Words, pos: int) -> int:
-    """The last set bit before ``pos``, or -1."""
+    """The last set bit before ``pos``, or -1 (looking back a little first: the caller's bit
+    is usually near)."""
     if pos <= 0:
         return -1
     w = min(pos >> 6, len(b))
@@ -129,11 +130,13 @@ def last_below(b: Words, pos: int) -> int:
         word = int(b[w]) & ((1 << (pos & 63)) - 1)
         if word:
             return w * 64 + word.bit_length() - 1
-    rest = np.flatnonzero(b[:w])
-    if not len(rest):
-        return -1
-    w = int(rest[-1])
-    return w * 64 + int(b[w]).bit_length() - 1
+    for low in (max(w - 64, 0), 0):
+        rest = np.flatnonzero(b[low:w])
+        if len(rest):
+            w = low + int(rest[-1])
+            return w * 64 + int(b[w]).bit_length() - 1
+        w = low
+    return -1
 
 
 class Ranked:
