@@ -18,10 +18,13 @@ ETag, a local one by its identity (inode, mtime, size) checked around each step;
 version fails ``SourceChanged``. Each step can run again with the same result.
 """
 
+import bisect
 import io
+import itertools
 import math
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -46,6 +49,7 @@ from s3split.split.local_ranges import READ_WRITE, raise_errors, write_chunk
 from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
 from s3split.split.range_scan import (
     BLOCK,
+    SNAP_READ,
     Chunk,
     Combiner,
     Failure,
@@ -61,7 +65,7 @@ from s3split.split.range_scan import (
     pread_reader,
     scan_range,
 )
-from s3split.split.s3_assembly import PinnedSource, assemble_chunk
+from s3split.split.s3_assembly import MIN_PART, PinnedSource, assemble_chunk
 from s3split.split.s3_assembly import read_range as read_pinned
 from s3split.split.scanner import State
 from s3split.split.splitter import (
@@ -155,9 +159,11 @@ class Staged:
 
 
 def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, plan_id: str,
-            range_size: int, max_ranges: int = MAX_RANGES) -> Staged:
+            range_size: int, max_ranges: int = MAX_RANGES,
+            got: list[tuple[int, bytes]] | None = None) -> Staged:
     """Check and clear ``dest`` as a fresh ``splitter.split`` does, read the header of the
-    version of ``source`` there is now, and plan its data in ranges of ``range_size``."""
+    version of ``source`` there is now, and plan its data in ranges of ``range_size``
+    (``got``: where to note what was read, as (offset, bytes))."""
     validate_settings(settings)
     if settings.chunk_size is None or is_compressed(source):
         raise InvalidOption(f"{source}: a range split needs a chunk size and a source that is "
@@ -170,7 +176,7 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     clear_previous(storage, dest)
     run = _run(storage, source, dest, settings, info)
     try:
-        with source_reader(storage, info, readahead=0) as read:
+        with source_reader(storage, info, readahead=0, got=got) as read:
             read_start(run, cast(IO[bytes], GrowingReads(read, info.size)))
     except SourceChanged:
         raise
@@ -194,14 +200,21 @@ def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
 # -- reading the pinned version -----------------------------------------------------------------
 
 
+Fetch = Callable[[int, int], bytes]
+"""``fetch(start, end)``: bytes ``[start, end)`` of the pinned version, got from S3."""
+
+
 class PinnedReader:
     """A ``Reader`` of one version of an S3 object by ranged GETs (``VersionId``/``If-Match``:
-    any other version fails ``SourceChanged``), each serving ``readahead`` bytes of a scan."""
+    any other version fails ``SourceChanged``), each serving ``readahead`` bytes of a scan;
+    ``fetch`` gets them (by default a GET each)."""
 
     def __init__(self, s3: "S3Client", source: PinnedSource, size: int,
-                 readahead: int = READAHEAD, limit: int | None = None) -> None:
+                 readahead: int = READAHEAD, limit: int | None = None,
+                 fetch: Fetch | None = None) -> None:
         self.s3, self.source, self.size, self.readahead = s3, source, size, readahead
         self.limit = size if limit is None else min(limit, size)  # no read-ahead past it
+        self.fetch = fetch or partial(read_pinned, s3, source)
         self.start, self.buffer = 0, b""
 
     def __call__(self, offset: int, length: int) -> bytes:
@@ -212,8 +225,102 @@ class PinnedReader:
             return self.buffer[offset - self.start:end - self.start]
         ahead = min(offset + self.readahead, self.limit)
         fetch = end if length < SMALL_READ else max(end, ahead)
-        self.buffer, self.start = read_pinned(self.s3, self.source, offset, fetch), offset
+        self.buffer, self.start = self.fetch(offset, fetch), offset
         return self.buffer[:end - offset]
+
+
+@dataclass
+class _Zone:
+    """Bytes ``[start, end)`` kept for those who read them again (``owners``), as got."""
+
+    start: int
+    end: int
+    owners: set[str]
+    pieces: dict[int, bytes] = field(default_factory=dict)  # start -> bytes, apart
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class KeptReads:
+    """A ``Fetch`` that gets each byte of the zones it is told of once, and keeps it until
+    every owner of the zone released it: what a split between S3 locations reads twice.
+    Bytes outside the zones are got as asked (each read once by the one range scan that
+    covers it)."""
+
+    def __init__(self, get: Fetch, zones: Sequence[tuple[str, int, int]],
+                 got: Sequence[tuple[int, bytes]] = ()) -> None:
+        """``zones``: (owner, start, end), in any order, overlapping or not; ``got``: bytes
+        already read, (offset, bytes), kept where a zone covers them."""
+        self.get = get
+        self.zones = _disjoint(zones)
+        self.starts = [z.start for z in self.zones]
+        self.lock = threading.Lock()  # (the zone list; each zone's bytes under its own lock)
+        reached = 0
+        for offset, whole in sorted(got, key=lambda g: g[0]):  # (each byte kept once)
+            data = whole[max(reached - offset, 0):]
+            offset = max(offset, reached)
+            reached = max(reached, offset + len(data))
+            for zone in self._between(offset, offset + len(data)):
+                a, b = max(zone.start, offset), min(zone.end, offset + len(data))
+                zone.pieces[a] = data[a - offset:b - offset]
+
+    def __call__(self, start: int, end: int) -> bytes:
+        parts, pos = [], start
+        for zone in self._between(start, end):
+            if pos < zone.start:
+                parts.append(self.get(pos, zone.start))
+                pos = zone.start
+            parts.append(self._from(zone, pos, min(zone.end, end)))
+            pos = min(zone.end, end)
+        if pos < end:
+            parts.append(self.get(pos, end))
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def release(self, owner: str) -> None:
+        with self.lock:
+            for zone in self.zones:
+                zone.owners.discard(owner)
+            self.zones = [z for z in self.zones if z.owners]
+            self.starts = [z.start for z in self.zones]
+
+    def kept(self) -> int:
+        """Bytes held now."""
+        with self.lock:
+            return sum(len(d) for z in self.zones for d in z.pieces.values())
+
+    def _between(self, start: int, end: int) -> list[_Zone]:
+        with self.lock:
+            first = max(bisect.bisect_right(self.starts, start) - 1, 0)
+            return [z for z in self.zones[first:] if z.start < end and z.end > start]
+
+    def _from(self, zone: _Zone, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` of ``zone``: what it holds, the rest got now and kept."""
+        with zone.lock:
+            parts, pos = [], start
+            for a in sorted(zone.pieces):
+                data = zone.pieces[a]
+                if a + len(data) <= pos or a >= end:
+                    continue
+                if pos < a:
+                    zone.pieces[pos] = got = self.get(pos, a)
+                    parts.append(got)
+                    pos = a
+                parts.append(data[pos - a:min(end, a + len(data)) - a])
+                pos = min(end, a + len(data))
+            if pos < end:
+                zone.pieces[pos] = got = self.get(pos, end)
+                parts.append(got)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _disjoint(zones: Sequence[tuple[str, int, int]]) -> list[_Zone]:
+    """The zones cut where any begins or ends, each piece with every owner that covers it."""
+    edges = sorted({x for _, a, b in zones if a < b for x in (a, b)})
+    out: list[_Zone] = []
+    for a, b in itertools.pairwise(edges):
+        owners = {owner for owner, za, zb in zones if za <= a and b <= zb}
+        if owners:
+            out.append(_Zone(a, b, owners))
+    return out
 
 
 @contextmanager
@@ -249,25 +356,37 @@ class GrowingReads(io.RawIOBase):
 
 @contextmanager
 def source_reader(storage: Storage, info: ObjectInfo, readahead: int = READAHEAD,
-                  limit: int | None = None) -> Iterator[Reader]:
-    """The pinned version's reader (``readahead`` and ``limit``: those of PinnedReader)."""
+                  limit: int | None = None, fetch: Fetch | None = None,
+                  got: list[tuple[int, bytes]] | None = None) -> Iterator[Reader]:
+    """The pinned version's reader (``readahead``, ``limit`` and ``fetch``: those of
+    PinnedReader; ``got``: where an S3 reader notes what it got, as (offset, bytes))."""
     if is_s3(info.uri):
-        yield PinnedReader(storage.s3, PinnedSource.of(info), info.size, readahead, limit)
+        pinned = PinnedSource.of(info)
+        fetch = fetch or partial(read_pinned, storage.s3, pinned)
+        if got is not None:
+            fetch = partial(_noted, fetch, got)
+        yield PinnedReader(storage.s3, pinned, info.size, readahead, limit, fetch)
         return
     with local_source(storage, info) as fd:
         yield pread_reader(fd)
 
 
+def _noted(fetch: Fetch, got: list[tuple[int, bytes]], start: int, end: int) -> bytes:
+    data = fetch(start, end)
+    got.append((start, data))
+    return data
+
+
 # -- the steps ----------------------------------------------------------------------------------
 
 
-def scan(storage: Storage, staged: Staged, index: int) -> RangeScan:
+def scan(storage: Storage, staged: Staged, index: int, fetch: Fetch | None = None) -> RangeScan:
     if not 0 <= index < staged.plan.count:
         raise InvalidInput(f"range {index} of {staged.info.uri}: it has ranges 0 to "
                            f"{staged.plan.count - 1}")
     plan = staged.plan
     following = plan.cuts[index + 1] if index + 1 < plan.count else plan.size
-    with source_reader(storage, staged.info, limit=following + SMALL_READ) as read:
+    with source_reader(storage, staged.info, limit=following + SMALL_READ, fetch=fetch) as read:
         return scan_range(read, plan, index)
 
 
@@ -298,15 +417,16 @@ def raise_table_errors(storage: Storage, staged: Staged, table: Table) -> None:
         raise
 
 
-def assemble(storage: Storage, staged: Staged,
-             chunks: Sequence[Chunk]) -> list[tuple[ChunkEntry, str]]:
-    """Write ``chunks``: their manifest entries and how each was written."""
+def assemble(storage: Storage, staged: Staged, chunks: Sequence[Chunk],
+             fetch: Fetch | None = None) -> list[tuple[ChunkEntry, str]]:
+    """Write ``chunks``: their manifest entries and how each was written (``fetch``: how
+    S3 to S3 gets the bytes uploaded with the header)."""
     info, dest, header = staged.info, staged.dest, staged.head
     if not is_s3(info.uri):
         with local_source(storage, info) as fd:
             return [write_chunk(storage, dest, fd, header, info.uri, c) for c in chunks]
     if is_s3(dest):
-        return [_copy_in_s3(storage, staged, c) for c in chunks]
+        return [_copy_in_s3(storage, staged, c, fetch) for c in chunks]
     read = PinnedReader(storage.s3, PinnedSource.of(info), info.size)
     return [_read_write(storage, staged, read, c) for c in chunks]
 
@@ -317,10 +437,11 @@ def _entry(staged: Staged, chunk: Chunk) -> ChunkEntry:
                       chunk.source_line)
 
 
-def _copy_in_s3(storage: Storage, staged: Staged, chunk: Chunk) -> tuple[ChunkEntry, str]:
+def _copy_in_s3(storage: Storage, staged: Staged, chunk: Chunk,
+                fetch: Fetch | None) -> tuple[ChunkEntry, str]:
     entry = _entry(staged, chunk)
     method = assemble_chunk(storage.s3, PinnedSource.of(staged.info), staged.head, chunk.start,
-                            chunk.end, split_s3(entry.uri))
+                            chunk.end, split_s3(entry.uri), fetch=fetch)
     return entry, method
 
 
@@ -440,24 +561,36 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
     """The staged split's steps run here: the pinned source scanned once in ranges by ranged
     GETs, each chunk assembled by S3 (its header and first bytes uploaded, the rest
     ``UploadPartCopy`` of the source) as soon as the ranges up to its end are combined; the
-    same chunks and manifest as the single pass (but for the manifest's ``assembly``)."""
-    staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE)
+    same chunks and manifest as the single pass (but for the manifest's ``assembly``). Each
+    source byte is got once: what is read again (the header's bytes, the bytes around each
+    cut, each chunk's first part) is kept from the first read (``twice_read``)."""
+    got: list[tuple[int, bytes]] = []
+    staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE, got=got)
     on_progress(staged.plan.data_start)
+    kept = KeptReads(partial(read_pinned, storage.s3, PinnedSource.of(staged.info)),
+                     twice_read(staged.plan, got), got)
     combiner = Combiner(staged.plan, staged.header_lines)
     written: list[Future[list[tuple[ChunkEntry, str]]]] = []
+
+    def assembled(chunk: Chunk) -> Future[list[tuple[ChunkEntry, str]]]:
+        future = copies.submit(assemble, storage, staged, [chunk], kept)
+        future.add_done_callback(lambda _: kept.release(_target(staged.plan, chunk.start)))
+        return future
+
     with ThreadPoolExecutor(SERVER_SIDE_SCANS) as scans, \
             ThreadPoolExecutor(SERVER_SIDE_COPIES) as copies:
         try:
-            for done in scans.map(partial(scan, storage, staged), range(staged.plan.count)):
+            ranges = scans.map(partial(scan, storage, staged, fetch=kept),
+                               range(staged.plan.count))
+            for done in ranges:
+                kept.release(HEAD if done.index == 0 else f"cut {done.index}")
                 on_progress(done.end - done.start)
-                written += [copies.submit(assemble, storage, staged, [chunk])
-                            for chunk in combiner.add(done)]
+                written += [assembled(chunk) for chunk in combiner.add(done)]
             table = combiner.table()
             if table.failure is not None or table.invalid is not None or (
                     table.state is State.QUOTED):
                 raise_table_errors(storage, staged, table)
-            written += [copies.submit(assemble, storage, staged, [chunk])
-                        for chunk in table.chunks[len(written):]]
+            written += [assembled(chunk) for chunk in table.chunks[len(written):]]
             records = [record for future in written for record in future.result()]
         except BaseException:
             scans.shutdown(cancel_futures=True)
@@ -467,3 +600,28 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
     assembly = {"scan": "ranges", "ranges": staged.plan.count, "jobs": SERVER_SIDE_SCANS,
                 "chunks": [method for _, method in records]}
     return finish(storage, staged, [entry for entry, _ in records], assembly)
+
+
+HEAD: Final = "head"
+# A chunk's first part lies in [target, target + MIN_PART + TARGET_SLACK) unless the record
+# that ends after its target is longer than the slack: then its tail is got again.
+TARGET_SLACK: Final = 1024 * 1024
+
+
+def twice_read(plan: Plan, got: Sequence[tuple[int, bytes]]) -> list[tuple[str, int, int]]:
+    """Where a split between S3 locations reads source bytes a second time, as (owner, start,
+    end): what ``prepare`` read (range 0 reads on from the header's end); around each cut, the
+    reads that look for the first line end after it (from both ranges beside it), the first
+    block of the range after it and the read-ahead of the range before it (which may pass
+    its end by SMALL_READ); from each chunk target, the chunk's first part (uploaded)."""
+    zones = [(HEAD, 0, max((o + len(d) for o, d in got), default=0))]
+    for i, cut in enumerate(plan.cuts[1:], start=1):
+        zones.append((f"cut {i}", cut - 1, cut + SMALL_READ + SNAP_READ + 2))
+    for target in range(plan.data_start, plan.size, plan.chunk_size):
+        zones.append((_target(plan, target), target, target + MIN_PART + TARGET_SLACK))
+    return zones
+
+
+def _target(plan: Plan, offset: int) -> str:
+    """The owner of the zone of the last chunk target at or before ``offset``."""
+    return f"target {(offset - plan.data_start) // plan.chunk_size}"

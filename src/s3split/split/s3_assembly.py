@@ -14,9 +14,10 @@ for the same chunk writes the same bytes.
 """
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Final, Literal, TypedDict
 from urllib.parse import urlencode
 
@@ -151,19 +152,22 @@ def plan_parts(header_len: int, start: int, end: int,
 
 
 def assemble_chunk(s3: "S3Client", source: PinnedSource, header: bytes, start: int, end: int,
-                   dest: tuple[str, str], part_size: int = COPY_PART_SIZE) -> Method:
+                   dest: tuple[str, str], part_size: int = COPY_PART_SIZE,
+                   fetch: Callable[[int, int], bytes] | None = None) -> Method:
     """Write ``header + source[start:end]`` to ``dest`` (bucket, key) with the chunk tags;
-    return how: ``"upload"`` or ``"copy"`` (see module docstring)."""
+    return how: ``"upload"`` or ``"copy"`` (see module docstring). ``fetch(a, b)`` gets the
+    source bytes uploaded (by default a GET; a split that read them already keeps them)."""
     if (source.bucket, source.key) == dest:
         raise SourceInDestination(f"chunk destination {source.uri} is the source itself")
     plan = plan_parts(len(header), start, end, part_size)
+    read = fetch or partial(read_range, s3, source)
     if plan.method == UPLOAD:
-        body = header + read_range(s3, source, start, end)
+        body = header + read(start, end)
         with _named(f"PutObject of chunk s3://{dest[0]}/{dest[1]}", "dest", source, dest):
             s3.put_object(Bucket=dest[0], Key=dest[1], Body=body, Tagging=_TAGGING)
         return UPLOAD
     _check_size(s3, source, end)
-    first = header + read_range(s3, source, start, plan.first_end)
+    first = header + read(start, plan.first_end)
     _multipart(s3, source, first, plan, dest)
     return COPY
 
