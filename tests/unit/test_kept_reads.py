@@ -56,13 +56,26 @@ def test_released_zones_are_dropped_when_every_owner_released_them() -> None:
     source = Source()
     kept = KeptReads(source.get, [("a", 0, 100), ("b", 50, 150)])
     assert kept(0, 150) == DATA[:150]
-    assert kept.kept() == 150
+    assert kept.held == 150
     kept.release("a")
-    assert kept.kept() == 100  # 50-150: b's
+    assert kept.held == 100  # 50-150: b's
     assert kept(0, 150) == DATA[:150]
     assert source.times[:50] == [2] * 50 and source.times[50:150] == [1] * 100
     kept.release("b")
-    assert kept.kept() == 0
+    assert kept.held == 0
+
+
+def test_past_its_cap_it_gets_bytes_again_instead_of_holding_them() -> None:
+    source = Source()
+    kept = KeptReads(source.get, [("a", 0, 100), ("b", 200, 300)], cap=120)
+    assert kept(0, 300) == DATA[:300]
+    assert kept.held == 100  # b's bytes did not fit
+    assert kept(0, 300) == DATA[:300]
+    assert source.times[:100] == [1] * 100 and source.times[200:300] == [2] * 100
+    kept.release("a")
+    assert kept(200, 300) == DATA[200:300]  # now they fit
+    assert kept(200, 300) == DATA[200:300]
+    assert source.times[200:300] == [3] * 100 and kept.held == 100
 
 
 def test_concurrent_readers_of_a_zone_get_it_once() -> None:

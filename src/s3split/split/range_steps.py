@@ -202,6 +202,7 @@ def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
 
 Fetch = Callable[[int, int], bytes]
 """``fetch(start, end)``: bytes ``[start, end)`` of the pinned version, got from S3."""
+KEEP_CAP: Final = 256 * 1024 * 1024  # bytes a split between S3 locations keeps to read again
 
 
 class PinnedReader:
@@ -244,16 +245,17 @@ class KeptReads:
     """A ``Fetch`` that gets each byte of the zones it is told of once, and keeps it until
     every owner of the zone released it: what a split between S3 locations reads twice.
     Bytes outside the zones are got as asked (each read once by the one range scan that
-    covers it)."""
+    covers it). It holds at most ``cap`` bytes: past that (chunks assembled far behind the
+    scans), zone bytes are got again when read again rather than held."""
 
     def __init__(self, get: Fetch, zones: Sequence[tuple[str, int, int]],
-                 got: Sequence[tuple[int, bytes]] = ()) -> None:
+                 got: Sequence[tuple[int, bytes]] = (), cap: int = KEEP_CAP) -> None:
         """``zones``: (owner, start, end), in any order, overlapping or not; ``got``: bytes
         already read, (offset, bytes), kept where a zone covers them."""
-        self.get = get
+        self.get, self.cap, self.held = get, cap, 0
         self.zones = _disjoint(zones)
         self.starts = [z.start for z in self.zones]
-        self.lock = threading.Lock()  # (the zone list; each zone's bytes under its own lock)
+        self.lock = threading.Lock()  # (the zone list and ``held``; a zone's bytes: its own)
         reached = 0
         for offset, whole in sorted(got, key=lambda g: g[0]):  # (each byte kept once)
             data = whole[max(reached - offset, 0):]
@@ -261,7 +263,7 @@ class KeptReads:
             reached = max(reached, offset + len(data))
             for zone in self._between(offset, offset + len(data)):
                 a, b = max(zone.start, offset), min(zone.end, offset + len(data))
-                zone.pieces[a] = data[a - offset:b - offset]
+                self._keep(zone, a, data[a - offset:b - offset])
 
     def __call__(self, start: int, end: int) -> bytes:
         parts, pos = [], start
@@ -279,18 +281,21 @@ class KeptReads:
         with self.lock:
             for zone in self.zones:
                 zone.owners.discard(owner)
+            self.held -= sum(len(d) for z in self.zones if not z.owners
+                             for d in z.pieces.values())
             self.zones = [z for z in self.zones if z.owners]
             self.starts = [z.start for z in self.zones]
-
-    def kept(self) -> int:
-        """Bytes held now."""
-        with self.lock:
-            return sum(len(d) for z in self.zones for d in z.pieces.values())
 
     def _between(self, start: int, end: int) -> list[_Zone]:
         with self.lock:
             first = max(bisect.bisect_right(self.starts, start) - 1, 0)
-            return [z for z in self.zones[first:] if z.start < end and z.end > start]
+            found: list[_Zone] = []
+            for zone in self.zones[first:]:
+                if zone.start >= end:
+                    break
+                if zone.end > start:
+                    found.append(zone)
+            return found
 
     def _from(self, zone: _Zone, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``zone``: what it holds, the rest got now and kept."""
@@ -301,15 +306,20 @@ class KeptReads:
                 if a + len(data) <= pos or a >= end:
                     continue
                 if pos < a:
-                    zone.pieces[pos] = got = self.get(pos, a)
-                    parts.append(got)
+                    parts.append(self._keep(zone, pos, self.get(pos, a)))
                     pos = a
                 parts.append(data[pos - a:min(end, a + len(data)) - a])
                 pos = min(end, a + len(data))
             if pos < end:
-                zone.pieces[pos] = got = self.get(pos, end)
-                parts.append(got)
+                parts.append(self._keep(zone, pos, self.get(pos, end)))
             return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _keep(self, zone: _Zone, at: int, data: bytes) -> bytes:
+        with self.lock:
+            if self.held + len(data) <= self.cap and zone.owners:
+                zone.pieces[at] = data
+                self.held += len(data)
+        return data
 
 
 def _disjoint(zones: Sequence[tuple[str, int, int]]) -> list[_Zone]:
