@@ -16,8 +16,9 @@
 targets'). Each timed command runs after an untimed ``sync``, its input read once before
 (page cache warm); before each split (GNU's and ours alike) as much memory as it will write
 is touched and freed, untimed (``bench_split.warm_memory``: on this VM the first touch of a
-page costs more than the split). The 1-minute load average is printed with each row: other work on the
-machine skews wall times. The table is printed and written to bench/results/targets.md.
+page costs more than the split). The 1-minute load average is printed with each row: other
+work on the machine skews wall times. The table is printed and written to
+bench/results/targets.md.
 """
 
 from __future__ import annotations
@@ -90,48 +91,45 @@ class Bench:
 
     # ------------------------------------------------------------------ the rows
 
-    def gnu_split(self, ds: Dataset, chunk: int) -> float:
-        def once() -> Timed:
-            out = Path(tempfile.mkdtemp(prefix="splitC-", dir=self.work))
-            try:
-                ready(ds)
-                return timed(["split", "-C", str(chunk), str(ds.path), str(out / "part-")],
-                             out, TIMEOUT)
-            finally:
-                shutil.rmtree(out, ignore_errors=True)
-        return self.median(once)
-
-    def s3split_split(self, ds: Dataset, chunk: int, *options: str) -> float:
-        assert self.exe is not None
-        exe = self.exe
-
-        def once() -> Timed:
+    def gnu_split(self, ds: Dataset, chunk: int) -> Timed:
+        out = Path(tempfile.mkdtemp(prefix="splitC-", dir=self.work))
+        try:
             ready(ds)
-            return cli_split(exe, ds.path, self.work, TIMEOUT, "--chunk-size", str(chunk),
-                             *options)
-        return self.median(once)
+            return timed(["split", "-C", str(chunk), str(ds.path), str(out / "part-")], out,
+                         TIMEOUT)
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+
+    def s3split_split(self, ds: Dataset, chunk: int, *options: str) -> Timed:
+        assert self.exe is not None
+        ready(ds)
+        return cli_split(self.exe, ds.path, self.work, TIMEOUT, "--chunk-size", str(chunk),
+                         *options)
 
     def split_rows(self, shape: str, label: str, target: float, jobs_target: float | None,
                    ) -> None:
+        """GNU split, ours and ours with ``--jobs 1`` in turn, --repeat times (a change in the
+        machine's load falls on the three alike); each ratio is the median of the ratios of
+        the runs taken together, the times the medians."""
         ds = self.dataset(shape, "1GiB")
         chunk = self.size("64MiB")
-        reference = self.gnu_split(ds, chunk)
-        reference_cpu = self.cpu
-        ours = self.s3split_split(ds, chunk)
-        ours_cpu = self.cpu
-        ratio = ours / reference
+        gnu: list[Timed] = []
+        ours: list[Timed] = []
+        one: list[Timed] = []
+        for _ in range(self.args.repeat):
+            gnu.append(self.gnu_split(ds, chunk))
+            ours.append(self.s3split_split(ds, chunk))
+            if jobs_target is not None:
+                one.append(self.s3split_split(ds, chunk, "--jobs", "1"))
+        ratio = statistics.median(o.wall / g.wall for o, g in zip(ours, gnu, strict=True))
         what = f"split {format_size(self.size('1GiB'))} {label}, {format_size(chunk)} chunks"
         self.row(what, f"{ratio:.2f}x split -C", f"<= {target}x", ratio <= target,
-                 f"s3split {ours:.2f} s ({ours_cpu:.2f} s CPU), split -C {reference:.2f} s "
-                 f"({reference_cpu:.2f} s CPU)")
+                 f"s3split {_times(ours)}, split -C {_times(gnu)}")
         if jobs_target is not None:
-            one = self.s3split_split(ds, chunk, "--jobs", "1")
-            one_cpu = self.cpu
-            speedup = one / ours
+            speedup = statistics.median(j.wall / o.wall for j, o in zip(one, ours, strict=True))
             self.row(f"split {label}, --jobs 1 -> default", f"{speedup:.2f}x",
                      f">= {jobs_target}x", speedup >= jobs_target,
-                     f"jobs 1 {one:.2f} s ({one_cpu:.2f} s CPU), default {ours:.2f} s "
-                     f"({ours_cpu:.2f} s CPU) on {os.cpu_count()} CPUs")
+                     f"jobs 1 {_times(one)}, default {_times(ours)} on {os.cpu_count()} CPUs")
 
     def cli_run(self, ds: Dataset, *options: str) -> float:
         assert self.exe is not None
@@ -202,6 +200,13 @@ class Bench:
                 steps[name]()
         finally:
             shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _times(runs: Sequence[Timed]) -> str:
+    """Median wall and CPU seconds, and the walls."""
+    return (f"{statistics.median(r.wall for r in runs):.2f} s "
+            f"({statistics.median(r.cpu for r in runs):.2f} s CPU; walls "
+            f"{', '.join(f'{r.wall:.2f}' for r in runs)})")
 
 
 def ready(ds: Dataset) -> None:
