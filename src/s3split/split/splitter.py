@@ -52,8 +52,9 @@ from s3split.split.scanner import Dialect, Scanner, State, Survey
 from s3split.split.utf8 import Utf8Check, line_ends, not_utf8
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
-BLOCK = 8 * 1024 * 1024
 SPAN = 1024 * 1024  # scanned at a time: the scanner's work arrays stay cache-sized
+BLOCK = SPAN  # read at a time: a block of one span is scanned as read (a span cut from a
+# larger block would be a copy)
 HEADER_LIMIT = 64 * 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 PROGRESS_DIR = "_split"

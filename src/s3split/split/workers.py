@@ -139,7 +139,7 @@ def keep_freed_memory() -> bool:
     trimming the heap) until it has freed larger ones, so in a fresh process the scanner's
     temporary arrays, allocated afresh for every block, cost a page fault per 4 KiB each
     time: on quote-dense data a third of a range scan's CPU time (measured: 517,000 faults
-    for 384 MiB; 250 with this). A worker forked after the header's 8 MiB read happens to
+    for 384 MiB; 250 with this). A worker forked after a large read of the header happens to
     inherit raised thresholds; this does not leave it to chance. Kept, the arrays are
     reused; the process's peak memory is the same."""
     if not sys.platform.startswith("linux"):
