@@ -24,6 +24,10 @@ from s3split.split import bits
 _SECOND = {0xE0: (0xA0, True), 0xED: (0xA0, False), 0xF0: (0x90, True), 0xF4: (0x90, False)}
 _HIGH_BITS = np.uint64(0x8080808080808080)
 RESAMPLE = 16  # a dense source's blocks are checked whole; every 16th looks at its density
+# Blocks with a non-ASCII byte in under one 8-byte word in GATHER_UNDER gather those words to
+# check: above that, finding and gathering them costs more than the check of the whole
+# block saves (measured: at one word in 6, the gathering took 30 % longer).
+GATHER_UNDER = 16
 ENCODING_HINT = ("pass --encoding with the source's encoding (cp1252 for most Windows and "
                  "Excel files, latin-1, utf-16, ...)")
 
@@ -74,10 +78,10 @@ class Utf8Check:
         if len(self._words) < whole:
             self._words = np.empty(whole, np.uint64)
         high = np.bitwise_and(words, _HIGH_BITS, out=self._words[:whole])
-        flagged = np.flatnonzero(high)
-        self._dense = len(flagged) * 4 > whole
+        self._dense = np.count_nonzero(high) * GATHER_UNDER > whole
         if self._dense:  # checking it all costs less than gathering
             return a
+        flagged = np.flatnonzero(high)
         keep = np.zeros(whole + 1, bool)
         keep[flagged] = True
         keep[flagged + 1] = True
