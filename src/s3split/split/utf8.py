@@ -78,7 +78,7 @@ class Utf8Check:
         if len(self._words) < whole:
             self._words = np.empty(whole, np.uint64)
         high = np.bitwise_and(words, _HIGH_BITS, out=self._words[:whole])
-        self._dense = np.count_nonzero(high) * GATHER_UNDER > whole
+        self._dense = int(np.count_nonzero(high)) * GATHER_UNDER > whole
         if self._dense:  # checking it all costs less than gathering
             return a
         flagged = np.flatnonzero(high)
