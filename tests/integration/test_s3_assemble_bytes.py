@@ -99,7 +99,7 @@ def test_an_s3_to_s3_split_assembles_the_single_passs_chunks_server_side(
                                       Storage(client))
         sent, received = proxy.reset()
     streamed = split(source, f"s3://{BUCKET}/srv/stream", settings, Storage(server_s3)).manifest
-    assert streamed is not None
+    assert streamed is not None and assembled is not None
 
     assert sent <= 0.33 * len(data), sent  # the first 5 MiB of each of the 3 chunks, requests
     # Read back: each byte of the source once (the first parts uploaded, the bytes around each

@@ -1,13 +1,18 @@
-"""KeptReads: the bytes of its zones got once and served to every later read until released."""
+"""KeptReads: the bytes of its zones got once and served to every later read until released;
+the pinned reader gets no byte its buffer holds."""
 
 from __future__ import annotations
 
 import threading
+from typing import Any, cast
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3split.split.range_steps import KeptReads
+from s3split.split.range_scan import plan_ranges, scan_range
+from s3split.split.range_steps import KeptReads, PinnedReader
+from s3split.split.s3_assembly import PinnedSource
+from s3split.split.scanner import State
 
 DATA = bytes(range(256)) * 4  # 1 KiB
 
@@ -93,3 +98,22 @@ def test_concurrent_readers_of_a_zone_get_it_once() -> None:
     for t in threads:
         t.join()
     assert set(source.times[100:830]) == {1}  # (the reads end at 830 at most)
+
+
+def test_a_range_scan_through_a_pinned_reader_gets_each_byte_once() -> None:
+    """The scan's block reads, the byte after each block and its read-ahead: what the
+    reader's buffer holds of a read is not got again."""
+    data = b"id,note\r\n" + b"".join(b'%d,"a\r\nb, %d",c\r\n' % (i, i) for i in range(40_000))
+    times = [0] * len(data)
+
+    def fetch(start: int, end: int) -> bytes:
+        for i in range(start, end):
+            times[i] += 1
+        return data[start:end]
+
+    plan = plan_ranges("s3://b/k", len(data), 9, 100_000, 1, block=65_536)
+    read = PinnedReader(cast(Any, None), PinnedSource("b", "k", "etag"), len(data),
+                        readahead=300_000, fetch=fetch)
+    scan = scan_range(read, plan, 0)
+    assert scan.pieces[State.RECORD].rows == 40_000
+    assert set(times[9:]) == {1}

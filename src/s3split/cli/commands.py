@@ -116,11 +116,11 @@ def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
     otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
     if is_s3(source) and is_s3(dest):
         from s3split.split.range_steps import server_side_applies, split_server_side
-        from s3split.split.splitter import range_split_applies
 
-        if server_side_applies(source, dest, settings) and range_split_applies(
-                source, settings, storage.stat(source), storage):
+        manifest = None
+        if server_side_applies(source, dest, settings):  # (None: a transcoded source)
             manifest = split_server_side(source, dest, settings, storage, advance)
+        if manifest is not None:
             return SplitResult(join(dest, MANIFEST_NAME), manifest=manifest)
     return split_source(source, dest, settings, storage, on_progress=advance,
                         jobs=jobs or os.cpu_count() or 1)

@@ -45,6 +45,7 @@ from s3split.split.destination import (
     note_written,
     remove_temporaries,
 )
+from s3split.split.encoding import PEEK
 from s3split.split.local_ranges import READ_WRITE, raise_errors, write_chunk
 from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
 from s3split.split.range_scan import (
@@ -75,7 +76,9 @@ from s3split.split.splitter import (
     CHUNK_TAGS,
     SplitRun,
     clear_previous,
+    other_encoding,
     read_start,
+    starts_transcoded,
     validate_settings,
 )
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join, split_s3
@@ -87,6 +90,10 @@ MAX_RANGES: Final = 10_000  # the range list travels in the state: ~6 bytes a ra
 READAHEAD: Final = 16 * 1024 * 1024  # one ranged GET serves this many bytes of a scan
 SMALL_READ: Final = 256 * 1024  # reads below this (a cut's first line end) get no read-ahead
 _PLAN_ID: Final = re.compile(r"[0-9a-f]{16}")
+Fetch = Callable[[int, int], bytes]
+"""``fetch(start, end)``: bytes ``[start, end)`` of the pinned version, got from S3."""
+KEEP_CAP: Final = 256 * 1024 * 1024  # bytes a split between S3 locations keeps to read again
+KEEP_BEFORE: Final = 8  # bytes a PinnedReader keeps from before its buffer
 
 
 # -- the staged split ---------------------------------------------------------------------------
@@ -160,10 +167,11 @@ class Staged:
 
 def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, plan_id: str,
             range_size: int, max_ranges: int = MAX_RANGES,
-            got: list[tuple[int, bytes]] | None = None) -> Staged:
+            got: list[tuple[int, bytes]] | None = None, fetch: Fetch | None = None) -> Staged:
     """Check and clear ``dest`` as a fresh ``splitter.split`` does, read the header of the
     version of ``source`` there is now, and plan its data in ranges of ``range_size``
-    (``got``: where to note what was read, as (offset, bytes))."""
+    (``got``: where to note what was read, as (offset, bytes); ``fetch``: how, for an S3
+    source)."""
     validate_settings(settings)
     if settings.chunk_size is None or is_compressed(source):
         raise InvalidOption(f"{source}: a range split needs a chunk size and a source that is "
@@ -176,7 +184,7 @@ def prepare(source: str, dest: str, settings: SplitSettings, storage: Storage, p
     clear_previous(storage, dest)
     run = _run(storage, source, dest, settings, info)
     try:
-        with source_reader(storage, info, readahead=0, got=got) as read:
+        with source_reader(storage, info, readahead=0, fetch=fetch, got=got) as read:
             read_start(run, cast(IO[bytes], GrowingReads(read, info.size)))
     except SourceChanged:
         raise
@@ -200,15 +208,15 @@ def _run(storage: Storage, source: str, dest: str, settings: SplitSettings,
 # -- reading the pinned version -----------------------------------------------------------------
 
 
-Fetch = Callable[[int, int], bytes]
-"""``fetch(start, end)``: bytes ``[start, end)`` of the pinned version, got from S3."""
-KEEP_CAP: Final = 256 * 1024 * 1024  # bytes a split between S3 locations keeps to read again
 
 
 class PinnedReader:
     """A ``Reader`` of one version of an S3 object by ranged GETs (``VersionId``/``If-Match``:
     any other version fails ``SourceChanged``), each serving ``readahead`` bytes of a scan;
-    ``fetch`` gets them (by default a GET each)."""
+    ``fetch`` gets them (by default a GET each). No byte it holds is got again: a read that
+    goes on from where its buffer ends gets only the rest (with the read-ahead: the byte
+    after a block, then the next block), and the last bytes before the buffer are kept (a
+    block that ended in the CR of a CRLF gives it to the next)."""
 
     def __init__(self, s3: "S3Client", source: PinnedSource, size: int,
                  readahead: int = READAHEAD, limit: int | None = None,
@@ -217,16 +225,27 @@ class PinnedReader:
         self.limit = size if limit is None else min(limit, size)  # no read-ahead past it
         self.fetch = fetch or partial(read_pinned, s3, source)
         self.start, self.buffer = 0, b""
+        self.before = b""  # the bytes just before ``start``
 
     def __call__(self, offset: int, length: int) -> bytes:
         end = min(offset + length, self.size)
         if end <= offset:
             return b""
-        if self.start <= offset and end <= self.start + len(self.buffer):
+        held = self.start + len(self.buffer)
+        if self.start <= offset and end <= held:
             return self.buffer[offset - self.start:end - self.start]
+        if self.start - len(self.before) <= offset < self.start and end <= held:
+            joined = self.before + self.buffer[:end - self.start]
+            return joined[offset - self.start + len(self.before):]
         ahead = min(offset + self.readahead, self.limit)
-        fetch = end if length < SMALL_READ else max(end, ahead)
-        self.buffer, self.start = self.fetch(offset, fetch), offset
+        fetch = end if length < SMALL_READ and offset != held else max(end, ahead)
+        old, cut = self.buffer, offset - self.start
+        if 0 <= cut < len(old):
+            self.buffer = old[cut:] + self.fetch(held, fetch)
+        else:
+            self.buffer = self.fetch(offset, fetch)
+        self.before = old[max(cut - KEEP_BEFORE, 0):cut] if 0 <= cut <= len(old) else b""
+        self.start = offset
         return self.buffer[:end - offset]
 
 
@@ -560,25 +579,35 @@ def _note_assembled(storage: Storage, dest: str,
 
 def server_side_applies(source: str, dest: str, settings: SplitSettings) -> bool:
     """Whether a split between S3 locations is assembled by S3 (``split_server_side``):
-    by size, chunks large enough for the copied parts to outweigh the uploaded first part, of a
-    source ``splitter.range_split_applies`` to."""
+    by size, chunks large enough for the copied parts to outweigh the uploaded first part, of
+    an uncompressed source (``split_server_side`` sees whether it is read transcoded)."""
     return (is_s3(source) and is_s3(dest) and settings.chunk_size is not None
             and settings.chunk_size >= SERVER_SIDE_FROM and not is_compressed(source))
 
 
 def split_server_side(source: str, dest: str, settings: SplitSettings, storage: Storage,
-                      on_progress: Callable[[int], None] = lambda n: None) -> Manifest:
+                      on_progress: Callable[[int], None] = lambda n: None) -> Manifest | None:
     """The staged split's steps run here: the pinned source scanned once in ranges by ranged
     GETs, each chunk assembled by S3 (its header and first bytes uploaded, the rest
     ``UploadPartCopy`` of the source) as soon as the ranges up to its end are combined; the
     same chunks and manifest as the single pass (but for the manifest's ``assembly``). Each
     source byte is got once: what is read again (the header's bytes, the bytes around each
-    cut, each chunk's first part) is kept from the first read (``twice_read``)."""
-    got: list[tuple[int, bytes]] = []
-    staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE, got=got)
+    cut, each chunk's first part) is kept from the first read (``twice_read``). None, having
+    read only its first bytes, for a source read transcoded (``splitter.transcodes``): a
+    range of another encoding cannot be found without decoding what precedes it, so it
+    takes the single pass."""
+    if other_encoding(settings):
+        return None
+    info = storage.stat(source)
+    get = partial(read_pinned, storage.s3, PinnedSource.of(info))
+    start = get(0, min(PEEK, info.size))
+    if starts_transcoded(settings, start):
+        return None
+    got = [(0, start)]
+    staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE, got=got,
+                     fetch=KeptReads(get, [(HEAD, 0, len(start))], got))
     on_progress(staged.plan.data_start)
-    kept = KeptReads(partial(read_pinned, storage.s3, PinnedSource.of(staged.info)),
-                     twice_read(staged.plan, got), got)
+    kept = KeptReads(get, twice_read(staged.plan, got), got)
     combiner = Combiner(staged.plan, staged.header_lines)
     written: list[Future[list[tuple[ChunkEntry, str]]]] = []
 

@@ -150,11 +150,20 @@ def range_split_applies(source: str, settings: SplitSettings, info: ObjectInfo,
 def transcodes(settings: SplitSettings, info: ObjectInfo, storage: Storage) -> bool:
     """Whether the source is read transcoded (``encoding``): another encoding given, or a
     UTF-16/32 byte order mark (its first bytes read to see)."""
-    if settings.encoding is not None and codec_name(settings.encoding) != "utf-8":
+    if other_encoding(settings):
         return True
     with storage.open_source(info) as f:
-        found = bom_of(peek(f))
-    return found is not None and found[1] != "utf-8"
+        return starts_transcoded(settings, peek(f))
+
+
+def other_encoding(settings: SplitSettings) -> bool:
+    return settings.encoding is not None and codec_name(settings.encoding) != "utf-8"
+
+
+def starts_transcoded(settings: SplitSettings, start: bytes) -> bool:
+    """``transcodes`` for a source whose first ``encoding.PEEK`` bytes are ``start``."""
+    found = bom_of(start)
+    return other_encoding(settings) or (found is not None and found[1] != "utf-8")
 
 
 def validate_settings(settings: SplitSettings) -> None:
