@@ -1,15 +1,14 @@
-"""Checking that a source is UTF-8 while it streams, at a cost far below the scan's.
+"""Checking that a source is UTF-8 while it streams, at a cost below the scan's.
 
 Python's decoder builds a string of every block (slow for text with wide characters); this
-check counts instead. UTF-8 is valid exactly when no byte is C0, C1 or F5-FF, each lead
-byte (C2-F4) is followed by the continuation bytes (80-BF) its kind claims (one, two or
-three), every continuation byte is claimed (the counts of both agree), and the second byte
-after E0, ED, F0 and F4 lies in their narrower ranges (no overlong forms, surrogates or code
-points past U+10FFFF). Each class of byte is one comparison over the block, packed to bits
-(``s3split.split.bits``), and the claims are checked on the bits, 64 bytes a step; C0 and C1
-are found by memchr, F5-FF by the block's maximum. A block of ASCII costs one
-``bytes.isascii``. Only a block found invalid is decoded, to name the byte.
-"""
+check compares instead. UTF-8 is valid exactly when no byte is C0, C1 or F5-FF, the bytes
+the lead bytes (C2-F4) claim (the one, two or three after each, by its kind) are exactly
+the continuation bytes (80-BF), and the second byte after E0, ED, F0 and F4 lies in their
+narrower ranges (no overlong forms, surrogates or code points past U+10FFFF). Each class of
+byte is one comparison over the block, packed to bits (``s3split.split.bits``), and the
+claims are checked on the bits, 64 bytes a step; C0 and C1 are found by memchr, F5-FF by
+the block's maximum. A block of ASCII costs one ``bytes.isascii``. Only a block found
+invalid is decoded, to name the byte."""
 
 import codecs
 
@@ -139,23 +138,17 @@ def _valid(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
     if b"\xc0" in raw or b"\xc1" in raw:
         return False
     conts = packer.pack(np.less, a.view(np.int8), -64)  # 80-BF
-    leads = packer.pack(np.greater_equal, a, 0xC0)
-    claims = bits.later(leads, 1)  # the bytes each lead claims as its continuation bytes
-    claimed = bits.count(leads)
+    claims = bits.later(packer.pack(np.greater_equal, a, 0xC0), 1)  # what each lead claims
     if top >= 0xE0:
-        threes = packer.pack(np.greater_equal, a, 0xE0)
-        claims |= bits.later(threes, 2)
-        claimed += bits.count(threes)
+        claims |= bits.later(packer.pack(np.greater_equal, a, 0xE0), 2)
         if top >= 0xF0:
-            fours = packer.pack(np.greater_equal, a, 0xF0)
-            claims |= bits.later(fours, 3)
-            claimed += bits.count(fours)
+            claims |= bits.later(packer.pack(np.greater_equal, a, 0xF0), 3)
         if not _seconds_ok(a, raw, packer):
             return False
-    # Every claimed byte a continuation byte, and as many claimed as there are: then no two
-    # claims overlap (a lead inside another's claim is not a continuation byte), so every
+    # The claimed bytes are the continuation bytes: then no two claims overlap (a lead inside
+    # another's claim would be claimed, and is not a continuation byte), so every
     # continuation byte is claimed exactly once.
-    return not (claims & ~conts).any() and claimed == bits.count(conts)
+    return bool(np.array_equal(claims, conts))
 
 
 def _seconds_ok(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
