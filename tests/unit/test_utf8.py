@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from s3split.split import utf8
 from s3split.split.utf8 import Utf8Check
 
 # Characters of every width (those at the edges of the narrower second-byte ranges too), and
@@ -41,14 +45,18 @@ def checked(data: bytes, cuts: list[int]) -> tuple[int, int]:
     return found, check.byte if found >= 0 else -1
 
 
+# The second bytes of leads of three and four bytes: gathered (few such leads), or as bits.
+@pytest.mark.parametrize("sparse_leads", [10**9, 0], ids=["gathered", "as bits"])
 @settings(max_examples=400, deadline=None)
 @given(parts=st.one_of(pieces, mostly_valid, mostly_valid.map(lambda p: [*p, b"\xff", *p])),
        cuts=st.lists(st.integers(1, 1200), max_size=4))
-def test_the_check_finds_the_first_byte_the_decoder_refuses(parts: list[bytes],
+def test_the_check_finds_the_first_byte_the_decoder_refuses(sparse_leads: int,
+                                                            parts: list[bytes],
                                                             cuts: list[int]) -> None:
     data = b"".join(parts)
     expected = first_invalid(data)
-    found, byte = checked(data, cuts)
+    with mock.patch.object(utf8, "SPARSE_LEADS", sparse_leads):
+        found, byte = checked(data, cuts)
     assert found == expected
     if expected >= 0:
         assert byte == data[expected]

@@ -177,9 +177,9 @@ class Ranked:
 
 def positions(b: Words) -> npt.NDArray[np.int64]:
     """Every set bit's position, in order (unpacking only the words that hold one, when
-    those are few)."""
+    those are under half)."""
     words = np.flatnonzero(b)
-    if len(words) * 8 > len(b):
+    if len(words) * 2 > len(b):
         every: npt.NDArray[np.int64] = np.flatnonzero(
             np.unpackbits(b.view(np.uint8), bitorder="little").view(bool))
         return every

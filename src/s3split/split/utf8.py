@@ -21,6 +21,15 @@ from s3split.split import bits
 # The lead bytes whose second byte has a narrower range than 80-BF: (bound, low) where the
 # second byte must be at least bound (low: a lower one is wrong), or below it.
 _SECOND = {0xE0: (0xA0, True), 0xED: (0xA0, False), 0xF0: (0x90, True), 0xF4: (0x90, False)}
+# The same as a table of the range of the byte after each lead of three or four bytes (80-BF
+# after the others); used where such leads are under one in SPARSE_LEADS bytes.
+_LOW, _HIGH = np.full(256, 0x80, np.uint8), np.full(256, 0xBF, np.uint8)
+for _lead, (_bound, _low) in _SECOND.items():
+    if _low:
+        _LOW[_lead] = _bound
+    else:
+        _HIGH[_lead] = _bound - 1
+SPARSE_LEADS = 32
 _HIGH_BITS = np.uint64(0x8080808080808080)
 RESAMPLE = 16  # a dense source's blocks are checked whole; every 16th looks at its density
 # Blocks with a non-ASCII byte in under one 8-byte word in GATHER_UNDER gather those words to
@@ -140,10 +149,11 @@ def _valid(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
     conts = packer.pack(np.less, a.view(np.int8), -64)  # 80-BF
     claims = bits.later(packer.pack(np.greater_equal, a, 0xC0), 1)  # what each lead claims
     if top >= 0xE0:
-        claims |= bits.later(packer.pack(np.greater_equal, a, 0xE0), 2)
+        threes = packer.pack(np.greater_equal, a, 0xE0)
+        claims |= bits.later(threes, 2)
         if top >= 0xF0:
             claims |= bits.later(packer.pack(np.greater_equal, a, 0xF0), 3)
-        if not _seconds_ok(a, raw, packer):
+        if not _seconds_ok(a, raw, threes, packer):
             return False
     # The claimed bytes are the continuation bytes: then no two claims overlap (a lead inside
     # another's claim would be claimed, and is not a continuation byte), so every
@@ -151,9 +161,16 @@ def _valid(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
     return bool(np.array_equal(claims, conts))
 
 
-def _seconds_ok(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
-    """The second bytes after E0 and ED (and F0 and F4) in their ranges: each lead that
-    occurs (found by memchr) as bits, moved one byte on, against the bytes below A0 (or 90)."""
+def _seconds_ok(a: npt.NDArray[np.uint8], raw: bytes, threes: bits.Words,
+                packer: bits.Packer) -> bool:
+    """The second bytes after E0 and ED (and F0 and F4) in their ranges. Few leads of three
+    or four bytes (``threes``, under one in ``SPARSE_LEADS`` bytes): each one's second byte
+    gathered and looked up; many (text in CJK characters): each narrow lead that occurs
+    (found by memchr) as bits, moved one byte on, against the bytes below A0 (or 90)."""
+    if bits.count(threes) * SPARSE_LEADS < len(a):
+        at = bits.positions(threes)
+        leads, seconds = a[at], a[np.minimum(at + 1, len(a) - 1)]  # (no lead ends ``a``)
+        return not np.any((seconds < _LOW[leads]) | (seconds > _HIGH[leads]))
     below: dict[int, bits.Words] = {}
     for lead, (bound, low) in _SECOND.items():
         if bytes((lead,)) not in raw:
