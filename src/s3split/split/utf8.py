@@ -169,8 +169,8 @@ def _seconds_ok(a: npt.NDArray[np.uint8], raw: bytes, threes: bits.Words,
     (found by memchr) as bits, moved one byte on, against the bytes below A0 (or 90)."""
     if bits.count(threes) * SPARSE_LEADS < len(a):
         at = bits.positions(threes)
-        leads, seconds = a[at], a[np.minimum(at + 1, len(a) - 1)]  # (no lead ends ``a``)
-        return not np.any((seconds < _LOW[leads]) | (seconds > _HIGH[leads]))
+        leads, after = a[at], a[np.minimum(at + 1, len(a) - 1)]  # (no lead ends ``a``)
+        return not np.any((after < _LOW[leads]) | (after > _HIGH[leads]))
     below: dict[int, bits.Words] = {}
     for lead, (bound, low) in _SECOND.items():
         if bytes((lead,)) not in raw:
