@@ -7,7 +7,8 @@ Each file is read into memory and cut into spans as the splitter cuts its blocks
 bytes, never between the CR and LF of a CRLF). Timed: scanning every span in order, the
 parser state carried from one to the next, nothing else (no reading, no writing).
 
-* **new**: ``Scanner.scan(span, state, base, lines)``, what ``splitter._feed_span`` calls.
+* **new**: ``Scanner.survey(span, state, base)``, what ``splitter._feed_span`` and the range
+  scan call (the record ends counted, not listed).
 * **old**: the scanner of commit 01ecd4a, loaded from git (``git show``) into a temporary
   module: ``count(span, in_quotes)`` and, when the span ends inside or right after a quoted
   field, ``last_opening_quote`` (what its splitter's ``_emit`` did for each span).
@@ -98,9 +99,9 @@ def spans(data: bytes, span: int) -> list[bytes]:
 def scan_new(pieces: list[bytes]) -> int:
     scanner, state, base, records = Scanner(), State.RECORD, 0, 0
     for piece in pieces:
-        scan = scanner.scan(piece, state, base)
-        records += len(scan.ends)
-        state, base = scan.state, base + len(piece)
+        survey = scanner.survey(piece, state, base)
+        records += survey.rows
+        state, base = survey.state, base + len(piece)
     return records
 
 
