@@ -215,6 +215,17 @@ def test_matches_csv_readers_states_over_many_words(path: dict[str, int], data: 
     assert got == (ends, STATES[state], opened)
 
 
+@settings(max_examples=150, deadline=None)
+@given(data=long_dirty, cuts=st.lists(st.integers(1, 2000), max_size=3))
+def test_another_dialect_over_many_words(data: bytes, cuts: list[int]) -> None:
+    """The fast path with ``;`` and ``'`` (the bytes of the default dialect are then text)."""
+    swapped = data.translate(bytes.maketrans(b'",;\'', b"';,\""))
+    ends, state, opened = _lenient_walk(swapped, b";", b"'")
+    got = scan_in_pieces(swapped, [c for c in cuts if c < len(swapped)],
+                         Scanner(Dialect.of(";", "'")))
+    assert got == (ends, STATES[state], opened)
+
+
 @fast_or_exact
 @settings(max_examples=100, deadline=None)
 @given(data=long_dirty)
