@@ -76,12 +76,11 @@ def split_in_ranges(run: SplitRun, jobs: int, cuts: Sequence[int] | None = None)
                        block=min(run.block_size, BLOCK))
     fd = os.open(run.source, os.O_RDONLY)
     try:
-        run.entries, methods = _scan_and_write(run, plan, jobs, fd)
+        entries, methods = _scan_and_write(run, plan, jobs, fd)
     finally:
         os.close(fd)
-    run.offset = info.size
-    run.assembly = {"scan": "ranges", "ranges": plan.count, "jobs": jobs, "chunks": methods}
-    return run.finish()
+    return run.finish_ranges(entries, {"scan": "ranges", "ranges": plan.count, "jobs": jobs,
+                                       "chunks": methods})
 
 
 def _scan_and_write(run: SplitRun, plan: Plan, jobs: int,
@@ -155,9 +154,7 @@ def raise_errors(run: SplitRun, plan: Plan, table: Table, read: Reader) -> None:
     if bad is not None and not bad.at_end:
         raise not_utf8(plan.uri, bad.offset, bad.lines, bad.byte)
     if table.state is State.QUOTED:
-        run.state = State.QUOTED
-        run.open_quote = table.open_quote or (-1, 0)
-        run.finish_last_chunk()  # raises UnterminatedQuote
+        run.unterminated(table.open_quote or (-1, 0))
     if bad is not None:
         raise not_utf8(plan.uri, bad.offset, bad.lines, bad.byte)
 

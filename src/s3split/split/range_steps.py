@@ -488,10 +488,8 @@ def finish(storage: Storage, staged: Staged, entries: list[ChunkEntry],
            assembly: dict[str, Any]) -> Manifest:
     """Write the manifest (last) and remove what earlier splits of ``dest`` left."""
     run = _run(storage, staged.info.uri, staged.dest, staged.settings, staged.info)
-    run.header, run.bom, run.data_start = staged.head, staged.bom, staged.plan.data_start
-    run.format = staged.format
-    run.entries, run.assembly, run.offset = entries, assembly, staged.info.size
-    manifest = run.finish().manifest
+    run.start_after(staged.head, staged.bom, staged.plan.data_start, staged.format)
+    manifest = run.finish_ranges(entries, assembly).manifest
     assert manifest is not None
     return manifest
 

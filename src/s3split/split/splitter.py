@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any, NoReturn, cast
 
 import numpy as np
 
@@ -201,9 +201,9 @@ def clear_previous(storage: Storage, dest: str) -> None:
 class SplitRun:
     """One split of a source into a destination: the single pass itself, and the state the
     range splits (``parallel``, ``staged``) share with it: they read the header with
-    :meth:`read_header` (through ``read_start``), set the chunks they wrote (``entries``,
-    ``assembly``, ``offset``) and end with :meth:`finish`, which checks the source, removes
-    an earlier split's leftovers and writes the manifest last."""
+    :meth:`read_header` (through ``read_start``) or take it (:meth:`start_after`), and end with
+    :meth:`finish_ranges`, which checks the source, removes an earlier split's leftovers and
+    writes the manifest last."""
 
     def __init__(
         self,
@@ -391,10 +391,7 @@ class SplitRun:
     def finish_last_chunk(self) -> None:
         """Close the last chunk (UnterminatedQuote where the source ends inside quotes)."""
         if self.state is State.QUOTED:
-            offset, line = self.open_quote
-            raise UnterminatedQuote(
-                f"{self.source}: unterminated quoted field: the quote at {self.scanner.unit} "
-                f"{offset} (line {line}) is never closed")
+            self.unterminated(self.open_quote)
         if self.utf8 is not None and (bad := self.utf8.finish(self.offset)) >= 0:
             raise not_utf8(self.source, bad, self.lines_before + 1, self.utf8.byte)
         self.pending_close = -1
@@ -403,6 +400,14 @@ class SplitRun:
                 self.chunk_rows += 1
                 self.rows_before += 1
             self._close_chunk()
+
+    def unterminated(self, open_quote: tuple[int, int]) -> NoReturn:
+        """UnterminatedQuote: the source ends inside the quoted field opened at
+        ``open_quote`` (offset, line)."""
+        offset, line = open_quote
+        raise UnterminatedQuote(
+            f"{self.source}: unterminated quoted field: the quote at {self.scanner.unit} "
+            f"{offset} (line {line}) is never closed")
 
     # -- the source's start ----------------------------------------------------------------------
 
@@ -568,6 +573,16 @@ class SplitRun:
             self.storage.write_json(join(self.dest, PROGRESS_DIR, f"segment-{first:05d}.json"),
                                     [e.__dict__ for e in self.entries])
         return SplitResult(join(self.dest, MANIFEST_NAME), token=self._token())
+
+    def start_after(self, header: bytes, bom: bool, data_start: int, fmt: SourceFormat) -> None:
+        """Take the header a split read earlier (a range split's later step)."""
+        self.header, self.bom, self.data_start, self.format = header, bom, data_start, fmt
+
+    def finish_ranges(self, entries: list[ChunkEntry], assembly: dict[str, Any]) -> SplitResult:
+        """A range split's end: its chunks (``entries``, how they were written: ``assembly``)
+        cover the whole source; then :meth:`finish`."""
+        self.entries, self.assembly, self.offset = entries, assembly, self.info.size
+        return self.finish()
 
     def finish(self) -> SplitResult:
         """The manifest, written last, once the source is checked unchanged."""
