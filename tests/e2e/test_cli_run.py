@@ -408,3 +408,30 @@ def test_resume_never_mixes_statuses_of_two_splits(tmp_path: Path) -> None:
     done = run_cli("run", "--resume", "run", cwd=tmp_path)
     if done.returncode == 0:
         assert local_results(run) == forty_rows(), done.stdout
+
+
+def test_a_resume_refuses_a_record_its_workers_could_not_start_with_naming_it(
+        tmp_path: Path) -> None:
+    """Whoever can write a run location wrote its processor.json: a query with a NUL passed
+    the check, and each worker the engine started died setting its environment (a minute of
+    tracebacks, then "Runtime exited without providing a reason"); JSON nested too deeply
+    was a RecursionError."""
+    write_source(tmp_path / "data.csv", 50)
+    env = os.environ | {"S3SPLIT_SQL": "SELECT count(*) AS n FROM chunk"}
+    env.pop("S3SPLIT_SQL_FILE", None)
+    first = subprocess.run([S3SPLIT, "run", "data.csv", "--processor", "sql", "--out", "out"],
+                           cwd=tmp_path, text=True, capture_output=True, timeout=300, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    unset = {name: value for name, value in env.items() if name != "S3SPLIT_SQL"}
+    record = tmp_path / "out" / "processor.json"
+    for written, problem in [
+            (json.dumps({"S3SPLIT_SQL": "SELECT count(*) AS n FROM chunk\x00"}),
+             "S3SPLIT_SQL: a NUL byte at character 31"),
+            ('{"S3SPLIT_SQL": ' + "[" * 100_000 + "]" * 100_000 + "}",
+             "not valid JSON: nested too deeply")]:
+        record.write_text(written)
+        again = subprocess.run([S3SPLIT, "run", "--resume", "out"], cwd=tmp_path, text=True,
+                               capture_output=True, timeout=60, env=unset)
+        assert again.returncode != 0
+        assert f"{record}: " in again.stderr and problem in again.stderr, again.stderr
+        assert "Traceback" not in again.stderr

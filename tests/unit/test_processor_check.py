@@ -57,6 +57,15 @@ def test_a_schema_file_passes(tmp_path: Path) -> None:
      "S3SPLIT_DYNAMODB_TYPES"),
     # The registry's own setting is read whichever processor runs, as the worker reads it.
     ("jsonl", {"S3SPLIT_PROCESSORS": "broken"}, "S3SPLIT_PROCESSORS"),
+    # an environment's invalid UTF-8 (lone surrogates to Python) and JSON no parser can nest
+    ("sql", {"S3SPLIT_SQL": "SELECT '\udcff' FROM chunk"}, "S3SPLIT_SQL: not UTF-8 text"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"\\ud800": {}}}'}, "a lone surrogate"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": ' + "[" * 100_000 + "]" * 100_000 + "}"},
+     "S3SPLIT_SCHEMA: not valid JSON: nested too deeply"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TABLE": "t",
+                  "S3SPLIT_DYNAMODB_TYPES": "[" * 100_000 + "]" * 100_000},
+     "S3SPLIT_DYNAMODB_TYPES: not valid JSON: nested too deeply"),
+    ("validate", {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": {}}}}'}, "unknown type {}"),
 ])
 def test_a_configuration_mistake_is_invalid_input_naming_it(
         name: str, env: dict[str, str], message: str) -> None:
@@ -230,6 +239,14 @@ def test_a_resume_never_takes_the_table_it_writes_to_from_the_record() -> None:
      "S3SPLIT_DYNAMODB_TABLE: expected a non-empty string"),
     ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": {"n": "NUMBER"}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
     ("sql", {"S3SPLIT_SQL_FORMAT": "csv"}, "S3SPLIT_SQL_FORMAT: expected jsonl or parquet"),
+    # what no environment variable holds: the resume's workers could not be started with it
+    ("sql", {"S3SPLIT_SQL": "SELECT 1 FROM chunk\x00"}, "S3SPLIT_SQL: a NUL byte at character 19"),
+    ("sql", {"S3SPLIT_SQL": "SELECT '\ud800' FROM chunk"}, "S3SPLIT_SQL: not UTF-8 text"),
+    ("validate", {"S3SPLIT_SCHEMA": {"columns": {"\udcff": {}}}}, "a lone surrogate"),
+    # a type that is not a name (unhashable: a TypeError before)
+    ("validate", {"S3SPLIT_SCHEMA": {"columns": {"a": {"type": ["int"]}}}}, "unknown type"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": {"n": ["N"]}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
+    ("dynamodb", {"S3SPLIT_DYNAMODB_TYPES": {"n": {"N": 1}}}, "S3SPLIT_DYNAMODB_TYPES: expected"),
 ])
 def test_a_record_that_is_not_one_is_refused_naming_the_file(processor: str, document: object,
                                                              problem: str) -> None:

@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidOption
+from s3split.errors import ChunkInvalid, ChunkMisaligned, InvalidInput, InvalidOption
 from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.check import check_processor
 from s3split.processors.dynamodb import BACKOFF_BASE, BACKOFF_CAP, TABLE, DynamoDBProcessor, backoff
 from s3split.processors.jsonl import unique_names
 from s3split.processors.reader import find_invalid_utf8, read_rows
@@ -441,6 +442,51 @@ def test_custom_processor_that_cannot_be_loaded(custom_module: str) -> None:
     for target in ("no_such_module_xyz:f", f"{custom_module}:missing"):
         with pytest.raises(InvalidOption, match="cannot be loaded"):
             get_processor("p", {"S3SPLIT_PROCESSORS": f"p={target}"})
+
+
+@pytest.mark.parametrize(("module", "error"), [
+    ("raise RuntimeError('no licence key')\n", "RuntimeError: no licence key"),
+    ("def broken(:\n", "SyntaxError: "),
+    ("import sys\nsys.exit(3)\n", "SystemExit: 3"),
+])
+def test_a_processor_whose_import_fails_is_named_whatever_it_raises(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, module: str, error: str) -> None:
+    """A custom processor's or an entry point's module runs its code when imported: an error
+    other than ImportError or AttributeError came out of the worker unnamed."""
+    name = f"s3split_failing_{random.randrange(10**9)}"
+    (tmp_path / f"{name}.py").write_text(module)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    dist = tmp_path / f"{name}-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[s3split.processors]\nplugged = {name}:f\n")
+    try:
+        for picked, env in [("mine", {"S3SPLIT_PROCESSORS": f"mine={name}:f"}),
+                            ("plugged", {})]:
+            with pytest.raises(InvalidOption) as caught:
+                get_processor(picked, env)
+            assert "cannot be loaded: " + error in str(caught.value)
+            assert picked in str(caught.value) or name in str(caught.value)
+    finally:
+        sys.modules.pop(name, None)
+
+
+def test_a_custom_processor_never_takes_a_name_another_processor_has(
+        tmp_path: Path, custom_module: str) -> None:
+    """``S3SPLIT_PROCESSORS=jsonl=mine:f`` ran the built-in jsonl, and a custom name an entry
+    point also had ran the entry point: the user's code never ran, and nothing said so."""
+    with pytest.raises(InvalidOption, match="jsonl is a built-in processor: name "):
+        get_processor("jsonl", {"S3SPLIT_PROCESSORS": f"jsonl={custom_module}:upper"})
+    dist = tmp_path / "s3split_named-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: s3split-named\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(f"[s3split.processors]\nup = {custom_module}:Csv\n")
+    env = {"S3SPLIT_PROCESSORS": f"up={custom_module}:upper"}
+    with pytest.raises(InvalidOption, match=f"processor up is an installed entry point "
+                                            f"\\({custom_module}:Csv\\)"):
+        get_processor("up", env)
+    with pytest.raises(InvalidInput, match="S3SPLIT_PROCESSORS names"):
+        check_processor("up", env)
 
 
 def test_entry_point_processor(

@@ -428,6 +428,30 @@ def test_sql_reaches_no_file_but_the_chunk(tmp_path: Path, query: str) -> None:
     assert not Path(job.output_uri).exists()
 
 
+@pytest.mark.parametrize("fallback", [False, True])
+def test_sql_reaches_no_file_in_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fallback: bool) -> None:
+    """DuckDB reaches its temporary directory, by default ``.tmp`` in the working directory:
+    a user's query read the files there, on either path (and the worker's database did)."""
+    (tmp_path / "cwd" / ".tmp").mkdir(parents=True)
+    (tmp_path / "cwd" / ".tmp" / "secret.txt").write_text("not the query's")
+    monkeypatch.chdir(tmp_path / "cwd")
+    data = EXPORT + (b'9,"a "b" c",x\r\n' if fallback else b"")
+    job = chunk_job(tmp_path, data)
+    assert (path_of(job) == "duckdb") is not fallback
+    for query in ("SELECT content FROM read_text('.tmp/secret.txt')",
+                  f"SELECT content FROM read_text('{tmp_path}/cwd/.tmp/secret.txt')"):
+        with pytest.raises(ChunkInvalid, match="Permission Error"):
+            get_processor("sql", sql_config(query))(job, Storage())
+    for _ in range(2):  # the worker's kept database spills into each chunk's scratch too
+        with native.native_chunk(chunk_job(tmp_path / "worker", EXPORT), Storage()) as chunk:
+            with pytest.raises(native.Fallback, match="Permission Error"):
+                chunk.execute(f"SELECT content FROM read_text('{tmp_path}/cwd/.tmp/secret.txt')")
+            spill = chunk.execute("SELECT current_setting('temp_directory')")
+            assert spill is not None and Path(spill[0]).parent == Path(chunk.directory)
+            assert Path(spill[0]).is_dir()
+
+
 def test_sql_writes_parquet(tmp_path: Path) -> None:
     job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
     processor = get_processor("sql", sql_config("SELECT count(*) AS n FROM chunk", "parquet"))

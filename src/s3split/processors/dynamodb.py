@@ -41,7 +41,8 @@ DYNAMODB_TYPES = frozenset({"N", "S", "BOOL"})
 
 def _column_types(text: str) -> dict[str, str]:
     types = json_document(text)
-    if not isinstance(types, dict) or not all(t in DYNAMODB_TYPES for t in types.values()):
+    if not isinstance(types, dict) or not all(isinstance(t, str) and t in DYNAMODB_TYPES
+                                              for t in types.values()):
         raise InvalidOption(f"expected {{\"column\": {' | '.join(sorted(DYNAMODB_TYPES))}}}, "
                             f"got {text}")
     return types

@@ -73,6 +73,7 @@ def quote_literal(text: str) -> str:
 
 SCAN_BLOCK = 1 << 20  # (its passes stay in the CPU's cache: twice as fast as 8 MiB)
 MAX_COLUMNS = 2000
+SPILL = "spill"  # a database's temporary files: a directory of its scratch directory
 NULL_TEXT = "\n"  # DuckDB's NULL string: no unquoted field holds a line end, so none is NULL
 
 
@@ -162,14 +163,19 @@ def error_text(exc: Exception) -> str:
     return ": ".join(lines[:1] + counts[:1])
 
 
-def sandboxed(*directories: str, paths: Sequence[str] = ()) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB that reaches only ``directories`` and ``paths``, one thread (a
-    worker per lane: the lanes are the parallelism)."""
+def sandboxed(scratch: str, *directories: str, paths: Sequence[str] = ()
+              ) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB that reaches only ``scratch`` (where it spills), ``directories``
+    and ``paths``, one thread (a worker per lane: the lanes are the parallelism)."""
     import duckdb
 
+    # Its own temporary directory is one it reaches: DuckDB's default, ``.tmp`` in the
+    # working directory, let a query read the files there.
     connection = duckdb.connect(config={"threads": 1, "autoinstall_known_extensions": False,
-                                        "autoload_known_extensions": False})
-    allowed = ", ".join(quote_literal(os.path.join(d, "")) for d in directories)
+                                        "autoload_known_extensions": False,
+                                        "temp_directory": os.path.join(scratch, SPILL)})
+    allowed = ", ".join(quote_literal(os.path.join(d, ""))
+                        for d in dict.fromkeys((scratch, *directories)))
     connection.execute(f"SET allowed_directories = [{allowed}]")
     connection.execute(f"SET allowed_paths = [{', '.join(quote_literal(p) for p in paths)}]")
     connection.execute("SET TimeZone = 'UTC'")  # a naive datetime is UTC in a typed column
@@ -198,6 +204,7 @@ class _Worker(threading.local):
                 tempfile.gettempdir(), f"s3split-native-{secrets.token_hex(8)}")
             try:
                 os.mkdir(self.scratch, 0o700)
+                os.mkdir(os.path.join(self.scratch, SPILL))  # (the kept database spills there)
                 break
             except FileExistsError:  # (not ours: another name, so another database)
                 self.scratch = ""
@@ -216,7 +223,7 @@ class _Worker(threading.local):
         if self.database is None or reaches != self.reaches:
             if self.database is not None:
                 self.database.close()
-            self.database, self.reaches = sandboxed(*reaches), reaches
+            self.database, self.reaches = sandboxed(self.scratch, *reaches), reaches
         return self.database.cursor()
 
 

@@ -46,6 +46,8 @@ def _parse_custom(value: str) -> dict[str, str]:
         name, _, target = (part.strip() for part in entry.partition("="))
         if not name or ":" not in target:
             raise InvalidOption(f"expected name=module:function, got {entry!r}")
+        if name in BUILTINS:  # (the built-in would run, the user's code never)
+            raise InvalidOption(f"{name} is a built-in processor: name {target} otherwise")
         custom[name] = target
     return custom
 
@@ -102,6 +104,16 @@ def check_known(name: str, settings: Settings, custom: Mapping[str, str]) -> Non
         _build(name, settings)
     elif name not in processor_names(custom):
         raise _unknown(name, custom)
+    else:
+        _check_one_target(name, _entry_points(), custom)
+
+
+def _check_one_target(name: str, entry_points: Mapping[str, importlib.metadata.EntryPoint],
+                      custom: Mapping[str, str]) -> None:
+    if name in entry_points and name in custom:  # (the entry point would run, theirs never)
+        raise InvalidOption(f"processor {name} is an installed entry point "
+                            f"({entry_points[name].value}): S3SPLIT_PROCESSORS names "
+                            f"{custom[name]} as {name}: name it otherwise")
 
 
 def _unknown(name: str, custom: Mapping[str, str]) -> InvalidOption:
@@ -120,11 +132,13 @@ def get_processor(name: str, env: Mapping[str, str] = os.environ) -> Processor:
     if name in BUILTINS:
         return _build(name, processor_settings(name, env))
     entry_points = _entry_points()
+    _check_one_target(name, entry_points, custom)
     if name in entry_points:
         try:
             target = entry_points[name].load()
-        except (ImportError, AttributeError) as exc:
-            raise InvalidOption(f"processor {name} cannot be loaded: {exc}") from None
+        except (Exception, SystemExit) as exc:  # (its import runs its code: any error)
+            raise InvalidOption(f"processor {name} cannot be loaded: "
+                                f"{type(exc).__name__}: {exc}") from None
         return _as_processor(target, name)
     if name in custom:
         return _as_processor(_load_target(custom[name]), custom[name])
@@ -156,8 +170,9 @@ def _load_target(target: str) -> Any:
         found: Any = importlib.import_module(module_name)
         for part in attribute.split("."):
             found = getattr(found, part)
-    except (ImportError, AttributeError) as exc:
-        raise InvalidOption(f"processor {target} cannot be loaded: {exc}") from None
+    except (Exception, SystemExit) as exc:  # (an import runs its code: any error)
+        raise InvalidOption(f"processor {target} cannot be loaded: "
+                            f"{type(exc).__name__}: {exc}") from None
     return found
 
 

@@ -57,7 +57,7 @@ class Setting(Generic[T]):
     def parsed(self, text: str) -> T:
         """``text`` as this setting's value; InvalidOption naming the variable."""
         try:
-            return self.parse(text)
+            return self.parse(variable_text(text))
         except (ValueError, InvalidOption) as exc:
             raise InvalidOption(f"{self.variable}: {exc}") from None
 
@@ -103,12 +103,38 @@ class Settings:
         return value
 
 
-def json_document(value: str) -> Any:
-    """A JSON value; InvalidOption says what is wrong with it."""
+def variable_text(text: str) -> str:
+    """``text`` when an environment variable can hold it (a resume passes a recorded value
+    on as one; a worker's environment cannot be set with a NUL) and it is UTF-8 text (an
+    environment's invalid UTF-8 reaches Python as lone surrogates); InvalidOption if not."""
+    if "\x00" in text:
+        raise InvalidOption(f"a NUL byte at character {text.index(chr(0))}")
+    _check_utf8(text)
+    return text
+
+
+def _check_utf8(text: str) -> None:
     try:
-        return json.loads(value)
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidOption(f"not UTF-8 text at character {exc.start}") from None
+
+
+def json_document(value: str, where: str = "not valid JSON") -> Any:
+    """A JSON value whose strings are UTF-8 text; InvalidOption says what is wrong with it
+    (``where`` first)."""
+    try:
+        document = json.loads(value)
     except ValueError as exc:
-        raise InvalidOption(f"not valid JSON: {exc}") from None
+        raise InvalidOption(f"{where}: {exc}") from None
+    except RecursionError:
+        raise InvalidOption(f"{where}: nested too deeply") from None
+    try:
+        json.dumps(document, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # (no UTF-8 text can hold it: a run could not record it)
+        raise InvalidOption(f"{where}: a string escapes a lone surrogate (\\ud800 ..), "
+                            "not UTF-8 text") from None
+    return document
 
 
 def json_object_or_file(value: str) -> dict[str, Any]:
@@ -123,10 +149,7 @@ def json_object_or_file(value: str) -> dict[str, Any]:
             raise InvalidOption(f"cannot read {value}: {exc.strerror}") from None
         except UnicodeDecodeError as exc:
             raise InvalidOption(f"cannot read {value}: {exc}") from None
-        try:
-            document = json.loads(content)
-        except ValueError as exc:
-            raise InvalidOption(f"file {value} is not valid JSON: {exc}") from None
+        document = json_document(content, f"file {value} is not valid JSON")
     if not isinstance(document, dict):
         raise InvalidOption("expected a JSON object")
     return document

@@ -124,7 +124,7 @@ def _parse_column(name: str, spec: Any) -> Column:
     if not isinstance(spec, dict):
         raise InvalidOption(f"schema column {name!r}: expected an object, got {spec!r}")
     kind = spec.get("type", "str")
-    if kind not in PARSERS:
+    if not isinstance(kind, str) or kind not in PARSERS:
         raise InvalidOption(f"schema column {name!r}: unknown type {kind!r}; "
                             f"known: {', '.join(PARSERS)}")
     return Column(name, kind, bool(spec.get("required", False)))
