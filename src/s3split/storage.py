@@ -156,6 +156,15 @@ def make_directory(directory: str, uri: str) -> None:
                 "another destination") from None
 
 
+
+def json_document(data: bytes | str) -> Any:
+    """``data`` parsed as JSON; ValueError also for one nested too deeply to parse (a file
+    written to break the reader: Python's parser recurses)."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
 class Storage:
     """Local files and S3 objects behind one small interface."""
 
@@ -284,7 +293,7 @@ class Storage:
 
     def read_json(self, uri: str) -> Any:
         with self.open_read(uri) as f:
-            return json.loads(f.read())
+            return json_document(f.read())
 
     def read_json_version(self, uri: str) -> tuple[Any, str] | None:
         """A JSON document and a version token for ``put_json_if``; None when it is absent."""
@@ -295,13 +304,13 @@ class Storage:
                     response = self.s3.get_object(Bucket=bucket, Key=key)
             except self.s3.exceptions.NoSuchKey:
                 return None
-            return json.loads(response["Body"].read()), response["ETag"]
+            return json_document(response["Body"].read()), response["ETag"]
         try:
             with open(uri, "rb") as f:
                 data = f.read()
         except FileNotFoundError:
             return None
-        return json.loads(data), _version(data)
+        return json_document(data), _version(data)
 
     def put_json_if(self, uri: str, document: Any, version: str | None) -> bool:
         """Write ``document`` only if ``uri`` is still at ``version`` (None: still absent).

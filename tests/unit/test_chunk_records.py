@@ -138,6 +138,7 @@ def test_a_status_record_that_is_not_one_is_named_with_what_to_do(
 
 @pytest.mark.parametrize(("document", "problem"), [
     ("", "not a JSON document"),
+    ("[" * 100_000 + "]" * 100_000, "not a JSON document .*nested too deeply"),
     ("{}", "not a manifest: no 'source' field"),
     ('{"source": "x", "settings": {}, "header": "", "header_bytes": 0, "bom": false, '
      '"chunks": []}', "not a manifest"),
@@ -153,6 +154,7 @@ def test_a_manifest_that_is_not_one_is_named(tmp_path: Path, document: str,
 
 @pytest.mark.parametrize(("document", "problem"), [
     ("garbage", "not a JSON document"),
+    ('{"a":' * 100_000 + "1" + "}" * 100_000, "not a JSON document .*nested too deeply"),
     ('"a string"', "expected a JSON object, found str"),
     ('{"execution": "e", "since": "now"}', "not a run lock .*lease"),
     ('{"lease": 1, "execution": "e", "since": "now"}', "not a run lock"),

@@ -211,8 +211,6 @@ def _resumed_settings(location: str, processor: str, storage: Storage) -> dict[s
         document = storage.read_json(uri)
     except ValueError as exc:
         raise InvalidInput(f"{uri}: not valid JSON: {exc}") from None
-    except RecursionError:
-        raise InvalidInput(f"{uri}: not valid JSON: nested too deeply") from None
     return resume_environment(document, uri, processor, os.environ)
 
 

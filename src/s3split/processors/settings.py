@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from s3split.errors import InvalidOption
+from s3split.storage import json_document as parse_json
 
 T = TypeVar("T")
 
@@ -124,11 +125,9 @@ def json_document(value: str, where: str = "not valid JSON") -> Any:
     """A JSON value whose strings are UTF-8 text; InvalidOption says what is wrong with it
     (``where`` first)."""
     try:
-        document = json.loads(value)
+        document = parse_json(value)
     except ValueError as exc:
         raise InvalidOption(f"{where}: {exc}") from None
-    except RecursionError:
-        raise InvalidOption(f"{where}: nested too deeply") from None
     try:
         json.dumps(document, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # (no UTF-8 text can hold it: a run could not record it)
