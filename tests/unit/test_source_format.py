@@ -111,6 +111,17 @@ def test_invalid_utf8_is_found_wherever_blocks_cut(tmp_path: Path, data: bytes, 
         split_bytes(tmp_path, data, SplitSettings(chunk_size=3), block_size=block_size)
 
 
+def test_a_character_cut_short_where_a_block_ends_on_a_word_is_found(tmp_path: Path) -> None:
+    # The first block's last lead waits for the second, whose last lead waits too: the bytes
+    # checked with the second end on a 64-byte word, right after the cut-short E2 82.
+    block = splitter.BLOCK
+    wide = "\u00e9".encode() * (block // 2 - 2)  # (dense: every byte is checked)
+    first = b"h\n" + wide + b"a\xc3"
+    second = b"\xa9" + wide + b"\xe2\x82\xc3"
+    with pytest.raises(SourceNotUtf8, match=f"byte {2 * block - 3} \\(line 2\\) is 0xE2"):
+        split_bytes(tmp_path, first + second + b"\xa9\n", SplitSettings(chunk_size=3))
+
+
 def test_valid_utf8_of_every_width_passes_cut_anywhere(tmp_path: Path) -> None:
     rng = random.Random(7)
     words = ["a", "\u00e9", "\u6771\u4eac", "\U0001f600", "\u0800", "\ud7ff", "\U0010ffff"]
