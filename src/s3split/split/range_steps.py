@@ -607,13 +607,13 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
     staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE, got=got,
                      fetch=KeptReads(get, [(HEAD, 0, len(start))], got))
     on_progress(staged.plan.data_start)
-    kept = KeptReads(get, twice_read(staged.plan, got), got)
+    kept = KeptReads(get, twice_read(staged.plan, got), got, cap=KEEP_CAP)
     combiner = Combiner(staged.plan, staged.header_lines)
     written: list[Future[list[tuple[ChunkEntry, str]]]] = []
 
     def assembled(chunk: Chunk) -> Future[list[tuple[ChunkEntry, str]]]:
         future = copies.submit(assemble, storage, staged, [chunk], kept)
-        future.add_done_callback(lambda _: kept.release(_target(staged.plan, chunk.start)))
+        future.add_done_callback(lambda _: _release_targets(kept, staged.plan, chunk))
         return future
 
     with ThreadPoolExecutor(SERVER_SIDE_SCANS) as scans, \
@@ -663,4 +663,19 @@ def twice_read(plan: Plan, got: Sequence[tuple[int, bytes]]) -> list[tuple[str, 
 
 def _target(plan: Plan, offset: int) -> str:
     """The owner of the zone of the last chunk target at or before ``offset``."""
-    return f"target {(offset - plan.data_start) // plan.chunk_size}"
+    return f"target {_target_index(plan, offset)}"
+
+
+def _target_index(plan: Plan, offset: int) -> int:
+    return (offset - plan.data_start) // plan.chunk_size
+
+
+def _release_targets(kept: KeptReads, plan: Plan, chunk: Chunk) -> None:
+    """Release the zones of the targets from the chunk's start up to the next chunk's: a
+    record longer than a chunk passes targets no chunk starts after, whose zones no one
+    reads again (held, they would fill the cap with what is never asked for)."""
+    first = _target_index(plan, chunk.start)
+    stop = _target_index(plan, chunk.end) if chunk.end < plan.size else \
+        _target_index(plan, plan.size - 1) + 1
+    for index in range(first, max(stop, first + 1)):
+        kept.release(f"target {index}")
