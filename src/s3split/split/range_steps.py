@@ -14,7 +14,7 @@ source on the state machine (``s3split.pipeline.range_tasks`` runs each step as 
 * ``finish`` writes the manifest, the single pass's own but for its ``assembly`` record.
 
 Every read and copy is of the version ``prepare`` pinned: an S3 source by its version id and
-ETag, a local one by its identity (inode, mtime, size) checked around each step; another
+ETag, a local one by its identity (inode, mtime, ctime, size) checked around each step; another
 version fails ``SourceChanged``. Each step can run again with the same result.
 """
 
