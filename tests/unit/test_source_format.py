@@ -147,6 +147,16 @@ def test_the_first_error_in_or_after_the_header_is_raised_whatever_the_blocks(
                     block_size=block_size, cuts=cuts)
 
 
+@pytest.mark.parametrize("cuts", [None, [9]], ids=["single pass", "ranges"])
+def test_a_strict_error_in_a_header_longer_than_a_span_names_its_line(
+        tmp_path: Path, cuts: list[int] | None) -> None:
+    span = splitter.SPAN
+    data = b'"' + b"\r\n" * span + b'"x,\xff\n1,2\n'  # text after the quote at 2 * span + 2
+    with pytest.raises(MalformedCsv, match=re.escape(
+            f"source.csv: text after a closing quote at byte {2 * span + 2} (line {span + 1})")):
+        split_bytes(tmp_path, data, SplitSettings(chunk_size=5, strict=True), cuts=cuts)
+
+
 def test_valid_utf8_of_every_width_passes_cut_anywhere(tmp_path: Path) -> None:
     rng = random.Random(7)
     words = ["a", "\u00e9", "\u6771\u4eac", "\U0001f600", "\u0800", "\ud7ff", "\U0010ffff"]

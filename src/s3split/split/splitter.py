@@ -316,9 +316,18 @@ class SplitRun:
         """Fail at byte ``bad``, after the CSV errors before it (each error is the first in
         the source, whatever the blocks: the range split raises the same)."""
         before = data[:max(bad - base, 0)]
-        self.scanner.scan(before, self.state, base, lines)  # (raises MalformedCsv, if any)
+        self._check_csv(before, base, lines)
         assert self.utf8 is not None
         raise not_utf8(self.source, bad, lines + line_ends(before) + 1, self.utf8.byte)
+
+    def _check_csv(self, data: bytes, base: int, lines: int) -> None:
+        """Scan ``data`` (at ``base``, after ``lines`` line ends) from the current state, span
+        by span (the scanner's work arrays stay span-sized): raises its ``MalformedCsv``."""
+        state, pos = self.state, 0
+        while pos < len(data):
+            end = _cut(data, pos + self.span)
+            scan = self.scanner.scan(data[pos:end], state, base + pos, lines)
+            state, lines, pos = scan.state, lines + len(scan.line_ends), end
 
     def _next_boundary(self, survey: Survey, base: int, done: int, taken: int) -> int:
         """The record end (an offset in the span at ``base``) where the current chunk closes,
@@ -503,7 +512,7 @@ class SplitRun:
         if self.utf8 is not None and (bad := self.utf8.check(self.header, start)) >= 0:
             self._not_utf8(self.header, start, lines, bad)
         if self.scanner.strict:
-            self.scanner.scan(self.header, State.RECORD, start, lines)
+            self._check_csv(self.header, start, lines)
         if self.open_quote[0] >= 0:
             self.state = State.QUOTED
             self.finish_last_chunk()  # raises UnterminatedQuote
