@@ -25,6 +25,7 @@ import math
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -272,9 +273,13 @@ class KeptReads:
         """``zones``: (owner, start, end), in any order, overlapping or not; ``got``: bytes
         already read, (offset, bytes), kept where a zone covers them."""
         self.get, self.cap, self.held = get, cap, 0
-        self.zones = _disjoint(zones)
+        self.zones = _disjoint(zones)  # (a released zone stays, without owners or bytes)
         self.starts = [z.start for z in self.zones]
-        self.lock = threading.Lock()  # (the zone list and ``held``; a zone's bytes: its own)
+        self.owned: dict[str, list[_Zone]] = {}
+        for zone in self.zones:
+            for owner in zone.owners:
+                self.owned.setdefault(owner, []).append(zone)
+        self.lock = threading.Lock()  # (owners and ``held``; a zone's bytes: its own)
         reached = 0
         for offset, whole in sorted(got, key=lambda g: g[0]):  # (each byte kept once)
             data = whole[max(reached - offset, 0):]
@@ -297,31 +302,32 @@ class KeptReads:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def release(self, owner: str) -> None:
+        """Drop the bytes of the zones ``owner`` was the last owner of (only its zones are
+        touched: a split releases each of its thousands of owners once)."""
         with self.lock:
-            for zone in self.zones:
+            for zone in self.owned.pop(owner, []):
                 zone.owners.discard(owner)
-            self.held -= sum(len(d) for z in self.zones if not z.owners
-                             for d in z.pieces.values())
-            self.zones = [z for z in self.zones if z.owners]
-            self.starts = [z.start for z in self.zones]
+                if not zone.owners:
+                    self.held -= sum(len(d) for d in zone.pieces.values())
+                    zone.pieces = {}  # (a new dict: a reader in ``_from`` keeps its own)
 
     def _between(self, start: int, end: int) -> list[_Zone]:
         with self.lock:
             first = max(bisect.bisect_right(self.starts, start) - 1, 0)
             found: list[_Zone] = []
-            for zone in self.zones[first:]:
+            for zone in itertools.islice(self.zones, first, None):
                 if zone.start >= end:
                     break
-                if zone.end > start:
+                if zone.end > start and zone.owners:
                     found.append(zone)
             return found
 
     def _from(self, zone: _Zone, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``zone``: what it holds, the rest got now and kept."""
         with zone.lock:
-            parts, pos = [], start
-            for a in sorted(zone.pieces):
-                data = zone.pieces[a]
+            parts, pos, pieces = [], start, zone.pieces
+            for a in sorted(pieces):
+                data = pieces[a]
                 if a + len(data) <= pos or a >= end:
                     continue
                 if pos < a:
@@ -342,13 +348,24 @@ class KeptReads:
 
 
 def _disjoint(zones: Sequence[tuple[str, int, int]]) -> list[_Zone]:
-    """The zones cut where any begins or ends, each piece with every owner that covers it."""
-    edges = sorted({x for _, a, b in zones if a < b for x in (a, b)})
+    """The zones cut where any begins or ends, each piece with every owner that covers it
+    (one sweep over the edges: a split has tens of thousands of zones)."""
+    opening: dict[int, list[str]] = {}
+    closing: dict[int, list[str]] = {}
+    for owner, a, b in zones:
+        if a < b:
+            opening.setdefault(a, []).append(owner)
+            closing.setdefault(b, []).append(owner)
+    covering: Counter[str] = Counter()  # (an owner's zones may overlap)
     out: list[_Zone] = []
-    for a, b in itertools.pairwise(edges):
-        owners = {owner for owner, za, zb in zones if za <= a and b <= zb}
-        if owners:
-            out.append(_Zone(a, b, owners))
+    for a, b in itertools.pairwise(sorted(opening.keys() | closing.keys())):
+        for owner in closing.get(a, ()):
+            covering[owner] -= 1
+            if not covering[owner]:
+                del covering[owner]
+        covering.update(opening.get(a, ()))
+        if covering:
+            out.append(_Zone(a, b, set(covering)))
     return out
 
 
