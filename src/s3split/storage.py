@@ -95,10 +95,12 @@ def basename(uri: str) -> str:
 
 
 def _local_etag(path: str) -> str:
-    """Local files have no ETag: inode, modification time and size identify a version (a
-    file replaced by a rename with its size and mtime kept still has another inode)."""
+    """Local files have no ETag: inode, modification and change times and size identify a
+    version (a file replaced by a rename with its size and mtime kept still has another
+    inode; one rewritten in place with its mtime set back has another change time, which
+    no one can set)."""
     st = os.stat(path)
-    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_size:x}"'
+    return f'"{st.st_ino:x}-{st.st_mtime_ns:x}-{st.st_ctime_ns:x}-{st.st_size:x}"'
 
 
 @dataclass(frozen=True)
@@ -248,7 +250,7 @@ class Storage:
         now = _local_etag(info.uri) if os.path.isfile(info.uri) else None
         if now != info.etag:
             raise SourceChanged(
-                f"{info.uri} changed during the split (inode-mtime-size {info.etag} -> "
+                f"{info.uri} changed during the split (inode-mtime-ctime-size {info.etag} -> "
                 f"{now or 'removed'}); start the split again")
 
     @contextmanager

@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse
 
 from s3split.errors import SourceChanged
 from s3split.split.manifest import SplitSettings
+from s3split.split.range_steps import server_side_applies, split_server_side
 from s3split.split.splitter import split
 from s3split.storage import Storage
 from tests.support.faulty_proxy import FaultyProxy
@@ -107,6 +108,21 @@ def test_connection_reset_mid_body_is_resumed_at_the_right_offset(endpoint: str)
                        SplitSettings(chunk_size=6 * MiB), Storage(s3))
         assert result.done and proxy.cut_done == 1
     assert_every_record_once(s3_client(endpoint), "out/reset")
+
+
+def test_connection_reset_mid_body_of_a_split_assembled_by_s3_is_read_again(
+        endpoint: str) -> None:
+    """Between S3 locations the source is read by ranged GETs of its pinned version: one cut
+    off mid-body is asked again, as the single pass reopens its stream."""
+    port = int(endpoint.rsplit(":", 1)[1])
+    settings = SplitSettings(chunk_size=16 * MiB)
+    assert server_side_applies(f"s3://{BUCKET}/in/big.csv", f"s3://{BUCKET}/out/srv", settings)
+    with FaultyProxy(port, cut_after=3 * MiB) as proxy:
+        s3 = s3_client(f"http://127.0.0.1:{proxy.port}")
+        manifest = split_server_side(f"s3://{BUCKET}/in/big.csv", f"s3://{BUCKET}/out/srv",
+                                     settings, Storage(s3))
+        assert manifest is not None and proxy.cut_done == 1
+    assert assert_every_record_once(s3_client(endpoint), "out/srv")["assembly"] is not None
 
 
 def test_persistent_errors_fail_the_split_and_leave_no_manifest(endpoint: str) -> None:

@@ -149,3 +149,37 @@ def test_a_split_without_credentials_fails_in_one_line(s3_endpoint: str) -> None
     assert done.returncode == 1
     assert done.stderr.splitlines() == [
         "s3split: error: Unable to locate credentials"], done.stderr
+
+
+def test_records_longer_than_a_chunk_leave_nothing_kept_that_is_not_read_again(
+        server_s3: Any, s3_endpoint: str) -> None:
+    """Records of 3 MiB in chunks of 1 MiB pass two chunk targets each that no chunk starts
+    after: what is kept for them is released with the chunk before them, so the cap (small
+    here, the ranges too, so chunks are assembled while later ranges are scanned) holds only
+    what is read again, and each source byte is still got once."""
+    from unittest import mock
+
+    from s3split.split import range_steps
+    from s3split.split.manifest import SplitSettings
+    from s3split.storage import Storage
+
+    data = HEADER + b"".join(b"%d,%s,n\r\n" % (i, b"x" * (3 * MiB)) for i in range(12))
+    server_s3.put_object(Bucket=BUCKET, Key="srv/long.csv", Body=data)
+    source, dest = f"s3://{BUCKET}/srv/long.csv", f"s3://{BUCKET}/srv/long-parts"
+    with CountingProxy(int(s3_endpoint.rsplit(":", 1)[1])) as proxy, \
+            mock.patch.object(range_steps, "KEEP_CAP", 24 * MiB), \
+            mock.patch.object(range_steps, "SERVER_SIDE_RANGE", 4 * MiB):
+        client = s3_client(f"http://127.0.0.1:{proxy.port}")
+        requests: list[str] = []
+        client.meta.events.register("before-send.s3", lambda **kw: requests.append(
+            kw["request"].method))
+        manifest = range_steps.split_server_side(source, dest, SplitSettings(chunk_size=MiB),
+                                                 Storage(client))
+        _, received = proxy.reset()
+    assert manifest is not None and manifest.rows == 12 == len(manifest.chunks)
+    assert len(data) <= received <= len(data) + REQUEST_OVERHEAD * len(requests), (
+        received, len(data), len(requests))
+    for entry in manifest.chunks:
+        start = entry.source_offset
+        assert read(server_s3, entry.uri) == HEADER + data[start:start + entry.bytes
+                                                           - len(HEADER)], entry.index

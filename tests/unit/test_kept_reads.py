@@ -117,3 +117,27 @@ def test_a_range_scan_through_a_pinned_reader_gets_each_byte_once() -> None:
     scan = scan_range(read, plan, 0)
     assert scan.pieces[State.RECORD].rows == 40_000
     assert set(times[9:]) == {1}
+
+
+@settings(max_examples=200, deadline=None)
+@given(zones=zones, reads=st.lists(spans, max_size=8), released=st.sets(st.sampled_from("abc")))
+def test_released_owners_bytes_are_got_again_and_the_rest_still_kept(
+        zones: list[tuple[str, int, int]], reads: list[tuple[int, int]],
+        released: set[str]) -> None:
+    source = Source()
+    kept = KeptReads(source.get, zones)
+    for a, b in reads:
+        assert kept(a, b) == DATA[a:b]
+    for owner in released:
+        kept.release(owner)
+    before = list(source.times)
+    for a, b in reads:
+        assert kept(a, b) == DATA[a:b]
+    still = {i for owner, a, b in zones if owner not in released for i in range(a, b)}
+    for i, times in enumerate(source.times):
+        asked = sum(1 for a, b in reads if a <= i < b)
+        assert times - before[i] == (0 if i in still else asked), i
+    assert kept.held == len({i for i in still if any(a <= i < b for a, b in reads)})
+    for owner in "abc":
+        kept.release(owner)
+    assert kept.held == 0

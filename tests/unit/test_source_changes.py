@@ -1,9 +1,9 @@
 """A source that changes is detected, never mixed; a run's split is reused only whole.
 
 Local files cannot be pinned to a version: a rewrite during the split is found from the bytes
-read and the file's identity (inode, mtime, size) at the end. Plan refuses to resume a run whose
-source changed before it touches anything; a fresh run clears the earlier run's outcomes; a
-split whose chunks are gone (the lifecycle rule expires them) is split again.
+read and the file's identity (inode, mtime, ctime, size) at the end. Plan refuses to resume a
+run whose source changed before it touches anything; a fresh run clears the earlier run's
+outcomes; a split whose chunks are gone (the lifecycle rule expires them) is split again.
 """
 
 import gzip
@@ -60,7 +60,17 @@ def replace_keeping_size_and_mtime(path: Path) -> None:
     os.replace(other, path)
 
 
-@pytest.mark.parametrize("change", [append, rewrite_shorter, replace_keeping_size_and_mtime])
+def rewrite_in_place_keeping_size_and_mtime(path: Path) -> None:
+    """The same file rewritten, its mtime set back (``touch -r``, ``rsync --inplace`` with
+    times): inode, size and mtime as before; only the change time tells."""
+    st = path.stat()
+    with path.open("r+b") as f:
+        f.write(path.read_bytes().replace(b"with", b"WITH"))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@pytest.mark.parametrize("change", [append, rewrite_shorter, replace_keeping_size_and_mtime,
+                                    rewrite_in_place_keeping_size_and_mtime])
 def test_a_local_source_rewritten_mid_split_fails_and_leaves_no_manifest(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
     monkeypatch.setattr(storage_module, "READ_BUFFER", 4096)  # reads interleave with the split

@@ -8,6 +8,7 @@ import codecs
 import csv
 import io
 import random
+import re
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,10 @@ from s3split.errors import (
     DelimiterUnclear,
     HeaderTooLong,
     InvalidOption,
+    MalformedCsv,
     SourceNotUtf8,
     SourceUndecodable,
+    UnterminatedQuote,
 )
 from s3split.split import splitter
 from s3split.split.manifest import SplitSettings
@@ -109,6 +112,49 @@ def test_invalid_utf8_is_found_wherever_blocks_cut(tmp_path: Path, data: bytes, 
                                                    line: int, block_size: int) -> None:
     with pytest.raises(SourceNotUtf8, match=f"byte {offset} \\(line {line}\\)"):
         split_bytes(tmp_path, data, SplitSettings(chunk_size=3), block_size=block_size)
+
+
+def test_a_character_cut_short_where_a_block_ends_on_a_word_is_found(tmp_path: Path) -> None:
+    # The first block's last lead waits for the second, whose last lead waits too: the bytes
+    # checked with the second end on a 64-byte word, right after the cut-short E2 82.
+    block = splitter.BLOCK
+    wide = "\u00e9".encode() * (block // 2 - 2)  # (dense: every byte is checked)
+    first = b"h\n" + wide + b"a\xc3"
+    second = b"\xa9" + wide + b"\xe2\x82\xc3"
+    with pytest.raises(SourceNotUtf8, match=f"byte {2 * block - 3} \\(line 2\\) is 0xE2"):
+        split_bytes(tmp_path, first + second + b"\xa9\n", SplitSettings(chunk_size=3))
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    # A --strict error just after the header, behind a byte UTF-8 does not allow: the header's
+    # scan must not see past the header's end (it would, in a block holding both).
+    (b'id,v\n1\xff,"b"x\n1,2\n', "not UTF-8: byte 6 (line 2) is 0xFF"),
+    (b'id,v\n1,"b"x\xff\n1,2\n', "text after a closing quote at byte 10 (line 2)"),
+    # In the header itself: the first of the two in the source.
+    (b'a\xff,"b"x\n1,2\n', "not UTF-8: byte 1 (line 1) is 0xFF"),
+    (b'a,"b"x\xff\n1,2\n', "text after a closing quote at byte 5 (line 1)"),
+    # A quoted header never closed: a byte UTF-8 does not allow comes first, as in the data.
+    (b'a\xff,"b\n', "not UTF-8: byte 1 (line 1) is 0xFF"),
+    (b'a,"b\xe2\x82', "unterminated quoted field: the quote at byte 2 (line 1)"),
+])
+@pytest.mark.parametrize("block_size", [1, 3, 1 << 20])
+@pytest.mark.parametrize("cuts", [None, [9]], ids=["single pass", "ranges"])
+def test_the_first_error_in_or_after_the_header_is_raised_whatever_the_blocks(
+        tmp_path: Path, data: bytes, error: str, block_size: int, cuts: list[int] | None) -> None:
+    with pytest.raises((SourceNotUtf8, MalformedCsv, UnterminatedQuote),
+                       match=re.escape(f"source.csv: {error}")):
+        split_bytes(tmp_path, data, SplitSettings(chunk_size=5, strict=True),
+                    block_size=block_size, cuts=cuts)
+
+
+@pytest.mark.parametrize("cuts", [None, [9]], ids=["single pass", "ranges"])
+def test_a_strict_error_in_a_header_longer_than_a_span_names_its_line(
+        tmp_path: Path, cuts: list[int] | None) -> None:
+    span = splitter.SPAN
+    data = b'"' + b"\r\n" * span + b'"x,\xff\n1,2\n'  # text after the quote at 2 * span + 2
+    with pytest.raises(MalformedCsv, match=re.escape(
+            f"source.csv: text after a closing quote at byte {2 * span + 2} (line {span + 1})")):
+        split_bytes(tmp_path, data, SplitSettings(chunk_size=5, strict=True), cuts=cuts)
 
 
 def test_valid_utf8_of_every_width_passes_cut_anywhere(tmp_path: Path) -> None:

@@ -60,3 +60,19 @@ def test_the_check_finds_the_first_byte_the_decoder_refuses(sparse_leads: int,
     assert found == expected
     if expected >= 0:
         assert byte == data[expected]
+
+
+# A character cut short right before a lead the block's end holds back: where the bytes the
+# check keeps end on a 64-byte word, the shift of the truncated character's claims drops the
+# claim past that end, which must not make it look complete.
+@pytest.mark.parametrize("short", [b"\xc3", b"\xe2\x82", b"\xe2", b"\xf0\x9f\x98", b"\xf0\x9f",
+                                   b"\xf0"])
+@pytest.mark.parametrize("held", [b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98"])
+@pytest.mark.parametrize("words", [1, 2, 16384])
+def test_a_character_cut_short_at_a_words_end_before_a_held_lead(short: bytes, held: bytes,
+                                                                 words: int) -> None:
+    kept = b"a" * (64 * words - len(short)) + short
+    rest = {b"\xc3": b"\xa9", b"\xe2\x82": b"\xac", b"\xf0\x9f\x98": b"\x80"}[held] + b"\n"
+    data = kept + held + rest
+    assert first_invalid(data) == len(kept) - len(short)
+    assert checked(data, [len(kept) + len(held)]) == (len(kept) - len(short), short[0])

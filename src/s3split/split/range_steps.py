@@ -14,7 +14,7 @@ source on the state machine (``s3split.pipeline.range_tasks`` runs each step as 
 * ``finish`` writes the manifest, the single pass's own but for its ``assembly`` record.
 
 Every read and copy is of the version ``prepare`` pinned: an S3 source by its version id and
-ETag, a local one by its identity (inode, mtime, size) checked around each step; another
+ETag, a local one by its identity (inode, mtime, ctime, size) checked around each step; another
 version fails ``SourceChanged``. Each step can run again with the same result.
 """
 
@@ -25,6 +25,7 @@ import math
 import os
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -272,9 +273,13 @@ class KeptReads:
         """``zones``: (owner, start, end), in any order, overlapping or not; ``got``: bytes
         already read, (offset, bytes), kept where a zone covers them."""
         self.get, self.cap, self.held = get, cap, 0
-        self.zones = _disjoint(zones)
+        self.zones = _disjoint(zones)  # (a released zone stays, without owners or bytes)
         self.starts = [z.start for z in self.zones]
-        self.lock = threading.Lock()  # (the zone list and ``held``; a zone's bytes: its own)
+        self.owned: dict[str, list[_Zone]] = {}
+        for zone in self.zones:
+            for owner in zone.owners:
+                self.owned.setdefault(owner, []).append(zone)
+        self.lock = threading.Lock()  # (owners and ``held``; a zone's bytes: its own)
         reached = 0
         for offset, whole in sorted(got, key=lambda g: g[0]):  # (each byte kept once)
             data = whole[max(reached - offset, 0):]
@@ -297,31 +302,32 @@ class KeptReads:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def release(self, owner: str) -> None:
+        """Drop the bytes of the zones ``owner`` was the last owner of (only its zones are
+        touched: a split releases each of its thousands of owners once)."""
         with self.lock:
-            for zone in self.zones:
+            for zone in self.owned.pop(owner, []):
                 zone.owners.discard(owner)
-            self.held -= sum(len(d) for z in self.zones if not z.owners
-                             for d in z.pieces.values())
-            self.zones = [z for z in self.zones if z.owners]
-            self.starts = [z.start for z in self.zones]
+                if not zone.owners:
+                    self.held -= sum(len(d) for d in zone.pieces.values())
+                    zone.pieces = {}  # (a new dict: a reader in ``_from`` keeps its own)
 
     def _between(self, start: int, end: int) -> list[_Zone]:
         with self.lock:
             first = max(bisect.bisect_right(self.starts, start) - 1, 0)
             found: list[_Zone] = []
-            for zone in self.zones[first:]:
+            for zone in itertools.islice(self.zones, first, None):
                 if zone.start >= end:
                     break
-                if zone.end > start:
+                if zone.end > start and zone.owners:
                     found.append(zone)
             return found
 
     def _from(self, zone: _Zone, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` of ``zone``: what it holds, the rest got now and kept."""
         with zone.lock:
-            parts, pos = [], start
-            for a in sorted(zone.pieces):
-                data = zone.pieces[a]
+            parts, pos, pieces = [], start, zone.pieces
+            for a in sorted(pieces):
+                data = pieces[a]
                 if a + len(data) <= pos or a >= end:
                     continue
                 if pos < a:
@@ -342,13 +348,24 @@ class KeptReads:
 
 
 def _disjoint(zones: Sequence[tuple[str, int, int]]) -> list[_Zone]:
-    """The zones cut where any begins or ends, each piece with every owner that covers it."""
-    edges = sorted({x for _, a, b in zones if a < b for x in (a, b)})
+    """The zones cut where any begins or ends, each piece with every owner that covers it
+    (one sweep over the edges: a split has tens of thousands of zones)."""
+    opening: dict[int, list[str]] = {}
+    closing: dict[int, list[str]] = {}
+    for owner, a, b in zones:
+        if a < b:
+            opening.setdefault(a, []).append(owner)
+            closing.setdefault(b, []).append(owner)
+    covering: Counter[str] = Counter()  # (an owner's zones may overlap)
     out: list[_Zone] = []
-    for a, b in itertools.pairwise(edges):
-        owners = {owner for owner, za, zb in zones if za <= a and b <= zb}
-        if owners:
-            out.append(_Zone(a, b, owners))
+    for a, b in itertools.pairwise(sorted(opening.keys() | closing.keys())):
+        for owner in closing.get(a, ()):
+            covering[owner] -= 1
+            if not covering[owner]:
+                del covering[owner]
+        covering.update(opening.get(a, ()))
+        if covering:
+            out.append(_Zone(a, b, set(covering)))
     return out
 
 
@@ -605,13 +622,13 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
     staged = prepare(source, dest, settings, storage, "local", SERVER_SIDE_RANGE, got=got,
                      fetch=KeptReads(get, [(HEAD, 0, len(start))], got))
     on_progress(staged.plan.data_start)
-    kept = KeptReads(get, twice_read(staged.plan, got), got)
+    kept = KeptReads(get, twice_read(staged.plan, got), got, cap=KEEP_CAP)
     combiner = Combiner(staged.plan, staged.header_lines)
     written: list[Future[list[tuple[ChunkEntry, str]]]] = []
 
     def assembled(chunk: Chunk) -> Future[list[tuple[ChunkEntry, str]]]:
         future = copies.submit(assemble, storage, staged, [chunk], kept)
-        future.add_done_callback(lambda _: kept.release(_target(staged.plan, chunk.start)))
+        future.add_done_callback(lambda _: _release_targets(kept, staged.plan, chunk))
         return future
 
     with ThreadPoolExecutor(SERVER_SIDE_SCANS) as scans, \
@@ -661,4 +678,19 @@ def twice_read(plan: Plan, got: Sequence[tuple[int, bytes]]) -> list[tuple[str, 
 
 def _target(plan: Plan, offset: int) -> str:
     """The owner of the zone of the last chunk target at or before ``offset``."""
-    return f"target {(offset - plan.data_start) // plan.chunk_size}"
+    return f"target {_target_index(plan, offset)}"
+
+
+def _target_index(plan: Plan, offset: int) -> int:
+    return (offset - plan.data_start) // plan.chunk_size
+
+
+def _release_targets(kept: KeptReads, plan: Plan, chunk: Chunk) -> None:
+    """Release the zones of the targets from the chunk's start up to the next chunk's: a
+    record longer than a chunk passes targets no chunk starts after, whose zones no one
+    reads again (held, they would fill the cap with what is never asked for)."""
+    first = _target_index(plan, chunk.start)
+    stop = _target_index(plan, chunk.end) if chunk.end < plan.size else \
+        _target_index(plan, plan.size - 1) + 1
+    for index in range(first, max(stop, first + 1)):
+        kept.release(f"target {index}")

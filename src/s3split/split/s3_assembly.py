@@ -33,7 +33,7 @@ from s3split.errors import (
 )
 from s3split.split.splitter import CHUNK_TAGS
 from s3split.storage import ObjectInfo, is_s3, split_s3
-from s3split.transient import transient_errors
+from s3split.transient import is_transient, transient_errors
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -45,6 +45,9 @@ MAX_PART = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 MAX_OBJECT = 5 * 1024 * 1024 * MiB
 COPY_PART_SIZE = 512 * MiB
+# A ranged GET whose body is cut off is asked again (botocore retries only what fails before
+# the body): the pinned version gives the same bytes, or fails SourceChanged.
+BODY_ATTEMPTS: Final = 3
 
 UPLOAD: Final = "upload"  # read through us: one GET, one PUT
 COPY: Final = "copy"  # multipart: the first part uploaded, the rest copied by S3
@@ -211,9 +214,15 @@ def read_range(s3: "S3Client", source: PinnedSource, start: int, end: int) -> by
         return b""
     what = f"GetObject {source.uri} bytes {start}-{end - 1}"
     with _named(what, "source", source, None):
-        response = s3.get_object(Bucket=source.bucket, Key=source.key,
-                                 Range=f"bytes={start}-{end - 1}", **source.read_pin())
-        data = response["Body"].read()
+        for attempt in range(1, BODY_ATTEMPTS + 1):
+            response = s3.get_object(Bucket=source.bucket, Key=source.key,
+                                     Range=f"bytes={start}-{end - 1}", **source.read_pin())
+            try:
+                data = response["Body"].read()
+                break
+            except Exception as exc:
+                if attempt == BODY_ATTEMPTS or not is_transient(exc):
+                    raise
     if len(data) != end - start:
         raise SourceChanged(f"{source.uri} changed since the chunk table was made: bytes "
                             f"{start}-{end - 1} gave {len(data)} bytes, not {end - start} "

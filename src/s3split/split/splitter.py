@@ -316,9 +316,18 @@ class SplitRun:
         """Fail at byte ``bad``, after the CSV errors before it (each error is the first in
         the source, whatever the blocks: the range split raises the same)."""
         before = data[:max(bad - base, 0)]
-        self.scanner.scan(before, self.state, base, lines)  # (raises MalformedCsv, if any)
+        self._check_csv(before, base, lines)
         assert self.utf8 is not None
         raise not_utf8(self.source, bad, lines + line_ends(before) + 1, self.utf8.byte)
+
+    def _check_csv(self, data: bytes, base: int, lines: int) -> None:
+        """Scan ``data`` (at ``base``, after ``lines`` line ends) from the current state, span
+        by span (the scanner's work arrays stay span-sized): raises its ``MalformedCsv``."""
+        state, pos = self.state, 0
+        while pos < len(data):
+            end = _cut(data, pos + self.span)
+            scan = self.scanner.scan(data[pos:end], state, base + pos, lines)
+            state, lines, pos = scan.state, lines + len(scan.line_ends), end
 
     def _next_boundary(self, survey: Survey, base: int, done: int, taken: int) -> int:
         """The record end (an offset in the span at ``base``) where the current chunk closes,
@@ -440,20 +449,15 @@ class SplitRun:
         if sep is None and self.settings.delimiter is None:  # (to guess it from)
             buf = self._fill(blocks, buf, start + sniff.SAMPLE)
         delimiter, origin = self._delimiter(buf[start:start + sniff.SAMPLE], sep)
-        self.scanner = Scanner(Dialect.of(delimiter, self.settings.quotechar),
-                               strict=self.settings.strict, uri=self.source,
+        dialect = Dialect.of(delimiter, self.settings.quotechar)
+        self.scanner = Scanner(dialect, strict=self.settings.strict, uri=self.source,
                                unit=self.scanner.unit)
         end, header_start = start, lines
-        if self.settings.header:
-            buf, end, lines = self._header_end(blocks, buf, start, lines)
+        if self.settings.header:  # (found leniently: its pieces may reach past the header)
+            lenient = Scanner(dialect, uri=self.source, unit=self.scanner.unit)
+            buf, end, lines = self._header_end(blocks, buf, start, lines, lenient)
         self.header = buf[start:end]
-        if self.utf8 is not None:  # (a header ends at a line end, or the source ends there)
-            bad = self.utf8.check(self.header, start)
-            if bad < 0:
-                bad = self.utf8.finish(end)
-            if bad >= 0:
-                line = header_start + line_ends(self.header[:bad - start]) + 1
-                raise not_utf8(self.source, bad, line, self.utf8.byte)
+        self._check_header(start, header_start)
         self.offset = self.data_start = end
         self.lines_before = lines
         self.state = State.RECORD
@@ -505,17 +509,34 @@ class SplitRun:
                              self.settings.quotechar, self.source)
         return (found, "detected") if found is not None else (",", "default: one column")
 
-    def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int,
-                    before: int) -> tuple[bytes, int, int]:
+    def _check_header(self, start: int, lines: int) -> None:
+        """The header's errors in the order the data's are raised: a ``--strict`` one or a
+        byte UTF-8 does not allow, the first in the source first; a quoted field the source's
+        end leaves open; a character the end cuts short (a header ends at a line end, or
+        where the source ends). ``lines``: the line ends before the header."""
+        if self.utf8 is not None and (bad := self.utf8.check(self.header, start)) >= 0:
+            self._not_utf8(self.header, start, lines, bad)
+        if self.scanner.strict:
+            self._check_csv(self.header, start, lines)
+        if self.open_quote[0] >= 0:
+            self.state = State.QUOTED
+            self.finish_last_chunk()  # raises UnterminatedQuote
+        if self.utf8 is not None and (bad := self.utf8.finish(start + len(self.header))) >= 0:
+            line = lines + line_ends(self.header[:bad - start]) + 1
+            raise not_utf8(self.source, bad, line, self.utf8.byte)
+
+    def _header_end(self, blocks: Iterator[bytes], buf: bytes, start: int, before: int,
+                    scanner: Scanner) -> tuple[bytes, int, int]:
         """The buffer read so far, where the header record ends in it and the line ends in
-        the header. Scanned in pieces that grow from 4 KiB (a header is usually short, and the
-        block it is in is scanned again as data), each byte once however many blocks the
-        header takes."""
+        the header; a quoted field the source's end leaves open is noted (``open_quote``).
+        Scanned in pieces that grow from 4 KiB (a header is usually short, and the block it
+        is in is scanned again as data), each byte once however many blocks the header
+        takes."""
         state, scanned, piece, opened, lines = State.RECORD, start, 4096, start, before
         while True:
             if scanned < len(buf):
                 end = _cut(buf, scanned + piece)
-                scan = self.scanner.scan(buf[scanned:end], state, scanned, lines)
+                scan = scanner.scan(buf[scanned:end], state, scanned, lines)
                 if len(scan.ends):
                     at = int(scan.ends[0])
                     return buf, scanned + at, lines + int(np.searchsorted(scan.line_ends, at))
@@ -526,10 +547,8 @@ class SplitRun:
                 continue
             more = next(blocks, b"")
             if not more:
-                self.state = state
                 if state is State.QUOTED:
                     self.open_quote = (opened, before + 1 + _line_ends_in(buf[start:opened]))
-                    self.finish_last_chunk()  # raises UnterminatedQuote
                 return buf, len(buf), lines
             if len(buf) > HEADER_LIMIT:
                 raise HeaderTooLong(f"{self.source}: no end of the header record in the "

@@ -130,6 +130,11 @@ def _complete(data: bytes) -> int:
     return n
 
 
+def _cut_short(tail: bytes) -> bool:
+    """Whether a lead byte in ``tail`` claims more bytes than follow it there."""
+    return any(byte >= 0xC0 and _length(byte) > len(tail) - at for at, byte in enumerate(tail))
+
+
 def _length(lead: int) -> int:
     return 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
 
@@ -145,6 +150,8 @@ def _valid(a: npt.NDArray[np.uint8], raw: bytes, packer: bits.Packer) -> bool:
     if top > 0xF4:
         return False
     if b"\xc0" in raw or b"\xc1" in raw:
+        return False
+    if _cut_short(raw[-3:]):  # (its claims past the end: lost by the shifts at a word's end)
         return False
     conts = packer.pack(np.less, a.view(np.int8), -64)  # 80-BF
     claims = bits.later(packer.pack(np.greater_equal, a, 0xC0), 1)  # what each lead claims
