@@ -623,6 +623,7 @@ def split_server_side(source: str, dest: str, settings: SplitSettings, storage: 
                      fetch=KeptReads(get, [(HEAD, 0, len(start))], got))
     on_progress(staged.plan.data_start)
     kept = KeptReads(get, twice_read(staged.plan, got), got, cap=KEEP_CAP)
+    got.clear()  # (kept holds what is read again; the rest, up to the header's 64 MiB, goes)
     combiner = Combiner(staged.plan, staged.header_lines)
     written: list[Future[list[tuple[ChunkEntry, str]]]] = []
 
