@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,70 @@ def test_a_handler_sees_the_xray_settings_of_its_environment() -> None:
         seen = d("probe", {})
     assert seen["environ"] == env  # the worker has its environment ...
     assert (seen["context_missing"], seen["service"]) == ("IGNORE_ERROR", "from-env")  # ...
+
+
+WARM = "tests.support.warm_handlers"
+
+
+def _marks(path: Path, count: int) -> list[int]:
+    """The process ids that imported the handler module, once ``count`` have (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = [int(line) for line in path.read_text().split()] if path.exists() else []
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.01)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_on_demand_one_warm_worker_serves_calls_one_at_a_time_and_a_second_starts_for_two(
+        tmp_path: Path) -> None:
+    """``on_demand``: start() starts one worker, which imports its handler before any call
+    (``warm``, in its own environment); calls one after another all go to it; two at once
+    start a second (each imports the handler once); close() ends both."""
+    marks = tmp_path / "marks"
+    with ProcessDispatcher({"who": f"{WARM}:who"}, max_workers=3, on_demand=True, warm=True,
+                           env={"WARM_MARKS": str(marks)}, extra_sys_path=SYS_PATH) as d:
+        [first] = _marks(marks, 1)  # imported before the first call was sent
+        assert d.worker_pids == [first]
+        assert {d("who", {})["pid"] for _ in range(5)} == {first}
+        assert d.worker_pids == [first] and _marks(marks, 1) == [first]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: d("who", {"s": 1.0})["pid"], range(2)))
+        assert sorted(answers) == sorted(d.worker_pids) and len(set(answers)) == 2
+        assert sorted(_marks(marks, 2)) == sorted(answers)  # each worker imported it once
+        workers = d.worker_pids
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_the_worker_used_last_is_used_next() -> None:
+    """Idle workers are reused most recent first: after a call on each of two workers, the
+    one that answered last takes the next call (its imports and caches are the warm ones)."""
+    with ProcessDispatcher({"who": f"{WARM}:who"}, max_workers=2,
+                           extra_sys_path=SYS_PATH) as d:
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(d, "who", {"s": 1.5})
+            time.sleep(0.5)
+            fast = d("who", {"s": 0})["pid"]
+            last = slow.result()["pid"]
+        assert fast != last
+        assert {d("who", {})["pid"] for _ in range(3)} == {last}
+
+
+def test_a_handler_that_cannot_be_imported_while_warming_is_reported_when_invoked() -> None:
+    """The warm-up swallows an import error; the invocation reports it as the runtime does."""
+    with ProcessDispatcher({"gone": "tests.support.no_such_module:handler"}, max_workers=1,
+                           on_demand=True, warm=True, extra_sys_path=SYS_PATH) as d, \
+            pytest.raises(FunctionError) as raised:
+        d("gone", {})
+    assert raised.value.error_type == "Runtime.ImportModuleError"
+    assert "tests.support.no_such_module" in raised.value.message

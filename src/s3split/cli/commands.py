@@ -277,11 +277,22 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM or SIGHUP before the run began)
         signals.ignore_further()
         click.echo(f"s3split: {signals.stopped_by(exc)} before the run started; nothing to "
-                   "resume", err=True)
+                   f"resume{_at_location(source, out, resume)}", err=True)
         sys.exit(signals.exit_status(exc))
     except (S3SplitError, OSError) as exc:
         _fail(exc)
     sys.exit(0 if outcome.succeeded else 1)
+
+
+def _at_location(source: str | None, out: str | None, resume: str | None) -> str:
+    """`` at <the run location>``, where it can be told: a stop may come while the modules
+    that tell it are still being imported (the engine's start overlaps them)."""
+    try:
+        from s3split.cli.local import RunOptions, start_input
+
+        return f" at {start_input(RunOptions(source=source, out=out, resume=resume))[1]}"
+    except Exception:  # (an input run_pipeline would have refused: no location to name)
+        return ""
 
 
 def _refuse_on_resume(given: dict[str, Any]) -> None:
