@@ -171,3 +171,12 @@ def test_a_handler_that_cannot_be_imported_while_warming_is_reported_when_invoke
         d("gone", {})
     assert raised.value.error_type == "Runtime.ImportModuleError"
     assert "tests.support.no_such_module" in raised.value.message
+
+
+def test_a_workers_collections_leave_out_what_the_fork_server_imported() -> None:
+    """The fork server's modules (boto3, numpy, pydantic, DuckDB: ~90,000 objects) are frozen
+    in each worker: its full collections no longer scan them; collections still run."""
+    with ProcessDispatcher({"collector": f"{WARM}:collector"}, max_workers=1,
+                           extra_sys_path=SYS_PATH) as d:
+        seen = d("collector", {})
+    assert seen["enabled"] and seen["frozen"] > 50_000, seen

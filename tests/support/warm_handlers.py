@@ -17,3 +17,10 @@ def who(event: Any, context: Any) -> dict[str, Any]:
     """The worker's process id, after ``event["s"]`` seconds (two calls then overlap)."""
     time.sleep(float(event.get("s", 0)))
     return {"pid": os.getpid()}
+
+
+def collector(event: Any, context: Any) -> dict[str, Any]:
+    """What the worker's garbage collector scans: whether it runs, how many objects it skips."""
+    import gc
+
+    return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}

@@ -1,5 +1,7 @@
 """The ``s3split`` command line."""
 
+import atexit
+import gc
 import json
 import os
 import sys
@@ -256,6 +258,11 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause
+    # No garbage collection while the engine starts (cli.local.collect_from_here), and none
+    # of what the command made when the interpreter exits: this process ends with the run.
+    collecting = gc.isenabled()
+    gc.disable()
+    atexit.register(gc.freeze)
     try:
         from s3split.engine.pipeline_files import check_local_engine
 
@@ -281,6 +288,9 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         sys.exit(signals.exit_status(exc))
     except (S3SplitError, OSError) as exc:
         _fail(exc)
+    finally:
+        if collecting:  # (called in-process: collections as they were)
+            gc.enable()
     sys.exit(0 if outcome.succeeded else 1)
 
 
