@@ -133,7 +133,7 @@ def test_on_demand_one_warm_worker_serves_calls_one_at_a_time_and_a_second_start
         tmp_path: Path) -> None:
     """``on_demand``: start() starts one worker, which imports its handler before any call
     (``warm``, in its own environment); calls one after another all go to it; two at once
-    start a second (each imports the handler once); close() ends both."""
+    start a second, which imports the handler for its call; close() ends both."""
     marks = tmp_path / "marks"
     with ProcessDispatcher({"who": f"{WARM}:who"}, max_workers=3, on_demand=True, warm=True,
                            env={"WARM_MARKS": str(marks)}, extra_sys_path=SYS_PATH) as d:
@@ -180,3 +180,18 @@ def test_a_workers_collections_leave_out_what_the_fork_server_imported() -> None
                            extra_sys_path=SYS_PATH) as d:
         seen = d("collector", {})
     assert seen["enabled"] and seen["frozen"] > 50_000, seen
+
+
+def test_a_worker_started_on_demand_imports_only_the_handler_it_is_called_for() -> None:
+    """The first worker imports every handler before its first call; one started later has
+    a call waiting, and imports that call's handler only (not the others', as warming would:
+    a splitter's X-Ray SDK alone is ~0.1 s)."""
+    handlers = {"who": f"{WARM}:who", "loaded": f"{WARM}:loaded", "echo": f"{MODULE}:echo"}
+    with ProcessDispatcher(handlers, max_workers=2, on_demand=True, warm=True,
+                           extra_sys_path=SYS_PATH) as d, ThreadPoolExecutor(1) as pool:
+        assert d("loaded", {"module": MODULE})["loaded"]  # the first worker: warmed
+        busy = pool.submit(d, "who", {"s": 1.0})
+        time.sleep(0.3)
+        second = d("loaded", {"module": MODULE})
+        assert second["pid"] != busy.result()["pid"]
+        assert not second["loaded"]

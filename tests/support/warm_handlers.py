@@ -24,3 +24,10 @@ def collector(event: Any, context: Any) -> dict[str, Any]:
     import gc
 
     return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+
+
+def loaded(event: Any, context: Any) -> dict[str, Any]:
+    """Whether the worker has imported module ``event["module"]``, and the worker's id."""
+    import sys
+
+    return {"loaded": event["module"] in sys.modules, "pid": os.getpid()}

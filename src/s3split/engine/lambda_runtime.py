@@ -377,8 +377,10 @@ class ProcessDispatcher:
     ``on_demand``: :meth:`start` starts one worker, and an invocation that finds none idle
     starts another (up to ``max_workers``), so a run that never has two invocations at once
     never pays for a second. An idle worker is reused most recent first: the one whose
-    imports and caches are warm. ``warm``: each worker imports every handler as it starts,
-    while this process is still busy elsewhere, not in its first invocation.
+    imports and caches are warm. ``warm``: the workers :meth:`start` starts import every
+    handler as they start, while this process is still busy elsewhere, not in their first
+    invocation; a worker started later (on demand, or for one that died) has a call waiting
+    for it, and imports only the handlers it is called for, when it is.
     """
 
     def __init__(
@@ -422,8 +424,8 @@ class ProcessDispatcher:
 
     # lifecycle -----------------------------------------------------------
 
-    def _spawn(self) -> _Slot:
-        return _Slot(self._sys_path, self._worker_env, self._warm)
+    def _spawn(self, warm: tuple[str, ...] = ()) -> _Slot:
+        return _Slot(self._sys_path, self._worker_env, warm)
 
     def start(self) -> ProcessDispatcher:
         """Start all workers (``on_demand``: the first). Idempotent."""
@@ -436,7 +438,7 @@ class ProcessDispatcher:
             # gets this one too, not what this process has then (moto's fake credentials).
             self._worker_env = dict(os.environ) | self._env
             for _ in range(1 if self._on_demand else self.max_workers):
-                slot = self._spawn()
+                slot = self._spawn(self._warm)
                 self._slots.append(slot)
                 self._idle.put(slot)
             self._started = True
