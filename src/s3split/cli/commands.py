@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -19,10 +19,12 @@ from s3split.processors.registry import BUILTINS
 from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
 from s3split.split.destination_lock import holding
+from s3split.split.dialect import validate_settings
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
-from s3split.split.splitter import SplitResult, validate_settings
-from s3split.split.splitter import split as split_source
 from s3split.storage import Storage, is_compressed, is_s3, join
+
+if TYPE_CHECKING:
+    from s3split.split.splitter import SplitResult
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
                "closing quote) instead of reading it as Python's csv module does.")
@@ -113,9 +115,13 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
-           advance: Callable[[int], None], jobs: int | None) -> SplitResult:
+           advance: Callable[[int], None], jobs: int | None) -> "SplitResult":
     """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
-    otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
+    otherwise the single pass or, locally, the range split (which imports nothing of boto3).
+    (The splitter is imported here, not by every command: it imports numpy.)"""
+    from s3split.split.splitter import SplitResult
+    from s3split.split.splitter import split as split_source
+
     if is_s3(source) and is_s3(dest):
         from s3split.split.range_steps import server_side_applies, split_server_side
 

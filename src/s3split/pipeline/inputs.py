@@ -35,8 +35,8 @@ from s3split.pipeline.spec import (
     parse_event,
 )
 from s3split.sizes import parse_size
+from s3split.split.dialect import validate_settings
 from s3split.split.encoding import codec_name
-from s3split.split.splitter import validate_settings
 from s3split.storage import Storage, basename, is_s3, join, split_s3
 
 CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zst")
