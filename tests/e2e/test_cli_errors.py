@@ -305,7 +305,7 @@ def test_ctrl_c_before_the_run_is_planned_gives_no_advice_and_no_traceback(
     assert "Traceback" not in stderr and stdout == ""
     assert stderr.splitlines() == [
         f"s3split: interrupted before the run started; nothing to resume at {tmp_path / 'out'}"]
-    assert not (tmp_path / "out" / "run.json").exists()
+    assert not (tmp_path / "out").exists()  # nothing written, not even the lock
 
 
 def test_many_chunks_print_only_the_summary(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -103,3 +104,94 @@ def test_a_handler_sees_the_xray_settings_of_its_environment() -> None:
         seen = d("probe", {})
     assert seen["environ"] == env  # the worker has its environment ...
     assert (seen["context_missing"], seen["service"]) == ("IGNORE_ERROR", "from-env")  # ...
+
+
+WARM = "tests.support.warm_handlers"
+
+
+def _marks(path: Path, count: int) -> list[int]:
+    """The process ids that imported the handler module, once ``count`` have (30 s at most)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pids = [int(line) for line in path.read_text().split()] if path.exists() else []
+        if len(pids) >= count:
+            return pids
+        time.sleep(0.01)
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_on_demand_one_warm_worker_serves_calls_one_at_a_time_and_a_second_starts_for_two(
+        tmp_path: Path) -> None:
+    """``on_demand``: start() starts one worker, which imports its handler before any call
+    (``warm``, in its own environment); calls one after another all go to it; two at once
+    start a second, which imports the handler for its call; close() ends both."""
+    marks = tmp_path / "marks"
+    with ProcessDispatcher({"who": f"{WARM}:who"}, max_workers=3, on_demand=True, warm=True,
+                           env={"WARM_MARKS": str(marks)}, extra_sys_path=SYS_PATH) as d:
+        [first] = _marks(marks, 1)  # imported before the first call was sent
+        assert d.worker_pids == [first]
+        assert {d("who", {})["pid"] for _ in range(5)} == {first}
+        assert d.worker_pids == [first] and _marks(marks, 1) == [first]
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(pool.map(lambda _: d("who", {"s": 1.0})["pid"], range(2)))
+        assert sorted(answers) == sorted(d.worker_pids) and len(set(answers)) == 2
+        assert sorted(_marks(marks, 2)) == sorted(answers)  # each worker imported it once
+        workers = d.worker_pids
+    assert not [pid for pid in workers if _alive(pid)]
+
+
+def test_the_worker_used_last_is_used_next() -> None:
+    """Idle workers are reused most recent first: after a call on each of two workers, the
+    one that answered last takes the next call (its imports and caches are the warm ones)."""
+    with ProcessDispatcher({"who": f"{WARM}:who"}, max_workers=2,
+                           extra_sys_path=SYS_PATH) as d:
+        with ThreadPoolExecutor(2) as pool:
+            slow = pool.submit(d, "who", {"s": 1.5})
+            time.sleep(0.5)
+            fast = d("who", {"s": 0})["pid"]
+            last = slow.result()["pid"]
+        assert fast != last
+        assert {d("who", {})["pid"] for _ in range(3)} == {last}
+
+
+def test_a_handler_that_cannot_be_imported_while_warming_is_reported_when_invoked() -> None:
+    """The warm-up swallows an import error; the invocation reports it as the runtime does."""
+    with ProcessDispatcher({"gone": "tests.support.no_such_module:handler"}, max_workers=1,
+                           on_demand=True, warm=True, extra_sys_path=SYS_PATH) as d, \
+            pytest.raises(FunctionError) as raised:
+        d("gone", {})
+    assert raised.value.error_type == "Runtime.ImportModuleError"
+    assert "tests.support.no_such_module" in raised.value.message
+
+
+def test_a_workers_collections_leave_out_what_the_fork_server_imported() -> None:
+    """The fork server's modules (boto3, numpy, pydantic, DuckDB: ~90,000 objects) are frozen
+    in each worker: its full collections no longer scan them; collections still run."""
+    with ProcessDispatcher({"collector": f"{WARM}:collector"}, max_workers=1,
+                           extra_sys_path=SYS_PATH) as d:
+        seen = d("collector", {})
+    assert seen["enabled"] and seen["frozen"] > 50_000, seen
+
+
+def test_a_worker_started_on_demand_imports_only_the_handler_it_is_called_for() -> None:
+    """The first worker imports every handler before its first call; one started later has
+    a call waiting, and imports that call's handler only (not the others', as warming would:
+    a splitter's X-Ray SDK alone is ~0.1 s)."""
+    handlers = {"who": f"{WARM}:who", "loaded": f"{WARM}:loaded", "echo": f"{MODULE}:echo"}
+    with ProcessDispatcher(handlers, max_workers=2, on_demand=True, warm=True,
+                           extra_sys_path=SYS_PATH) as d, ThreadPoolExecutor(1) as pool:
+        assert d("loaded", {"module": MODULE})["loaded"]  # the first worker: warmed
+        busy = pool.submit(d, "who", {"s": 1.0})
+        time.sleep(0.3)
+        second = d("loaded", {"module": MODULE})
+        assert second["pid"] != busy.result()["pid"]
+        assert not second["loaded"]

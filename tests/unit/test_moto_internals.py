@@ -216,3 +216,39 @@ def test_run_on_an_unsupported_moto_fails_in_one_line(tmp_path: Path) -> None:
         f"{SUPPORTED[0]} to {SUPPORTED[1]}: pip install 'moto[s3,stepfunctions,awslambda]"
         f">={SUPPORTED[0]},<={SUPPORTED[1]}'"]
     assert not (tmp_path / "s3split-out").exists()
+
+
+CHECK_THEN_SAY_IF_A_FORK_SERVER_RAN = """
+import multiprocessing.forkserver as forkserver
+from s3split.engine.pipeline_files import check_local_engine
+from s3split.errors import UnsupportedDependency
+try:
+    check_local_engine()
+except UnsupportedDependency as exc:
+    print(f"refused: {exc}")
+print(f"fork server: {forkserver._forkserver._forkserver_pid}")
+print(f"moto imported: {'moto.core' in __import__('sys').modules}")
+"""
+
+
+@pytest.mark.parametrize("version", ["5.3.0", SUPPORTED[1]])
+def test_the_engine_starts_its_fork_server_only_on_a_moto_it_supports(
+        tmp_path: Path, version: str) -> None:
+    """The engine's fork server starts beside moto's imports, once moto's release is known to
+    be supported: an unsupported moto is refused before anything starts or is imported."""
+    shadow = tmp_path / "site"
+    dist = shadow / f"moto-{version}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: moto\nVersion: {version}\n")
+    done = subprocess.run([sys.executable, "-c", CHECK_THEN_SAY_IF_A_FORK_SERVER_RAN],
+                          cwd=tmp_path, env=os.environ | {"PYTHONPATH": str(shadow)},
+                          capture_output=True, text=True, timeout=120, check=True)
+    said = done.stdout.splitlines()
+    if version == SUPPORTED[1]:
+        assert said[0].startswith("fork server: ") and said[0] != "fork server: None", said
+        assert said[1] == "moto imported: True"
+    else:
+        assert said == [f"refused: moto {version} is installed; this s3split's local engine "
+                        f"supports moto {SUPPORTED[0]} to {SUPPORTED[1]}: "
+                        f"{moto_internals.INSTALL_SUPPORTED}",
+                        "fork server: None", "moto imported: False"]

@@ -19,6 +19,7 @@ import click
 
 from s3split.cli.local import (
     RunOptions,
+    collect_from_here,
     local_engine_env,
     one_line,
     release_own_lock,
@@ -158,6 +159,7 @@ def _run_all(files: list[FileRun], options: RunOptions, lanes: int, deployment: 
     done = len(files) - len(pending)
     with local_engine(deployment.work_location, workers=lanes,
                       env=local_engine_env(deployment)) as engine:
+        collect_from_here()
         try:
             while pending or running:
                 while pending and len(running) < lanes * IN_FLIGHT_PER_LANE:

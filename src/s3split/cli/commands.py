@@ -1,12 +1,14 @@
 """The ``s3split`` command line."""
 
+import atexit
+import gc
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -17,10 +19,12 @@ from s3split.processors.registry import BUILTINS
 from s3split.sizes import counted, format_mb, format_rate, parse_size
 from s3split.split.destination import check_source
 from s3split.split.destination_lock import holding
+from s3split.split.dialect import validate_settings
 from s3split.split.manifest import MANIFEST_NAME, SplitSettings
-from s3split.split.splitter import SplitResult, validate_settings
-from s3split.split.splitter import split as split_source
 from s3split.storage import Storage, is_compressed, is_s3, join
+
+if TYPE_CHECKING:
+    from s3split.split.splitter import SplitResult
 
 STRICT_HELP = ("Refuse what RFC 4180 forbids (a quote in an unquoted field, text after a "
                "closing quote) instead of reading it as Python's csv module does.")
@@ -111,9 +115,13 @@ def _pipeline_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
-           advance: Callable[[int], None], jobs: int | None) -> SplitResult:
+           advance: Callable[[int], None], jobs: int | None) -> "SplitResult":
     """Between S3 locations, S3 assembles the chunks from the source (``UploadPartCopy``);
-    otherwise the single pass or, locally, the range split (which imports nothing of boto3)."""
+    otherwise the single pass or, locally, the range split (which imports nothing of boto3).
+    (The splitter is imported here, not by every command: it imports numpy.)"""
+    from s3split.split.splitter import SplitResult
+    from s3split.split.splitter import split as split_source
+
     if is_s3(source) and is_s3(dest):
         from s3split.split.range_steps import server_side_applies, split_server_side
 
@@ -256,6 +264,11 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     if old_wait is not None:
         _deprecated("--wait SECONDS in run", "--pause SECONDS")
         pause = old_wait if pause is None else pause
+    # No garbage collection while the engine starts (cli.local.collect_from_here), and none
+    # of what the command made when the interpreter exits: this process ends with the run.
+    collecting = gc.isenabled()
+    gc.disable()
+    atexit.register(gc.freeze)
     try:
         from s3split.engine.pipeline_files import check_local_engine
 
@@ -277,11 +290,25 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
     except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM or SIGHUP before the run began)
         signals.ignore_further()
         click.echo(f"s3split: {signals.stopped_by(exc)} before the run started; nothing to "
-                   "resume", err=True)
+                   f"resume{_at_location(source, out, resume)}", err=True)
         sys.exit(signals.exit_status(exc))
     except (S3SplitError, OSError) as exc:
         _fail(exc)
+    finally:
+        if collecting:  # (called in-process: collections as they were)
+            gc.enable()
     sys.exit(0 if outcome.succeeded else 1)
+
+
+def _at_location(source: str | None, out: str | None, resume: str | None) -> str:
+    """`` at <the run location>``, where it can be told: a stop may come while the modules
+    that tell it are still being imported (the engine's start overlaps them)."""
+    try:
+        from s3split.cli.local import RunOptions, start_input
+
+        return f" at {start_input(RunOptions(source=source, out=out, resume=resume))[1]}"
+    except Exception:  # (an input run_pipeline would have refused: no location to name)
+        return ""
 
 
 def _refuse_on_resume(given: dict[str, Any]) -> None:

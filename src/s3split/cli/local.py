@@ -1,5 +1,6 @@
 """``s3split run``: start the pipeline on the local engine, show progress, report."""
 
+import gc
 import logging
 import os
 import socket
@@ -156,6 +157,7 @@ def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage:
     env = local_engine_env(deployment) | resumed
     started = time.monotonic()
     with local_engine(deployment.work_location, workers=spec["lanes"], env=env) as engine:
+        collect_from_here()
         progress = RunProgress(location, storage)
         try:
             execution = engine.start(run_input)
@@ -169,6 +171,16 @@ def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage:
             engine.dispatcher.kill()  # nothing writes to the location after this
             raise
     return outcome, time.monotonic() - started
+
+
+def collect_from_here() -> None:
+    """What the command made to start (its imports, moto's backends, the parsed state machine:
+    ~200,000 objects that live as long as it does) is left out of every garbage collection
+    from now on, and collections, off while it started (``run``), are on again: each full
+    one scanned all of them, 0.1-0.3 s of CPU, three times in a 3-row run, and once more
+    when the interpreter exits (gc.freeze: the exit's collections skip them too)."""
+    gc.freeze()
+    gc.enable()
 
 
 def _version(uri: str, storage: Storage) -> str | None:

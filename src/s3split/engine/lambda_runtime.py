@@ -10,6 +10,7 @@ stdout as the log (here: stderr). It never imports moto.
 from __future__ import annotations
 
 import functools
+import gc
 import importlib
 import json
 import logging
@@ -120,7 +121,7 @@ def _on_alarm(signum: int, frame: FrameType | None) -> None:
     raise _SandboxTimeout
 
 
-PRELOAD: Final = ("s3split.engine.deaf", "boto3", "botocore.session", "numpy", "pydantic",
+PRELOAD: Final = ("s3split.engine.deaf", "boto3", "botocore.session", "numpy", "duckdb", "pydantic",
                    "aws_lambda_powertools", "aws_lambda_powertools.metrics",
                    "aws_lambda_powertools.tracing", "aws_lambda_powertools.utilities.typing",
                    "s3split.split.splitter", "s3split.pipeline.steps", "s3split.pipeline.chunk",
@@ -130,7 +131,18 @@ on the server ignores Ctrl-C, which reaches the whole process group; a worker im
 handlers themselves: they read their environment when imported). None reads the environment
 when imported, nor imports moto. (Not smart_open: only S3 sources need it, and import it then.
 Not the X-Ray SDK, though each handler's ``Tracer()`` imports it, ~0.25 s of CPU per worker: it
-reads ``AWS_XRAY_*`` and ``LAMBDA_TASK_ROOT`` when imported.)"""
+reads ``AWS_XRAY_*`` and ``LAMBDA_TASK_ROOT`` when imported. DuckDB: the default processor's
+reader, ~0.07 s of CPU at a worker's first chunk; importing it starts no thread.)"""
+
+
+def start_fork_server() -> None:
+    """Start the fork server now (idempotent): its imports (:data:`PRELOAD`, ~0.4 s of CPU)
+    then run on another core while this process imports and checks what it needs, instead of
+    after, when the first worker is started."""
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(PRELOAD))
+    forkserver.ensure_running()
 
 
 class _ParentStderr:
@@ -147,6 +159,9 @@ def _inherited_fd(dup: Any) -> int:
 
 def _init_worker(extra_sys_path: tuple[str, ...], env: dict[str, str],
                  stderr: int | _ParentStderr) -> None:
+    # What the fork server imported (~90,000 objects) is left out of this worker's garbage
+    # collections: a full one scanned them all (~0.07 s), and wrote to the pages it shares.
+    gc.freeze()
     if isinstance(stderr, int):  # (it is, once unpickled here)
         os.dup2(stderr, 2)
         os.close(stderr)
@@ -262,11 +277,21 @@ def _child_invoke(inv: _Invocation) -> _Outcome:
         return _error("Runtime.MarshalError", f"Unable to marshal response: {exc}")
 
 
+def _warm_up(handlers: Sequence[str]) -> None:
+    """Import the handlers before the first invocation arrives (what a provisioned Lambda
+    does at init). A handler that fails to import fails here unseen, and again, reported,
+    when it is invoked (``_load_handler`` caches only what it loaded)."""
+    for handler in handlers:
+        with suppress(Exception):
+            _load_handler(handler)
+
+
 def _worker_main(connection: Connection, extra_sys_path: tuple[str, ...], env: dict[str, str],
-                 stderr: int | _ParentStderr) -> None:
-    """A worker process: set up as the runtime would, then one invocation per message until
-    the dispatcher sends None or goes away."""
+                 stderr: int | _ParentStderr, warm: tuple[str, ...] = ()) -> None:
+    """A worker process: set up as the runtime would, import the handlers of ``warm``, then
+    one invocation per message until the dispatcher sends None or goes away."""
     _init_worker(extra_sys_path, env, stderr)
+    _warm_up(warm)
     with suppress(EOFError, OSError, KeyboardInterrupt):
         while (invocation := connection.recv()) is not None:
             try:
@@ -282,13 +307,14 @@ class _Slot:
     process, and a receive, with no manager thread or call queue (what a
     ``ProcessPoolExecutor`` cost: a fifth of the engine's CPU in a 2,000-chunk run)."""
 
-    def __init__(self, extra_sys_path: tuple[str, ...], env: dict[str, str]) -> None:
+    def __init__(self, extra_sys_path: tuple[str, ...], env: dict[str, str],
+                 warm: tuple[str, ...] = ()) -> None:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(list(PRELOAD))  # (no effect once the server runs)
         self.connection, child_end = context.Pipe()
         # Not a daemon: a handler may start processes of its own (a range split does).
         self.process = context.Process(
-            target=_worker_main, args=(child_end, extra_sys_path, env, _ParentStderr()))
+            target=_worker_main, args=(child_end, extra_sys_path, env, _ParentStderr(), warm))
         self.process.start()
         child_end.close()
         self.pid: int = self.process.pid  # type: ignore[assignment]
@@ -347,6 +373,14 @@ class ProcessDispatcher:
     ``context.get_remaining_time_in_millis()`` and are enforced with SIGALRM in the
     worker (``Sandbox.Timedout``); a worker that ignores the alarm is SIGKILLed
     after ``kill_grace_s`` more. A dead worker yields ``FunctionError(crash_error_type)``.
+
+    ``on_demand``: :meth:`start` starts one worker, and an invocation that finds none idle
+    starts another (up to ``max_workers``), so a run that never has two invocations at once
+    never pays for a second. An idle worker is reused most recent first: the one whose
+    imports and caches are warm. ``warm``: the workers :meth:`start` starts import every
+    handler as they start, while this process is still busy elsewhere, not in their first
+    invocation; a worker started later (on demand, or for one that died) has a call waiting
+    for it, and imports only the handlers it is called for, when it is.
     """
 
     def __init__(
@@ -363,6 +397,8 @@ class ProcessDispatcher:
         account_id: str = "123456789012",
         crash_error_type: str = CRASH_ERROR_TYPE,
         kill_grace_s: float = 5.0,
+        on_demand: bool = False,
+        warm: bool = False,
     ) -> None:
         if max_workers < 1:
             raise ValueError("max_workers must be >= 1")
@@ -378,19 +414,21 @@ class ProcessDispatcher:
         self._sys_path = tuple(extra_sys_path)
         self._env = dict(env or {})
         self._worker_env: dict[str, str] = {}
+        self._on_demand = on_demand
+        self._warm = tuple(dict.fromkeys(self.handlers.values())) if warm else ()
         self._lock = threading.Lock()
         self._slots: list[_Slot] = []
-        self._idle: queue.Queue[_Slot] = queue.Queue()
+        self._idle: queue.LifoQueue[_Slot] = queue.LifoQueue()
         self._started = False
         self._closed = False
 
     # lifecycle -----------------------------------------------------------
 
-    def _spawn(self) -> _Slot:
-        return _Slot(self._sys_path, self._worker_env)
+    def _spawn(self, warm: tuple[str, ...] = ()) -> _Slot:
+        return _Slot(self._sys_path, self._worker_env, warm)
 
     def start(self) -> ProcessDispatcher:
-        """Start all workers. Idempotent."""
+        """Start all workers (``on_demand``: the first). Idempotent."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("ProcessDispatcher is closed")
@@ -399,8 +437,8 @@ class ProcessDispatcher:
             # A function's environment is its configuration: a worker replaced after a crash
             # gets this one too, not what this process has then (moto's fake credentials).
             self._worker_env = dict(os.environ) | self._env
-            for _ in range(self.max_workers):
-                slot = self._spawn()
+            for _ in range(1 if self._on_demand else self.max_workers):
+                slot = self._spawn(self._warm)
                 self._slots.append(slot)
                 self._idle.put(slot)
             self._started = True
@@ -463,10 +501,26 @@ class ProcessDispatcher:
         self.start()
         while True:
             try:
+                return self._idle.get_nowait()
+            except queue.Empty:
+                pass
+            fresh = self._grow()
+            if fresh is not None:
+                return fresh
+            try:
                 return self._idle.get(timeout=0.5)
             except queue.Empty:
                 if self._closed:
                     raise RuntimeError("ProcessDispatcher is closed") from None
+
+    def _grow(self) -> _Slot | None:
+        """``on_demand``: one more worker, for the caller (None: all are running)."""
+        with self._lock:
+            if not self._on_demand or self._closed or len(self._slots) >= self.max_workers:
+                return None
+            fresh = self._spawn()
+            self._slots.append(fresh)
+            return fresh
 
     # dispatch ------------------------------------------------------------
 

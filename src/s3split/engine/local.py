@@ -173,7 +173,9 @@ def local_engine(work_location: str, *, workers: int = 2, env: Mapping[str, str]
             # (a range split's Maps: as many tasks at a time as there are workers to run them)
             env=handler_env(work_location,
                             {"S3SPLIT_RANGE_CONCURRENCY": str(workers)} | dict(env or {})),
-            extra_sys_path=code.sys_path, region=REGION, account_id=ACCOUNT))
+            extra_sys_path=code.sys_path, region=REGION, account_id=ACCOUNT,
+            # (a small run, one task at a time, runs on one worker, warm before Plan)
+            on_demand=True, warm=True))
         from moto import mock_aws
 
         config = moto_config()

@@ -66,10 +66,14 @@ def locate() -> EngineCode:
 
 def check_local_engine() -> EngineCode:
     """Fail with one line before the engine starts: the ``local`` extra missing, a moto this
-    s3split does not support, or the definition and handlers missing."""
+    s3split does not support, or the definition and handlers missing. Once moto's release is
+    known to be supported, the workers' fork server starts: its imports then run beside
+    moto's, not after them."""
     from s3split.engine import moto_internals, speedups
+    from s3split.engine.lambda_runtime import start_fork_server
 
     moto_internals.check_version()
+    start_fork_server()
     try:
         speedups.without_aws_batch_tasks()
         for module in moto_internals.ENGINE_MODULES:

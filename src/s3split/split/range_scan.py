@@ -37,7 +37,8 @@ from typing import Final
 
 from s3split.errors import MalformedCsv, SourceChanged
 from s3split.split.boundaries import before_lf, next_target, target_between
-from s3split.split.scanner import Dialect, Scanner, State, Survey
+from s3split.split.dialect import Dialect
+from s3split.split.scanner import Scanner, State, Survey
 from s3split.split.utf8 import Utf8Check, line_ends
 
 LF, CR = 0x0A, 0x0D

@@ -46,6 +46,7 @@ from s3split.split.destination import (
     note_written,
     remove_temporaries,
 )
+from s3split.split.dialect import validate_settings
 from s3split.split.encoding import PEEK
 from s3split.split.local_ranges import READ_WRITE, raise_errors, write_chunk
 from s3split.split.manifest import ChunkEntry, Manifest, SourceFormat, SplitSettings, chunk_name
@@ -80,7 +81,6 @@ from s3split.split.splitter import (
     other_encoding,
     read_start,
     starts_transcoded,
-    validate_settings,
 )
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join, split_s3
 

@@ -42,8 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from s3split.errors import InvalidOption, MalformedCsv
+from s3split.errors import MalformedCsv
 from s3split.split import bits
+from s3split.split.dialect import Dialect
 
 LF, CR = 0x0A, 0x0D
 
@@ -52,25 +53,6 @@ DENSE = 4  # a block with a quote in every DENSE bytes or more takes the dense p
 FEW = 1024  # the fast path gathers the bytes before opening quotes under one quote in FEW bytes
 FAST = True  # try the parity-only path first (off: every block takes the exact path; tests)
 _EMPTY: Positions = np.zeros(0, np.int64)
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """The two characters that shape a CSV file's records."""
-
-    delimiter: bytes = b","
-    quote: bytes = b'"'
-
-    @classmethod
-    def of(cls, delimiter: str, quotechar: str) -> "Dialect":
-        """Validate and encode the user's delimiter and quote character."""
-        for name, char in (("delimiter", delimiter), ("quotechar", quotechar)):
-            if len(char) != 1 or not char.isascii() or char in "\r\n":
-                raise InvalidOption(f"invalid {name} {char!r}: must be one ASCII character, "
-                                    "not CR or LF")
-        if delimiter == quotechar:
-            raise InvalidOption(f"delimiter and quotechar must differ (both {delimiter!r})")
-        return cls(delimiter.encode(), quotechar.encode())
 
 
 class State(enum.IntEnum):

@@ -28,6 +28,7 @@ from s3split.split.destination import (
     remove_leftovers,
     remove_temporaries,
 )
+from s3split.split.dialect import Dialect, validate_settings
 from s3split.split.encoding import (
     FROM_BOM,
     Transcoder,
@@ -48,7 +49,7 @@ from s3split.split.manifest import (
     SplitSettings,
     chunk_name,
 )
-from s3split.split.scanner import Dialect, Scanner, State, Survey
+from s3split.split.scanner import Scanner, State, Survey
 from s3split.split.utf8 import Utf8Check, line_ends, not_utf8
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
@@ -61,7 +62,6 @@ PROGRESS_DIR = "_split"
 CHUNK_TAGS = {"s3split-object": "chunk"}  # the deployment's lifecycle rule expires these
 RANGES_FROM = 32 * 1024 * 1024  # smaller sources: starting processes costs more than it saves
 LINE_END = re.compile(rb"\r\n?|\n")
-MAX_SKIP_LINES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -164,20 +164,6 @@ def starts_transcoded(settings: SplitSettings, start: bytes) -> bool:
     """``transcodes`` for a source whose first ``encoding.PEEK`` bytes are ``start``."""
     found = bom_of(start)
     return other_encoding(settings) or (found is not None and found[1] != "utf-8")
-
-
-def validate_settings(settings: SplitSettings) -> None:
-    Dialect.of(settings.delimiter or ",", settings.quotechar)
-    if settings.encoding is not None:
-        codec_name(settings.encoding)
-    if not 0 <= settings.skip_lines <= MAX_SKIP_LINES:
-        raise InvalidOption(f"invalid skip lines {settings.skip_lines}: must be 0 to "
-                            f"{MAX_SKIP_LINES:,}")
-    if (settings.chunk_size is None) == (settings.chunk_rows is None):
-        raise InvalidOption("give exactly one of chunk size and chunk rows")
-    for name, value in (("chunk size", settings.chunk_size), ("chunk rows", settings.chunk_rows)):
-        if value is not None and value < 1:
-            raise InvalidOption(f"invalid {name} {value}: must be at least 1")
 
 
 def _check_same_source(info: ObjectInfo, token: ResumeToken) -> None:
