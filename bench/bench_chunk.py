@@ -25,7 +25,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from bench_split import BENCH_DIR, ensure_shape, load, s3split_exe
+from bench_split import BENCH_DIR, ensure_shape, load, publish, s3split_exe
 from gen_csv import parse_size
 from s3split.processors import native
 from s3split.processors.base import ChunkJob
@@ -128,9 +128,7 @@ def main(argv: list[str] | None = None) -> int:
              "| what | CPU ms |", "|---|---:|"]
     lines += [f"| {what} | {seconds * 1000:.1f} |" for what, seconds in rows]
     text = "\n".join(lines) + "\n"
-    print(text)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(text)
+    publish(text, args.md)
     return 0
 
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.support.counting_proxy import CountingProxy  # noqa: E402
 
-from bench_split import ensure_data  # noqa: E402
+from bench_split import ensure_data, publish  # noqa: E402
 from gen_csv import format_size, parse_size  # noqa: E402
 
 BUCKET = "bench"
@@ -207,9 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                      ", ".join(f"{methods.count(m)} {m}" for m in sorted(set(methods)))),
         ]
     text = render(rows, ds.nbytes, format_size(size), chunk)
-    print(text)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(text)
+    publish(text, args.md)
     ok = all(r.exact == r.chunks for r in rows)
     return 0 if ok else 1
 

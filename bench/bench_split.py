@@ -174,6 +174,13 @@ def load() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
+def publish(text: str, md: Path) -> None:
+    """Print a result and write it to ``md`` (bench/results/...)."""
+    print(text)
+    md.parent.mkdir(parents=True, exist_ok=True)
+    md.write_text(text)
+
+
 def warm(path: Path) -> None:
     """Untimed read so every tool starts with the input in the page cache."""
     with path.open("rb") as fh:

@@ -47,6 +47,7 @@ from bench_split import (
     Dataset,
     ensure_shape,
     load,
+    publish,
     s3split_exe,
     warm,
     warm_memory,
@@ -293,9 +294,7 @@ def main(argv: list[str] | None = None) -> int:
              "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in bench.table]
     text = "\n".join(lines) + "\n"
-    print(text)
-    args.md.parent.mkdir(parents=True, exist_ok=True)
-    args.md.write_text(text)
+    publish(text, args.md)
     return 0
 
 
