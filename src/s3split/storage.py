@@ -232,6 +232,19 @@ class Storage:
         stream: IO[bytes] = smart_open.open(info.uri, "rb", transport_params=params)
         return stream
 
+    def read_head(self, info: ObjectInfo, size: int) -> bytes:
+        """The first ``size`` bytes (fewer in a shorter source) of the version ``info``
+        describes: one ranged GET of S3, pinned as ``open_source`` pins its reads."""
+        if not is_s3(info.uri) or info.size == 0:
+            with self.open_read(info.uri) as f:
+                return f.read(size)
+        bucket, key = split_s3(info.uri)
+        end = min(size, info.size) - 1
+        response = _PinnedClient(self.s3, info).get_object(Bucket=bucket, Key=key,
+                                                           Range=f"bytes=0-{end}")
+        head: bytes = response["Body"].read()
+        return head
+
     def check_unchanged(self, info: ObjectInfo, bytes_read: int) -> None:
         """Fail ``SourceChanged`` unless the source read was the version ``info`` describes:
         ``bytes_read`` (of an uncompressed source) is its size and, locally, the file still

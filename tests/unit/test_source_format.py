@@ -28,6 +28,7 @@ from s3split.split.manifest import SplitSettings
 from s3split.split.splitter import split
 from s3split.storage import Storage
 from tests.support import realfiles
+from tests.support.aws import mocked_s3
 from tests.support.splits import read_split
 
 DETECT = SplitSettings(chunk_size=None, chunk_rows=7, delimiter=None)
@@ -206,6 +207,24 @@ def test_a_transcoded_source_takes_the_single_pass_and_resumes(tmp_path: Path) -
     assert [c["source_offset"] for c in resumed[0]["chunks"]] == \
         [c["source_offset"] for c in one[0]["chunks"]]
 
+
+
+@pytest.mark.parametrize(("head", "ranges"), [(codecs.BOM_UTF16_LE, False), (b"id,", True)])
+def test_whether_an_s3_source_may_split_in_ranges_reads_its_first_bytes_only(
+        monkeypatch: pytest.MonkeyPatch, head: bytes, ranges: bool) -> None:
+    """The byte order mark is looked for with one ranged GET of 4 bytes of the pinned version,
+    not a stream that would fetch megabytes of a big source to see them."""
+    with mocked_s3(monkeypatch, "src-bucket") as s3:
+        s3.put_object(Bucket="src-bucket", Key="big.csv", Body=head + b"v\n1\n" * 200_000)
+        asked: list[str] = []
+        s3.meta.events.register("before-send.s3.GetObject",
+                                lambda request, **_: asked.append(request.headers["Range"]))
+        storage = Storage(s3)
+        info = storage.stat("s3://src-bucket/big.csv")
+        applies = splitter.range_split_applies("s3://src-bucket/big.csv", SplitSettings(chunk_size=64),
+                                               info, storage)
+    assert applies is ranges
+    assert [r.decode() if isinstance(r, bytes) else r for r in asked] == ["bytes=0-3"]
 
 # -- delimiters ---------------------------------------------------------------------------------
 

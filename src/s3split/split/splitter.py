@@ -31,6 +31,7 @@ from s3split.split.destination import (
 from s3split.split.dialect import Dialect, validate_settings
 from s3split.split.encoding import (
     FROM_BOM,
+    PEEK,
     Transcoder,
     bom_of,
     choose,
@@ -150,10 +151,7 @@ def range_split_applies(source: str, settings: SplitSettings, info: ObjectInfo,
 def transcodes(settings: SplitSettings, info: ObjectInfo, storage: Storage) -> bool:
     """Whether the source is read transcoded (``encoding``): another encoding given, or a
     UTF-16/32 byte order mark (its first bytes read to see)."""
-    if other_encoding(settings):
-        return True
-    with storage.open_source(info) as f:
-        return starts_transcoded(settings, peek(f))
+    return other_encoding(settings) or starts_transcoded(settings, storage.read_head(info, PEEK))
 
 
 def other_encoding(settings: SplitSettings) -> bool:
