@@ -220,9 +220,9 @@ def test_whether_an_s3_source_may_split_in_ranges_reads_its_first_bytes_only(
         s3.meta.events.register("before-send.s3.GetObject",
                                 lambda request, **_: asked.append(request.headers["Range"]))
         storage = Storage(s3)
-        info = storage.stat("s3://src-bucket/big.csv")
-        applies = splitter.range_split_applies("s3://src-bucket/big.csv", SplitSettings(chunk_size=64),
-                                               info, storage)
+        uri = "s3://src-bucket/big.csv"
+        applies = splitter.range_split_applies(uri, SplitSettings(chunk_size=64),
+                                               storage.stat(uri), storage)
     assert applies is ranges
     assert [r.decode() if isinstance(r, bytes) else r for r in asked] == ["bytes=0-3"]
 
