@@ -29,6 +29,7 @@ bench/results/targets.md.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
 import re
 import shutil
@@ -60,6 +61,13 @@ q = ("COPY (SELECT * FROM read_csv(?, header=true, all_varchar=true)) TO '{}' (F
      .format(sys.argv[2].replace("'", "''")))
 duckdb.execute(q, [sys.argv[1]])
 """
+CONDITIONS = """\
+The load column is the load average as each row ended (the benchmark's own work counts in
+it). The split rows warm the memory each command will write first (`warm_memory`: on a VM
+whose host backs a page on its first touch, the first writer pays a fault per page) and take
+the median of the paired ratios. The lanes row runs the 1 GiB quote-dense file (on 128 MiB its
+16 chunks are too little work for any start-up to leave 1.8x) and prints how much two busy
+processes at once got done against one: two lanes can do no better."""
 ROWS = ("split-export", "split-dense", "lanes", "jsonl", "s3", "startup")
 TIMEOUT = 1800.0
 
@@ -286,12 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(rows) - set(ROWS)
     if unknown:
         ap.error(f"unknown rows {', '.join(sorted(unknown))}; known: {', '.join(ROWS)}")
+    load_before = load()
     bench = Bench(args)
     bench.run(rows)
     header = ["what", "measured", "target", "verdict", "detail", "load (1 min)"]
-    lines = ["# Targets", "", f"Scale {args.scale}, median of {args.repeat}, "
-             f"{os.cpu_count()} CPUs.", "", "| " + " | ".join(header) + " |",
-             "|" + "---|" * len(header)]
+    command = " ".join([".venv/bin/python bench/bench_targets.py", *(argv or sys.argv[1:])])
+    lines = ["# Targets", "", f"{datetime.date.today()}, `{command.strip()}`: scale "
+             f"{args.scale}, median of {args.repeat}, {os.cpu_count()} CPUs, load (1 min) "
+             f"{load_before} before the first row.", "", CONDITIONS, "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in bench.table]
     text = "\n".join(lines) + "\n"
     publish(text, args.md)
