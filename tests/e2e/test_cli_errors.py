@@ -271,6 +271,47 @@ def test_sighup_and_sigterm_stop_the_command_as_ctrl_c_does(
     assert (signals.exit_status(raised.value), signals.stopped_by(raised.value)) == (status, said)
 
 
+
+def test_ctrl_c_while_following_a_run_on_aws_stops_following_and_says_the_run_goes_on(
+        tmp_path: Path) -> None:
+    """`start --follow` against a moto server (whose execution stays RUNNING: moto runs no
+    state machine unless asked): Ctrl-C stops the following, not the run, which the message
+    says, with how to follow it again; exit 130, one line, no click "Aborted!"."""
+    import boto3
+
+    with moto_s3_server() as endpoint:
+        s3_client(endpoint).create_bucket(Bucket=BUCKET)
+        sfn = boto3.client("stepfunctions", endpoint_url=endpoint, region_name="us-east-1",
+                           aws_access_key_id="testing", aws_secret_access_key="testing")
+        machine = sfn.create_state_machine(
+            name="pipeline", roleArn="arn:aws:iam::123456789012:role/sfn",
+            definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        )["stateMachineArn"]
+        env = os.environ | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        process = subprocess.Popen(
+            [*AS_A_TERMINAL_STARTS_IT, S3SPLIT, "start", f"s3://{BUCKET}/in.csv",
+             "--state-machine", machine, "--follow", "--poll-interval", "0.2"],
+            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not sfn.list_executions(stateMachineArn=machine)["executions"]:
+                assert process.poll() is None and time.monotonic() < deadline, \
+                    process.communicate()
+                time.sleep(0.1)
+            time.sleep(1)  # (following: polls under way)
+            os.killpg(process.pid, signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        execution = sfn.list_executions(stateMachineArn=machine)["executions"][0]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr and stdout == ""
+    assert stderr.splitlines()[-1] == (
+        "s3split: interrupted; the run goes on: follow it with: "
+        f"s3split status {execution['executionArn']}")
+
 def _fork_server_importing(pid: int) -> bool:
     """Whether process ``pid``'s fork server (a child running multiprocessing.forkserver's
     main) is importing the modules it preloads: numpy's is one, several seconds' worth of

@@ -522,6 +522,11 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
             click.echo(f"s3split: {exc}; follow it with: s3split status {execution_arn}",
                        err=True)
             sys.exit(_STILL_RUNNING)
+        except KeyboardInterrupt as exc:  # only the following stops: the run is AWS's
+            signals.ignore_further()
+            click.echo(f"s3split: {signals.stopped_by(exc)}; the run goes on: follow it with: "
+                       f"s3split status {execution_arn}", err=True)
+            sys.exit(signals.exit_status(exc))
     _echo_status(summary, as_json)
     sys.exit(0 if summary.get("succeeded") else 1)
 
