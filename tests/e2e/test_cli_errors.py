@@ -20,6 +20,7 @@ from backports import zstd
 from s3split.cli import signals
 from s3split.processors.registry import BUILTINS
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server, s3_client
+from tests.support.processes import signal_when
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(20_000))
@@ -231,19 +232,15 @@ def test_a_stopped_run_says_how_to_resume_and_releases_the_lock(
     (tmp_path / "in.csv").write_bytes(DATA)
     out = tmp_path / "out"
     process = _start_on_a_terminal(tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while not (out / "status").is_dir() and time.monotonic() < deadline:
-            time.sleep(0.1)
+
+    def running() -> bool:
+        if not (out / "status").is_dir():
+            return False
         assert (out / "lock.json").exists()
-        if signum == signal.SIGINT:
-            os.killpg(process.pid, signum)  # what Ctrl-C sends: the whole group
-        else:
-            os.kill(process.pid, signum)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+        return True
+
+    # (Ctrl-C is sent to the whole group; kill's SIGTERM to the process alone)
+    stdout, stderr = signal_when(process, running, signum, group=signum == signal.SIGINT)
     assert process.returncode == status, stderr
     assert "Traceback" not in stderr and stdout == ""
     assert stderr.splitlines() == [
@@ -293,18 +290,14 @@ def test_ctrl_c_while_following_a_run_on_aws_stops_following_and_says_the_run_go
              "--state-machine", machine, "--follow", "--poll-interval", "0.2"],
             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True)
-        try:
-            deadline = time.monotonic() + 60
-            while not sfn.list_executions(stateMachineArn=machine)["executions"]:
-                assert process.poll() is None and time.monotonic() < deadline, \
-                    process.communicate()
-                time.sleep(0.1)
-            time.sleep(1)  # (following: polls under way)
-            os.killpg(process.pid, signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
+
+        def following() -> bool:
+            if not sfn.list_executions(stateMachineArn=machine)["executions"]:
+                return False
+            time.sleep(1)  # (started: polls under way)
+            return True
+
+        stdout, stderr = signal_when(process, following, signal.SIGINT, within=60)
         execution = sfn.list_executions(stateMachineArn=machine)["executions"][0]
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr and stdout == ""
@@ -332,16 +325,8 @@ def test_ctrl_c_before_the_run_is_planned_gives_no_advice_and_no_traceback(
     no run.json yet. Exit 130, one line, no advice."""
     (tmp_path / "in.csv").write_bytes(DATA)
     process = _start_on_a_terminal(tmp_path)
-    try:
-        deadline = time.monotonic() + 120
-        while not _fork_server_importing(process.pid) and time.monotonic() < deadline:
-            assert process.poll() is None, process.communicate()
-            time.sleep(0.005)
-        os.killpg(process.pid, signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=120)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
+    stdout, stderr = signal_when(process, lambda: _fork_server_importing(process.pid),
+                                 signal.SIGINT, every=0.005)
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and stdout == ""
     assert stderr.splitlines() == [

@@ -34,6 +34,7 @@ from tests.support.pipeline import (
     local_results,
     work_storage,
 )
+from tests.support.processes import signal_when
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -167,17 +168,8 @@ def test_a_run_killed_after_scan_ranges_resumes_and_succeeds(tmp_path: Path) -> 
 def _stop_after_range_plan(work: Path) -> tuple[str, str, int | None]:
     """SIGTERM to a ranged run once its ranges are planned: the source, stderr, exit status."""
     text, _, cli = _start_ranged_run(work)
-    try:
-        deadline = time.monotonic() + 120
-        while not (work / "out" / "ranges" / "plan.json").exists():  # ~20 ranges to scan
-            assert cli.poll() is None, "the run ended before it could be stopped"
-            assert time.monotonic() < deadline, "no range plan within 120 s"
-            time.sleep(0.01)
-        os.kill(cli.pid, signal.SIGTERM)
-        _, stderr = cli.communicate(timeout=60)
-    finally:
-        if cli.poll() is None:
-            os.killpg(cli.pid, signal.SIGKILL)
+    plan = work / "out" / "ranges" / "plan.json"  # ~20 ranges to scan after it
+    _, stderr = signal_when(cli, plan.exists, signal.SIGTERM, group=False)
     return text, stderr, cli.returncode
 
 

@@ -190,17 +190,10 @@ def test_a_strict_error_in_a_middle_range_is_the_single_pass_error(tmp_path: Pat
     source = tmp_path / "in.csv"
     source.write_bytes(source_bytes(rows=200, bad=150))  # past the header's first 4 KiB scan
     spec = spec_for(str(source), str(tmp_path / "run"), strict=True)
-    with pytest.raises(MalformedCsv) as single:
-        split(spec.source, str(tmp_path / "sequential"), spec.split_settings, Storage())
-    planned = range_tasks.plan_ranges(spec, DEPLOYMENT, Storage())
-    for index in planned["items"]:
-        range_tasks.scan_one(spec, index, Storage())
-    with pytest.raises(MalformedCsv) as staged:
-        range_tasks.combine_ranges(spec, DEPLOYMENT, Storage())
-    assert str(staged.value) == str(single.value)
-    at = int(str(single.value).split("at byte ")[1].split()[0])
+    single, staged = staged_error(spec, tmp_path, MalformedCsv)
+    assert staged == single
+    at = int(single.split("at byte ")[1].split()[0])
     assert DEPLOYMENT.range_size * 2 < at < source.stat().st_size - DEPLOYMENT.range_size * 2
-    assert not os.path.exists(spec.layout.manifest)
 
 
 def staged_error(spec: RunSpec, tmp_path: Path, kind: type[Exception]) -> tuple[str, str]:
