@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 S3_PART_SIZE = 16 * 1024 * 1024  # S3 wants >= 5 MiB; this bounds the upload buffer
 READ_BUFFER = 8 * 1024 * 1024
+# The key a first lock at a location creates twice for a moment (_require_conditional_writes).
+CONDITIONAL_PROBE = ".s3split-conditional-write-probe-"
 # Throttling and 5xx are retried by botocore with backoff before any of our code sees them.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -373,7 +375,7 @@ class Storage:
             return
         from botocore.exceptions import ClientError
 
-        probe = f"{location}/.s3split-conditional-write-probe-{os.getpid()}-{os.urandom(6).hex()}"
+        probe = f"{location}/{CONDITIONAL_PROBE}{os.getpid()}-{os.urandom(6).hex()}"
         bucket, key = split_s3(probe)
         with _bucket_must_exist(probe, "writing"):
             self.s3.put_object(Bucket=bucket, Key=key, Body=b"{}", IfNoneMatch="*")

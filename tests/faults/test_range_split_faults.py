@@ -130,7 +130,7 @@ def _start_ranged_run(tmp_path: Path) -> tuple[str, dict[str, str], subprocess.P
     lines = ["id,city,note\n"] + [f'{i},"Kraków, PL","a\nb ""{i}"""\n' for i in range(3000)]
     text = "".join(lines)
     (tmp_path / "data.csv").write_text(text)
-    env = os.environ | {"S3SPLIT_RANGE_SPLIT_FROM": "1", "S3SPLIT_RANGE_SIZE": "4KiB",
+    env = os.environ | {"S3SPLIT_RANGE_SPLIT_FROM": "1", "S3SPLIT_RANGE_SIZE": "1KiB",
                         "S3SPLIT_ASSEMBLE_CHUNKS": "1"}
     args = [S3SPLIT, "run", "data.csv", "--out", "out", "--chunk-size", "1KiB"]
     return text, env, subprocess.Popen(args, cwd=tmp_path, env=env, start_new_session=True,
@@ -168,7 +168,7 @@ def test_a_run_killed_after_scan_ranges_resumes_and_succeeds(tmp_path: Path) -> 
 def _stop_after_range_plan(work: Path) -> tuple[str, str, int | None]:
     """SIGTERM to a ranged run once its ranges are planned: the source, stderr, exit status."""
     text, _, cli = _start_ranged_run(work)
-    plan = work / "out" / "ranges" / "plan.json"  # ~20 ranges to scan after it
+    plan = work / "out" / "ranges" / "plan.json"  # ~90 ranges to scan after it
     _, stderr = signal_when(cli, plan.exists, signal.SIGTERM, group=False)
     return text, stderr, cli.returncode
 
@@ -178,7 +178,7 @@ def test_a_run_stopped_mid_range_split_then_resumed_sequentially_leaves_no_scrat
     """SIGTERM (``kill``) while the ranges are scanned: the lock is released, one line, exit
     143. A resume that splits the source sequentially (here: run where ranges do not apply)
     removes the range split's scratch folder, which nothing would read again."""
-    for attempt in range(3):  # (an idle machine may scan all ~20 ranges before the signal)
+    for attempt in range(3):  # (an idle machine may scan all ~90 ranges before the signal)
         work = tmp_path / f"attempt-{attempt}"
         work.mkdir()
         text, stderr, returncode = _stop_after_range_plan(work)

@@ -14,11 +14,19 @@ from pathlib import Path
 import pytest
 
 from s3split.deployment import Deployment
-from s3split.errors import ChunkInvalid, InvalidInput, RunLocationTaken, SourceInDestination
+from s3split.errors import (
+    ChunkInvalid,
+    InvalidInput,
+    RunInProgress,
+    RunLocationTaken,
+    SourceInDestination,
+)
+from s3split.holders import Holder
+from s3split.pipeline.run_lock import acquire, release
 from s3split.pipeline.spec import RunSpec
 from s3split.pipeline.steps import plan, split_step
 from s3split.split.manifest import Manifest
-from s3split.storage import Storage, join
+from s3split.storage import CONDITIONAL_PROBE, Storage, join
 from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
 __all__ = ["place"]  # the fixture
@@ -44,6 +52,21 @@ def test_a_location_holding_the_users_files_is_refused_and_left_alone(place: Pla
         assert place.read(join(location, *name.split("/"))) == f"the user's {name}".encode()
     assert not place.storage.exists(join(location, "lock.json"))
 
+
+def test_another_starts_lock_probe_is_not_a_file_that_takes_the_location(place: Place) -> None:
+    """The first lock at a location creates a probe key twice, for a moment: a start that
+    lists the location then sees the run in progress (RunInProgress, once the other holds the
+    lock), never a location taken by files that are not a run's."""
+    source = place.put("in.csv", rows(50))
+    location = join(place.base, "proj")
+    place.put(f"proj/{CONDITIONAL_PROBE}123-abc", b"{}")
+    acquire(location, Holder.new("exec-0", os.getpid()), place.storage, alive)
+    with pytest.raises(RunInProgress):
+        plan({"source": source, "run": location}, "exec-1", place.deployment, place.storage,
+             alive)
+    release(location, "exec-0", place.storage)
+    plan({"source": source, "run": location}, "exec-1", place.deployment, place.storage, alive)
+    assert place.storage.exists(join(location, "run.json"))
 
 def test_a_new_run_of_the_same_source_deletes_only_what_runs_wrote(place: Place) -> None:
     source = place.put("in.csv", rows(50))

@@ -19,7 +19,7 @@ from typing import Any
 
 from s3split.errors import RunLocationTaken, SourceInDestination
 from s3split.pipeline.layout import RunLayout
-from s3split.storage import Storage, is_s3, join, split_s3
+from s3split.storage import CONDITIONAL_PROBE, Storage, is_s3, join, split_s3
 
 LOCK_NAME = "lock.json"  # (layout.RunLayout.lock) all a start that stopped at once leaves
 _SHOWN = 3  # names quoted in a refusal
@@ -63,7 +63,8 @@ def _s3_inside(source: str, location: str) -> bool:
 
 def check_location_free(source: str, location: str, storage: Storage) -> None:
     """RunLocationTaken unless ``location`` is new, empty or a run of ``source``."""
-    found = storage.some_under(location, _SHOWN + 1)
+    found = [name for name in storage.some_under(location, _SHOWN + 1)
+             if not name.startswith(CONDITIONAL_PROBE)]  # (another start's, for a moment)
     if not found or found == [LOCK_NAME]:
         return
     recorded = recorded_source(location, storage)
