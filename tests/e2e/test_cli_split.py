@@ -363,7 +363,7 @@ def test_split_jobs_2_equals_jobs_1(tmp_path: Path) -> None:
     assembly = documents[1].pop("assembly")
     assert "assembly" not in documents[0]
     assert assembly == {"scan": "ranges", "ranges": 3, "jobs": 2,
-                        "chunks": ["copy_file_range"] * documents[0]["count"]}
+                        "chunks": ["read_write"] * documents[0]["count"]}
     assert documents[1] == documents[0]
     assert parts[1] == parts[0] and len(parts[0]) == documents[0]["count"] > 30
     assert b"".join(p[len(b"id,note,n\r\n"):] for p in parts[1]) == data[len(b"id,note,n\r\n"):]

@@ -131,7 +131,7 @@ def test_the_steps_give_the_sequential_chunks_manifest_and_lanes(
     assert chunk_files(Path(spec.layout.chunks)) == expected_chunks
     assert RANGES >= 4
     assert assembly == {"scan": "ranges", "ranges": RANGES, "batches": (expected["count"] + 1) // 2,
-                        "chunks": ["copy_file_range"] * expected["count"]}
+                        "chunks": ["read_write"] * expected["count"]}
     # What the lanes get is what a sequential Split hands them (it reuses that manifest).
     assert done == split_step(spec, None, DEPLOYMENT, Storage(), lambda: False)
     assert not os.path.exists(spec.layout.ranges)  # the scratch is gone once the manifest is

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import io
 import json
 import multiprocessing
 import os
@@ -67,7 +68,7 @@ def outcome(path: str, dest: str, settings_: SplitSettings, **kw: Any) -> Outcom
     assert result.manifest is not None
     manifest, chunks = read_split(dest)
     assembly = manifest.pop("assembly", None)
-    assert assembly is None or assembly["chunks"] == ["copy_file_range"] * len(chunks)
+    assert assembly is None or assembly["chunks"] == ["read_write"] * len(chunks)
     done = ("done", (manifest, chunks, local_parts(dest)))
     shutil.rmtree(dest)
     return done
@@ -241,43 +242,55 @@ def test_manifest_records_the_assembly(tmp_path: Any) -> None:
     path = write_source(str(tmp_path), QUOTED * 20)
     ranged = split_dict(path, str(tmp_path / "a"), jobs=2, cuts=[300, 900])
     assert ranged["assembly"] == {"scan": "ranges", "ranges": 3, "jobs": 2,
-                                  "chunks": ["copy_file_range"] * ranged["count"]}
+                                  "chunks": ["read_write"] * ranged["count"]}
     summary = Manifest.from_dict(ranged).summary()
-    assert summary["assembly"]["methods"] == {"copy_file_range": ranged["count"]}
+    assert summary["assembly"]["methods"] == {"read_write": ranged["count"]}
     assert "assembly" not in split_dict(path, str(tmp_path / "b"))  # the single pass: none
     old = {k: v for k, v in ranged.items() if k != "assembly"}  # an older manifest loads
     assert Manifest.from_dict(old).assembly is None
 
 
-@pytest.mark.parametrize("code", [errno.EXDEV, errno.ENOSYS, errno.EINVAL])
-def test_copy_file_range_fallback(code: int, tmp_path: Any,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """Where the kernel cannot copy (another filesystem, no support), a read/write loop
-    writes the same bytes, and the manifest says so."""
+def test_chunks_copied_through_a_buffer_smaller_than_them_are_the_single_pass_chunks(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk is copied through one buffer, refilled from where the last read ended (here
+    7 bytes: every chunk takes many reads and writes, each at its own offset)."""
     path = write_source(str(tmp_path), QUOTED * 20)
     expected = outcome(path, str(tmp_path / "seq"), SplitSettings(chunk_size=64))
-    calls: list[int] = []
-
-    def refuse(*args: Any) -> int:
-        calls.append(1)
-        raise OSError(code, os.strerror(code))
-
-    monkeypatch.setattr(os, "copy_file_range", refuse)
+    monkeypatch.setattr(assemble, "COPY_BLOCK", 7)
     dest = str(tmp_path / "out")
     document = split_dict(path, dest, jobs=2, cuts=[500])
-    assert calls and document["assembly"]["chunks"] == ["read_write"] * document["count"]
+    assert document["assembly"]["chunks"] == ["read_write"] * document["count"]
     _, chunks = read_split(dest)
     assert chunks == expected[1][1]
 
 
-def test_copy_errors_other_than_unsupported_fail_the_chunk(tmp_path: Any,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("into_file", [True, False])
+def test_a_source_cut_short_under_the_copy_fails_naming_where_it_ends(
+        into_file: bool, tmp_path: Any) -> None:
+    """The bytes a chunk was planned to hold are not all there any more (the source was
+    truncated after its scan): SourceChanged names where it ends, into a file and into a
+    writer without one (an upload) alike."""
+    source = tmp_path / "source.csv"
+    source.write_bytes(b"x" * 100)
+    fd = os.open(source, os.O_RDONLY)
+    try:
+        with (open(tmp_path / "chunk", "wb") if into_file else io.BytesIO()) as f:
+            f.write(b"h\n")
+            with pytest.raises(SourceChanged, match="it ends at byte 100, but the chunk being "
+                               "written runs to byte 150"):
+                assemble.copy_out(fd, f, 40, 150, 2, str(source))
+    finally:
+        os.close(fd)
+
+
+def test_a_full_disk_under_the_copy_fails_the_split_and_leaves_no_manifest(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_source(str(tmp_path), QUOTED * 20)
 
     def full(*args: Any) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(os, "copy_file_range", full)
+    monkeypatch.setattr(os, "pwrite", full)
     dest = tmp_path / "out"
     with pytest.raises(DestinationUnwritable):
         split(path, str(dest), SplitSettings(chunk_size=64), Storage(), jobs=2, cuts=[500])

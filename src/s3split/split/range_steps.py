@@ -9,8 +9,8 @@ source on the state machine (``s3split.pipeline.range_tasks`` runs each step as 
 * ``combine_scans`` folds the scans into the chunk table and raises the single pass's errors
   (``MalformedCsv``, ``UnterminatedQuote``) at the same byte and line.
 * ``assemble`` writes chunks: S3 to S3 server-side (``s3_assembly``), a local source by
-  ``copy_file_range`` (``local_ranges.write_chunk``), an S3 source into a local destination read
-  and written.
+  ``local_ranges.write_chunk`` (read and written through a buffer), an S3 source into a
+  local destination read and written.
 * ``finish`` writes the manifest, the single pass's own but for its ``assembly`` record.
 
 Every read and copy is of the version ``prepare`` pinned: an S3 source by its version id and
