@@ -410,3 +410,51 @@ def test_a_run_of_150_chunks_prints_the_summary_and_nothing_else(tmp_path: Path)
     assert "chunks  150 ok, 0 failed of 150" in lines
     assert [line.split()[0] for line in lines] == ["result", "chunks", "rows", "bytes", "read",
                                                    "time", "results", "report"], lines
+
+
+class _Unanswering:
+    """An endpoint that takes connections and never answers: a command's AWS call waits."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.held: list[socket.socket] = []
+        self.server.settimeout(0.05)
+
+    def called(self) -> bool:
+        with suppress(TimeoutError):
+            self.held.append(self.server.accept()[0])
+        return bool(self.held)
+
+    def close(self) -> None:
+        for conn in self.held:
+            conn.close()
+        self.server.close()
+
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:pipeline"
+
+
+@pytest.mark.parametrize(("command", "said"), [
+    (["status", "arn:aws:states:us-east-1:123456789012:execution:pipeline:run-1"],
+     "s3split: interrupted"),
+    (["start", f"s3://{BUCKET}/in.csv", "--state-machine", MACHINE],
+     "s3split: interrupted before AWS answered: the run may have started; look for it with: "
+     f"aws stepfunctions list-executions --state-machine-arn {MACHINE}"),
+])
+def test_ctrl_c_during_an_aws_call_says_what_it_stopped_in_one_line(
+        command: list[str], said: str, tmp_path: Path) -> None:
+    """`status` and `start` (without --follow) waiting on AWS: Ctrl-C ends them with one line
+    (for a start: that it may have started, and where to look), exit 130, no "Aborted!"."""
+    endpoint = _Unanswering()
+    try:
+        process = subprocess.Popen(
+            [*AS_A_TERMINAL_STARTS_IT, S3SPLIT, *command], cwd=tmp_path,
+            env=os.environ | CREDENTIALS | {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{endpoint.port}"},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        stdout, stderr = signal_when(process, endpoint.called, signal.SIGINT, within=60)
+    finally:
+        endpoint.close()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr and stdout == ""
+    assert stderr.strip().splitlines() == [said]

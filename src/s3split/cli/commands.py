@@ -134,7 +134,20 @@ def _split(source: str, dest: str, settings: SplitSettings, storage: Storage,
                         jobs=jobs or os.cpu_count() or 1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """Ctrl-C (or SIGTERM, SIGHUP) in a command that says nothing of its own about it: one
+    line and exit 128 + N, instead of click's "Aborted!" and 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            signals.ignore_further()
+            click.echo(f"s3split: {signals.stopped_by(exc)}", err=True)
+            sys.exit(signals.exit_status(exc))
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="s3split")
 def main() -> None:
     """Split huge CSV files into chunks and process them in parallel lanes.
@@ -504,7 +517,14 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
         chunk_rows, no_header, delimiter, quotechar, strict, encoding, skip_lines)
     with _aws_errors():
         sfn, storage = _aws(state_machine_arn)
-        execution_arn = remote.start(source, state_machine_arn, overrides, sfn)
+        try:
+            execution_arn = remote.start(source, state_machine_arn, overrides, sfn)
+        except KeyboardInterrupt as exc:  # (AWS may have started it before the answer came)
+            signals.ignore_further()
+            click.echo(f"s3split: {signals.stopped_by(exc)} before AWS answered: the run may "
+                       f"have started; look for it with: aws stepfunctions list-executions "
+                       f"--state-machine-arn {state_machine_arn}", err=True)
+            sys.exit(signals.exit_status(exc))
     if not wait:
         if as_json:
             click.echo(json.dumps({"executionArn": execution_arn,
