@@ -29,7 +29,7 @@ import random
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -250,50 +250,41 @@ def _tail(rng: random.Random, nl: str) -> str:
 
 
 def generate(out: Path, size: int, seed: int = 42, lf: bool = False) -> GenStats:
+    return write_rows(out, size, seed, lf, HEADER, _tail)
+
+
+def write_rows(out: Path, size: int, seed: int, lf: bool, header: Sequence[str],
+               tail: Callable[[random.Random, str], str]) -> GenStats:
+    """``header``, then numbered rows, each the number and one of ``POOL_SIZE`` tails
+    (``tail(rng, nl)``), drawn ``BLOCK_ROWS`` at a time, to the first row that reaches
+    ``size`` bytes."""
     nl = "\n" if lf else "\r\n"
     rng = random.Random(seed)
-    pool = [_tail(rng, nl) for _ in range(POOL_SIZE)]
-    pool_bytes = [len(t.encode()) for t in pool]
+    pool = [tail(rng, nl) for _ in range(POOL_SIZE)]
     t0 = time.perf_counter()
-    rows = 0
-    written = 0
+    rows = written = 0
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("wb") as fh:
-        header = (",".join(HEADER) + nl).encode()
-        fh.write(header)
-        written += len(header)
+        first = (",".join(header) + nl).encode()
+        fh.write(first)
+        written += len(first)
         while written < size:
             picks = rng.choices(range(POOL_SIZE), k=BLOCK_ROWS)
-            start = rows + 1
-            # Estimate this block's size; if it would overshoot, finish record by record.
-            est = sum(pool_bytes[i] for i in picks[:256]) * BLOCK_ROWS // 256
-            if written + est + BLOCK_ROWS * 12 < size:
-                block = "".join(
-                    [
-                        f"{n},{pool[i]}"
-                        for n, i in zip(range(start, start + BLOCK_ROWS), picks, strict=True)
-                    ]
-                )
-                data = block.encode()
-                fh.write(data)
-                written += len(data)
-                rows += BLOCK_ROWS
-                continue
-            for n, i in enumerate(picks, start):
-                rec = f"{n},{pool[i]}".encode()
-                fh.write(rec)
-                written += len(rec)
-                rows += 1
-                if written >= size:
-                    break
-    return GenStats(
-        rows=rows,
-        bytes=written,
-        seconds=round(time.perf_counter() - t0, 3),
-        seed=seed,
-        line_ending="LF" if lf else "CRLF",
-        columns=len(HEADER),
-    )
+            records = [f"{n},{pool[i]}".encode() for n, i in enumerate(picks, rows + 1)]
+            block = b"".join(records)
+            if written + len(block) >= size:  # the last block: stop at the first record past
+                for record in records:
+                    fh.write(record)
+                    written += len(record)
+                    rows += 1
+                    if written >= size:
+                        break
+                break
+            fh.write(block)
+            written += len(block)
+            rows += BLOCK_ROWS
+    return GenStats(rows=rows, bytes=written, seconds=round(time.perf_counter() - t0, 3),
+                    seed=seed, line_ending="LF" if lf else "CRLF", columns=len(header))
 
 
 def main(argv: list[str] | None = None, gen: Callable[[Path, int, int, bool], GenStats] = generate,

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import random
 import sys
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import gen_csv
-from gen_csv import BLOCK_ROWS, CITIES, FIRST, LAST, POOL_SIZE, WORDS, GenStats
+from gen_csv import CITIES, FIRST, LAST, WORDS, GenStats
 
 HEADER = ("id", "contact", "email", "company", "phone", "country", "city", "amount",
           "currency", "created", "status", "note")
@@ -76,33 +75,7 @@ def _tail(rng: random.Random, nl: str) -> str:
 
 
 def generate(out: Path, size: int, seed: int = 42, lf: bool = False) -> GenStats:
-    nl = "\n" if lf else "\r\n"
-    rng = random.Random(seed)
-    pool = [_tail(rng, nl) for _ in range(POOL_SIZE)]
-    t0 = time.perf_counter()
-    rows = written = 0
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("wb") as fh:
-        header = (",".join(HEADER) + nl).encode()
-        fh.write(header)
-        written += len(header)
-        while written < size:
-            picks = rng.choices(range(POOL_SIZE), k=BLOCK_ROWS)
-            records = [f"{n},{pool[i]}".encode() for n, i in enumerate(picks, rows + 1)]
-            block = b"".join(records)
-            if written + len(block) >= size:  # the last block: stop at the first record past
-                for record in records:
-                    fh.write(record)
-                    written += len(record)
-                    rows += 1
-                    if written >= size:
-                        break
-                break
-            fh.write(block)
-            written += len(block)
-            rows += BLOCK_ROWS
-    return GenStats(rows=rows, bytes=written, seconds=round(time.perf_counter() - t0, 3),
-                    seed=seed, line_ending="LF" if lf else "CRLF", columns=len(HEADER))
+    return gen_csv.write_rows(out, size, seed, lf, HEADER, _tail)
 
 
 def main(argv: list[str] | None = None) -> int:
