@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 from urllib.parse import urlencode
 
 from s3split.errors import (
@@ -59,7 +59,8 @@ def __getattr__(name: str) -> Any:
 # S3's answers to a conditional write that lost: the version changed, or a write is under way.
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 # GetObject's answers when the pinned version is no longer there to read.
-_NOT_THAT_VERSION = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404"})
+NOT_THAT_VERSION: Final = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion",
+                                     "404"})
 
 
 # (endpoint, location)s whose store refused a second conditional create: probed once each.
@@ -453,6 +454,13 @@ class Storage:
             os.unlink(uri)
 
 
+def read_pin(version_id: str | None, etag: str | None) -> dict[str, str]:
+    """GetObject's and HeadObject's parameters that hold a read to one version: both when
+    there are both (with versioning suspended, the "null" version is rewritten in place)."""
+    return ({"VersionId": version_id} if version_id else {}) | (
+        {"IfMatch": etag} if etag else {})
+
+
 class _PinnedClient:
     """An S3 client whose GetObject only ever returns one version of one object.
 
@@ -463,9 +471,7 @@ class _PinnedClient:
 
     def __init__(self, client: "S3Client", info: ObjectInfo) -> None:
         self._client, self._info = client, info
-        # Both when there are both: with versioning suspended, the "null" version is rewritten.
-        self._pin = ({"VersionId": info.version_id} if info.version_id else {}) | (
-            {"IfMatch": info.etag} if info.etag else {})
+        self._pin = read_pin(info.version_id, info.etag)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._client, name)
@@ -477,7 +483,7 @@ class _PinnedClient:
             return self._client.get_object(**{**kwargs, **self._pin})
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
-            if code not in _NOT_THAT_VERSION:
+            if code not in NOT_THAT_VERSION:
                 raise
             version = self._info.version_id
             if code in ("PreconditionFailed", "412"):

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING, Final, Literal, TypedDict
+from typing import TYPE_CHECKING, Final, Literal, TypedDict, cast
 from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
@@ -32,7 +32,7 @@ from s3split.errors import (
     SourceUnreadable,
 )
 from s3split.split.splitter import CHUNK_TAGS
-from s3split.storage import ObjectInfo, is_s3, split_s3
+from s3split.storage import NOT_THAT_VERSION, ObjectInfo, is_s3, read_pin, split_s3
 from s3split.transient import is_transient, transient_errors
 
 if TYPE_CHECKING:
@@ -55,8 +55,7 @@ Method = Literal["upload", "copy"]
 
 _TAGGING = urlencode(CHUNK_TAGS)
 # S3's answers when the pinned version is not there (any more), or is shorter than planned.
-_SOURCE_GONE = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion", "404",
-                          "InvalidRange", "416"})
+_SOURCE_GONE = NOT_THAT_VERSION | {"InvalidRange", "416"}
 Side = Literal["source", "dest", "copy"]
 
 
@@ -98,14 +97,8 @@ class PinnedSource:
         return f"s3://{self.bucket}/{self.key}"
 
     def read_pin(self) -> _ReadPin:
-        """For GetObject and HeadObject. Both when there are both: with versioning suspended,
-        the "null" version is rewritten in place."""
-        pin: _ReadPin = {}
-        if self.version_id:
-            pin["VersionId"] = self.version_id
-        if self.etag:
-            pin["IfMatch"] = self.etag
-        return pin
+        """For GetObject and HeadObject (``storage.read_pin``)."""
+        return cast(_ReadPin, read_pin(self.version_id, self.etag))
 
     def copy_source(self) -> "CopySourceTypeDef":
         if self.version_id:
