@@ -20,7 +20,7 @@ from backports import zstd
 from s3split.cli import signals
 from s3split.processors.registry import BUILTINS
 from tests.support.pipeline import BUCKET, CREDENTIALS, moto_s3_server, s3_client
-from tests.support.processes import signal_when
+from tests.support.processes import AS_A_TERMINAL_STARTS_IT, signal_when
 
 S3SPLIT = str(Path(sys.executable).parent / "s3split")
 DATA = b"id,note\n" + b"".join(b'%d,"row %d, with a comma"\n' % (i, i) for i in range(20_000))
@@ -201,16 +201,6 @@ def test_a_refused_or_failed_command_prints_only_what_it_did(tmp_path: Path) -> 
     assert "SourceChanged" in one_error_line(resumed) and resumed.stdout == ""
     assert (tmp_path / "out" / "report.json").exists()
 
-
-# A terminal starts its foreground job with SIGINT handled by default and not blocked; a child
-# of this test process inherits the process's own SIGINT disposition and signal mask through
-# exec, and in full `make test` runs (not alone) the CLI came up deaf to SIGINT three times
-# (which earlier test leaves the pytest worker so is not found yet). So: as a terminal would.
-AS_A_TERMINAL_STARTS_IT = [
-    sys.executable, "-c",
-    "import os, signal, sys; signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
-    "signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])",
-]
 
 
 def _start_on_a_terminal(tmp_path: Path) -> subprocess.Popen[str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.csvdata import BOM, make_csv
+from tests.support.processes import AS_A_TERMINAL_STARTS_IT, signal_when
 from tests.support.splits import check_rows, check_sizes, check_split, read_split
 
 S3SPLIT = Path(sys.executable).parent / "s3split"
@@ -323,6 +324,31 @@ def test_a_split_stopped_by_sigterm_says_so_and_leaves_no_lock(tmp_path: Path) -
     assert proc.returncode == 143, err
     assert err == "s3split: stopped by SIGTERM; the split wrote no manifest\n"
     assert not (dest / ".split.lock").exists() and not (dest / "manifest.json").exists()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_range_split_stopped_while_it_copies_chunks_says_so_in_one_line(
+        signum: int, tmp_path: Path) -> None:
+    """Ctrl-C (or kill, or the terminal closing: the whole process group signalled, the
+    worker processes with it) while chunks are being copied: one line, exit 128 + N, no
+    worker's traceback, no manifest, and every part left is whole (the single pass's)."""
+    block = "".join(f'{i},"a, ""b""\nc",{i * 7}\n' for i in range(1000)).encode()
+    data = b"id,note,n\n" + block * (34 * 1024 * 1024 // len(block))
+    source = write(tmp_path, data)
+    whole = tmp_path / "whole"
+    assert cli("split", source, whole, "--chunk-size", "256KiB", "--jobs", "1").returncode == 0
+    dest = tmp_path / "d"
+    process = subprocess.Popen(
+        [*AS_A_TERMINAL_STARTS_IT, str(S3SPLIT), "split", str(source), str(dest),
+         "--chunk-size", "256KiB", "--jobs", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    _, stderr = signal_when(process, (dest / "part-00003.csv").exists, signum, every=0.001)
+    stopped = "interrupted" if signum == signal.SIGINT else f"stopped by {signum.name}"
+    assert (process.returncode, stderr) == (
+        128 + signum, f"s3split: {stopped}; the split wrote no manifest\n")
+    parts = sorted(dest.glob("part-*.csv"))
+    assert parts and not (dest / "manifest.json").exists()
+    assert all(p.read_bytes() == (whole / p.name).read_bytes() for p in parts)
 
 
 # -- help -----------------------------------------------------------------------------------------

@@ -156,6 +156,11 @@ def keep_freed_memory() -> bool:
 def _serve(conn: Connection, task: Callable[[int], object]) -> None:
     """A worker's loop: run each index it is sent, answer ``(kind, value)``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # The parent stops a worker with SIGTERM; a handler forked from the command line's
+    # (which raises, for the parent's clean-up) would print the worker's traceback instead of
+    # ending it. As a spawned worker has them: the defaults.
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
     keep_freed_memory()
     while True:
         try:
