@@ -448,3 +448,27 @@ def test_ctrl_c_during_an_aws_call_says_what_it_stopped_in_one_line(
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr and "Aborted" not in stderr and stdout == ""
     assert stderr.strip().splitlines() == [said]
+
+
+
+@pytest.mark.parametrize("unwritable", ["a pipe its reader closed", "/dev/full"])
+def test_ctrl_c_with_stderr_unwritable_still_exits_130(unwritable: str, tmp_path: Path) -> None:
+    """The one line cannot be written (the pipe's reader is gone, as Ctrl-C ends every
+    command of a pipeline; a full disk): the exit status still says what stopped it."""
+    endpoint = _Unanswering()
+    read_end, write_end = os.pipe()
+    with open("/dev/full", "w") as full:
+        try:
+            process = subprocess.Popen(
+                [*AS_A_TERMINAL_STARTS_IT, S3SPLIT, "status",
+                 "arn:aws:states:us-east-1:123456789012:execution:pipeline:run-1"],
+                cwd=tmp_path, env=os.environ | CREDENTIALS | {
+                    "AWS_ENDPOINT_URL": f"http://127.0.0.1:{endpoint.port}"},
+                stdout=subprocess.PIPE, stderr=full if unwritable == "/dev/full" else write_end,
+                text=True, start_new_session=True)
+            os.close(read_end)
+            os.close(write_end)
+            stdout, _ = signal_when(process, endpoint.called, signal.SIGINT, within=60)
+        finally:
+            endpoint.close()
+    assert (process.returncode, stdout) == (130, "")

@@ -7,7 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
@@ -65,6 +65,16 @@ def _progress(total: int, label: str) -> Iterator[Callable[[int], None]]:
 def _fail(exc: Exception) -> NoReturn:
     click.echo(f"s3split: error: {error_line(exc)}", err=True)
     sys.exit(1)
+
+
+def _stopped(exc: KeyboardInterrupt, what: str = "") -> NoReturn:
+    """Ctrl-C, SIGTERM or SIGHUP: one line (``what`` follows the signal's name), exit
+    128 + N, even when the line cannot be written (a pipe whose reader the same Ctrl-C
+    ended)."""
+    signals.ignore_further()
+    with suppress(OSError):
+        click.echo(f"s3split: {signals.stopped_by(exc)}{what}", err=True)
+    sys.exit(signals.exit_status(exc))
 
 
 def error_line(exc: BaseException) -> str:
@@ -142,9 +152,7 @@ class _Commands(click.Group):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt as exc:
-            signals.ignore_further()
-            click.echo(f"s3split: {signals.stopped_by(exc)}", err=True)
-            sys.exit(signals.exit_status(exc))
+            _stopped(exc)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -212,9 +220,7 @@ def split(source: str, dest: str, chunk_size: str | None, chunk_rows: int | None
             result = _split(source, dest, settings, storage, advance, jobs)
         seconds = time.perf_counter() - started
     except KeyboardInterrupt as exc:  # (the lock is released by now)
-        signals.ignore_further()
-        click.echo(f"s3split: {signals.stopped_by(exc)}; the split wrote no manifest", err=True)
-        sys.exit(signals.exit_status(exc))
+        _stopped(exc, "; the split wrote no manifest")
     except _split_errors() as exc:
         _fail(exc)
     manifest = result.manifest
@@ -301,10 +307,8 @@ def run(source: str | None, out: str | None, chunk_size: str | None, lanes: int 
         click.echo(f"s3split: {exc}", err=True)
         sys.exit(exc.exit_status)
     except KeyboardInterrupt as exc:  # (Ctrl-C, SIGTERM or SIGHUP before the run began)
-        signals.ignore_further()
-        click.echo(f"s3split: {signals.stopped_by(exc)} before the run started; nothing to "
-                   f"resume{_at_location(source, out, resume)}", err=True)
-        sys.exit(signals.exit_status(exc))
+        _stopped(exc, f" before the run started; nothing to resume"
+                      f"{_at_location(source, out, resume)}")
     except (S3SplitError, OSError) as exc:
         _fail(exc)
     finally:
@@ -520,11 +524,9 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
         try:
             execution_arn = remote.start(source, state_machine_arn, overrides, sfn)
         except KeyboardInterrupt as exc:  # (AWS may have started it before the answer came)
-            signals.ignore_further()
-            click.echo(f"s3split: {signals.stopped_by(exc)} before AWS answered: the run may "
-                       f"have started; look for it with: aws stepfunctions list-executions "
-                       f"--state-machine-arn {state_machine_arn}", err=True)
-            sys.exit(signals.exit_status(exc))
+            _stopped(exc, f" before AWS answered: the run may have started; look for it "
+                          f"with: aws stepfunctions list-executions --state-machine-arn "
+                          f"{state_machine_arn}")
     if not wait:
         if as_json:
             click.echo(json.dumps({"executionArn": execution_arn,
@@ -543,10 +545,7 @@ def start(source: str, state_machine_arn: str, follow: bool, chunk_size: str | N
                        err=True)
             sys.exit(_STILL_RUNNING)
         except KeyboardInterrupt as exc:  # only the following stops: the run is AWS's
-            signals.ignore_further()
-            click.echo(f"s3split: {signals.stopped_by(exc)}; the run goes on: follow it with: "
-                       f"s3split status {execution_arn}", err=True)
-            sys.exit(signals.exit_status(exc))
+            _stopped(exc, f"; the run goes on: follow it with: s3split status {execution_arn}")
     _echo_status(summary, as_json)
     sys.exit(0 if summary.get("succeeded") else 1)
 
