@@ -264,6 +264,28 @@ def test_chunks_copied_through_a_buffer_smaller_than_them_are_the_single_pass_ch
     assert chunks == expected[1][1]
 
 
+def test_chunks_copied_by_reads_and_writes_that_come_back_short_are_whole(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The OS may read and write fewer bytes than asked (a signal, a pipe, a network
+    filesystem): each copy goes on from where the last one ended, to the same chunks."""
+    path = write_source(str(tmp_path), QUOTED * 20)
+    expected = outcome(path, str(tmp_path / "seq"), SplitSettings(chunk_size=64))
+    rng = random.Random(7)
+    preadv, pwrite = os.preadv, os.pwrite
+
+    def short_read(fd: int, buffers: list[memoryview], offset: int) -> int:
+        return preadv(fd, [buffers[0][:rng.randint(1, len(buffers[0]))]], offset)
+
+    def short_write(fd: int, data: memoryview, offset: int) -> int:
+        return pwrite(fd, data[:rng.randint(1, len(data))], offset)
+
+    monkeypatch.setattr(os, "preadv", short_read)
+    monkeypatch.setattr(os, "pwrite", short_write)
+    monkeypatch.setattr(assemble, "COPY_BLOCK", 13)
+    assert outcome(path, str(tmp_path / "out"), SplitSettings(chunk_size=64), jobs=2,
+                   cuts=[500, 900])[1][1] == expected[1][1]
+
+
 @pytest.mark.parametrize("into_file", [True, False])
 def test_a_source_cut_short_under_the_copy_fails_naming_where_it_ends(
         into_file: bool, tmp_path: Any) -> None:
