@@ -415,6 +415,26 @@ def test_sql_refuses_anything_but_a_single_select(query: str, message: str) -> N
 
 
 @pytest.mark.parametrize("query", [
+    "SELECT id FROM chunk -- the ids",
+    "SELECT id FROM chunk; -- the ids",
+    "SELECT id FROM chunk /* the ids */;;",
+    "-- the ids\nSELECT id /* ; */ FROM chunk ; -- ;\n",
+    "SELECT id FROM chunk --",
+])
+@pytest.mark.parametrize("fallback", [False, True])
+def test_sql_takes_a_query_with_comments_and_semicolons_around_it(
+        tmp_path: Path, query: str, fallback: bool) -> None:
+    """The query is put inside the COPY that writes its result: a comment or ``;`` at its
+    end took the rest of that statement with it, and every chunk failed."""
+    job = chunk_job(tmp_path, EXPORT + (b'9,"a "b" c",x\r\n' if fallback else b""))
+    assert (path_of(job) == "duckdb") is not fallback
+    result = get_processor("sql", sql_config(query))(job, Storage())
+    assert result.rows_out == 3 + fallback
+    ids = [json.loads(line)["id"] for line in Path(job.output_uri).read_text().splitlines()]
+    assert ids == ["1", "2", "3"] + ["9"] * fallback
+
+
+@pytest.mark.parametrize("query", [
     "SELECT * FROM read_text('/etc/hostname')",
     "SELECT * FROM read_csv('/etc/passwd')",
     "SELECT * FROM glob('/*')",

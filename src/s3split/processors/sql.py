@@ -53,7 +53,20 @@ def checked_query(text: str) -> str:
     if kinds != ["SELECT"]:
         raise InvalidOption(f"S3SPLIT_SQL: expected a single SELECT ... FROM chunk, got "
                             f"{', '.join(kinds) or 'no statement'}")
-    return statements[0].query.strip().rstrip(";").strip()
+    return _without_tail(statements[0].query)
+
+
+def _without_tail(text: str) -> str:
+    """``text`` without the comments and ``;`` after its last token: it is put inside the
+    COPY that writes its result, where a ``-- comment`` or a ``;`` would end that COPY."""
+    import duckdb
+
+    end = len(text)
+    for start, kind in reversed(duckdb.tokenize(text)):
+        if kind != duckdb.token_type.comment and text[start:end].strip(" \t\r\n;"):
+            break
+        end = start
+    return text[:end].strip()
 
 
 class SqlProcessor:
@@ -120,7 +133,7 @@ class SqlProcessor:
                    else "FORMAT parquet, COMPRESSION zstd")
         try:
             connection.execute(
-                f"COPY ({self.query}) TO {native.quote_literal(out)} ({options})")
+                f"COPY (\n{self.query}\n) TO {native.quote_literal(out)} ({options})")
         except duckdb.Error as exc:
             raise ChunkInvalid(f"{job.chunk_uri}: the S3SPLIT_SQL query failed on this chunk: "
                                f"{str(exc).splitlines()[0]}") from None
