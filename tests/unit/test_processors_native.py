@@ -374,6 +374,22 @@ def test_parquet_rejects_what_validate_rejects(tmp_path: Path) -> None:
     assert len(Path(job.rejects_uri).read_text().splitlines()) == 2
 
 
+@pytest.mark.parametrize("native_on", [True, False])
+def test_parquet_rejects_an_int_beyond_64_bits_as_a_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, native_on: bool) -> None:
+    """validate takes any int (JSON holds it); a BIGINT column cannot: the whole chunk failed
+    writing its Parquet, where only the row should be rejected."""
+    data = (b"i,s\n99999999999999999999,a\n-9223372036854775808,b\n9223372036854775808,c\n"
+            b"9223372036854775807,d\n")
+    job = replace(chunk_job(tmp_path, data), output_uri=str(tmp_path / "out.parquet"))
+    with native_off(monkeypatch, not native_on):
+        result = get_processor("parquet", {"S3SPLIT_SCHEMA": json.dumps(SCHEMA)})(job, Storage())
+    assert (result.rows_in, result.rows_out, result.rows_rejected) == (4, 2, 2)
+    assert [r["line"] for r in result.rejects] == [2, 4]
+    assert "i: not a 64-bit int: '99999999999999999999'" in result.rejects[0]["reason"]
+    assert parquet_rows(job.output_uri) == [(-(1 << 63), "b"), ((1 << 63) - 1, "d")]
+
+
 def test_parquet_without_a_schema_is_text(tmp_path: Path) -> None:
     job = replace(chunk_job(tmp_path, EXPORT), output_uri=str(tmp_path / "out.parquet"))
     get_processor("parquet", {})(job, Storage())

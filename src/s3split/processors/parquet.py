@@ -11,12 +11,40 @@ from collections.abc import Callable
 from functools import partial
 
 from s3split.errors import ChunkInvalid
-from s3split.processors.base import ChunkJob, ProcessResult
+from s3split.processors.base import ChunkJob, ProcessResult, Record
 from s3split.processors.jsonl import object_converter
-from s3split.processors.rejects import Convert
+from s3split.processors.reader import Row
+from s3split.processors.rejects import Convert, Reject
 from s3split.processors.settings import Settings
-from s3split.processors.validate import SCHEMA, SQL_TYPES, Schema, native_select, schema_converter
+from s3split.processors.validate import (
+    SCHEMA,
+    SQL_TYPES,
+    Schema,
+    native_select,
+    schema_converter,
+    shown,
+)
 from s3split.storage import Storage
+
+BIGINT = range(-(1 << 63), 1 << 63)
+
+
+def _bigint_converter(schema: Schema, uri: str, header: list[str] | None) -> Convert:
+    """validate's converter, also rejecting an int a BIGINT column cannot hold (validate takes
+    any: JSON holds it), where writing it would fail the chunk."""
+    convert = schema_converter(schema, uri, header)
+    ints = [column.name for column in schema.columns.values() if column.type == "int"]
+
+    def typed(row: Row) -> Record:
+        record = convert(row)
+        wide = [name for name in ints if record.get(name) is not None
+                and record[name] not in BIGINT]
+        if wide:
+            raise Reject("; ".join(f"{name}: not a 64-bit int: {shown(str(record[name]))}"
+                                   for name in wide))
+        return record
+
+    return typed
 
 
 class ParquetProcessor:
@@ -51,7 +79,7 @@ class ParquetProcessor:
     def _converter(self, job: ChunkJob) -> Callable[[list[str] | None], Convert]:
         if self.schema is None:
             return object_converter
-        return partial(schema_converter, self.schema, job.chunk_uri)
+        return partial(_bigint_converter, self.schema, job.chunk_uri)
 
     def _through_python(self, job: ChunkJob, storage: Storage) -> ProcessResult:
         import tempfile

@@ -91,8 +91,12 @@ class Column:
         try:
             return PARSERS[self.type](text)
         except (ValueError, KeyError):
-            shown = text if len(text) <= 40 else text[:40] + "..."
-            raise ValueError(f"{self.name}: not a valid {self.type}: {shown!r}") from None
+            raise ValueError(f"{self.name}: not a valid {self.type}: {shown(text)}") from None
+
+
+def shown(text: str) -> str:
+    """A field's text as a reason shows it: quoted, cut after 40 characters."""
+    return repr(text if len(text) <= 40 else text[:40] + "...")
 
 
 @dataclass(frozen=True)
