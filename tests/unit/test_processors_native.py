@@ -95,6 +95,19 @@ def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) ->
         assert duck == python
 
 
+@settings(SETTINGS, max_examples=100)
+@given(source=CORPUS)
+def test_sql_on_duckdb_writes_what_the_python_reader_writes_on_the_fuzz_corpus(
+        source: Source) -> None:
+    if unterminated(source):
+        return
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
+        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
+                        source.quotechar)
+        python, duck = both_paths(patch, "sql", job, sql_config("SELECT * FROM chunk"))
+        assert duck == python
+
+
 TEXT_SCHEMA = {"S3SPLIT_SCHEMA": json.dumps({"columns": {"zz": {"type": "str"}},
                                                "extra_columns": True})}
 
@@ -388,6 +401,20 @@ def test_parquet_rejects_an_int_beyond_64_bits_as_a_row(
     assert [r["line"] for r in result.rejects] == [2, 4]
     assert "i: not a 64-bit int: '99999999999999999999'" in result.rejects[0]["reason"]
     assert parquet_rows(job.output_uri) == [(-(1 << 63), "b"), ((1 << 63) - 1, "d")]
+
+
+def test_records_without_a_field_are_read_as_no_value_not_as_their_json(tmp_path: Path) -> None:
+    """Records of no field (blank lines of a chunk without a header) go to DuckDB as ``{}``:
+    DuckDB took those lines for JSON values, not objects, and gave their text as a field."""
+    job = chunk_job(tmp_path, b"\n\r\n", header=False)
+    assert job.rows == 2
+    query = "SELECT count(*) AS n, count(col1) AS given, string_agg(col1) AS texts FROM chunk"
+    result = get_processor("sql", sql_config(query))(job, Storage())
+    assert (result.rows_in, result.rows_out) == (2, 2)
+    assert json.loads(Path(job.output_uri).read_text()) == {"n": 2, "given": 0, "texts": None}
+    job = replace(job, output_uri=str(tmp_path / "out.parquet"))
+    get_processor("parquet", {})(job, Storage())
+    assert parquet_rows(job.output_uri) == [(None,), (None,)]
 
 
 def test_parquet_without_a_schema_is_text(tmp_path: Path) -> None:

@@ -419,5 +419,6 @@ def accepted_to_file(job: ChunkJob, storage: Storage,
 def read_json_lines(path: str, columns: Sequence[tuple[str, str]]) -> str:
     """A table expression of the JSON Lines in ``path`` with ``columns`` (name, SQL type)."""
     spec = ", ".join(f"{quote_literal(name)}: {quote_literal(kind)}" for name, kind in columns)
-    return (f"read_json({quote_literal(path)}, format='newline_delimited', "
+    # (records: a file of ``{}`` alone is otherwise taken for JSON values, each one a field)
+    return (f"read_json({quote_literal(path)}, format='newline_delimited', records='true', "
             f"columns={{{spec or quote_literal('col1') + ': ' + quote_literal('VARCHAR')}}})")
