@@ -83,29 +83,27 @@ def path_of(job: ChunkJob) -> str:
     return "duckdb"
 
 
-@settings(SETTINGS, max_examples=200)
-@given(source=CORPUS)
-def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) -> None:
+def assert_both_paths_agree_on(source: Source, name: str, config: dict[str, str]) -> None:
     if unterminated(source):
         return  # the splitter refuses these: no chunk ever holds one
     with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
                         source.quotechar)
-        python, duck = both_paths(patch, "jsonl", job)
+        python, duck = both_paths(patch, name, job, config)
         assert duck == python
+
+
+@settings(SETTINGS, max_examples=200)
+@given(source=CORPUS)
+def test_jsonl_on_duckdb_writes_what_the_python_reader_writes(source: Source) -> None:
+    assert_both_paths_agree_on(source, "jsonl", JSONL)
 
 
 @settings(SETTINGS, max_examples=100)
 @given(source=CORPUS)
 def test_sql_on_duckdb_writes_what_the_python_reader_writes_on_the_fuzz_corpus(
         source: Source) -> None:
-    if unterminated(source):
-        return
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
-                        source.quotechar)
-        python, duck = both_paths(patch, "sql", job, sql_config("SELECT * FROM chunk"))
-        assert duck == python
+    assert_both_paths_agree_on(source, "sql", sql_config("SELECT * FROM chunk"))
 
 
 TEXT_SCHEMA = {"S3SPLIT_SCHEMA": json.dumps({"columns": {"zz": {"type": "str"}},
@@ -116,13 +114,7 @@ TEXT_SCHEMA = {"S3SPLIT_SCHEMA": json.dumps({"columns": {"zz": {"type": "str"}},
 @given(source=CORPUS)
 def test_validate_on_duckdb_writes_what_the_python_reader_writes_on_the_fuzz_corpus(
         source: Source) -> None:
-    if unterminated(source):
-        return
-    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        job = chunk_job(Path(tmp), source.data, source.header, source.delimiter,
-                        source.quotechar)
-        python, duck = both_paths(patch, "validate", job, TEXT_SCHEMA)
-        assert duck == python
+    assert_both_paths_agree_on(source, "validate", TEXT_SCHEMA)
 
 
 REFUSED = "DuckDB: Invalid Input Error: CSV Error on Line: 2"
