@@ -416,6 +416,17 @@ def accepted_to_file(job: ChunkJob, storage: Storage,
     return rejects.result(rows.count, written, job.output_uri), keys
 
 
+def apart_in_case(keys: Sequence[str], uri: str, what: str) -> None:
+    """ChunkInvalid, ``uri`` ``what``, when two of ``keys`` differ only in ASCII case (as
+    DuckDB's names do not)."""
+    seen: dict[bytes, str] = {}
+    for key in keys:
+        other = seen.setdefault(key.encode().lower(), key)
+        if other != key:
+            raise ChunkInvalid(f"{uri}: {what}: columns {other!r} and {key!r} differ only in "
+                               "case (DuckDB's names ignore it)")
+
+
 def read_json_lines(path: str, columns: Sequence[tuple[str, str]]) -> str:
     """A table expression of the JSON Lines in ``path`` with ``columns`` (name, SQL type)."""
     spec = ", ".join(f"{quote_literal(name)}: {quote_literal(kind)}" for name, kind in columns)

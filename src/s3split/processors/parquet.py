@@ -91,6 +91,7 @@ class ParquetProcessor:
         with tempfile.TemporaryDirectory(prefix="s3split-parquet-") as directory:
             lines = os.path.join(directory, "accepted.jsonl")
             result, keys = native.accepted_to_file(job, storage, self._converter(job), lines)
+            native.apart_in_case(keys, job.chunk_uri, "cannot be written as Parquet")
             columns = [(key, self._type(key)) for key in keys]
             connection = native.sandboxed(directory)
             out = os.path.join(directory, "out.parquet")

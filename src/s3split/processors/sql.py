@@ -108,6 +108,7 @@ class SqlProcessor:
         with tempfile.TemporaryDirectory(prefix="s3split-sql-") as directory:
             lines = os.path.join(directory, "accepted.jsonl")
             result, keys = native.accepted_to_file(job, storage, object_converter, lines)
+            native.apart_in_case(keys, job.chunk_uri, "cannot be the query's table")
             connection = native.sandboxed(directory)
             try:
                 source = native.read_json_lines(lines, [(key, "VARCHAR") for key in keys])
