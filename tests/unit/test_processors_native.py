@@ -567,3 +567,24 @@ def test_an_unreadable_header_of_an_s3_chunk_is_named_by_its_uri(
         with pytest.raises(ChunkInvalid, match=r"^s3://bucket/run/chunks/part-00003.csv: "
                                                r"invalid UTF-8 at byte 4 .*the header"):
             get_processor("jsonl", JSONL)(job, Storage(client))
+
+
+@pytest.mark.parametrize(("memory", "limit"), [("1024", "614.0 MiB"), ("128", "76.0 MiB")])
+def test_duckdb_may_take_a_share_of_the_functions_memory(
+        memory: str, limit: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """60 % of the function's memory, where the runtime says it (DuckDB's default, 80 % of
+    the machine's, lets each lane on one machine plan for most of it)."""
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+    connection = native.sandboxed(str(tmp_path))
+    assert connection.execute("SELECT current_setting('memory_limit')").fetchone() == (limit,)
+
+
+def test_a_query_beyond_its_memory_fails_the_chunk_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+    job = chunk_job(tmp_path, EXPORT)
+    query = "SELECT string_agg(repeat('x', 1000), '') AS s FROM chunk, range(200000)"
+    with pytest.raises(ChunkInvalid, match="the S3SPLIT_SQL query failed on this chunk: "
+                                           "Out of Memory Error"):
+        get_processor("sql", sql_config(query))(job, Storage())
+    assert not Path(job.output_uri).exists()

@@ -37,7 +37,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -74,6 +74,7 @@ def quote_literal(text: str) -> str:
 SCAN_BLOCK = 1 << 20  # (its passes stay in the CPU's cache: twice as fast as 8 MiB)
 MAX_COLUMNS = 2000
 SPILL = "spill"  # a database's temporary files: a directory of its scratch directory
+MEMORY_SHARE = 60  # % of a function's memory DuckDB may take (the rest: Python, the buffers)
 NULL_TEXT = "\n"  # DuckDB's NULL string: no unquoted field holds a line end, so none is NULL
 
 
@@ -163,6 +164,15 @@ def error_text(exc: Exception) -> str:
     return ": ".join(lines[:1] + counts[:1])
 
 
+def memory_limit(env: Mapping[str, str]) -> dict[str, str]:
+    """DuckDB's memory limit: ``MEMORY_SHARE`` % of the function's memory where the runtime
+    says it (DuckDB's own default, 80 % of the machine's, lets each lane on one machine plan
+    for most of it), so that a big query spills to the scratch directory or fails with
+    DuckDB's out-of-memory error, which names itself, before the process is killed."""
+    size = env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    return {"memory_limit": f"{int(size) * MEMORY_SHARE // 100}MiB"} if size.isdigit() else {}
+
+
 def sandboxed(scratch: str, *directories: str, paths: Sequence[str] = ()
               ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB that reaches only ``scratch`` (where it spills), ``directories``
@@ -171,9 +181,10 @@ def sandboxed(scratch: str, *directories: str, paths: Sequence[str] = ()
 
     # Its own temporary directory is one it reaches: DuckDB's default, ``.tmp`` in the
     # working directory, let a query read the files there.
-    connection = duckdb.connect(config={"threads": 1, "autoinstall_known_extensions": False,
-                                        "autoload_known_extensions": False,
-                                        "temp_directory": os.path.join(scratch, SPILL)})
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "threads": 1, "autoinstall_known_extensions": False, "autoload_known_extensions": False,
+        "temp_directory": os.path.join(scratch, SPILL), **memory_limit(os.environ)}
+    connection = duckdb.connect(config=config)
     allowed = ", ".join(quote_literal(os.path.join(d, ""))
                         for d in dict.fromkeys((scratch, *directories)))
     connection.execute(f"SET allowed_directories = [{allowed}]")
