@@ -94,9 +94,17 @@ def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
 
 def _check_folders(spec: RunSpec) -> None:
     """A file where the run keeps a folder (a user's ``out/results``) would fail every chunk
-    one by one; it fails the run at once instead, naming it."""
+    one by one; it fails the run at once instead, naming it. So does a symbolic link there:
+    through it the run would write, replace and delete files outside its location."""
     for folder in spec.layout.folders:
-        if not is_s3(folder) and os.path.lexists(folder) and not os.path.isdir(folder):
+        if is_s3(folder):
+            continue
+        if os.path.islink(folder):
+            raise DestinationUnwritable(
+                f"run location {spec.location}: {folder} is a symbolic link, not a directory, "
+                "where the run keeps its files; replace it by a directory or choose another "
+                "run location")
+        if os.path.lexists(folder) and not os.path.isdir(folder):
             raise DestinationUnwritable(
                 f"run location {spec.location}: {folder} is a file, not a directory, where the "
                 "run keeps its files; move it away or choose another run location")
