@@ -63,6 +63,10 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     if mode == "run":
         check_location_free(spec.source, spec.location, storage)  # before the lock is written
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
+    # First: while a run is under way (or stopped part-way: killed while clearing outcomes),
+    # nothing looks complete.
+    for finished in (spec.layout.report, *spec.layout.merged_files):
+        storage.delete(finished)
     if not ranges:  # a range split stopped part-way (killed) leaves its scratch behind
         _clear_folder(spec.layout.ranges, storage)
         storage.remove_empty_directory(spec.layout.ranges)
@@ -73,8 +77,6 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         storage.write_json(spec.layout.spec, spec.to_dict())
     if config is not None:  # what the processor runs with, for a local resume
         storage.write_json(spec.layout.processor, record(config))
-    for finished in (spec.layout.report, *spec.layout.merged_files):  # while a run is under
-        storage.delete(finished)                            # way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None, "ranges": ranges}}
 
