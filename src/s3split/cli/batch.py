@@ -21,10 +21,10 @@ from s3split.cli.local import (
     RunOptions,
     collect_from_here,
     local_engine_env,
-    one_line,
     release_own_lock,
     start_input,
 )
+from s3split.cli.text import one_line, shown
 from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
@@ -249,7 +249,7 @@ def _echo_file(file: FileRun, done: int, total: int) -> None:
     else:
         what = "ok"
     rows = f" ({counted(file.report['rows_ok'], 'row')})" if file.report and file.ok else ""
-    click.echo(f"[{done}/{total}] {file.relative}: {what}{rows}", err=True)
+    click.echo(shown(f"[{done}/{total}] {file.relative}: {what}{rows}"), err=True)
 
 
 def _print_summary(prefix: str, out: str, files: list[FileRun], seconds: float) -> None:
@@ -272,4 +272,4 @@ def _print_summary(prefix: str, out: str, files: list[FileRun], seconds: float) 
     lines += [f"failed  {file.relative}: {file.error}" for file in failed[:LISTED_FAILURES]]
     if len(failed) > LISTED_FAILURES:
         lines.append(f"        ... and {len(failed) - LISTED_FAILURES:,} more (above, on stderr)")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(shown(line) for line in lines))
