@@ -77,3 +77,32 @@ def test_an_s3_prefix_is_imported_in_one_command(tmp_path: Path) -> None:
     assert [r["id"] for r in local_results(out / "b" / "c.csv")] == [str(i) for i in range(8)]
     report = json.loads((out / "a.csv" / "report.json").read_text())
     assert report["source"] == f"s3://{BUCKET}/incoming/a.csv" and report["succeeded"]
+
+
+def test_a_key_below_another_files_name_never_runs_inside_that_files_run(
+        tmp_path: Path) -> None:
+    """S3 holds ``a.csv`` and ``a.csv/results/x.csv`` at once: the second's run location would
+    lie inside the first's (its results among the first's results, or the first refused as a
+    location holding foreign files, whichever ran first). The inner one fails, naming both;
+    the outer one is imported, and a second command changes nothing."""
+    names = ("a.csv", "a.csv/results/x.csv", "a.csv/b.csv", "c.csv")
+    with moto_s3_server() as endpoint:
+        s3 = s3_client(endpoint)
+        s3.create_bucket(Bucket=BUCKET)
+        for name in names:
+            s3.put_object(Bucket=BUCKET, Key=f"incoming/{name}", Body=table(6, name).encode())
+        env = dict(os.environ) | CREDENTIALS | {"AWS_ENDPOINT_URL": endpoint}
+        runs = [cli("run", f"s3://{BUCKET}/incoming/", cwd=tmp_path, env=env) for _ in "12"]
+    out = tmp_path / "s3split-out" / "incoming"
+    for done in runs:
+        assert done.returncode == 1, done.stderr
+        assert done.stdout.splitlines()[1] == "files   2 ok, 2 failed of 4 files" + (
+            " (2 imported before)" if done is runs[1] else "")
+        for inner in ("a.csv/b.csv", "a.csv/results/x.csv"):
+            assert (f"{inner}: FAILED RunLocationTaken: run location {out / inner} lies inside "
+                    f"the run location of a.csv ({out / 'a.csv'}): its run would write among "
+                    "that run's files; import it with another --out") in done.stderr
+    assert sorted(p.name for p in (out / "a.csv").iterdir()) == [
+        "chunks", "processor.json", "report.json", "results", "run.json", "status"]
+    assert [p.name for p in (out / "a.csv" / "results").iterdir()] == ["part-00000.jsonl"]
+    assert len(local_results(out / "a.csv")) == len(local_results(out / "c.csv")) == 6

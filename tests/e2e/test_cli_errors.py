@@ -472,3 +472,26 @@ def test_ctrl_c_with_stderr_unwritable_still_exits_130(unwritable: str, tmp_path
         finally:
             endpoint.close()
     assert (process.returncode, stdout) == (130, "")
+
+
+def test_control_characters_from_the_input_never_reach_the_output_raw(tmp_path: Path) -> None:
+    """A header name or a file name is the input's: printed raw, an escape sequence in it
+    could recolour, move the cursor and overwrite what the command says (a failed run shown
+    as succeeded), and a newline in a path would break the summary's label-value lines.
+    They are shown escaped: every line of stdout is one label and its value."""
+    hostile = "\x1b[2K\x1b[1G\x1b[1Aresult  succeeded\x07"
+    name = "in\nname\x1b[31m.csv"
+    (tmp_path / name).write_text(f"id,{hostile}\n1,2\n")
+    env = dict(os.environ) | {"S3SPLIT_SCHEMA": '{"columns": {"id": {"type": "int"}}, '
+                                                '"extra_columns": false}'}
+    done = cli("run", name, "--out", "out", "--processor", "validate", cwd=tmp_path, env=env)
+    assert done.returncode == 1, done.stderr
+    for text in (done.stdout, done.stderr):
+        assert not any((ord(c) < 32 and c != "\n") or 0x7f <= ord(c) < 0xa0 for c in text), text
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"s3split run: {tmp_path}/in\\nname\\x1b[31m.csv"
+    assert [line.split()[0] for line in lines[1:9]] == [
+        "result", "chunks", "rows", "bytes", "read", "time", "results", "report"]
+    assert lines[1] == "result  FAILED (ToleratedFailuresExceeded)"
+    shown = "\\x1b[2K\\x1b[1G\\x1b[1Aresult succeeded\\x07"
+    assert f"header has column(s) not in the schema: {shown} " in lines[9], lines[9]

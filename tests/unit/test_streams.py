@@ -12,8 +12,9 @@ from backports import zstd
 
 from s3split import storage as storage_module
 from s3split.cli.commands import error_line
-from s3split.cli.local import one_line, progress_line
+from s3split.cli.local import progress_line
 from s3split.cli.progress import RunProgress
+from s3split.cli.text import one_line, shown
 from s3split.errors import CorruptSource, DestinationUnwritable, InvalidOption
 from s3split.sizes import RATE_FROM_BYTES, counted, format_rate
 from s3split.split.manifest import SplitSettings
@@ -144,6 +145,13 @@ def test_error_line_is_one_line() -> None:
         "x.csv: No such file or directory"
     assert error_line(ValueError("two\nlines  here")) == "two lines here"
     assert one_line("Traceback:\n  a\n  b") == "Traceback: a b"
+
+
+def test_control_characters_are_shown_escaped_and_printable_text_as_it_is() -> None:
+    assert shown("in\nname\x1b[31m\x7f\x9b.csv") == "in\\nname\\x1b[31m\\x7f\\x9b.csv"
+    assert shown("Kraków, ünïcode — ok") == "Kraków, ünïcode — ok"
+    assert one_line("a\x1b[2K\n  b\x07") == "a\\x1b[2K b\\x07"
+    assert error_line(ValueError("header \x1b]0;title\x07")) == "header \\x1b]0;title\\x07"
 
 
 def test_progress_line_never_shows_a_missing_total(tmp_path: Path) -> None:

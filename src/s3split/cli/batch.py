@@ -21,16 +21,17 @@ from s3split.cli.local import (
     RunOptions,
     collect_from_here,
     local_engine_env,
-    one_line,
     release_own_lock,
     start_input,
 )
+from s3split.cli.text import one_line, shown
 from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
     BucketNotFound,
     InvalidOption,
     RunInterrupted,
+    RunLocationTaken,
     S3SplitError,
     SourceNotFound,
 )
@@ -88,7 +89,25 @@ def default_out(prefix: str) -> str:
 def list_files(prefix: str, out: str, storage: Storage) -> list[FileRun]:
     """The batch's files in name order, each with its run location under ``out``."""
     files = _s3_files(prefix, out, storage) if is_s3(prefix) else _local_files(prefix, out)
+    _refuse_nested(files, out)
     return sorted(files, key=lambda f: f.relative)
+
+
+def _refuse_nested(files: list[FileRun], out: str) -> None:
+    """A file whose run location lies inside another's fails (S3 holds ``a.csv`` and
+    ``a.csv/results/x.csv`` at once): its run would write among that run's files, or make
+    that location one holding foreign files, whichever ran first."""
+    by_location = {file.location: file for file in files if file.location}
+    for location, file in by_location.items():
+        parts = location[len(out):].strip("/").split("/")
+        above = [join(out, *parts[:depth]) for depth in range(1, len(parts))]
+        for outer in (by_location[uri] for uri in above if uri in by_location):
+            exc = RunLocationTaken(
+                f"run location {location} lies inside the run location of {outer.relative} "
+                f"({outer.location}): its run would write among that run's files; import it "
+                "with another --out")
+            file.error = f"{type(exc).__name__}: {exc}"
+            break
 
 
 def _local_files(directory: str, out: str) -> list[FileRun]:
@@ -230,7 +249,7 @@ def _echo_file(file: FileRun, done: int, total: int) -> None:
     else:
         what = "ok"
     rows = f" ({counted(file.report['rows_ok'], 'row')})" if file.report and file.ok else ""
-    click.echo(f"[{done}/{total}] {file.relative}: {what}{rows}", err=True)
+    click.echo(shown(f"[{done}/{total}] {file.relative}: {what}{rows}"), err=True)
 
 
 def _print_summary(prefix: str, out: str, files: list[FileRun], seconds: float) -> None:
@@ -253,4 +272,4 @@ def _print_summary(prefix: str, out: str, files: list[FileRun], seconds: float) 
     lines += [f"failed  {file.relative}: {file.error}" for file in failed[:LISTED_FAILURES]]
     if len(failed) > LISTED_FAILURES:
         lines.append(f"        ... and {len(failed) - LISTED_FAILURES:,} more (above, on stderr)")
-    click.echo("\n".join(lines))
+    click.echo("\n".join(shown(line) for line in lines))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from s3split.cli import signals
+from s3split.cli.text import one_line
 from s3split.deployment import MAX_LANES
 from s3split.errors import InvalidOption, RunInterrupted, S3SplitError
 from s3split.processors.registry import BUILTINS
@@ -84,7 +85,7 @@ def error_line(exc: BaseException) -> str:
         text = f"{where}{exc.strerror}"
     else:
         text = str(exc) or type(exc).__name__
-    return " ".join(text.split())
+    return one_line(text)
 
 
 def _deprecated(old: str, new: str) -> None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from s3split.cli import signals
 from s3split.cli.progress import RunProgress
+from s3split.cli.text import one_line, shown
 from s3split.deployment import Deployment
 from s3split.engine.local import Outcome, local_engine
 from s3split.errors import (
@@ -147,8 +148,8 @@ def _run(options: RunOptions, run_input: dict[str, Any], location: str, storage:
     storage.check_directory(location)
     spec = normalize(run_input, deployment, storage)["run"]  # fails fast on bad options
     if options.resume:
-        click.echo(f"s3split: resuming the run of {spec['source']} (processor "
-                   f"{spec['processor']}) at {location}", err=True)
+        click.echo(shown(f"s3split: resuming the run of {spec['source']} (processor "
+                         f"{spec['processor']}) at {location}"), err=True)
         _say_changes(spec, location, storage)
     else:
         check_location_free(spec["source"], location, storage)
@@ -309,8 +310,9 @@ def _print_summary(console: Console, outcome: Outcome, location: str, storage: S
     written = _version(report_uri, storage) not in (None, earlier_report)
     report = storage.read_json(report_uri) if written else None
     if report is not None:
-        title = f"s3split run: {report['source']}"
-        rows = summary_rows(report, outcome, location, storage, seconds, merged)
+        title = shown(f"s3split run: {report['source']}")
+        rows = [(label, shown(value)) for label, value in
+                summary_rows(report, outcome, location, storage, seconds, merged)]
         if console.is_terminal:
             table = Table(title=title, show_header=False)
             for label, value in rows:
@@ -340,11 +342,6 @@ def _read_as(location: str, storage: Storage) -> str:
     if not storage.exists(uri):
         return "-"
     return Manifest.from_dict(storage.read_json(uri)).format.describe()
-
-
-def one_line(text: str) -> str:
-    """Messages from a pipeline may hold newlines (a stack trace, a quoted record)."""
-    return " ".join(str(text).split())
 
 
 def _bytes_line(report: dict[str, Any], location: str, storage: Storage, seconds: float) -> str:

@@ -76,7 +76,8 @@ class RunLayout:
 
     @property
     def folders(self) -> tuple[str, ...]:
-        return tuple(join(self.location, name) for name in (CHUNKS, RESULTS, STATUS, RANGES))
+        names = (CHUNKS, RESULTS, REJECTS, STATUS, RANGES)
+        return tuple(join(self.location, name) for name in names)
 
     @property
     def status_dir(self) -> str:

@@ -63,6 +63,10 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     if mode == "run":
         check_location_free(spec.source, spec.location, storage)  # before the lock is written
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
+    # First: while a run is under way (or stopped part-way: killed while clearing outcomes),
+    # nothing looks complete.
+    for finished in (spec.layout.report, *spec.layout.merged_files):
+        storage.delete(finished)
     if not ranges:  # a range split stopped part-way (killed) leaves its scratch behind
         _clear_folder(spec.layout.ranges, storage)
         storage.remove_empty_directory(spec.layout.ranges)
@@ -73,8 +77,6 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         storage.write_json(spec.layout.spec, spec.to_dict())
     if config is not None:  # what the processor runs with, for a local resume
         storage.write_json(spec.layout.processor, record(config))
-    for finished in (spec.layout.report, *spec.layout.merged_files):  # while a run is under
-        storage.delete(finished)                            # way, nothing looks complete
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None, "ranges": ranges}}
 
@@ -94,9 +96,17 @@ def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
 
 def _check_folders(spec: RunSpec) -> None:
     """A file where the run keeps a folder (a user's ``out/results``) would fail every chunk
-    one by one; it fails the run at once instead, naming it."""
+    one by one; it fails the run at once instead, naming it. So does a symbolic link there:
+    through it the run would write, replace and delete files outside its location."""
     for folder in spec.layout.folders:
-        if not is_s3(folder) and os.path.lexists(folder) and not os.path.isdir(folder):
+        if is_s3(folder):
+            continue
+        if os.path.islink(folder):
+            raise DestinationUnwritable(
+                f"run location {spec.location}: {folder} is a symbolic link, not a directory, "
+                "where the run keeps its files; replace it by a directory or choose another "
+                "run location")
+        if os.path.lexists(folder) and not os.path.isdir(folder):
             raise DestinationUnwritable(
                 f"run location {spec.location}: {folder} is a file, not a directory, where the "
                 "run keeps its files; move it away or choose another run location")
