@@ -120,6 +120,34 @@ def test_two_sources_with_one_file_name_never_share_the_default_location(
     assert place.names(spec.location, "results") == before and before
 
 
+def test_a_location_inside_another_runs_location_is_refused_untouched(
+        place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bucket holds ``in.csv`` and ``in.csv/results/x.csv`` at once, a ``--out`` can name
+    a folder of another run: a run there would write among that run's files. On S3 no key
+    above the work location is asked for (S3 answers 403 for a key the functions may not
+    read, missing or not)."""
+    first = place.put("in.csv", rows(20))
+    spec, _ = start(place, {"source": first}, "exec-1")
+    before = place.names(spec.location, "results")
+    second = place.put("other.csv", rows(10))
+    asked: list[str] = []
+    exists = place.storage.exists
+    monkeypatch.setattr(place.storage, "exists", lambda uri: asked.append(uri) or exists(uri))
+    for inner in (join(spec.location, "results", "other"), join(spec.location, "x", "y")):
+        with pytest.raises(RunLocationTaken) as caught:
+            plan({"source": second, "run": inner}, "exec-2", place.deployment, place.storage,
+                 alive)
+        assert str(caught.value) == (
+            f"run location {inner} lies inside the run location {spec.location} of {first}: "
+            "a run there would write among that run's files; choose another --out")
+    assert place.names(spec.location, "results") == before
+    if first.startswith("s3://"):
+        assert asked and all(uri.startswith(place.deployment.work_location + "/")
+                             for uri in asked)
+    beside = join(place.deployment.work_location, "other")
+    plan({"source": second, "run": beside}, "exec-3", place.deployment, place.storage, alive)
+
+
 @pytest.mark.parametrize("inside", ["results/in.csv", "report.json", "run.json",
                                     "status/part-00000.json", "chunks/in.csv", "in.csv"])
 def test_a_source_inside_its_run_location_is_refused_untouched(place: Place,

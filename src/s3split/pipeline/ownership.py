@@ -4,6 +4,8 @@
   ``run.json`` says so); anything else (a user's folder, another source's run) is refused
   before anything is written or deleted. Two sources with one file name therefore never
   share a default location: the second is refused and told to pick ``--out``.
+* A run's location is never inside another run's location (a bucket holds ``a.csv`` and
+  ``a.csv/results/x.csv`` at once; a ``--out`` may name a folder of another run).
 * The source is never inside its run's location (a file there could be overwritten or
   deleted by the run: under ``results/``, or named ``report.json`` or ``run.json``).
 * A fresh run clears the outcomes of earlier runs there, and a split made again clears those
@@ -79,6 +81,36 @@ def check_location_free(source: str, location: str, storage: Storage) -> None:
     raise RunLocationTaken(
         f"run location {location} is not empty and holds no run ({shown}): a run writes and "
         "deletes files there; choose a new or empty directory (--out)")
+
+
+def check_not_inside_a_run(location: str, work_location: str, storage: Storage) -> None:
+    """RunLocationTaken when a folder above ``location`` is another run's location (its
+    ``run.json`` names a source): this run would write among that run's files (an S3 bucket
+    holds ``a.csv`` and ``a.csv/results/x.csv`` at once, a ``--out`` can name a folder of
+    another run). Locally every folder above is looked at; on S3 those below
+    ``work_location`` only (above it the functions may not read, and S3 answers 403 for a
+    key they may not read, missing or not)."""
+    for above in _folders_above(location, work_location):
+        enclosing = recorded_source(above, storage)
+        if enclosing is not None:
+            raise RunLocationTaken(
+                f"run location {location} lies inside the run location {above} of "
+                f"{enclosing}: a run there would write among that run's files; choose "
+                "another --out")
+
+
+def _folders_above(location: str, work_location: str) -> list[str]:
+    if not is_s3(location):
+        path, found = real(location), []
+        while (parent := os.path.dirname(path)) != path:
+            found.append(parent)
+            path = parent
+        return found
+    root = work_location.rstrip("/")
+    if not is_s3(root) or not location.startswith(root + "/"):
+        return []
+    parts = location[len(root) + 1:].strip("/").split("/")
+    return [join(root, *parts[:depth]) for depth in range(len(parts) - 1, -1, -1)]
 
 
 def recorded_source(location: str, storage: Storage) -> str | None:

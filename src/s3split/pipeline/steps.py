@@ -21,7 +21,11 @@ from s3split.pipeline.batch import continuation_name, stage
 from s3split.pipeline.chunk import of_chunk
 from s3split.pipeline.inputs import normalize, short_hash
 from s3split.pipeline.lanes import first_lanes, lane
-from s3split.pipeline.ownership import check_location_free, clear_outcomes
+from s3split.pipeline.ownership import (
+    check_location_free,
+    check_not_inside_a_run,
+    clear_outcomes,
+)
 from s3split.pipeline.report import build_report
 from s3split.pipeline.run_lock import acquire, carry, release
 from s3split.pipeline.spec import RunSpec
@@ -62,6 +66,7 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
                 "split": {"done": True, "lanes": planned["lanes"]}}
     if mode == "run":
         check_location_free(spec.source, spec.location, storage)  # before the lock is written
+        check_not_inside_a_run(spec.location, deployment.work_location, storage)
     acquire(spec.location, Holder.new(execution, deployment.engine_pid), storage, alive)
     # First: while a run is under way (or stopped part-way: killed while clearing outcomes),
     # nothing looks complete.
