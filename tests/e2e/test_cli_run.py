@@ -277,6 +277,30 @@ def test_parquet_and_sql_processors_account_for_every_record(tmp_path: Path) -> 
     assert sum(counts) == 300
 
 
+@pytest.mark.parametrize(("query", "written"), [
+    ("SELECT * FROM chunk UNION ALL SELECT * FROM chunk", 600),
+    ("SELECT * FROM chunk WHERE id::INT % 3 = 0", 100),
+    ("SELECT * FROM chunk", None)])
+def test_a_sql_run_reports_the_records_its_query_wrote_beside_the_rows_it_read(
+        tmp_path: Path, query: str, written: int | None) -> None:
+    """Every source record is accounted once (``rows_ok``: what the query read); what the
+    results hold is ``records_written``, which the summary shows where it differs."""
+    write_source(tmp_path / "data.csv", 300)
+    env = os.environ | {"S3SPLIT_SQL": query}
+    env.pop("S3SPLIT_SQL_FILE", None)
+    done = subprocess.run([S3SPLIT, "run", "data.csv", "--chunk-size", "4KiB", "--processor",
+                           "sql", "--out", "out"], cwd=tmp_path, text=True,
+                          capture_output=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    lines = [line for path in (tmp_path / "out" / "results").glob("*.jsonl")
+             for line in path.read_text().splitlines()]
+    assert (report["rows_ok"], report["records_written"]) == (300, len(lines))
+    assert len(lines) == (written or 300)
+    shown = [line for line in done.stdout.splitlines() if line.startswith("written")]
+    assert shown == ([f"written {written:,} records in the results"] if written else [])
+
+
 def test_an_out_directory_holding_other_files_is_refused_in_one_line(tmp_path: Path) -> None:
     write_source(tmp_path / "x.csv", 20)
     (tmp_path / "proj" / "results").mkdir(parents=True)

@@ -44,7 +44,7 @@ def _returning(**fields: Any) -> Any:
         counts: dict[str, Any] = {"rows_in": ROWS, "rows_out": ROWS, "rows_rejected": 0,
                                   "rejects": []} | fields
         return ProcessResult(counts["rows_in"], counts["rows_out"], counts["rows_rejected"],
-                             None, None, counts["rejects"])
+                             None, None, counts["rejects"], counts.get("records_written"))
 
     process.extension = "jsonl"  # type: ignore[attr-defined]
     return process
@@ -58,6 +58,9 @@ def _returning(**fields: Any) -> Any:
     ({"rows_out": 2, "rows_rejected": 1}, "rows_in 4 != rows_out 2 + rows_rejected 1"),
     ({"rows_out": 3, "rows_rejected": 1, "rejects": ["line 2"]}, "rejects[0] is 'line 2'"),
     ({"rows_out": 3, "rows_rejected": 1, "rejects": {"line": 2}}, "rejects is dict"),
+    ({"records_written": -1}, "records_written=-1"),
+    ({"records_written": 2.0}, "records_written=2.0"),
+    ({"records_written": True}, "records_written=True"),
 ])
 def test_a_processors_counts_are_checked_before_they_are_recorded(
         tmp_path: Path, fields: dict[str, Any], problem: str) -> None:

@@ -262,7 +262,7 @@ class RemoteRun:
             result["chunks_failed"] = document.get("chunks_failed")
             result["report_summary"] = {k: document.get(k) for k in (
                 "chunks", "chunks_ok", "chunks_failed", "tolerate", "source_rows", "rows_ok",
-                "rows_rejected", "rows_in_failed_chunks", "accounted")}
+                "rows_rejected", "rows_in_failed_chunks", "records_written", "accounted")}
         elif report and self.finished:
             result["report"] = None  # the run ended before Summarize wrote one
             result["succeeded"] = False if self.state != "SUCCEEDED" else None

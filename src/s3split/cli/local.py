@@ -295,6 +295,9 @@ def summary_rows(report: dict[str, Any], outcome: Outcome, location: str, storag
         ("time", f"{seconds:.1f} s, {counted(len(outcome.executions), 'execution')}"),
         ("results", merged or join(location, "results")),
     ]
+    written = report.get("records_written", report["rows_ok"])
+    if written != report["rows_ok"]:  # (a query's rows: it may filter, join or aggregate)
+        rows.insert(3, ("written", f"{counted(written, 'record')} in the results"))
     if report["rows_rejected"]:
         rows.append(("rejects", join(location, "rejects")))
     rows.append(("report", layout.report))

@@ -190,12 +190,16 @@ def check_result(result: Any, entry: ChunkEntry, processor: str, storage: Storag
             "ProcessResult: fix the processor")
     counts = {"rows_in": result.rows_in, "rows_out": result.rows_out,
               "rows_rejected": result.rows_rejected}
-    problem = count_problem(counts) or rejects_problem(result.rejects)
+    written = result.records_written
+    problem = count_problem(counts) or rejects_problem(result.rejects) or (
+        None if written is None or (type(written) is int and written >= 0)
+        else f"records_written={written!r}")
     if problem is not None:
         raise ProcessorResultInvalid(
             f"{entry.uri}: chunk {entry.index}: processor {processor} returned {problem}: its "
             "counts must be non-negative integers with rows_in == rows_out + rows_rejected, "
-            "and its rejects a list of objects; fix the processor")
+            "its records_written one too (or None), and its rejects a list of objects; fix "
+            "the processor")
     sizes: dict[str, int] = {}
     for uri in (result.output_uri, result.rejects_uri):
         if uri is None:
@@ -277,4 +281,4 @@ def _result_fields(result: ProcessResult, sizes: dict[str, int]) -> dict[str, An
         "rejects_uri": result.rejects_uri,
         "rejects_bytes": sizes.get(result.rejects_uri or ""),
         "rejects": result.rejects,
-    }
+    } | ({} if result.records_written is None else {"records_written": result.records_written})

@@ -28,6 +28,7 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
     failed = [_failure(i, s, manifest) for i, s in enumerate(statuses)
               if not (s and s["state"] == OK)]
     rows_ok = sum(s["rows_out"] for s in ok)
+    written = sum(_written(s) for s in ok)
     rows_rejected = sum(s["rows_rejected"] for s in ok)
     rows_failed = sum(f["rows"] for f in failed)
     durations = [s["duration_s"] for s in ok]
@@ -49,6 +50,7 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
         "rows_ok": rows_ok,
         "rows_rejected": rows_rejected,
         "rows_in_failed_chunks": rows_failed,
+        "records_written": written,
         "accounted": accounted,
         "bytes": manifest.source.size,
         "duration_s": {"sum": round(sum(durations), 3), "max": max(durations, default=0.0)},
@@ -56,6 +58,13 @@ def build_report(spec: RunSpec, manifest: Manifest, storage: Storage) -> dict[st
         "rejected": [r | {"chunk": s["index"]} for s in ok for r in s["rejects"]][:MAX_LISTED],
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _written(status: dict[str, Any]) -> int:
+    """The records a chunk's output holds: its processor's count where it gave one (a
+    status record is the run's own, but a resume reads records an earlier release wrote)."""
+    written = status.get("records_written")
+    return written if type(written) is int and written >= 0 else int(status["rows_out"])
 
 
 def within_tolerance(failed: int, total: int, tolerate: str) -> bool:

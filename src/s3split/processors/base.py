@@ -38,6 +38,9 @@ class ProcessResult:
     output_uri: str | None
     rejects_uri: str | None
     rejects: list[dict[str, Any]] = field(default_factory=list)
+    # The records the output holds, where that is not one per accepted record (``sql``: the
+    # rows its query returned); None: ``rows_out``.
+    records_written: int | None = None
 
 
 class Processor(Protocol):

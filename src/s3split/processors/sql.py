@@ -5,7 +5,8 @@ DuckDB, its result written as JSON Lines or Parquet.
 as the ``jsonl`` processor keys them; records the ``jsonl`` processor would reject (another
 number of fields than the header's) are rejected here too, before the query. ``rows_out``
 counts the records the query read, not the rows it returned (a query may filter or
-aggregate): every source record is accounted once, as for the other processors.
+aggregate): every source record is accounted once, as for the other processors; the rows it
+returned are ``records_written``, which the report adds up apart.
 
 The statement is checked once, where the configuration is read: a single SELECT, nothing
 else. It runs in a DuckDB that reaches no file but the chunk and its private directory,
@@ -95,8 +96,8 @@ class SqlProcessor:
             with native.native_chunk(job, storage, private=True) as chunk:
                 chunk.execute(f"CREATE TEMP TABLE chunk AS {native.text_select(chunk)}")
                 count = native.checked_count(job, chunk.count_table("chunk"))
-                self._run(job, storage, chunk.connection, chunk.directory)
-            return ProcessResult(count, count, 0, job.output_uri, None, [])
+                written = self._run(job, storage, chunk.connection, chunk.directory)
+            return ProcessResult(count, count, 0, job.output_uri, None, [], written)
         except native.Fallback:
             return self._through_python(job, storage)
 
@@ -117,14 +118,15 @@ class SqlProcessor:
                 except duckdb.Error as exc:
                     raise ChunkInvalid(f"{job.chunk_uri}: cannot be the query's table: "
                                        f"{str(exc).splitlines()[0]}") from None
-                self._run(job, storage, connection, directory)
+                written = self._run(job, storage, connection, directory)
             finally:
                 connection.close()
         return ProcessResult(result.rows_in, result.rows_out, result.rows_rejected,
-                             job.output_uri, result.rejects_uri, result.rejects)
+                             job.output_uri, result.rejects_uri, result.rejects, written)
 
     def _run(self, job: ChunkJob, storage: Storage, connection: duckdb.DuckDBPyConnection,
-             directory: str) -> None:
+             directory: str) -> int:
+        """The query's result written as the job's output; the rows it holds."""
         import duckdb
 
         from s3split.processors import native
@@ -133,9 +135,10 @@ class SqlProcessor:
         options = ("FORMAT json" if self.extension == "jsonl"
                    else "FORMAT parquet, COMPRESSION zstd")
         try:
-            connection.execute(
-                f"COPY (\n{self.query}\n) TO {native.quote_literal(out)} ({options})")
+            found = connection.execute(
+                f"COPY (\n{self.query}\n) TO {native.quote_literal(out)} ({options})").fetchone()
         except duckdb.Error as exc:
             raise ChunkInvalid(f"{job.chunk_uri}: the S3SPLIT_SQL query failed on this chunk: "
                                f"{str(exc).splitlines()[0]}") from None
         native.upload(out, job.output_uri, storage)
+        return int(found[0]) if found else 0
