@@ -233,7 +233,7 @@ class Storage:
 
         params = {"client": _PinnedClient(self.s3, info), "buffer_size": READ_BUFFER}
         stream: IO[bytes] = smart_open.open(info.uri, "rb", transport_params=params)
-        return stream
+        return checked_reader(info.uri, stream) if is_compressed(info.uri) else stream
 
     def read_head(self, info: ObjectInfo, size: int) -> bytes:
         """The first ``size`` bytes (fewer in a shorter source) of the version ``info``

@@ -13,9 +13,16 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from backports import zstd
 
 from s3split import storage as storage_module
-from s3split.errors import SourceChanged, SourceInDestination, SourceNotFound, SplitInProgress
+from s3split.errors import (
+    CorruptSource,
+    SourceChanged,
+    SourceInDestination,
+    SourceNotFound,
+    SplitInProgress,
+)
 from s3split.split.destination_lock import acquire, holding
 from s3split.split.manifest import ResumeToken, SplitSettings
 from s3split.split.splitter import split
@@ -202,6 +209,22 @@ def test_gzip_source_is_decompressed(mocked_s3: Any) -> None:
     assert [c["rows"] for c in manifest["chunks"]] == [64, 64, 64, 8]
     assert manifest["source"]["size"] == len(compressed)
     assert manifest["source"]["etag"] == put["ETag"]
+
+
+@pytest.mark.parametrize(("key", "packed", "problem"), [
+    ("in/cut.csv.gz", gzip.compress(small_source(200))[:-10], "truncated gzip data"),
+    ("in/plain.csv.gz", small_source(200), "not gzip data"),
+    ("in/cut.csv.zst", zstd.compress(small_source(200))[:-4], "truncated zstd data"),
+])
+def test_a_corrupt_compressed_s3_source_fails_naming_it(mocked_s3: Any, key: str, packed: bytes,
+                                                        problem: str) -> None:
+    """As a local one does: CorruptSource naming the object, never the decompressor's own
+    EOFError or BadGzipFile (which name nothing), and no manifest."""
+    mocked_s3.put_object(Bucket=BUCKET, Key=key, Body=packed)
+    with pytest.raises(CorruptSource,
+                       match=rf"^s3://{BUCKET}/{key}: {problem}.* good decompressed"):
+        split(uri(key), uri("out/bad"), SplitSettings(chunk_size=100), Storage(mocked_s3))
+    assert "manifest.json" not in keys(mocked_s3, "out/bad/")
 
 
 @pytest.mark.parametrize("key", ["in/r.csv", "in/r.csv.gz"])
