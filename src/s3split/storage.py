@@ -27,7 +27,13 @@ from s3split.errors import (
     SourceNotFound,
     SourceUnreadable,
 )
-from s3split.streams import checked_reader, is_write_failure, size_of, unwritable
+from s3split.streams import (
+    bz2_reader,
+    checked_reader,
+    is_write_failure,
+    size_of,
+    unwritable,
+)
 
 if TYPE_CHECKING:
     from botocore.config import Config
@@ -73,6 +79,20 @@ def _version(data: bytes) -> str:
 
 def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
+
+
+def _decompressed(uri: str, params: dict[str, Any]) -> IO[bytes]:
+    """``uri`` opened with smart-open, decompressed by its name's suffix; failures of a
+    compressed one are ``CorruptSource`` (``streams``). bz2 is decompressed by our own
+    reader: smart-open's ``bz2.BZ2File`` drops a damaged stream after the first silently."""
+    import smart_open
+
+    compression = "disable" if uri.endswith(".bz2") else "infer_from_extension"
+    stream: IO[bytes] = smart_open.open(uri, "rb", transport_params=params,
+                                        compression=compression)
+    if uri.endswith(".bz2"):
+        stream = bz2_reader(stream)
+    return checked_reader(uri, stream) if is_compressed(uri) else stream
 
 
 def is_compressed(uri: str) -> bool:
@@ -207,18 +227,15 @@ class Storage:
         return ObjectInfo(uri, os.stat(uri).st_size, _local_etag(uri))
 
     def open_read(self, uri: str, version_id: str | None = None) -> IO[bytes]:
-        """A binary stream of the source; ``.gz`` and ``.zst`` are decompressed."""
+        """A binary stream of the source; ``.gz``, ``.zst`` and ``.bz2`` are decompressed."""
         if not is_s3(uri) and not is_compressed(uri):
             return open(uri, "rb", buffering=READ_BUFFER)
-        import smart_open
-
         params: dict[str, Any] = {}
         if is_s3(uri):
             params = {"client": self.s3, "buffer_size": READ_BUFFER}
             if version_id:
                 params["version_id"] = version_id
-        stream: IO[bytes] = smart_open.open(uri, "rb", transport_params=params)
-        return checked_reader(uri, stream) if is_compressed(uri) else stream
+        return _decompressed(uri, params)
 
     def open_source(self, info: ObjectInfo) -> IO[bytes]:
         """``open_read`` pinned to the version ``info`` describes, reconnects included.
@@ -229,11 +246,8 @@ class Storage:
         """
         if not is_s3(info.uri):
             return self.open_read(info.uri)
-        import smart_open
-
         params = {"client": _PinnedClient(self.s3, info), "buffer_size": READ_BUFFER}
-        stream: IO[bytes] = smart_open.open(info.uri, "rb", transport_params=params)
-        return checked_reader(info.uri, stream) if is_compressed(info.uri) else stream
+        return _decompressed(info.uri, params)
 
     def read_head(self, info: ObjectInfo, size: int) -> bytes:
         """The first ``size`` bytes (fewer in a shorter source) of the version ``info``

@@ -6,19 +6,26 @@ file name. These wrappers turn them into :class:`CorruptSource` and
 :class:`DestinationUnwritable` naming the file and the byte offset.
 """
 
+import bz2
 import errno
 import gzip
+import io
 import os
 import zlib
 from types import TracebackType
-from typing import IO, TypeGuard, cast
+from typing import IO, Any, TypeGuard, cast
 
 from backports import zstd
 
 from s3split.errors import CorruptSource, DestinationUnwritable
 
+
+class Bz2Error(Exception):
+    """bz2's ``OSError("Invalid data stream")``, told apart from a failing read."""
+
+
 _DECOMPRESSION_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError)
+    EOFError, gzip.BadGzipFile, zlib.error, zstd.ZstdError, Bz2Error)
 PIECE = 64 * 1024  # read in pieces: a failure's offset is then within 64 KiB of the damage
 # errnos that mean "this destination cannot take more bytes", not a bug in our code
 WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EROFS})
@@ -89,6 +96,48 @@ class CheckedReader:
 
 def checked_reader(uri: str, stream: IO[bytes]) -> IO[bytes]:
     return cast(IO[bytes], CheckedReader(uri, stream))
+
+
+class Bz2Reader(io.RawIOBase):
+    """A bz2 source's streams, one after another (as ``pbzip2`` writes them). Unlike
+    ``bz2.BZ2File``, which ends quietly at the first stream after another that does not
+    decompress (so a damaged stream loses every record from it on), any bytes after a stream
+    must be a whole stream too."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw, self.decompressor = raw, bz2.BZ2Decompressor()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while True:
+            if self.decompressor.eof:
+                data = self.decompressor.unused_data or self.raw.read(PIECE)
+                if not data:
+                    return 0
+                self.decompressor = bz2.BZ2Decompressor()
+            elif self.decompressor.needs_input:
+                data = self.raw.read(PIECE)
+                if not data:
+                    raise EOFError("the bz2 stream ends before its end-of-stream marker")
+            else:
+                data = b""
+            try:
+                out = self.decompressor.decompress(data, len(buffer))
+            except OSError as exc:
+                raise Bz2Error(str(exc)) from None
+            if out:
+                buffer[:len(out)] = out
+                return len(out)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+def bz2_reader(raw: IO[bytes]) -> IO[bytes]:
+    return cast(IO[bytes], io.BufferedReader(Bz2Reader(raw), PIECE))
 
 
 def unwritable(uri: str, exc: OSError, written: int | None) -> DestinationUnwritable:

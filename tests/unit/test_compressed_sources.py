@@ -1,5 +1,6 @@
-"""``.gz`` and ``.zst`` sources are decompressed on the fly, also when resuming."""
+"""``.gz``, ``.zst`` and ``.bz2`` sources are decompressed on the fly, also when resuming."""
 
+import bz2
 import gzip
 from collections.abc import Callable
 from pathlib import Path
@@ -12,12 +13,18 @@ from s3split.split.splitter import split
 from s3split.storage import Storage
 
 DATA = b"id,note\r\n" + b"".join(b'%d,"a, ""b""\r\nc"\r\n' % i for i in range(2000))
-COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {".gz": gzip.compress, ".zst": zstd.compress}
+COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
+    ".gz": gzip.compress, ".zst": zstd.compress, ".bz2": bz2.compress,
+    # streams (members, frames) one after another, as pigz, pbzip2 and zstd -T write them
+    ".multi.gz": lambda data: gzip.compress(data[:5000]) + gzip.compress(data[5000:]),
+    ".multi.zst": lambda data: zstd.compress(data[:5000]) + zstd.compress(data[5000:]),
+    ".multi.bz2": lambda data: bz2.compress(data[:5000]) + bz2.compress(data[5000:]),
+}
 
 
 @pytest.mark.parametrize("suffix", sorted(COMPRESSORS))
 def test_compressed_source_splits_like_the_plain_one(tmp_path: Path, suffix: str) -> None:
-    source = tmp_path / f"in.csv{suffix}"
+    source = tmp_path / f"in.csv{suffix.replace('.multi', '')}"
     source.write_bytes(COMPRESSORS[suffix](DATA))
     settings = SplitSettings(chunk_size=4096)
     stops = iter([True, False, True])  # stop after chunks 1 and 3 to resume mid-stream

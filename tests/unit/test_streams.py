@@ -1,5 +1,6 @@
 """Decompression and write failures become named errors naming the file and the offset."""
 
+import bz2
 import errno
 import gzip
 import os
@@ -68,6 +69,33 @@ def test_plain_file_named_gz_is_not_gzip(tmp_path: Path) -> None:
     source.write_bytes(DATA)
     with pytest.raises(CorruptSource, match=r"in\.csv\.gz: not gzip data .* after 0 good"):
         _split(source, tmp_path / "out")
+
+
+def test_a_damaged_bz2_stream_after_a_good_one_fails_instead_of_ending_the_source(
+        tmp_path: Path) -> None:
+    """``bz2.BZ2File`` reads a multi-stream file (``pbzip2``'s) up to a stream that does not
+    decompress and then ends quietly: the split would succeed without its records."""
+    second = bytearray(bz2.compress(DATA[len(DATA) // 2:]))
+    second[20] ^= 0xFF
+    source = tmp_path / "in.csv.bz2"
+    source.write_bytes(bz2.compress(DATA[:len(DATA) // 2]) + bytes(second))
+    with pytest.raises(CorruptSource, match=r"in\.csv\.bz2: corrupt bz2 data .* good decompressed"):
+        _split(source, tmp_path / "out")
+    assert _no_manifest(tmp_path / "out")
+
+
+@pytest.mark.parametrize(("packed", "problem"), [
+    (DATA, "corrupt bz2 data"),
+    (bz2.compress(DATA)[:-10], "truncated bz2 data"),
+    (bz2.compress(DATA) + b"trailing", "corrupt bz2 data"),
+])
+def test_a_bz2_source_that_does_not_decompress_is_named(tmp_path: Path, packed: bytes,
+                                                        problem: str) -> None:
+    source = tmp_path / "in.csv.bz2"
+    source.write_bytes(packed)
+    with pytest.raises(CorruptSource, match=rf"in\.csv\.bz2: {problem}"):
+        _split(source, tmp_path / "out")
+    assert _no_manifest(tmp_path / "out")
 
 
 def test_enospc_while_writing_a_chunk_names_the_chunk(tmp_path: Path,
