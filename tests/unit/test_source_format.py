@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import io
 import random
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from backports import zstd
 
 from s3split.errors import (
     DelimiterUnclear,
@@ -98,6 +100,25 @@ def test_invalid_utf8_fails_at_split_time_naming_byte_line_and_option(tmp_path: 
         f"{tmp_path / 'win.csv'}: not UTF-8: byte 26 (line 2) is 0xE9, which UTF-8 does not "
         "allow there; pass --encoding with the source's encoding (cp1252 for most Windows and "
         "Excel files, latin-1, utf-16, ...)")
+    assert not (tmp_path / "out" / "manifest.json").exists()
+
+
+@pytest.mark.parametrize(("name", "packed", "suffix"), [
+    ("in.csv", gzip.compress(b"id,x\n1,2\n"), ".gz"),
+    ("in.csv.GZ", gzip.compress(b"id,x\n1,2\n"), ".gz"),
+    ("in.csv", zstd.compress(b"id,x\n1,2\n"), ".zst"),
+], ids=["gzip", "gzip-upper-case-name", "zstd"])
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_compressed_data_under_a_plain_name_is_told_to_take_its_name(
+        tmp_path: Path, name: str, packed: bytes, suffix: str, jobs: int) -> None:
+    """Not the advice to pass an ``--encoding`` (``latin-1`` would split the compressed bytes
+    as text): the suffix that has it decompressed."""
+    (tmp_path / name).write_bytes(packed)
+    with pytest.raises(SourceNotUtf8, match=rf"{re.escape(name)}: not UTF-8: byte 1 \(line 1\) "
+                       rf"is 0x[0-9A-F]{{2}}: it starts as .*-compressed data does; give it a "
+                       rf"name ending in {re.escape(suffix)}"):
+        split(str(tmp_path / name), str(tmp_path / "out"), SplitSettings(chunk_size=10),
+              Storage(), jobs=jobs, cuts=[4] if jobs > 1 else None)
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 

@@ -51,7 +51,7 @@ from s3split.split.manifest import (
     chunk_name,
 )
 from s3split.split.scanner import Scanner, State, Survey
-from s3split.split.utf8 import Utf8Check, line_ends, not_utf8
+from s3split.split.utf8 import Utf8Check, compressed, line_ends, not_utf8
 from s3split.storage import ObjectInfo, Storage, is_compressed, is_s3, join
 
 SPAN = 1024 * 1024  # scanned at a time: the scanner's work arrays stay cache-sized
@@ -411,6 +411,9 @@ class SplitRun:
         encoding, origin, mark = choose(self.source, start, self.settings.encoding)
         self.encoding = (encoding, origin)
         if encoding == "utf-8":
+            if not (self.settings.skip_lines or is_compressed(self.source)) and \
+                    (error := compressed(self.source, start)):
+                raise error
             self.utf8 = Utf8Check()
             return replay(raw, start)
         self.bom = mark > 0

@@ -11,6 +11,7 @@ the block's maximum. A block of ASCII costs one ``bytes.isascii``. Only a block 
 invalid is decoded, to name the byte."""
 
 import codecs
+from typing import Final
 
 import numpy as np
 import numpy.typing as npt
@@ -110,6 +111,21 @@ def not_utf8(uri: str, offset: int, line: int, byte: int) -> SourceNotUtf8:
     and the range split raise it."""
     return SourceNotUtf8(f"{uri}: not UTF-8: byte {offset} (line {line}) is 0x{byte:02X}, "
                          f"which UTF-8 does not allow there; {ENCODING_HINT}")
+
+
+# Compressed data that UTF-8 refuses at its second byte: a source named like a plain one
+# (``orders.csv`` holding gzip, ``orders.csv.GZ``) is told to take its real name, not an encoding.
+MAGIC: Final = ((b"\x1f\x8b", "gzip", ".gz"), (b"\x28\xb5\x2f\xfd", "zstd", ".zst"))
+
+
+def compressed(uri: str, start: bytes) -> SourceNotUtf8 | None:
+    """The error for a source whose first bytes ``start`` are gzip's or zstd's magic."""
+    for magic, kind, suffix in MAGIC:
+        if start.startswith(magic):
+            return SourceNotUtf8(f"{uri}: not UTF-8: byte 1 (line 1) is 0x{magic[1]:02X}: it "
+                                 f"starts as {kind}-compressed data does; give it a name "
+                                 f"ending in {suffix} to have it decompressed")
+    return None
 
 
 def line_ends(data: bytes) -> int:
