@@ -110,3 +110,22 @@ def test_a_resume_whose_processor_cannot_run_is_refused_before_the_lock(
     message = refused(engine, {"resume": str(location)}, "processor")
     assert "validate needs a schema" in message
     assert snapshot(work, tmp_path) == before
+
+
+def test_a_start_whose_source_is_gone_leaves_the_earlier_run_alone(
+        deployed: tuple[LocalEngine, Path], tmp_path: Path) -> None:
+    """An upload event delivered after the object was deleted (or a start naming a missing
+    source) found no source only at Split, after Plan had deleted the earlier run's report,
+    results and statuses."""
+    engine, work = deployed
+    source = tmp_path / "gone.csv"
+    source.write_text("id\n1\n2\n")
+    first = engine.wait(engine.start({"source": str(source)}), timeout_s=60)
+    assert first.status == "SUCCEEDED", first
+    source.unlink()
+    before = snapshot(work)
+    assert any(name.endswith("report.json") for name in before)
+    outcome = engine.wait(engine.start({"source": str(source)}), timeout_s=60)
+    assert outcome.error == "SourceNotFound", outcome
+    assert str(source) in lambda_error_message(outcome.cause or "")
+    assert snapshot(work) == before

@@ -56,6 +56,9 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     spec = RunSpec.from_dict(planned["run"])
     if mode != "continue":
         _check_folders(spec)  # before anything is touched
+        # A source gone before Plan (deleted after its upload event) fails here, not at Split
+        # after the lock is taken and the earlier run's report and results are cleared.
+        storage.stat(spec.source)
     if mode == "resume":
         check_resumable(spec, storage)
     ranges = mode != "continue" and in_ranges(spec, deployment, storage)
