@@ -26,6 +26,7 @@ from s3split.pipeline.inputs import (
 from s3split.pipeline.spec import RunSpec
 from s3split.storage import Storage
 from tests.support import aws
+from tests.support.template import EVENTS
 
 WORK = "s3://data/runs"
 AWS = Deployment(work_location=WORK, allowed_buckets=frozenset({"data"}))
@@ -298,6 +299,20 @@ def test_a_continuation_with_unknown_or_mistyped_fields_is_invalid_input(
         event: dict[str, Any], field: str) -> None:
     """Today an unknown field in ``run`` was a TypeError from ``RunSpec(**data)``."""
     refused(event, field)
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"detail-type": "Object Deleted"}, "detail-type"),
+    ({"detail-type": "Object Restore Completed"}, "detail-type"),
+    ({"source": "aws.events"}, "source"),
+])
+def test_an_eventbridge_event_other_than_an_s3_upload_is_refused(changes: dict[str, Any],
+                                                                 field: str) -> None:
+    """An "Object Deleted" event started a run of the deleted key (its Plan cleared the
+    earlier run's results); the rule's pattern filters them, but the input is untrusted."""
+    event = json.loads((EVENTS / "s3_object_created.json").read_text()) | changes
+    message = refused(event, field)
+    assert "Object Created" in message
 
 
 # -- local paths derived from a source ------------------------------------------------------
