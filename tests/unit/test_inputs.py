@@ -130,6 +130,17 @@ def test_the_local_engine_takes_the_run_location_from_its_input(tmp_path: Path) 
     ({"tolerate": ""}, "tolerate"),
     ({"tolerate": "lots"}, "tolerate"),
     ({"tolerate": "101%"}, "tolerate"),
+    # what int() and float() take besides plain digits: each a count or a share in disguise
+    ({"tolerate": "NaN%"}, "tolerate"),
+    ({"tolerate": "1e999"}, "tolerate"),
+    ({"tolerate": "-1%"}, "tolerate"),
+    ({"tolerate": "-0%"}, "tolerate"),
+    ({"tolerate": "1e2%"}, "tolerate"),
+    ({"tolerate": "1_000"}, "tolerate"),
+    ({"tolerate": " 3\n"}, "tolerate"),
+    ({"tolerate": "\u0663"}, "tolerate"),  # ARABIC-INDIC DIGIT THREE
+    ({"tolerate": "+3"}, "tolerate"),
+    ({"tolerate": "9" * 5000}, "tolerate"),
     ({"source": 42}, "source"),
     ({"source": ""}, "source"),
     ({"colour": "red"}, "colour"),
