@@ -4,6 +4,7 @@ settings keep (lanes, tolerance). A processor's settings are its own module's
 (processors/settings.py)."""
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -11,6 +12,8 @@ from s3split.errors import InvalidOption
 from s3split.sizes import parse_size
 
 MAX_LANES = 40  # an inline Map's practical concurrency ceiling
+# (int() refuses over 4,300 digits with a ValueError; no run has 10**18 chunks or rows)
+_TOLERANCE = re.compile(r"([0-9]{1,18})|([0-9]{1,3}(?:\.[0-9]*)?|\.[0-9]+)%")
 
 
 @dataclass(frozen=True)
@@ -74,15 +77,14 @@ def _at_least_1(name: str, value: int) -> int:
 
 
 def parse_tolerance(text: str) -> tuple[int | None, float | None]:
-    """``"3"`` -> (3, None): three failed chunks; ``"5%"`` -> (None, 5.0)."""
-    try:
-        if text.endswith("%"):
-            percent = float(text[:-1])
-            if 0 <= percent <= 100:
-                return None, percent
-        elif int(text) >= 0:
-            return int(text), None
-    except ValueError:
-        pass
+    """``"3"`` -> (3, None): three failed chunks; ``"5%"`` -> (None, 5.0). ASCII digits only:
+    int() and float() would also take ``1_000``, `` 3``, ``-0``, ``1e2`` and other scripts'
+    digits."""
+    if match := _TOLERANCE.fullmatch(text):
+        count, percent = match.groups()
+        if count is not None:
+            return int(count), None
+        if float(percent) <= 100:
+            return None, float(percent)
     raise InvalidOption(f"invalid tolerance {text!r}: expected a count such as 3 or a "
                         "percentage such as 5%")

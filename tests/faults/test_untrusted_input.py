@@ -110,3 +110,42 @@ def test_a_resume_whose_processor_cannot_run_is_refused_before_the_lock(
     message = refused(engine, {"resume": str(location)}, "processor")
     assert "validate needs a schema" in message
     assert snapshot(work, tmp_path) == before
+
+
+def test_a_start_whose_source_is_gone_leaves_the_earlier_run_alone(
+        deployed: tuple[LocalEngine, Path], tmp_path: Path) -> None:
+    """An upload event delivered after the object was deleted (or a start naming a missing
+    source) found no source only at Split, after Plan had deleted the earlier run's report,
+    results and statuses."""
+    engine, work = deployed
+    source = tmp_path / "gone.csv"
+    source.write_text("id\n1\n2\n")
+    first = engine.wait(engine.start({"source": str(source)}), timeout_s=60)
+    assert first.status == "SUCCEEDED", first
+    source.unlink()
+    before = snapshot(work)
+    assert any(name.endswith("report.json") for name in before)
+    outcome = engine.wait(engine.start({"source": str(source)}), timeout_s=60)
+    assert outcome.error == "SourceNotFound", outcome
+    assert str(source) in lambda_error_message(outcome.cause or "")
+    assert snapshot(work) == before
+
+
+def test_a_continuation_started_by_hand_cannot_carry_a_runs_lock(
+        deployed: tuple[LocalEngine, Path], tmp_path: Path) -> None:
+    """A continue input naming a run and the lease of its lock (an execution ARN, no secret)
+    took the lock over from the running execution and ran lanes of its own choosing in the
+    same location; at its end it released the lock under the real run."""
+    engine, work = deployed
+    location = earlier_run(work, tmp_path, "held.csv")
+    lease = "arn:aws:states:us-east-1:123456789012:execution:pipeline:first"
+    (location / "lock.json").write_text(json.dumps(
+        {"lease": lease, "execution": lease, "since": "2026-01-01T00:00:00+00:00",
+         "pid": None, "host": None}))
+    run = json.loads((location / "run.json").read_text())
+    lane = {"index": -1, "step": 1, "count": 1, "budget": 1000, "cost": 0}
+    before = snapshot(work, tmp_path)
+    message = refused(engine, {"continue": {"run": run, "lease": lease, "lanes": [lane],
+                                            "generation": 1}}, "continue")
+    assert "continue-as-new" in message
+    assert snapshot(work, tmp_path) == before

@@ -26,6 +26,7 @@ from s3split.pipeline.inputs import (
 from s3split.pipeline.spec import RunSpec
 from s3split.storage import Storage
 from tests.support import aws
+from tests.support.template import EVENTS
 
 WORK = "s3://data/runs"
 AWS = Deployment(work_location=WORK, allowed_buckets=frozenset({"data"}))
@@ -129,6 +130,17 @@ def test_the_local_engine_takes_the_run_location_from_its_input(tmp_path: Path) 
     ({"tolerate": ""}, "tolerate"),
     ({"tolerate": "lots"}, "tolerate"),
     ({"tolerate": "101%"}, "tolerate"),
+    # what int() and float() take besides plain digits: each a count or a share in disguise
+    ({"tolerate": "NaN%"}, "tolerate"),
+    ({"tolerate": "1e999"}, "tolerate"),
+    ({"tolerate": "-1%"}, "tolerate"),
+    ({"tolerate": "-0%"}, "tolerate"),
+    ({"tolerate": "1e2%"}, "tolerate"),
+    ({"tolerate": "1_000"}, "tolerate"),
+    ({"tolerate": " 3\n"}, "tolerate"),
+    ({"tolerate": "\u0663"}, "tolerate"),  # ARABIC-INDIC DIGIT THREE
+    ({"tolerate": "+3"}, "tolerate"),
+    ({"tolerate": "9" * 5000}, "tolerate"),
     ({"source": 42}, "source"),
     ({"source": ""}, "source"),
     ({"colour": "red"}, "colour"),
@@ -298,6 +310,20 @@ def test_a_continuation_with_unknown_or_mistyped_fields_is_invalid_input(
         event: dict[str, Any], field: str) -> None:
     """Today an unknown field in ``run`` was a TypeError from ``RunSpec(**data)``."""
     refused(event, field)
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"detail-type": "Object Deleted"}, "detail-type"),
+    ({"detail-type": "Object Restore Completed"}, "detail-type"),
+    ({"source": "aws.events"}, "source"),
+])
+def test_an_eventbridge_event_other_than_an_s3_upload_is_refused(changes: dict[str, Any],
+                                                                 field: str) -> None:
+    """An "Object Deleted" event started a run of the deleted key (its Plan cleared the
+    earlier run's results); the rule's pattern filters them, but the input is untrusted."""
+    event = json.loads((EVENTS / "s3_object_created.json").read_text()) | changes
+    message = refused(event, field)
+    assert "Object Created" in message
 
 
 # -- local paths derived from a source ------------------------------------------------------

@@ -126,7 +126,15 @@ def normalize(event: Any, deployment: Deployment, storage: Storage) -> dict[str,
             S3EventNotificationEventBridgeModel,
         )
 
-        detail = parse_event(event, S3EventNotificationEventBridgeModel).detail
+        parsed = parse_event(event, S3EventNotificationEventBridgeModel)
+        # Only an upload starts a run: a deletion's run would clear the earlier results.
+        for field, value, expected in (("source", parsed.source, "aws.s3"),
+                                       ("detail-type", parsed.detail_type, "Object Created")):
+            if value != expected:
+                raise InvalidInput(f"invalid execution input: {field}: {value!r} is not "
+                                   f"{expected!r}: only an S3 'Object Created' event starts "
+                                   "a run")
+        detail = parsed.detail
         return _single(ManualStart(source=f"s3://{detail.bucket.name}/{detail.object.key}"),
                        deployment)
     if "prefix" in event:

@@ -12,6 +12,7 @@ from typing import Any
 from s3split.deployment import Deployment
 from s3split.errors import (
     DestinationUnwritable,
+    InvalidInput,
     SourceChanged,
     SourceNotFound,
     SourceUnreadable,
@@ -56,10 +57,14 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
     spec = RunSpec.from_dict(planned["run"])
     if mode != "continue":
         _check_folders(spec)  # before anything is touched
+        # A source gone before Plan (deleted after its upload event) fails here, not at Split
+        # after the lock is taken and the earlier run's report and results are cleared.
+        storage.stat(spec.source)
     if mode == "resume":
         check_resumable(spec, storage)
     ranges = mode != "continue" and in_ranges(spec, deployment, storage)
     if mode == "continue":
+        _check_continuation(spec, planned["lease"], planned["generation"], execution)
         carry(spec.location, planned["lease"], execution, storage)
         return {"mode": mode, "run": planned["run"], "lease": planned["lease"],
                 "generation": planned["generation"],
@@ -84,6 +89,18 @@ def plan(event: Any, execution: str, deployment: Deployment, storage: Storage,
         storage.write_json(spec.layout.processor, record(config))
     return {"mode": mode, "run": spec.to_dict(), "lease": execution, "generation": 0,
             "split": {"done": False, "token": None, "ranges": ranges}}
+
+
+def _check_continuation(spec: RunSpec, lease: str, generation: int, execution: str) -> None:
+    """A continue input is the run's own only in the execution its Summarize named: started
+    by hand, it would carry the lock away from the running execution and release it at its
+    end while that one still runs."""
+    expected = continuation_name(spec.run_id, lease, generation)
+    if execution.rsplit(":", 1)[-1] != expected:
+        raise InvalidInput(f"invalid execution input: continue: execution {execution} is not "
+                           f"{expected}, the continuation run {spec.location} starts itself: "
+                           "a continue input is only its own continue-as-new; to continue a "
+                           f'stopped run, start {{"resume": "{spec.location}"}}')
 
 
 def in_ranges(spec: RunSpec, deployment: Deployment, storage: Storage) -> bool:
