@@ -20,6 +20,10 @@ StartExecution wrappers here see theirs). Patches, all undone on exit:
 * ``StateTaskLambda._from_error``, ``StateTaskService._from_error``: a JSONPath in a task's
   Parameters that matches nothing is ``States.Runtime``, as on AWS (moto reports the Lambda
   task failing with ``Exception``, which a ``States.ALL`` catch took).
+* ``ComparisonVariable._eval_body``: a Choice rule whose ``Variable`` matches nothing fails the
+  execution with ``States.Runtime``, unless the rule is ``IsPresent`` (Step Functions developer
+  guide, "Choice workflow state": the ``IsPresent`` rule guards a comparison of a key that might
+  not exist; moto compares the missing value, false, and takes the ``Default``).
 * ``DistributedIterationComponent._map_run``: a Distributed Map fails with
   ``States.ExceedToleratedFailureThreshold`` once more children failed (or timed out) than
   its ``ToleratedFailureCount``/``ToleratedFailurePercentage`` allow (none given: any one;
@@ -82,6 +86,7 @@ def patch(stack: ExitStack, quotas: Quotas) -> None:
     _patch_distributed_children(stack)
     _patch_catch_all(stack)
     _patch_path_errors(stack)
+    _patch_choice_paths(stack)
     _patch_tolerated_failures(stack)
     _patch_result_files(stack)
     _patch_payload_quota(stack, quotas)
@@ -212,6 +217,42 @@ def _patch_path_errors(stack: ExitStack) -> None:
         task = getattr(importlib.import_module(module), name)
         stack.enter_context(mock.patch.object(task, "_from_error",
                                               runtime_error(task._from_error)))
+
+
+def _patch_choice_paths(stack: ExitStack) -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+
+    comparison = importlib.import_module(f"{internals.CHOICE_COMPARISON}.comparison_variable")
+    missing = importlib.import_module(f"{internals.CHOICE_COMPARISON}.variable").NoSuchVariable
+    operators = importlib.import_module(f"{internals.CHOICE_COMPARISON}.comparison_operator_type")
+    names = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name")
+    types = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name_type")
+    failure = importlib.import_module(internals.FAILURE_EVENT)
+    details = importlib.import_module(internals.EVENT_DETAIL)
+    variable_class = comparison.ComparisonVariable
+    original = variable_class._eval_body
+    is_present = operators.ComparisonOperatorType.IsPresent
+
+    def eval_body(self: Any, env: Any) -> None:
+        if self.comparison_function.operator_type != is_present:
+            self.variable.eval(env)
+            value = env.stack[-1]
+            if isinstance(value, missing):
+                path = self.variable.string_sampler.literal_value
+                runtime = types.StatesErrorNameType.StatesRuntime
+                raise failure.FailureEventException(failure_event=failure.FailureEvent(
+                    env=env, error_name=names.StatesErrorName(typ=runtime),
+                    event_type=HistoryEventType.ExecutionFailed,
+                    event_details=details.EventDetails(
+                        executionFailedEventDetails=ExecutionFailedEventDetails(
+                            error=runtime.to_name(),
+                            cause=f"Invalid path '{path}': The choice state's condition path "
+                                  "references an invalid value."))))
+            self.comparison_function.eval(env)
+            return
+        original(self, env)
+
+    stack.enter_context(mock.patch.object(variable_class, "_eval_body", eval_body))
 
 
 TOLERATED_FAILURES_CAUSE: Final = "The specified tolerated failure threshold was exceeded"
