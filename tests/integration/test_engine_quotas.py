@@ -183,6 +183,25 @@ def test_state_output_over_256_kib_fails_data_limit_exceeded(
     assert over["error"] == "States.DataLimitExceeded"
 
 
+@pytest.mark.parametrize("result", [
+    "\u00e9" * ((PAYLOAD_BYTES - 2) // 2),  # 2 bytes each in UTF-8 (6 as a \\u escape)
+    "\U0001f600" * ((PAYLOAD_BYTES - 2) // 4),  # 4 bytes each (12 as two escapes)
+    [0] * ((PAYLOAD_BYTES - 1) // 2),  # "[0,0,...]": no space after a comma
+    {f"k{i:05d}": 0 for i in range(PAYLOAD_BYTES // 11)}])  # '"k00000":0,': 11 bytes each
+def test_the_256_kib_counts_compact_json_as_utf8(dispatcher: ProcessDispatcher,
+                                                 result: Any) -> None:
+    """AWS counts a payload as the UTF-8 bytes of its JSON text: a state output that is that
+    close to the quota passes; counted with Python's \\u escapes and ", " separators it would
+    have failed States.DataLimitExceeded."""
+    compact = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    assert PAYLOAD_BYTES - 12 <= len(compact) <= PAYLOAD_BYTES
+    definition = {"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": result,
+                                                       "End": True}}}
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition)
+    assert described["status"] == "SUCCEEDED", described.get("error")
+
+
 @pytest.mark.parametrize(("catch", "status"), [("States.ALL", "FAILED"),
                                                ("States.DataLimitExceeded", "SUCCEEDED")])
 def test_a_task_result_over_256_kib_is_caught_only_by_name(

@@ -56,7 +56,7 @@ import json
 import re
 import threading
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 from unittest import mock
 
@@ -326,10 +326,15 @@ def _patch_result_files(stack: ExitStack) -> None:
 
 
 def _utf8_size(value: Any) -> int:
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count), as
+    # UTF-8 and compact: no \\u escapes (6 bytes for an "é"), no space after "," and ":".
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                          default=_json_default).encode("utf-8", "surrogatepass"))
 
-    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count).
-    return len(to_json_str(value).encode("utf-8"))
+
+def _json_default(value: Any) -> str:
+    """What moto's encoder writes for a value JSON has no type for (a date: ISO 8601)."""
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _patch_payload_quota(stack: ExitStack, quotas: Quotas) -> None:
