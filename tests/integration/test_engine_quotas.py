@@ -183,6 +183,25 @@ def test_state_output_over_256_kib_fails_data_limit_exceeded(
     assert over["error"] == "States.DataLimitExceeded"
 
 
+@pytest.mark.parametrize("result", [
+    "\u00e9" * ((PAYLOAD_BYTES - 2) // 2),  # 2 bytes each in UTF-8 (6 as a \\u escape)
+    "\U0001f600" * ((PAYLOAD_BYTES - 2) // 4),  # 4 bytes each (12 as two escapes)
+    [0] * ((PAYLOAD_BYTES - 1) // 2),  # "[0,0,...]": no space after a comma
+    {f"k{i:05d}": 0 for i in range(PAYLOAD_BYTES // 11)}])  # '"k00000":0,': 11 bytes each
+def test_the_256_kib_counts_compact_json_as_utf8(dispatcher: ProcessDispatcher,
+                                                 result: Any) -> None:
+    """AWS counts a payload as the UTF-8 bytes of its JSON text: a state output that is that
+    close to the quota passes; counted with Python's \\u escapes and ", " separators it would
+    have failed States.DataLimitExceeded."""
+    compact = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
+    assert PAYLOAD_BYTES - 12 <= len(compact) <= PAYLOAD_BYTES
+    definition = {"StartAt": "Big", "States": {"Big": {"Type": "Pass", "Result": result,
+                                                       "End": True}}}
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition)
+    assert described["status"] == "SUCCEEDED", described.get("error")
+
+
 @pytest.mark.parametrize(("catch", "status"), [("States.ALL", "FAILED"),
                                                ("States.DataLimitExceeded", "SUCCEEDED")])
 def test_a_task_result_over_256_kib_is_caught_only_by_name(
@@ -282,7 +301,8 @@ def test_invocations_beyond_the_accounts_concurrency_are_throttled(
 
 
 @pytest.mark.parametrize("name", ["x" * 81, "two words", "a:b", "tab\there", "q?", "c#1",
-                                  "nul\u0000", "del\u007f", "brace{"])
+                                  "nul\u0000", "del\u007f", "brace{", "runs/orders",
+                                  "x\ufffe", "x\uffff"])
 def test_names_aws_rejects_are_invalid_name(dispatcher: ProcessDispatcher, name: str) -> None:
     with engine(dispatcher) as sfn:
         arn = create(sfn, passes(1))
@@ -297,6 +317,43 @@ def test_names_aws_accepts_start(dispatcher: ProcessDispatcher) -> None:
         for name in ("x" * 80, "run-2024_01.csv", "déjà-vu", "a"):
             started = sfn.start_execution(stateMachineArn=arn, name=name, input="{}")
             assert started["executionArn"].endswith(f":{name}")
+
+
+# Choice rules -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rule", [{"BooleanEquals": True}, {"StringEquals": "batch"},
+                                  {"NumericGreaterThan": 0}, {"IsNull": True}])
+def test_a_choice_on_a_path_that_matches_nothing_is_states_runtime(
+        dispatcher: ProcessDispatcher, rule: dict[str, Any]) -> None:
+    """AWS fails the execution (no Default taken) when a rule's Variable matches nothing, unless
+    the rule is IsPresent; moto compared the missing value as false and went on."""
+    definition = {"StartAt": "Route", "States": {
+        "Route": {"Type": "Choice", "Default": "Other",
+                  "Choices": [{"Variable": "$.split.done", "Next": "Done"} | rule]},
+        "Done": {"Type": "Succeed"}, "Other": {"Type": "Succeed"}}}
+    with engine(dispatcher) as sfn:
+        described = start(sfn, definition, {"split": {}})
+        events = history(sfn, described["executionArn"])
+    assert (described["status"], described.get("error")) == ("FAILED", "States.Runtime")
+    assert "$.split.done" in described["cause"]
+    assert not [e for e in events if e["type"] == "ChoiceStateExited"]
+
+
+def test_is_present_guards_a_comparison_of_a_path_that_may_be_missing(
+        dispatcher: ProcessDispatcher) -> None:
+    """The guard the pipeline's Route uses: IsPresent is false on a missing path and And stops
+    there; on a present path the comparison decides."""
+    guarded = {"And": [{"Variable": "$.split.ranges", "IsPresent": True},
+                       {"Variable": "$.split.ranges", "BooleanEquals": True}], "Next": "Ranges"}
+    definition = {"StartAt": "Route", "States": {
+        "Route": {"Type": "Choice", "Choices": [guarded], "Default": "Split"},
+        "Ranges": {"Type": "Pass", "Result": {"to": "ranges"}, "End": True},
+        "Split": {"Type": "Pass", "Result": {"to": "split"}, "End": True}}}
+    with engine(dispatcher) as sfn:
+            outputs = [json.loads(start(sfn, definition, {"split": split})["output"])["to"]
+                   for split in ({}, {"ranges": True}, {"ranges": False})]
+    assert outputs == ["split", "ranges", "split"]
 
 
 # Lambda's 6 MB -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import boto3
 import pytest
 
 from s3split.deployment import Deployment, parse_tolerance
+from s3split.engine.local import FUNCTIONS as ENGINE_FUNCTIONS
 from s3split.engine.local import placeholders, render_definition
 from s3split.pipeline.batch import result_writer_substitutions
 from s3split.processors.check import check_processor
@@ -130,6 +131,26 @@ def test_the_state_machine_is_standard_logged_and_traced(stack: Stack) -> None:
     outputs = stack.value(TEMPLATE_DOC["Outputs"])
     assert outputs["DataBucketName"]["Value"] == BUCKET
     assert outputs["StateMachineArn"]["Value"] == stack.ref("PipelineStateMachine")
+
+
+def test_the_engine_runs_each_function_with_the_templates_code_and_timeout(
+        stack: Stack) -> None:
+    """The local engine's stand-in for each function (the ASL placeholder it fills, the handler
+    it runs, the time it allows) is the template's: a handler slower than the template's
+    Timeout fails Sandbox.Timedout on AWS, so it must time out locally too."""
+    substitutions = stack.props("PipelineStateMachine")["DefinitionSubstitutions"]
+    by_arn = {json.dumps(stack.getatt(name, "Arn")): name for name in FUNCTIONS}
+    default = TEMPLATE_DOC["Globals"]["Function"].get("Timeout", 3)  # (Lambda's default)
+    deployed = {}
+    for function in ENGINE_FUNCTIONS.values():
+        props = stack.props(by_arn[json.dumps(substitutions[function.placeholder])])
+        module, _, handler = props["Handler"].rpartition(".")
+        code = props["CodeUri"].strip("/").replace("/", ".")
+        deployed[function.placeholder] = (f"{code}.{module}:{handler}",
+                                          props.get("Timeout", default))
+    assert deployed == {f.placeholder: (f.handler, f.timeout_s)
+                        for f in ENGINE_FUNCTIONS.values()}
+    assert len(deployed) == len(FUNCTIONS)
 
 
 def test_every_placeholder_has_a_substitution_and_every_substitution_is_used(

@@ -20,6 +20,10 @@ StartExecution wrappers here see theirs). Patches, all undone on exit:
 * ``StateTaskLambda._from_error``, ``StateTaskService._from_error``: a JSONPath in a task's
   Parameters that matches nothing is ``States.Runtime``, as on AWS (moto reports the Lambda
   task failing with ``Exception``, which a ``States.ALL`` catch took).
+* ``ComparisonVariable._eval_body``: a Choice rule whose ``Variable`` matches nothing fails the
+  execution with ``States.Runtime``, unless the rule is ``IsPresent`` (Step Functions developer
+  guide, "Choice workflow state": the ``IsPresent`` rule guards a comparison of a key that might
+  not exist; moto compares the missing value, false, and takes the ``Default``).
 * ``DistributedIterationComponent._map_run``: a Distributed Map fails with
   ``States.ExceedToleratedFailureThreshold`` once more children failed (or timed out) than
   its ``ToleratedFailureCount``/``ToleratedFailurePercentage`` allow (none given: any one;
@@ -52,7 +56,7 @@ import json
 import re
 import threading
 from contextlib import ExitStack
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Final
 from unittest import mock
 
@@ -82,6 +86,7 @@ def patch(stack: ExitStack, quotas: Quotas) -> None:
     _patch_distributed_children(stack)
     _patch_catch_all(stack)
     _patch_path_errors(stack)
+    _patch_choice_paths(stack)
     _patch_tolerated_failures(stack)
     _patch_result_files(stack)
     _patch_payload_quota(stack, quotas)
@@ -214,6 +219,42 @@ def _patch_path_errors(stack: ExitStack) -> None:
                                               runtime_error(task._from_error)))
 
 
+def _patch_choice_paths(stack: ExitStack) -> None:
+    from moto.stepfunctions.parser.api import ExecutionFailedEventDetails, HistoryEventType
+
+    comparison = importlib.import_module(f"{internals.CHOICE_COMPARISON}.comparison_variable")
+    missing = importlib.import_module(f"{internals.CHOICE_COMPARISON}.variable").NoSuchVariable
+    operators = importlib.import_module(f"{internals.CHOICE_COMPARISON}.comparison_operator_type")
+    names = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name")
+    types = importlib.import_module(f"{internals.ERROR_NAMES}.states_error_name_type")
+    failure = importlib.import_module(internals.FAILURE_EVENT)
+    details = importlib.import_module(internals.EVENT_DETAIL)
+    variable_class = comparison.ComparisonVariable
+    original = variable_class._eval_body
+    is_present = operators.ComparisonOperatorType.IsPresent
+
+    def eval_body(self: Any, env: Any) -> None:
+        if self.comparison_function.operator_type != is_present:
+            self.variable.eval(env)
+            value = env.stack[-1]
+            if isinstance(value, missing):
+                path = self.variable.string_sampler.literal_value
+                runtime = types.StatesErrorNameType.StatesRuntime
+                raise failure.FailureEventException(failure_event=failure.FailureEvent(
+                    env=env, error_name=names.StatesErrorName(typ=runtime),
+                    event_type=HistoryEventType.ExecutionFailed,
+                    event_details=details.EventDetails(
+                        executionFailedEventDetails=ExecutionFailedEventDetails(
+                            error=runtime.to_name(),
+                            cause=f"Invalid path '{path}': The choice state's condition path "
+                                  "references an invalid value."))))
+            self.comparison_function.eval(env)
+            return
+        original(self, env)
+
+    stack.enter_context(mock.patch.object(variable_class, "_eval_body", eval_body))
+
+
 TOLERATED_FAILURES_CAUSE: Final = "The specified tolerated failure threshold was exceeded"
 
 
@@ -285,10 +326,15 @@ def _patch_result_files(stack: ExitStack) -> None:
 
 
 def _utf8_size(value: Any) -> int:
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count), as
+    # UTF-8 and compact: no \\u escapes (6 bytes for an "é"), no space after "," and ":".
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"),
+                          default=_json_default).encode("utf-8", "surrogatepass"))
 
-    # moto measures a str as it is; AWS measures the JSON text (a string's quotes count).
-    return len(to_json_str(value).encode("utf-8"))
+
+def _json_default(value: Any) -> str:
+    """What moto's encoder writes for a value JSON has no type for (a date: ISO 8601)."""
+    return value.isoformat() if isinstance(value, date) else str(value)
 
 
 def _patch_payload_quota(stack: ExitStack, quotas: Quotas) -> None:

@@ -41,6 +41,7 @@ FAILURE_EVENT: Final = f"{PARSER}.asl.component.common.error_name.failure_event"
 RESULT_PATH: Final = f"{PARSER}.asl.component.common.path.result_path"
 RETRIER: Final = f"{PARSER}.asl.component.common.retry.retrier_decl"
 STATE: Final = f"{PARSER}.asl.component.state.state"
+CHOICE_COMPARISON: Final = f"{PARSER}.asl.component.state.choice.comparison"
 STATE_MAP: Final = f"{PARSER}.asl.component.state.exec.state_map"
 ITEM_READER_S3: Final = f"{STATE_MAP}.item_reader.eval.resource_eval_s3"
 RESULT_WRITER_S3: Final = f"{STATE_MAP}.result_writer.resource_eval.resource_eval_s3"
@@ -185,6 +186,17 @@ INTERNALS: Final[tuple[Internal, ...]] = (
            (JSON_PATH, "NoSuchJsonPathError.json_path", None, True),
            (JSON_PATH, "NoSuchJsonPathError.data", None, True),
            (EXECUTE_STATE, "ExecutionState._from_error", ("self", "env", "ex")),
+           (f"{CHOICE_COMPARISON}.comparison_variable", "ComparisonVariable._eval_body",
+            _SELF_ENV),
+           (f"{CHOICE_COMPARISON}.comparison_variable", "ComparisonVariable.variable", None,
+            True),
+           (f"{CHOICE_COMPARISON}.comparison_variable",
+            "ComparisonVariable.comparison_function", None, True),
+           (f"{CHOICE_COMPARISON}.comparison_func", "ComparisonFunc.operator_type", None, True),
+           (f"{CHOICE_COMPARISON}.variable", "NoSuchVariable"),
+           (f"{CHOICE_COMPARISON}.variable", "Variable.string_sampler", None, True),
+           (f"{CHOICE_COMPARISON}.comparison_operator_type", "ComparisonOperatorType.IsPresent"),
+           (f"{ERROR_NAMES}.states_error_name_type", "StatesErrorNameType.StatesRuntime"),
            (TASK_LAMBDA, "StateTaskLambda._from_error", ("self", "env", "ex")),
            (TASK_SERVICE, "StateTaskService._from_error", ("self", "env", "ex")),
            (ENVIRONMENT, "Environment.next_field_name", None, True),

@@ -13,8 +13,9 @@ numbers are written down:
   ``States.DataLimitExceeded``, which ``States.ALL`` does not catch; naming it does.
   ``States.Runtime`` no Retry or Catch takes, named or not. [2] [4]
 * execution name: 1-80 characters, none of whitespace, ``? *``, ``< > { } [ ]``,
-  ``: ; , \\ | ^ ~ $ # % & ` "`` or control characters. ``StartExecution`` answers
-  ``InvalidName``. [2]
+  ``: ; , \\ | ^ ~ $ # % & ` " /``, control characters (U+0000-001F, U+007F-009F,
+  U+FFFE-FFFF), surrogates (U+D800-DFFF) or U+10FFFF. ``StartExecution`` answers
+  ``InvalidName``. [2] [3]
 * Lambda synchronous request: 6 MB, 6,291,456 bytes. ``RequestTooLargeException`` (413). [5]
 * Lambda synchronous response: 6 MB, checked as 6,291,556 bytes. The invocation fails with
   the function error ``Function.ResponseSizeTooLarge``. [5] [6]
@@ -72,7 +73,8 @@ HISTORY_LIMIT_ERROR: Final = "States.Runtime"
 DATA_LIMIT_ERROR: Final = "States.DataLimitExceeded"
 RESPONSE_TOO_LARGE_ERROR: Final = "Function.ResponseSizeTooLarge"
 
-_BAD_NAME_CHAR = re.compile(r"[\s?*<>{}\[\]:;,\\|^~$#%&`\"\u0000-\u001f\u007f-\u009f]")
+_BAD_NAME_CHAR = re.compile(
+    r"[\s?*<>{}\[\]:;,\\|^~$#%&`\"/\u0000-\u001f\u007f-\u009f\ud800-\udfff\ufffe\uffff\U0010ffff]")
 
 
 @dataclass(frozen=True)
