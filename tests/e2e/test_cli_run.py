@@ -489,3 +489,19 @@ def test_a_resume_refuses_a_record_its_workers_could_not_start_with_naming_it(
         assert again.returncode != 0
         assert f"{record}: " in again.stderr and problem in again.stderr, again.stderr
         assert "Traceback" not in again.stderr
+
+
+def test_a_status_naming_another_chunks_result_does_not_stand_for_its_chunk(
+        tmp_path: Path) -> None:
+    """A status record of chunk 1 edited to name chunk 0's result (at its size): the resume
+    counted chunk 1's 14 rows as ok over records that were nowhere, and succeeded."""
+    run = finished_run(tmp_path)
+    path = run / "status" / "part-00001.json"
+    status = json.loads(path.read_text())
+    first = json.loads((run / "status" / "part-00000.json").read_text())
+    status |= {"output": first["output"], "output_bytes": first["output_bytes"]}
+    path.write_text(json.dumps(status))
+    (run / "results" / "part-00001.jsonl").unlink()
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert local_results(run) == forty_rows()

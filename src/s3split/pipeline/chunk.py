@@ -19,6 +19,7 @@ from s3split.errors import (
     SourceNotFound,
     SourceUnreadable,
 )
+from s3split.pipeline.ownership import own_output
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
 from s3split.records import corrupt, count_problem, missing_fields, read_record, rejects_problem
@@ -98,13 +99,23 @@ def status_problem(status: dict[str, Any]) -> str | None:
     return count_problem(status, status.get("rows")) or rejects_problem(status["rejects"])
 
 
-def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str,
+def already_done(status: dict[str, Any] | None, manifest: Manifest, spec: RunSpec,
                  entry: ChunkEntry, storage: Storage) -> bool:
     """A success for the same split and processor whose results are still there: delivering
     the chunk again changes nothing."""
-    return (status is not None and status["state"] == OK and status["processor"] == processor
+    return (status is not None and status["state"] == OK
+            and status["processor"] == spec.processor
             and status["source_etag"] == manifest.source.etag and of_chunk(status, entry)
-            and results_intact(status, storage))
+            and lists_own_files(status, entry.index, spec) and results_intact(status, storage))
+
+
+def lists_own_files(status: dict[str, Any], index: int, spec: RunSpec) -> bool:
+    """The files a success names are chunk ``index``'s of this run: a record naming another
+    chunk's result (or a file elsewhere) would count its rows over records that are not
+    there, and the chunk's own would never be written."""
+    return all(not isinstance(status.get(field), str)
+               or own_output(status[field], index, spec.layout)
+               for field in ("output", "rejects_uri"))
 
 
 _WRITTEN = (("output", "output_bytes"), ("rejects_uri", "rejects_bytes"))
@@ -141,7 +152,7 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     """Run ``processor`` on chunk ``index`` and write its status record."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry, storage):
+    if already_done(previous, manifest, spec, entry, storage):
         assert previous is not None
         return previous
     job = ChunkJob(
@@ -222,7 +233,7 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
     """Record a chunk whose retries ran out (or that crashed); a success is never overwritten."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry, storage):
+    if already_done(previous, manifest, spec, entry, storage):
         assert previous is not None
         return previous
     return _write_failure(spec, entry, manifest, storage, error, lambda_error_message(cause),
