@@ -251,6 +251,30 @@ def test_a_resume_runs_with_the_schema_the_run_started_with_until_one_is_set_aga
         "S3SPLIT_SCHEMA": fixed}
 
 
+def test_a_schema_fixed_after_it_rejected_every_row_takes_effect_on_resume(
+        tmp_path: Path) -> None:
+    """A schema that rejects rows leaves its chunks a success (with rejects): a resume with
+    the fixed schema ran nothing, recorded the fixed schema as the run's and failed as
+    before, for ever. A success made with other settings runs again, and its rejects go."""
+    (tmp_path / "in.csv").write_text(FORTY)
+    columns = {"id": {"type": "date", "required": True}, "name": {"type": "str"}}
+    env = os.environ | {"S3SPLIT_SCHEMA": json.dumps({"columns": columns})}
+    first = subprocess.run([S3SPLIT, "run", "in.csv", "--out", "run", "--chunk-size", "100",
+                            "--processor", "validate"], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=300, env=env)
+    assert first.returncode == 1 and "40 of 40 rows were rejected" in first.stderr, first.stderr
+    fixed = {"columns": columns | {"id": {"type": "int", "required": True}}}
+    again = subprocess.run([S3SPLIT, "run", "--resume", "run"], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=300,
+                           env=env | {"S3SPLIT_SCHEMA": json.dumps(fixed)})
+    assert again.returncode == 0, again.stdout + again.stderr
+    run = tmp_path / "run"
+    assert local_results(run) == [row | {"id": int(row["id"])} for row in forty_rows()]
+    assert not list((run / "rejects").glob("*")), "rows counted ok still sit in rejects/"
+    report = json.loads((run / "report.json").read_text())
+    assert (report["rows_ok"], report["rows_rejected"]) == (40, 0)
+
+
 def test_parquet_and_sql_processors_account_for_every_record(tmp_path: Path) -> None:
     """Through the engine and the worker: every chunk a typed Parquet file, or the result of
     the user's query, and every source record accounted once."""
