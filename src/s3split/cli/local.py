@@ -123,6 +123,13 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
             merged = merge_results(location, storage)
         except InvalidOption as exc:  # (a tolerated failure): said after the summary
             refused = exc
+        except KeyboardInterrupt as exc:  # the run ended; only its merged file is not written
+            signals.ignore_further()
+            raise RunInterrupted(
+                f"{signals.stopped_by(exc)} while merging the results of the run at "
+                f"{location}, which succeeded (see {layout.report}); no merged file is "
+                f"written: write it with: s3split run --resume {location} --merge",
+                signals.exit_status(exc)) from None
     _print_summary(console or Console(), outcome, location, storage, seconds,
                    earlier[layout.report], merged)
     if refused is not None:
