@@ -529,3 +529,25 @@ def test_a_status_naming_another_chunks_result_does_not_stand_for_its_chunk(
     done = run_cli("run", "--resume", "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert local_results(run) == forty_rows()
+
+
+def test_a_manifest_of_another_source_is_named_as_not_this_runs(tmp_path: Path) -> None:
+    """A manifest copied in from the run of another file was reported as this source having
+    changed, with the advice to start the run afresh."""
+    run = finished_run(tmp_path)
+    (tmp_path / "other.csv").write_text(FORTY.replace(",n", ",m"))  # the same size
+    other = run_cli("run", "other.csv", "--out", "other", "--chunk-size", "100", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    manifest = run / "chunks" / "manifest.json"
+    shutil.copy(tmp_path / "other" / "chunks" / "manifest.json", manifest)
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"s3split: error: RunFileCorrupt: {manifest}: the manifest of a split of "
+        f"{tmp_path / 'other.csv'}, not of {tmp_path / 'in.csv'}; delete it to split the "
+        f"source again (s3split run --resume {run})"), done.stderr
+    assert (run / "report.json").exists()
+    manifest.unlink()
+    again = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert local_results(run) == forty_rows()
