@@ -544,8 +544,10 @@ def test_a_manifest_of_another_source_is_named_as_not_this_runs(tmp_path: Path) 
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1] == (
         f"s3split: error: RunFileCorrupt: {manifest}: the manifest of a split of "
-        f"{tmp_path / 'other.csv'}, not of {tmp_path / 'in.csv'}; delete it to split the "
-        f"source again (s3split run --resume {run})"), done.stderr
+        f"{tmp_path / 'other.csv'}, but {run / 'run.json'} names the source "
+        f"{tmp_path / 'in.csv'}: one of them is not this run's; if the manifest is, delete it "
+        f"to split the source again (s3split run --resume {run}); if run.json is, put back "
+        "the run's own"), done.stderr
     assert (run / "report.json").exists()
     manifest.unlink()
     again = run_cli("run", "--resume", "run", cwd=tmp_path)

@@ -207,8 +207,10 @@ def check_resumable(spec: RunSpec, storage: Storage) -> None:
         return
     was = manifest.source
     if was.uri != spec.source:  # (copied from another run: its chunks are of another file)
-        raise corrupt(spec.layout.manifest, f"the manifest of a split of {was.uri}, not of "
-                      f"{spec.source}", spec.layout.manifest_remedy)
+        raise corrupt(spec.layout.manifest, f"the manifest of a split of {was.uri}, but "
+                      f"{spec.layout.spec} names the source {spec.source}: one of them is not "
+                      f"this run's", f"if the manifest is, {spec.layout.manifest_remedy}; if "
+                      "run.json is, put back the run's own")
     info = storage.stat(spec.source)
     if (was.etag, was.size) != (info.etag, info.size):
         raise SourceChanged(
