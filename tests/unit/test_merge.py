@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from s3split.deployment import Deployment
 from s3split.errors import ChunkInvalid, InvalidOption, RunInProgress
 from s3split.holders import Holder
 from s3split.pipeline.chunk import process_chunk
@@ -15,7 +16,7 @@ from s3split.pipeline.merge import merge_results
 from s3split.pipeline.run_lock import read_lock
 from s3split.pipeline.steps import plan
 from s3split.processors.registry import get_processor
-from s3split.storage import join
+from s3split.storage import Storage, join
 from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
 __all__ = ["place"]  # the fixture
@@ -99,3 +100,23 @@ def test_a_merge_holds_the_run_lock_and_waits_for_no_other_run(place: Place) -> 
     place.storage.delete(join(location, "lock.json"))
     merged = merge_results(location, place.storage)
     assert place.storage.exists(merged) and read_lock(location, place.storage) is None
+
+
+def test_a_merge_removes_what_a_merge_killed_part_way_left_and_nothing_else(
+        tmp_path: Path) -> None:
+    """A merge killed (SIGKILL, the machine's end) left its temporary file, as big as the
+    results, beside them for good."""
+    storage = Storage()
+    (tmp_path / "in.csv").write_bytes(rows(60))
+    location = str(tmp_path / "run")
+    start(Place(str(tmp_path), storage, Deployment(work_location=str(tmp_path),
+                                                   allow_local=True, run_from_input=True)),
+          {"source": str(tmp_path / "in.csv"), "run": location, "chunk_size": 400}, "exec-1")
+    killed = tmp_path / "run" / ".results.jsonl.k1ll3d0x.tmp"
+    killed.write_bytes(b'{"id": "half a rec')
+    others = [tmp_path / "run" / name for name in (".results.jsonl.notes", "mine.tmp")]
+    for other in others:
+        other.write_text("the user's")
+    merge_results(location, storage)
+    assert not killed.exists()
+    assert all(other.read_text() == "the user's" for other in others)

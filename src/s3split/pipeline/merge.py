@@ -19,7 +19,7 @@ from s3split.pipeline.chunk import OK, of_chunk
 from s3split.pipeline.layout import RunLayout
 from s3split.pipeline.run_lock import acquire, release
 from s3split.split.manifest import Manifest
-from s3split.storage import Storage
+from s3split.storage import Storage, is_s3, join
 
 MERGEABLE = ("jsonl", "parquet")
 
@@ -32,9 +32,21 @@ def merge_results(location: str, storage: Storage) -> str:
     lease = f"merge-{uuid.uuid4()}"
     acquire(location, Holder.new(lease, os.getpid()), storage, process_alive)
     try:
+        _remove_killed_merges(location, storage)
         return _merge(location, storage)
     finally:
         release(location, lease, storage)
+
+
+def _remove_killed_merges(location: str, storage: Storage) -> None:
+    """The temporary file of a merge killed part-way (``.results.jsonl.XXXXXXXX.tmp``, as big
+    as the results): under the lock no merge of the location is writing one. S3 has none (a
+    multipart upload never completed)."""
+    names = tuple(f".{os.path.basename(uri)}." for uri in RunLayout(location).merged_files)
+    if not is_s3(location):
+        for name in storage.list(location):
+            if name.startswith(names) and name.endswith(".tmp"):
+                storage.delete(join(location, name))
 
 
 def _merge(location: str, storage: Storage) -> str:
