@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
-__all__ = ["Alive", "Holder", "holder_alive"]
+__all__ = ["Alive", "Holder", "holder_alive", "process_alive"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ Alive = Callable[[Holder], bool]
 def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:
     """Whether a lock's holder may still be running; when we cannot tell, it may."""
     if holder.pid is not None:
-        return holder.host != socket.gethostname() or _process_alive(holder.pid)
+        return process_alive(holder)
     from botocore.exceptions import BotoCoreError, ClientError  # (only a run's lock needs it)
 
     try:
@@ -53,6 +53,14 @@ def holder_alive(holder: Holder, sfn: "Callable[[], SFNClient]") -> bool:
     except BotoCoreError:
         return True
     return status == "RUNNING"
+
+
+def process_alive(holder: Holder) -> bool:
+    """Whether a holder that is a process (an engine, a merge) may still be running; one
+    that is an execution on AWS (no ``pid``) is not asked here: it may."""
+    if holder.pid is None:
+        return True
+    return holder.host != socket.gethostname() or _process_alive(holder.pid)
 
 
 def _process_alive(pid: int) -> bool:

@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
@@ -190,6 +191,22 @@ def json_document(data: bytes | str) -> Any:
     except RecursionError:
         raise ValueError("nested too deeply") from None
 
+
+def _read_local_document(path: str) -> bytes:
+    """A local state file's bytes; ValueError (as for a file that is not JSON) when ``path``
+    is no regular file: a directory, a device, or a FIFO, whose open would wait for a writer
+    for ever. FileNotFoundError when there is nothing at ``path``."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) \
+            else "a device or socket"
+        raise ValueError(f"{kind}, not a file")
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
 class Storage:
     """Local files and S3 objects behind one small interface."""
 
@@ -324,6 +341,8 @@ class Storage:
             f.write(json.dumps(document, indent=1, ensure_ascii=False).encode())
 
     def read_json(self, uri: str) -> Any:
+        if not is_s3(uri) and not is_compressed(uri):
+            return json_document(_read_local_document(uri))
         with self.open_read(uri) as f:
             return json_document(f.read())
 
@@ -338,8 +357,7 @@ class Storage:
                 return None
             return json_document(response["Body"].read()), response["ETag"]
         try:
-            with open(uri, "rb") as f:
-                data = f.read()
+            data = _read_local_document(uri)
         except FileNotFoundError:
             return None
         return json_document(data), _version(data)
@@ -464,6 +482,9 @@ class Storage:
             bucket, key = split_s3(uri)
             with _bucket_must_exist(uri, "deleting"):
                 self.s3.delete_object(Bucket=bucket, Key=key)
+        elif os.path.isdir(uri) and not os.path.islink(uri):
+            raise DestinationUnwritable(f"{uri}: a directory where s3split deletes and "
+                                        "writes a file of its own; move it away")
         elif os.path.exists(uri):
             os.unlink(uri)
 

@@ -147,6 +147,74 @@ def test_a_resume_over_a_corrupt_status_record_is_one_line_at_once(tmp_path: Pat
     assert again.returncode == 0, again.stderr
 
 
+def _no_file(kind: str) -> Callable[[Path], None]:
+    def make(path: Path) -> None:
+        if path.exists():
+            path.unlink()
+        path.mkdir() if kind == "directory" else os.mkfifo(path)
+    return make
+
+
+@pytest.mark.parametrize(("name", "kind", "error", "remedy"), [
+    ("status/part-00001.json", "FIFO", "RunFileCorrupt", "delete it to process chunk 1 again"),
+    ("status/part-00001.json", "directory", "RunFileCorrupt", "delete it to process chunk 1"),
+    ("chunks/manifest.json", "FIFO", "RunFileCorrupt", "delete it to split the source again"),
+    ("chunks/manifest.json", "directory", "RunFileCorrupt", "delete it to split the source"),
+    ("lock.json", "FIFO", "RunFileCorrupt", "if no run is using"),
+    ("lock.json", "directory", "RunFileCorrupt", "if no run is using"),
+    ("report.json", "directory", "DestinationUnwritable", "move it away"),
+    ("results.jsonl", "directory", "DestinationUnwritable", "move it away"),
+])
+def test_a_run_file_that_is_no_file_fails_one_line_naming_it_at_once(
+        tmp_path: Path, name: str, kind: str, error: str, remedy: str) -> None:
+    """A FIFO in a run file's place hung the resume for ever (its open waits for a writer);
+    a directory was an IsADirectoryError naming no remedy."""
+    (tmp_path / "in.csv").write_bytes(DATA[:DATA.index(b"\n100,") + 1])
+    first = cli("run", "in.csv", "--out", "out", "--chunk-size", "1KiB", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "out" / name
+    _no_file(kind)(path)
+    resume = subprocess.Popen([S3SPLIT, "run", "--resume", "out", "--merge"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True)
+    try:
+        stdout, stderr = resume.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(resume.pid, signal.SIGKILL)  # (its engine's workers too)
+        resume.communicate()
+        pytest.fail(f"s3split run --resume over {kind} {name} still runs after 60 s")
+    line = one_error_line(subprocess.CompletedProcess(resume.args, resume.returncode, stdout,
+                                                      stderr))
+    assert line.startswith(f"s3split: error: {error}: {path}"), line
+    assert remedy in line, line
+    assert path.is_dir() if kind == "directory" else path.is_fifo()
+
+
+def test_a_merge_stopped_by_sigterm_says_so_and_how_to_write_it(tmp_path: Path) -> None:
+    """SIGTERM while ``--merge`` wrote its file said "stopped before the run started;
+    nothing to resume" of a run that had succeeded, and left no way to the merged file."""
+    rows = b"".join(b"%d,n%d,%s\n" % (i, i, b"x" * 60) for i in range(400_000))
+    (tmp_path / "in.csv").write_bytes(b"id,name,pad\n" + rows)
+    first = cli("run", "in.csv", "--out", "out", "--chunk-size", "4MiB", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "out"
+    merging = subprocess.Popen([S3SPLIT, "run", "--resume", "out", "--merge"], cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    _, stderr = signal_when(merging, lambda: any(out.glob(".results.jsonl.*.tmp")),
+                            signal.SIGTERM, group=False, every=0.001)
+    assert merging.returncode == 143, stderr
+    line = stderr.strip().splitlines()[-1]
+    assert line == (f"s3split: stopped by SIGTERM while merging the results of the run at {out}, "
+                    f"which succeeded (see {out / 'report.json'}); no merged file is written: "
+                    f"write it with: s3split run --resume {out} --merge"), stderr
+    assert "Traceback" not in stderr
+    assert not list(out.glob("*results.jsonl*")), "a merged file (or its part) was left"
+    again = cli("run", "--resume", "out", "--merge", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (out / "results.jsonl").read_bytes().count(b"\n") == 400_000
+
+
 def test_a_file_where_the_run_keeps_a_folder_is_one_line_at_once(tmp_path: Path) -> None:
     """A user's ``out/results``: the run is refused before anything is split or written,
     not failed chunk by chunk with FileExistsError."""

@@ -251,6 +251,30 @@ def test_a_resume_runs_with_the_schema_the_run_started_with_until_one_is_set_aga
         "S3SPLIT_SCHEMA": fixed}
 
 
+def test_a_schema_fixed_after_it_rejected_every_row_takes_effect_on_resume(
+        tmp_path: Path) -> None:
+    """A schema that rejects rows leaves its chunks a success (with rejects): a resume with
+    the fixed schema ran nothing, recorded the fixed schema as the run's and failed as
+    before, for ever. A success made with other settings runs again, and its rejects go."""
+    (tmp_path / "in.csv").write_text(FORTY)
+    columns = {"id": {"type": "date", "required": True}, "name": {"type": "str"}}
+    env = os.environ | {"S3SPLIT_SCHEMA": json.dumps({"columns": columns})}
+    first = subprocess.run([S3SPLIT, "run", "in.csv", "--out", "run", "--chunk-size", "100",
+                            "--processor", "validate"], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=300, env=env)
+    assert first.returncode == 1 and "40 of 40 rows were rejected" in first.stderr, first.stderr
+    fixed = {"columns": columns | {"id": {"type": "int", "required": True}}}
+    again = subprocess.run([S3SPLIT, "run", "--resume", "run"], cwd=tmp_path, text=True,
+                           capture_output=True, timeout=300,
+                           env=env | {"S3SPLIT_SCHEMA": json.dumps(fixed)})
+    assert again.returncode == 0, again.stdout + again.stderr
+    run = tmp_path / "run"
+    assert local_results(run) == [row | {"id": int(row["id"])} for row in forty_rows()]
+    assert not list((run / "rejects").glob("*")), "rows counted ok still sit in rejects/"
+    report = json.loads((run / "report.json").read_text())
+    assert (report["rows_ok"], report["rows_rejected"]) == (40, 0)
+
+
 def test_parquet_and_sql_processors_account_for_every_record(tmp_path: Path) -> None:
     """Through the engine and the worker: every chunk a typed Parquet file, or the result of
     the user's query, and every source record accounted once."""
@@ -489,3 +513,43 @@ def test_a_resume_refuses_a_record_its_workers_could_not_start_with_naming_it(
         assert again.returncode != 0
         assert f"{record}: " in again.stderr and problem in again.stderr, again.stderr
         assert "Traceback" not in again.stderr
+
+
+def test_a_status_naming_another_chunks_result_does_not_stand_for_its_chunk(
+        tmp_path: Path) -> None:
+    """A status record of chunk 1 edited to name chunk 0's result (at its size): the resume
+    counted chunk 1's 14 rows as ok over records that were nowhere, and succeeded."""
+    run = finished_run(tmp_path)
+    path = run / "status" / "part-00001.json"
+    status = json.loads(path.read_text())
+    first = json.loads((run / "status" / "part-00000.json").read_text())
+    status |= {"output": first["output"], "output_bytes": first["output_bytes"]}
+    path.write_text(json.dumps(status))
+    (run / "results" / "part-00001.jsonl").unlink()
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert local_results(run) == forty_rows()
+
+
+def test_a_manifest_of_another_source_is_named_as_not_this_runs(tmp_path: Path) -> None:
+    """A manifest copied in from the run of another file was reported as this source having
+    changed, with the advice to start the run afresh."""
+    run = finished_run(tmp_path)
+    (tmp_path / "other.csv").write_text(FORTY.replace(",n", ",m"))  # the same size
+    other = run_cli("run", "other.csv", "--out", "other", "--chunk-size", "100", cwd=tmp_path)
+    assert other.returncode == 0, other.stderr
+    manifest = run / "chunks" / "manifest.json"
+    shutil.copy(tmp_path / "other" / "chunks" / "manifest.json", manifest)
+    done = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"s3split: error: RunFileCorrupt: {manifest}: the manifest of a split of "
+        f"{tmp_path / 'other.csv'}, but {run / 'run.json'} names the source "
+        f"{tmp_path / 'in.csv'}: one of them is not this run's; if the manifest is, delete it "
+        f"to split the source again (s3split run --resume {run}); if run.json is, put back "
+        "the run's own"), done.stderr
+    assert (run / "report.json").exists()
+    manifest.unlink()
+    again = run_cli("run", "--resume", "run", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert local_results(run) == forty_rows()

@@ -2,16 +2,21 @@
 on S3 (moto in process)."""
 
 import json
+import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from s3split.errors import ChunkInvalid, InvalidOption
+from s3split.deployment import Deployment
+from s3split.errors import ChunkInvalid, InvalidOption, RunInProgress
+from s3split.holders import Holder
 from s3split.pipeline.chunk import process_chunk
 from s3split.pipeline.merge import merge_results
+from s3split.pipeline.run_lock import read_lock
 from s3split.pipeline.steps import plan
 from s3split.processors.registry import get_processor
-from s3split.storage import join
+from s3split.storage import Storage, join
 from tests.support.run_places import FailsChunk, Place, alive, place, rows, start
 
 __all__ = ["place"]  # the fixture
@@ -39,6 +44,7 @@ def test_a_run_with_a_failed_chunk_is_never_merged(place: Place) -> None:
     with pytest.raises(ChunkInvalid, match="chunk 2 is bad"):  # its status says failed
         start(place, {"source": source, "run": location, "chunk_size": 400}, "exec-1",
               FailsChunk(2))
+    place.storage.delete(join(location, "lock.json"))  # the run ended (its Release state)
     with pytest.raises(InvalidOption) as caught:
         merge_results(location, place.storage)
     assert str(caught.value).startswith(f"--merge: chunk 2 of {location} did not succeed, so "
@@ -77,3 +83,40 @@ def test_results_of_two_kinds_are_never_merged(place: Place) -> None:
                   manifest)
     with pytest.raises(InvalidOption, match="not JSON Lines or Parquet as the other"):
         merge_results(location, place.storage)
+
+
+def test_a_merge_holds_the_run_lock_and_waits_for_no_other_run(place: Place) -> None:
+    """The merge ran after the run's lock was released: a run started meanwhile (another
+    --chunk-size) replaced statuses and results under it, mixing two runs' chunks in one
+    merged file. A merge is refused while another holds the location, and holds it itself."""
+    source = place.put("in.csv", rows(60))
+    location = join(place.base, "run")
+    start(place, {"source": source, "run": location, "chunk_size": 400}, "exec-1")
+    other = Holder.new("exec-2", os.getpid())  # a live process: this one
+    place.storage.write_json(join(location, "lock.json"), asdict(other))
+    with pytest.raises(RunInProgress, match="exec-2"):
+        merge_results(location, place.storage)
+    assert not place.storage.exists(join(location, "results.jsonl"))
+    place.storage.delete(join(location, "lock.json"))
+    merged = merge_results(location, place.storage)
+    assert place.storage.exists(merged) and read_lock(location, place.storage) is None
+
+
+def test_a_merge_removes_what_a_merge_killed_part_way_left_and_nothing_else(
+        tmp_path: Path) -> None:
+    """A merge killed (SIGKILL, the machine's end) left its temporary file, as big as the
+    results, beside them for good."""
+    storage = Storage()
+    (tmp_path / "in.csv").write_bytes(rows(60))
+    location = str(tmp_path / "run")
+    start(Place(str(tmp_path), storage, Deployment(work_location=str(tmp_path),
+                                                   allow_local=True, run_from_input=True)),
+          {"source": str(tmp_path / "in.csv"), "run": location, "chunk_size": 400}, "exec-1")
+    killed = tmp_path / "run" / ".results.jsonl.k1ll3d0x.tmp"
+    killed.write_bytes(b'{"id": "half a rec')
+    others = [tmp_path / "run" / name for name in (".results.jsonl.notes", "mine.tmp")]
+    for other in others:
+        other.write_text("the user's")
+    merge_results(location, storage)
+    assert not killed.exists()
+    assert all(other.read_text() == "the user's" for other in others)

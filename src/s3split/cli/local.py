@@ -23,6 +23,7 @@ from s3split.errors import (
     InvalidInput,
     InvalidOption,
     RunFileCorrupt,
+    RunInProgress,
     RunInterrupted,
     SourceNotFound,
     SourceUnreadable,
@@ -117,12 +118,20 @@ def run_pipeline(options: RunOptions, show_progress: bool = False,
         release_own_lock(location, storage)
         raise RunInterrupted(_stopped_message(exc, options, location, earlier[layout.spec],
                                               storage), signals.exit_status(exc)) from None
-    merged, refused = None, None
+    merged: str | None = None
+    refused: InvalidOption | RunInProgress | None = None
     if options.merge and outcome.succeeded:
         try:
             merged = merge_results(location, storage)
-        except InvalidOption as exc:  # (a tolerated failure): said after the summary
-            refused = exc
+        except (InvalidOption, RunInProgress) as exc:  # (a tolerated failure, a run started
+            refused = exc                                # since): said after the summary
+        except KeyboardInterrupt as exc:  # the run ended; only its merged file is not written
+            signals.ignore_further()
+            raise RunInterrupted(
+                f"{signals.stopped_by(exc)} while merging the results of the run at "
+                f"{location}, which succeeded (see {layout.report}); no merged file is "
+                f"written: write it with: s3split run --resume {location} --merge",
+                signals.exit_status(exc)) from None
     _print_summary(console or Console(), outcome, location, storage, seconds,
                    earlier[layout.report], merged)
     if refused is not None:

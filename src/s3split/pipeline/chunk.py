@@ -6,8 +6,11 @@ transient error writes nothing: the state machine retries, and when retries run
 out it records the failure through ``record_failure``.
 """
 
+import hashlib
 import json
+import os
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,8 +22,11 @@ from s3split.errors import (
     SourceNotFound,
     SourceUnreadable,
 )
+from s3split.pipeline.ownership import own_output
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.base import ChunkJob, Processor, ProcessResult
+from s3split.processors.recorded_settings import record
+from s3split.processors.registry import processor_settings
 from s3split.records import corrupt, count_problem, missing_fields, read_record, rejects_problem
 from s3split.split.manifest import ChunkEntry, Manifest
 from s3split.storage import Storage
@@ -98,13 +104,32 @@ def status_problem(status: dict[str, Any]) -> str | None:
     return count_problem(status, status.get("rows")) or rejects_problem(status["rejects"])
 
 
-def already_done(status: dict[str, Any] | None, manifest: Manifest, processor: str,
-                 entry: ChunkEntry, storage: Storage) -> bool:
-    """A success for the same split and processor whose results are still there: delivering
-    the chunk again changes nothing."""
-    return (status is not None and status["state"] == OK and status["processor"] == processor
+def settings_digest(processor: str, env: Mapping[str, str] = os.environ) -> str:
+    """The settings ``processor`` runs with that a run records (a schema, a query), as a
+    digest a status keeps: a success made with other settings (a schema fixed since, that
+    rejected every row) is not what a resume with the fixed one would make."""
+    recorded = json.dumps(record(processor_settings(processor, env)), sort_keys=True)
+    return hashlib.sha256(recorded.encode()).hexdigest()[:16]
+
+
+def already_done(status: dict[str, Any] | None, manifest: Manifest, spec: RunSpec,
+                 entry: ChunkEntry, storage: Storage, settings: str | None = None) -> bool:
+    """A success for the same split, processor and settings (``settings``: a digest; None:
+    any) whose results are still there: delivering the chunk again changes nothing."""
+    return (status is not None and status["state"] == OK
+            and status["processor"] == spec.processor
+            and (settings is None or status.get("settings", settings) == settings)
             and status["source_etag"] == manifest.source.etag and of_chunk(status, entry)
-            and results_intact(status, storage))
+            and lists_own_files(status, entry.index, spec) and results_intact(status, storage))
+
+
+def lists_own_files(status: dict[str, Any], index: int, spec: RunSpec) -> bool:
+    """The files a success names are chunk ``index``'s of this run: a record naming another
+    chunk's result (or a file elsewhere) would count its rows over records that are not
+    there, and the chunk's own would never be written."""
+    return all(not isinstance(status.get(field), str)
+               or own_output(status[field], index, spec.layout)
+               for field in ("output", "rejects_uri"))
 
 
 _WRITTEN = (("output", "output_bytes"), ("rejects_uri", "rejects_bytes"))
@@ -141,7 +166,8 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
     """Run ``processor`` on chunk ``index`` and write its status record."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry, storage):
+    settings = settings_digest(spec.processor)
+    if already_done(previous, manifest, spec, entry, storage, settings):
         assert previous is not None
         return previous
     job = ChunkJob(
@@ -170,9 +196,18 @@ def process_chunk(spec: RunSpec, index: int, attempt: int, storage: Storage,
             storage.delete(stale)
         _write_failure(spec, entry, manifest, storage, type(exc).__name__, str(exc), attempt)
         raise
+    # An earlier success's files that this one did not write again (made with other settings,
+    # another output format) hold rows this result counts elsewhere.
+    earlier = [previous.get(field) for field in ("output", "rejects_uri")
+               if previous is not None and lists_own_files(previous, index, spec)]
+    for leftover in {job.output_uri, job.rejects_uri, *earlier} - {
+            result.output_uri, result.rejects_uri}:
+        if isinstance(leftover, str):
+            storage.delete(leftover)
     status = _base(spec, entry, manifest, attempt) | _result_fields(result, sizes) | {
         "state": OK,
         "duration_s": round(time.monotonic() - started, 4),
+        "settings": settings,
     }
     storage.write_json(spec.layout.status(index), status)
     return status
@@ -222,7 +257,7 @@ def record_failure(spec: RunSpec, index: int, error: str, cause: str, storage: S
     """Record a chunk whose retries ran out (or that crashed); a success is never overwritten."""
     entry = chunk_entry(manifest, index, spec)
     previous = read_status(spec, index, storage)
-    if already_done(previous, manifest, spec.processor, entry, storage):
+    if already_done(previous, manifest, spec, entry, storage):
         assert previous is not None
         return previous
     return _write_failure(spec, entry, manifest, storage, error, lambda_error_message(cause),

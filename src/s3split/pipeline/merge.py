@@ -11,18 +11,45 @@ of the run deletes it first (Plan), as it does the report.
 import os
 import shutil
 import tempfile
+import uuid
 
 from s3split.errors import InvalidOption
+from s3split.holders import Holder, process_alive
 from s3split.pipeline.chunk import OK, of_chunk
 from s3split.pipeline.layout import RunLayout
+from s3split.pipeline.run_lock import acquire, release
 from s3split.split.manifest import Manifest
-from s3split.storage import Storage
+from s3split.storage import Storage, is_s3, join
 
 MERGEABLE = ("jsonl", "parquet")
 
 
 def merge_results(location: str, storage: Storage) -> str:
-    """Write the merged results; its URI. InvalidOption naming why a run cannot be merged."""
+    """Write the merged results; its URI. InvalidOption naming why a run cannot be merged;
+    RunInProgress while another run holds the location. The merge holds the run's lock: a
+    run started meanwhile (another --chunk-size) would replace statuses and results under
+    it, and the merged file would mix two runs' chunks."""
+    lease = f"merge-{uuid.uuid4()}"
+    acquire(location, Holder.new(lease, os.getpid()), storage, process_alive)
+    try:
+        _remove_killed_merges(location, storage)
+        return _merge(location, storage)
+    finally:
+        release(location, lease, storage)
+
+
+def _remove_killed_merges(location: str, storage: Storage) -> None:
+    """The temporary file of a merge killed part-way (``.results.jsonl.XXXXXXXX.tmp``, as big
+    as the results): under the lock no merge of the location is writing one. S3 has none (a
+    multipart upload never completed)."""
+    names = tuple(f".{os.path.basename(uri)}." for uri in RunLayout(location).merged_files)
+    if not is_s3(location):
+        for name in storage.list(location):
+            if name.startswith(names) and name.endswith(".tmp"):
+                storage.delete(join(location, name))
+
+
+def _merge(location: str, storage: Storage) -> str:
     layout = RunLayout(location)
     manifest = Manifest.from_dict(storage.read_json(layout.manifest))
     outputs: list[str] = []

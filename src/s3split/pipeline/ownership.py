@@ -159,12 +159,12 @@ def _listed_outputs(status: Any, index: int, layout: RunLayout) -> list[str]:
     listed = []
     for field in ("output", "rejects_uri"):
         uri = status.get(field)
-        if isinstance(uri, str) and _own_output(uri, index, layout):
+        if isinstance(uri, str) and own_output(uri, index, layout):
             listed.append(uri)
     return listed
 
 
-def _own_output(uri: str, index: int, layout: RunLayout) -> bool:
+def own_output(uri: str, index: int, layout: RunLayout) -> bool:
     """A result ``results/part-NNNNN.<ext>`` or rejects file of chunk ``index``."""
     if uri == layout.rejects(index):
         return True

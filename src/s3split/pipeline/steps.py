@@ -32,6 +32,7 @@ from s3split.pipeline.run_lock import acquire, carry, release
 from s3split.pipeline.spec import RunSpec
 from s3split.processors.check import check_processor
 from s3split.processors.recorded_settings import record
+from s3split.records import corrupt
 from s3split.split.manifest import Manifest, ResumeToken, chunk_name
 from s3split.split.splitter import range_split_applies, split
 from s3split.storage import Storage, is_compressed, is_s3, join
@@ -204,7 +205,13 @@ def check_resumable(spec: RunSpec, storage: Storage) -> None:
     manifest = _existing_manifest(spec, storage)
     if manifest is None:
         return
-    was, info = manifest.source, storage.stat(spec.source)
+    was = manifest.source
+    if was.uri != spec.source:  # (copied from another run: its chunks are of another file)
+        raise corrupt(spec.layout.manifest, f"the manifest of a split of {was.uri}, but "
+                      f"{spec.layout.spec} names the source {spec.source}: one of them is not "
+                      f"this run's", f"if the manifest is, {spec.layout.manifest_remedy}; if "
+                      "run.json is, put back the run's own")
+    info = storage.stat(spec.source)
     if (was.etag, was.size) != (info.etag, info.size):
         raise SourceChanged(
             f"{spec.source} changed since run {spec.location} was split (etag {was.etag} size "
