@@ -343,12 +343,12 @@ def test_an_out_directory_holding_other_files_is_refused_in_one_line(tmp_path: P
         "report.json", "results", "status", "summary.csv", "thesis.docx"]
 
 
-@pytest.mark.parametrize("folder", ["results", "status", "chunks", "rejects"])
 def test_a_run_folder_linked_elsewhere_is_refused_and_nothing_there_is_touched(
-        tmp_path: Path, folder: str) -> None:
+        tmp_path: Path) -> None:
     """An earlier run's location whose ``results/`` (or any folder the run writes and deletes
     in) someone replaced by a symbolic link: a run there would write, replace and delete
-    files in the folder linked to, outside its location. It is refused before anything."""
+    files in the folder linked to, outside its location. It is refused before anything, as
+    a new run and as a resume, for each such folder in turn."""
     write_source(tmp_path / "data.csv", 200)
     args = ("run", "data.csv", "--chunk-size", "4KiB", "--out", "out")
     assert run_cli(*args, cwd=tmp_path).returncode == 0
@@ -358,17 +358,23 @@ def test_a_run_folder_linked_elsewhere_is_refused_and_nothing_there_is_touched(
             for i in range(3) for ext in ("jsonl", "json", "csv")}
     for name, data in mine.items():
         (elsewhere / name).write_bytes(data)
-    shutil.rmtree(tmp_path / "out" / folder, ignore_errors=True)
-    (tmp_path / "out" / folder).symlink_to(elsewhere, target_is_directory=True)
-    for again in (args, ("run", "--resume", "out")):
-        done = run_cli(*again, cwd=tmp_path)
-        assert done.returncode == 1, done.stderr
-        assert done.stderr.splitlines()[-1] == (
-            f"s3split: error: DestinationUnwritable: run location {tmp_path / 'out'}: "
-            f"{tmp_path / 'out' / folder} is "
-            "a symbolic link, not a directory, where the run keeps its files; replace it by "
-            "a directory or choose another run location"), done.stderr
-        assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == mine
+    for folder in ("results", "status", "chunks", "rejects"):
+        kept = tmp_path / f"kept-{folder}"
+        if (tmp_path / "out" / folder).exists():
+            (tmp_path / "out" / folder).rename(kept)
+        (tmp_path / "out" / folder).symlink_to(elsewhere, target_is_directory=True)
+        for again in (args, ("run", "--resume", "out")):
+            done = run_cli(*again, cwd=tmp_path)
+            assert done.returncode == 1, done.stderr
+            assert done.stderr.splitlines()[-1] == (
+                f"s3split: error: DestinationUnwritable: run location {tmp_path / 'out'}: "
+                f"{tmp_path / 'out' / folder} is "
+                "a symbolic link, not a directory, where the run keeps its files; replace it "
+                "by a directory or choose another run location"), done.stderr
+            assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == mine
+        (tmp_path / "out" / folder).unlink()
+        if kept.exists():
+            kept.rename(tmp_path / "out" / folder)
 
 
 def test_a_second_source_of_the_same_name_never_replaces_the_first_ones_run(
