@@ -11,6 +11,7 @@ import fcntl
 import hashlib
 import json
 import os
+import signal
 import stat
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -64,6 +65,7 @@ def __getattr__(name: str) -> Any:
 
 
 # S3's answers to a conditional write that lost: the version changed, or a write is under way.
+_STOPS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # (what stops a command)
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 # GetObject's answers when the pinned version is no longer there to read.
 NOT_THAT_VERSION: Final = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion",
@@ -165,6 +167,21 @@ def _creating(uri: str) -> Iterator[None]:
         if is_write_failure(exc) or exc.errno in _CREATE_ERRNOS:
             raise unwritable(uri, exc, None) from None
         raise
+
+
+@contextmanager
+def _stops_held() -> Iterator[None]:
+    """Ctrl-C, SIGTERM and SIGHUP held back in this thread until the block ends: one that
+    came while a temporary file was made but not yet named would leave it behind."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    held = block(signal.SIG_BLOCK, _STOPS)
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, held)
 
 
 def make_directory(directory: str, uri: str) -> None:
@@ -317,10 +334,11 @@ class Storage:
             return
         directory = os.path.dirname(uri) or "."
         name = os.path.basename(uri)
-        with _creating(uri):
-            make_directory(directory, uri)
-            fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-        try:
+        tmp = ""
+        try:  # (a stop that lands while the temporary file is made is taken once it is named)
+            with _creating(uri), _stops_held():
+                make_directory(directory, uri)
+                fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 yield f
             os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
@@ -329,6 +347,8 @@ class Storage:
                                             "move it away or choose another destination")
             os.replace(tmp, uri)
         except BaseException as exc:
+            if not tmp:
+                raise
             written = size_of(tmp)
             with suppress(FileNotFoundError):  # (a signal just after the replace: none left)
                 os.unlink(tmp)

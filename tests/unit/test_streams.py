@@ -4,6 +4,8 @@ import bz2
 import errno
 import gzip
 import os
+import signal
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -202,3 +204,22 @@ def test_progress_line_counts_agree_and_shows_a_rate_only_when_it_means_somethin
     assert format_rate(27, 2.0) is None  # the engine's start-up, not a rate
     assert format_rate(RATE_FROM_BYTES - 1, 0.01) is None
     assert format_rate(50_000_000, 2.0) == "25.0 MB/s"
+
+
+def test_a_stop_while_the_temporary_file_is_made_leaves_none(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C that lands right after the writer's temporary file exists, before the writer
+    knows its name (here: sent from inside ``mkstemp``), is taken once it does: the file is
+    removed, as for a stop at any later moment, and nothing is left under any name."""
+    made = tempfile.mkstemp
+
+    def stopped_inside(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        found = made(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)
+        return found
+
+    monkeypatch.setattr(tempfile, "mkstemp", stopped_inside)
+    with pytest.raises(KeyboardInterrupt), \
+            Storage().writer(str(tmp_path / "out" / "part-00000.csv")) as f:
+        f.write(b"never")
+    assert os.listdir(tmp_path / "out") == []
