@@ -11,9 +11,8 @@ import fcntl
 import hashlib
 import json
 import os
-import signal
+import secrets
 import stat
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -65,7 +64,6 @@ def __getattr__(name: str) -> Any:
 
 
 # S3's answers to a conditional write that lost: the version changed, or a write is under way.
-_STOPS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP})  # (what stops a command)
 _LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "412", "409"})
 # GetObject's answers when the pinned version is no longer there to read.
 NOT_THAT_VERSION: Final = frozenset({"PreconditionFailed", "412", "NoSuchKey", "NoSuchVersion",
@@ -167,21 +165,6 @@ def _creating(uri: str) -> Iterator[None]:
         if is_write_failure(exc) or exc.errno in _CREATE_ERRNOS:
             raise unwritable(uri, exc, None) from None
         raise
-
-
-@contextmanager
-def _stops_held() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP held back in this thread until the block ends: one that
-    came while a temporary file was made but not yet named would leave it behind."""
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:
-        yield
-        return
-    held = block(signal.SIG_BLOCK, _STOPS)
-    try:
-        yield
-    finally:
-        block(signal.SIG_SETMASK, held)
 
 
 def make_directory(directory: str, uri: str) -> None:
@@ -335,13 +318,18 @@ class Storage:
         directory = os.path.dirname(uri) or "."
         name = os.path.basename(uri)
         tmp = ""
-        try:  # (a stop that lands while the temporary file is made is taken once it is named)
-            with _creating(uri), _stops_held():
+        try:
+            with _creating(uri):
                 make_directory(directory, uri)
-                fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+                fd = -1
+                while fd < 0:  # (named before it is made: a stop in between finds its name)
+                    tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+                    with suppress(FileExistsError):
+                        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                     0o600)
             with os.fdopen(fd, "wb") as f:
                 yield f
-            os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
+            os.chmod(tmp, 0o666 & ~_UMASK)  # (made 0600 until whole; then the usual mode)
             if os.path.isdir(uri):
                 raise DestinationUnwritable(f"cannot write {uri}: a directory has that name; "
                                             "move it away or choose another destination")

@@ -5,7 +5,6 @@ import errno
 import gzip
 import os
 import signal
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -208,18 +207,20 @@ def test_progress_line_counts_agree_and_shows_a_rate_only_when_it_means_somethin
 
 def test_a_stop_while_the_temporary_file_is_made_leaves_none(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Ctrl-C that lands right after the writer's temporary file exists, before the writer
-    knows its name (here: sent from inside ``mkstemp``), is taken once it does: the file is
-    removed, as for a stop at any later moment, and nothing is left under any name."""
-    made = tempfile.mkstemp
+    """Ctrl-C that lands right after the writer's temporary file exists, before the call
+    that made it returns (here: sent from inside it), still has it removed, as a stop at
+    any later moment does: nothing is left under any name."""
+    opened = os.open
 
-    def stopped_inside(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        found = made(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)
-        return found
+    def stopped_inside(path: Any, *args: Any, **kwargs: Any) -> int:
+        fd = opened(path, *args, **kwargs)
+        if str(path).endswith(".tmp"):
+            os.kill(os.getpid(), signal.SIGINT)
+        return fd
 
-    monkeypatch.setattr(tempfile, "mkstemp", stopped_inside)
+    monkeypatch.setattr(os, "open", stopped_inside)
     with pytest.raises(KeyboardInterrupt), \
             Storage().writer(str(tmp_path / "out" / "part-00000.csv")) as f:
         f.write(b"never")
+    monkeypatch.undo()
     assert os.listdir(tmp_path / "out") == []
